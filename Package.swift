@@ -1,0 +1,69 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Settings every Swift target shares: Swift 6 language mode (strict concurrency is its
+/// default) plus the upcoming features that make imports and existentials explicit.
+let swiftSettings: [SwiftSetting] = [
+  .enableUpcomingFeature("ExistentialAny"),
+  .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+  name: "netprobe_exporter",
+  platforms: [.macOS(.v15)],
+  products: [
+    .executable(name: "netprobe_exporter", targets: ["netprobe_exporter"]),
+    .library(name: "NetProbe", targets: ["NetProbe"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+  ],
+  targets: [
+    // Every C macro and GNU-only call Swift cannot import: CMSG_*, accept4, deflateInit2.
+    .target(
+      name: "CNetShims",
+      cSettings: [.define("_GNU_SOURCE")],
+      linkerSettings: [.linkedLibrary("z")]
+    ),
+    // libcurl for the Pushgateway client; the header wraps the variadic curl_easy_setopt.
+    .systemLibrary(
+      name: "CCurl",
+      pkgConfig: "libcurl",
+      providers: [.apt(["libcurl4-openssl-dev"])]
+    ),
+    .target(
+      name: "NetProbe",
+      dependencies: [
+        "CNetShims",
+        "CCurl",
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    .executableTarget(
+      name: "netprobe_exporter",
+      dependencies: [
+        "NetProbe",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    // Seeded random and mutation fuzzing of every parser that reads untrusted bytes:
+    // `make fuzz` runs a million inputs per parser in a release build.
+    .executableTarget(
+      name: "netprobe_fuzz",
+      dependencies: ["NetProbe"],
+      path: "Tests/Fuzz",
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "NetProbeTests",
+      dependencies: ["NetProbe"],
+      resources: [.copy("Fixtures")],
+      swiftSettings: swiftSettings
+    ),
+  ],
+  swiftLanguageModes: [.v6]
+)

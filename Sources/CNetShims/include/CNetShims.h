@@ -1,0 +1,32 @@
+// CNetShims: the C that Swift cannot import directly — function-like macros (CMSG_*,
+// deflateInit2), GNU-only calls (accept4) — each re-exported under a `cns_` prefix.
+#ifndef CNETSHIMS_H
+#define CNETSHIMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/// accept4(2) with flags; Glibc's Swift module is built without _GNU_SOURCE.
+int cns_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+
+/// eventfd(2) with EFD_CLOEXEC | EFD_NONBLOCK; <sys/eventfd.h> is not in Glibc's module.
+int cns_eventfd_nonblocking(void);
+
+/// CMSG_FIRSTHDR / CMSG_NXTHDR / CMSG_DATA / CMSG_SPACE / CMSG_LEN.
+struct cmsghdr *cns_cmsg_firsthdr(struct msghdr *msg);
+struct cmsghdr *cns_cmsg_nxthdr(struct msghdr *msg, struct cmsghdr *cmsg);
+unsigned char *cns_cmsg_data(struct cmsghdr *cmsg);
+size_t cns_cmsg_space(size_t length);
+size_t cns_cmsg_len(size_t length);
+
+/// gzip-compresses `input` (a gzip member with header and trailer, level 1..9).
+/// Returns the compressed length written to `output`, or -1 when `capacity` was too small
+/// or zlib failed. `cns_gzip_bound` gives a capacity that always suffices.
+long cns_gzip(const uint8_t *input, size_t length, uint8_t *output, size_t capacity, int level);
+size_t cns_gzip_bound(size_t length);
+
+/// The source revision `make` passes as -DNETPROBE_REVISION, or "unknown".
+const char *cns_build_revision(void);
+
+#endif

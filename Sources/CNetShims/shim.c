@@ -1,0 +1,43 @@
+#ifndef _GNU_SOURCE
+#error "CNetShims must be compiled with _GNU_SOURCE (set in Package.swift)"
+#endif
+#include "CNetShims.h"
+#include <sys/socket.h>
+#include <sys/eventfd.h>
+#include <zlib.h>
+
+int cns_eventfd_nonblocking(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+int cns_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
+  return accept4(fd, addr, len, flags);
+}
+
+struct cmsghdr *cns_cmsg_firsthdr(struct msghdr *msg) { return CMSG_FIRSTHDR(msg); }
+struct cmsghdr *cns_cmsg_nxthdr(struct msghdr *msg, struct cmsghdr *cmsg) { return CMSG_NXTHDR(msg, cmsg); }
+unsigned char *cns_cmsg_data(struct cmsghdr *cmsg) { return CMSG_DATA(cmsg); }
+size_t cns_cmsg_space(size_t length) { return CMSG_SPACE(length); }
+size_t cns_cmsg_len(size_t length) { return CMSG_LEN(length); }
+
+size_t cns_gzip_bound(size_t length) {
+  // deflateBound plus the 18-byte gzip header and trailer, with room to spare.
+  return compressBound((uLong)length) + 64;
+}
+
+long cns_gzip(const uint8_t *input, size_t length, uint8_t *output, size_t capacity, int level) {
+  z_stream stream = {0};
+  // windowBits 15 + 16 selects the gzip wrapper instead of zlib's.
+  if (deflateInit2(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -1;
+  stream.next_in = (Bytef *)input;
+  stream.avail_in = (uInt)length;
+  stream.next_out = output;
+  stream.avail_out = (uInt)capacity;
+  int rc = deflate(&stream, Z_FINISH);
+  long written = (long)stream.total_out;
+  deflateEnd(&stream);
+  return rc == Z_STREAM_END ? written : -1;
+}
+
+#ifndef NETPROBE_REVISION
+#define NETPROBE_REVISION "unknown"
+#endif
+const char *cns_build_revision(void) { return NETPROBE_REVISION; }

@@ -1,0 +1,104 @@
+import Foundation
+
+/// The status codes this server sends, with their reason phrases.
+public struct HTTPStatus: Sendable, Hashable, CustomStringConvertible {
+  public let code: Int
+  public let reason: String
+
+  public init(_ code: Int, _ reason: String) {
+    self.code = code
+    self.reason = reason
+  }
+
+  public static let ok = HTTPStatus(200, "OK")
+  public static let noContent = HTTPStatus(204, "No Content")
+  public static let badRequest = HTTPStatus(400, "Bad Request")
+  public static let notFound = HTTPStatus(404, "Not Found")
+  public static let methodNotAllowed = HTTPStatus(405, "Method Not Allowed")
+  public static let requestTimeout = HTTPStatus(408, "Request Timeout")
+  public static let contentTooLarge = HTTPStatus(413, "Content Too Large")
+  public static let requestHeaderFieldsTooLarge = HTTPStatus(431, "Request Header Fields Too Large")
+  public static let internalServerError = HTTPStatus(500, "Internal Server Error")
+  public static let notImplemented = HTTPStatus(501, "Not Implemented")
+  public static let serviceUnavailable = HTTPStatus(503, "Service Unavailable")
+  public static let httpVersionNotSupported = HTTPStatus(505, "HTTP Version Not Supported")
+
+  public var description: String { "\(code) \(reason)" }
+}
+
+/// A response as a value: routes build it, the server serialises it.
+public struct HTTPResponse: Sendable, Equatable {
+  public var status: HTTPStatus
+  public var headers: [(name: String, value: String)]
+  public var body: [UInt8]
+  /// Close the connection after this response, whatever the request asked.
+  public var closeConnection: Bool
+
+  public init(_ status: HTTPStatus, headers: [(name: String, value: String)] = [], body: [UInt8] = [],
+              closeConnection: Bool = false) {
+    self.status = status
+    self.headers = headers
+    self.body = body
+    self.closeConnection = closeConnection
+  }
+
+  /// A plain-text response; error bodies say in a sentence what was wrong.
+  public static func text(_ status: HTTPStatus, _ text: String, closeConnection: Bool = false) -> HTTPResponse {
+    HTTPResponse(status, headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array(text.utf8),
+                 closeConnection: closeConnection)
+  }
+
+  public func header(_ name: String) -> String? {
+    headers.first { $0.name.lowercased() == name.lowercased() }?.value
+  }
+
+  public static func == (a: HTTPResponse, b: HTTPResponse) -> Bool {
+    a.status == b.status && a.body == b.body && a.closeConnection == b.closeConnection
+      && a.headers.elementsEqual(b.headers, by: { $0.name == $1.name && $0.value == $1.value })
+  }
+
+  /// The bytes on the wire: status line, headers (with Content-Length, Date-free so that
+  /// tests can compare), and the body unless `head` (a HEAD request gets the GET headers).
+  public func serialized(head: Bool, keepAlive: Bool) -> [UInt8] {
+    var text = "HTTP/1.1 \(status.code) \(status.reason)\r\n"
+    for (name, value) in headers { text += "\(name): \(value)\r\n" }
+    text += "Content-Length: \(body.count)\r\n"
+    text += keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n"
+    text += "\r\n"
+    var bytes = Array(text.utf8)
+    if !head { bytes += body }
+    return bytes
+  }
+
+  /// Compresses the body with gzip when the client accepts it and it is worth it (bodies
+  /// under 1 KiB gain nothing). Adds `Content-Encoding` and `Vary`.
+  public func compressedIfAccepted(by request: HTTPRequest) -> HTTPResponse {
+    guard body.count >= 1024, header("content-encoding") == nil,
+      HTTPResponse.acceptsGzip(request.header("accept-encoding")),
+      let compressed = Gzip.compress(body)
+    else { return self }
+    var copy = self
+    copy.body = compressed
+    copy.headers.append(("Content-Encoding", "gzip"))
+    copy.headers.append(("Vary", "Accept-Encoding"))
+    return copy
+  }
+
+  /// Reads `Accept-Encoding` (RFC 9110 12.5.3): gzip (or x-gzip) or `*` with a q-value
+  /// above zero, unless gzip itself is listed with q=0.
+  static func acceptsGzip(_ header: String?) -> Bool {
+    guard let header else { return false }
+    var wildcard = false
+    for item in header.split(separator: ",") {
+      let parts = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+      guard let coding = parts.first else { continue }
+      var quality = 1.0
+      for parameter in parts.dropFirst() where parameter.hasPrefix("q=") {
+        quality = Double(parameter.dropFirst(2)) ?? 0
+      }
+      if coding == "gzip" || coding == "x-gzip" { return quality > 0 }
+      if coding == "*" { wildcard = quality > 0 }
+    }
+    return wildcard
+  }
+}

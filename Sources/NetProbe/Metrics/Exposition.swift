@@ -1,0 +1,132 @@
+/// Builds the Prometheus text exposition format 0.0.4.
+///
+/// Collectors add samples in any order; each family's lines are kept together and the
+/// families come out sorted by name, each with its `# HELP` and `# TYPE` once, so the output
+/// is stable from scrape to scrape (swift-prometheus 2.x's order changes per run, one
+/// reason this writer exists; see the README's design section).
+public struct Exposition {
+  private var bodies: [String: (family: MetricFamily, lines: [UInt8])] = [:]
+
+  /// The content type of what `render` produces.
+  public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+  public init() {}
+
+  /// Adds a counter or gauge sample.
+  public mutating func add(_ family: MetricFamily, _ labels: LabelSet = .empty, _ value: Double) {
+    assert(family.type != .histogram, "\(family.name): use addHistogram")
+    assert(Array(labels.names.prefix(family.labels.count)) == family.labels, "\(family.name): labels \(labels.names)")
+    append(family) { lines in
+      lines += family.name.utf8
+      Exposition.appendLabels(labels, extra: nil, to: &lines)
+      lines.append(UInt8(ascii: " "))
+      Exposition.appendValue(value, to: &lines)
+      lines.append(UInt8(ascii: "\n"))
+    }
+  }
+
+  /// Adds a histogram series: its cumulative buckets, `+Inf`, `_sum` and `_count`.
+  public mutating func addHistogram(_ family: MetricFamily, _ labels: LabelSet = .empty, _ histogram: HistogramSnapshot) {
+    assert(family.type == .histogram, "\(family.name) is not a histogram")
+    assert(Array(labels.names.prefix(family.labels.count)) == family.labels, "\(family.name): labels \(labels.names)")
+    append(family) { lines in
+      var cumulative: UInt64 = 0
+      for (bound, count) in zip(histogram.upperBounds, histogram.bucketCounts) {
+        cumulative += count
+        lines += family.name.utf8
+        lines += "_bucket".utf8
+        Exposition.appendLabels(labels, extra: Exposition.formatValue(bound), to: &lines)
+        lines.append(UInt8(ascii: " "))
+        Exposition.appendValue(Double(cumulative), to: &lines)
+        lines.append(UInt8(ascii: "\n"))
+      }
+      lines += family.name.utf8
+      lines += "_bucket".utf8
+      Exposition.appendLabels(labels, extra: "+Inf", to: &lines)
+      lines.append(UInt8(ascii: " "))
+      Exposition.appendValue(Double(histogram.count), to: &lines)
+      lines.append(UInt8(ascii: "\n"))
+      for (suffix, value) in [("_sum", histogram.sum), ("_count", Double(histogram.count))] {
+        lines += family.name.utf8
+        lines += suffix.utf8
+        Exposition.appendLabels(labels, extra: nil, to: &lines)
+        lines.append(UInt8(ascii: " "))
+        Exposition.appendValue(value, to: &lines)
+        lines.append(UInt8(ascii: "\n"))
+      }
+    }
+  }
+
+  /// The whole exposition, families sorted by name.
+  public func render() -> [UInt8] {
+    var output: [UInt8] = []
+    output.reserveCapacity(bodies.values.reduce(0) { $0 + $1.lines.count + 200 })
+    for name in bodies.keys.sorted() {
+      let (family, lines) = bodies[name]!
+      output += "# HELP \(family.name) ".utf8
+      for byte in family.help.utf8 {
+        switch byte {
+        case UInt8(ascii: "\\"): output += #"\\"#.utf8
+        case UInt8(ascii: "\n"): output += #"\n"#.utf8
+        default: output.append(byte)
+        }
+      }
+      output += "\n# TYPE \(family.name) \(family.type.rawValue)\n".utf8
+      output += lines
+    }
+    return output
+  }
+
+  private mutating func append(_ family: MetricFamily, _ write: (inout [UInt8]) -> Void) {
+    if bodies[family.name] == nil { bodies[family.name] = (family, []) }
+    assert(bodies[family.name]!.family == family, "two families named \(family.name)")
+    write(&bodies[family.name]!.lines)
+  }
+
+  private static func appendLabels(_ labels: LabelSet, extra le: String?, to lines: inout [UInt8]) {
+    guard !labels.rendered.isEmpty || le != nil else { return }
+    lines.append(UInt8(ascii: "{"))
+    lines += labels.rendered
+    if let le {
+      if !labels.rendered.isEmpty { lines.append(UInt8(ascii: ",")) }
+      lines += #"le=""#.utf8
+      lines += le.utf8
+      lines.append(UInt8(ascii: "\""))
+    }
+    lines.append(UInt8(ascii: "}"))
+  }
+
+  private static func appendValue(_ value: Double, to lines: inout [UInt8]) {
+    lines += formatValue(value).utf8
+  }
+
+  /// Integers without a fraction, `+Inf`, `-Inf`, `NaN`, else Swift's shortest round-trip
+  /// form (which Go's ParseFloat, and so Prometheus, reads back exactly).
+  static func formatValue(_ value: Double) -> String {
+    if value.isNaN { return "NaN" }
+    if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+    // Every integer up to 2^53 is exact in a Double: print it without a fraction.
+    if value == value.rounded(), abs(value) <= 9_007_199_254_740_992 { return String(Int64(value)) }
+    return value.description
+  }
+}
+
+/// A histogram's state at scrape time: per-bucket (non-cumulative) counts, sum and count.
+public struct HistogramSnapshot: Sendable, Equatable {
+  public var upperBounds: [Double]
+  public var bucketCounts: [UInt64]
+  public var sum: Double
+  public var count: UInt64
+
+  public init(upperBounds: [Double], bucketCounts: [UInt64], sum: Double, count: UInt64) {
+    self.upperBounds = upperBounds
+    self.bucketCounts = bucketCounts
+    self.sum = sum
+    self.count = count
+  }
+}
+
+/// Anything that contributes samples at scrape time: an engine, the HTTP server, the agent.
+public protocol MetricsCollector: Sendable {
+  func collect(into exposition: inout Exposition)
+}

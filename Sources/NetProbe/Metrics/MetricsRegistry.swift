@@ -1,0 +1,35 @@
+import Synchronization
+
+/// The set of collectors that make up `/metrics`, and the one place that renders them.
+///
+/// Collectors are registered under a key so that a reload can swap an engine's collector
+/// for a new one; a removed collector's series disappear from the next scrape.
+public final class MetricsRegistry: Sendable {
+  private let collectors = Mutex<[(key: String, collector: any MetricsCollector)]>([])
+
+  public init() {}
+
+  /// Adds `collector`, replacing any registered under the same key (keeping its position).
+  public func register(_ key: String, _ collector: any MetricsCollector) {
+    collectors.withLock { list in
+      if let index = list.firstIndex(where: { $0.key == key }) {
+        list[index].collector = collector
+      } else {
+        list.append((key, collector))
+      }
+    }
+  }
+
+  public func unregister(_ key: String) {
+    collectors.withLock { list in list.removeAll { $0.key == key } }
+  }
+
+  /// Collects every registered collector into one exposition. Collectors run outside the
+  /// registry's lock so that a slow one never blocks a reload.
+  public func render() -> [UInt8] {
+    let snapshot = collectors.withLock { $0.map(\.collector) }
+    var exposition = Exposition()
+    for collector in snapshot { collector.collect(into: &exposition) }
+    return exposition.render()
+  }
+}

@@ -1,0 +1,181 @@
+@preconcurrency import Glibc
+import CNetShims
+import Synchronization
+
+/// A file descriptor for a socket, owned: closed exactly once, by `close()` or on deinit.
+///
+/// Every socket call of the agent goes through this type (or its siblings in `System/`), so
+/// EINTR is retried and failures carry the name of the call, as swift-system does.
+public final class Socket: Sendable {
+  /// The descriptor; -1 once closed.
+  private let descriptor: Atomic<Int32>
+
+  /// The descriptor, for poll sets. Valid while the socket is open.
+  public var fileDescriptor: Int32 { descriptor.load(ordering: .acquiring) }
+
+  /// Takes ownership of an open descriptor.
+  public init(owning fd: Int32) {
+    descriptor = Atomic(fd)
+  }
+
+  /// Wraps `socket(2)`; descriptors are always close-on-exec.
+  public convenience init(family: Int32, type: Int32, protocol proto: Int32 = 0) throws(SystemError) {
+    let fd = try retryingInterrupts("socket") { Glibc.socket(family, type | Int32(SOCK_CLOEXEC.rawValue), proto) }
+    self.init(owning: fd)
+  }
+
+  deinit { close() }
+
+  /// Wraps `close(2)`. Idempotent; EINTR is not retried, as Linux has already freed the fd.
+  public func close() {
+    let fd = descriptor.exchange(-1, ordering: .acquiringAndReleasing)
+    if fd >= 0 { _ = Glibc.close(fd) }
+  }
+
+  /// Wraps `setsockopt(2)` for any plain value type.
+  public func setOption<T: BitwiseCopyable>(level: Int32, name: Int32, value: T, label: String) throws(SystemError) {
+    let fd = fileDescriptor
+    _ = try withUnsafeBytes(of: value) { bytes throws(SystemError) in
+      try retryingInterrupts("setsockopt(\(label))") {
+        setsockopt(fd, level, name, bytes.baseAddress, socklen_t(bytes.count))
+      }
+    }
+  }
+
+  /// Wraps `bind(2)`.
+  public func bind(to address: SocketAddress) throws(SystemError) {
+    let fd = fileDescriptor
+    try address.withSockAddr { (sa, length) throws(SystemError) in
+      _ = try retryingInterrupts("bind") { Glibc.bind(fd, sa, length) }
+    }
+  }
+
+  /// Wraps `listen(2)`.
+  public func listen(backlog: Int32) throws(SystemError) {
+    let fd = fileDescriptor
+    _ = try retryingInterrupts("listen") { Glibc.listen(fd, backlog) }
+  }
+
+  /// Wraps `getsockname(2)`: the port the kernel picked for a bind to port 0.
+  public func localAddress() throws(SystemError) -> SocketAddress {
+    var storage = sockaddr_storage()
+    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    let fd = fileDescriptor
+    _ = try withUnsafeMutablePointer(to: &storage) { pointer throws(SystemError) in
+      try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa throws(SystemError) in
+        try retryingInterrupts("getsockname") { getsockname(fd, sa, &length) }
+      }
+    }
+    guard let address = SocketAddress(storage: storage) else { throw SystemError("getsockname", errno: EAFNOSUPPORT) }
+    return address
+  }
+
+  /// Wraps `accept4(2)` with SOCK_CLOEXEC | SOCK_NONBLOCK. Returns nil when no connection is
+  /// waiting (EAGAIN) or the peer already gave up (ECONNABORTED).
+  public func accept() throws(SystemError) -> Socket? {
+    let fd = fileDescriptor
+    let flags = Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
+    while true {
+      let accepted = cns_accept4(fd, nil, nil, flags)
+      if accepted >= 0 { return Socket(owning: accepted) }
+      switch errno {
+      case EINTR: continue
+      case EAGAIN, ECONNABORTED: return nil
+      case let code: throw SystemError("accept4", errno: code)
+      }
+    }
+  }
+
+  /// Wraps `fcntl(F_SETFL, O_NONBLOCK)`.
+  public func setNonBlocking() throws(SystemError) {
+    let fd = fileDescriptor
+    let flags = try retryingInterrupts("fcntl(F_GETFL)") { fcntl(fd, F_GETFL) }
+    _ = try retryingInterrupts("fcntl(F_SETFL)") { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+  }
+
+  /// Result of a non-blocking read or write.
+  public enum IOResult: Equatable, Sendable {
+    case bytes(Int)
+    case wouldBlock
+    case endOfStream
+  }
+
+  /// Wraps `recv(2)` on a non-blocking socket.
+  public func receive(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult {
+    let fd = fileDescriptor
+    while true {
+      let count = recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
+      if count > 0 { return .bytes(count) }
+      if count == 0 { return .endOfStream }
+      switch errno {
+      case EINTR: continue
+      case EAGAIN: return .wouldBlock
+      case let code: throw SystemError("recv", errno: code)
+      }
+    }
+  }
+
+  /// Wraps `send(2)` with MSG_NOSIGNAL (a vanished peer is an error, never a SIGPIPE).
+  public func send(_ bytes: UnsafeRawBufferPointer) throws(SystemError) -> IOResult {
+    let fd = fileDescriptor
+    while true {
+      let count = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+      if count >= 0 { return .bytes(count) }
+      switch errno {
+      case EINTR: continue
+      case EAGAIN: return .wouldBlock
+      case let code: throw SystemError("send", errno: code)
+      }
+    }
+  }
+
+  /// Wraps `shutdown(2)` for writing: tells the peer the response is complete.
+  public func shutdownWrite() {
+    _ = Glibc.shutdown(fileDescriptor, Int32(SHUT_WR))
+  }
+
+  /// Waits with `poll(2)` until this socket is writable or `timeoutMilliseconds` pass.
+  public func waitWritable(timeoutMilliseconds: Int32) throws(SystemError) -> Bool {
+    var entry = pollfd(fd: fileDescriptor, events: Int16(POLLOUT), revents: 0)
+    let ready = try retryingInterrupts("poll") { Glibc.poll(&entry, 1, timeoutMilliseconds) }
+    return ready > 0
+  }
+}
+
+/// `poll(2)` over many descriptors, the event loop's one blocking call.
+enum Poller {
+  /// Waits for events; returns how many entries have `revents` set. EINTR counts as zero
+  /// ready, so a signal only shortens the wait.
+  static func poll(_ entries: inout [pollfd], timeoutMilliseconds: Int32) throws(SystemError) -> Int {
+    let count = entries.withUnsafeMutableBufferPointer { buffer in
+      Glibc.poll(buffer.baseAddress, nfds_t(buffer.count), timeoutMilliseconds)
+    }
+    if count >= 0 { return Int(count) }
+    if errno == EINTR { return 0 }
+    throw SystemError("poll", errno: errno)
+  }
+}
+
+/// An eventfd(2) that wakes a poll loop from another thread.
+public final class WakeupEvent: Sendable {
+  private let socket: Socket
+
+  public init() throws(SystemError) {
+    let fd = try retryingInterrupts("eventfd") { cns_eventfd_nonblocking() }
+    socket = Socket(owning: fd)
+  }
+
+  public var fileDescriptor: Int32 { socket.fileDescriptor }
+
+  /// Makes the descriptor readable; cheap and safe from any thread.
+  public func signal() {
+    var one: UInt64 = 1
+    _ = write(socket.fileDescriptor, &one, 8)
+  }
+
+  /// Consumes pending signals so that poll blocks again.
+  public func drain() {
+    var value: UInt64 = 0
+    _ = read(socket.fileDescriptor, &value, 8)
+  }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+@testable import NetProbe
+
+@Suite struct ExpositionTests {
+  static let counter = MetricFamily("test_packets_total", .counter, "Packets.\nSecond line with \\ backslash.", labels: ["target"])
+  static let gauge = MetricFamily("test_a_ratio", .gauge, "A ratio.")
+  static let histogram = MetricFamily("test_rtt_seconds", .histogram, "RTT.", labels: ["target"])
+
+  @Test func rendersSortedFamiliesWithHelpAndType() {
+    var exposition = Exposition()
+    exposition.add(Self.counter, LabelSet([("target", "a")]), 3)
+    exposition.add(Self.gauge, .empty, 0.25)
+    exposition.add(Self.counter, LabelSet([("target", "b")]).appending([("site", "x")]), 1e20)
+    let text = String(decoding: exposition.render(), as: UTF8.self)
+    #expect(text == """
+      # HELP test_a_ratio A ratio.
+      # TYPE test_a_ratio gauge
+      test_a_ratio 0.25
+      # HELP test_packets_total Packets.\\nSecond line with \\\\ backslash.
+      # TYPE test_packets_total counter
+      test_packets_total{target="a"} 3
+      test_packets_total{target="b",site="x"} 1e+20
+
+      """)
+  }
+
+  @Test func escapesLabelValues() {
+    var exposition = Exposition()
+    exposition.add(Self.gauge, LabelSet([("v", "a\"b\\c\nd")]), 1)
+    let text = String(decoding: exposition.render(), as: UTF8.self)
+    #expect(text.contains(#"test_a_ratio{v="a\"b\\c\nd"} 1"#))
+  }
+
+  @Test func rendersHistogramsCumulatively() {
+    var exposition = Exposition()
+    let snapshot = HistogramSnapshot(upperBounds: [0.001, 0.01], bucketCounts: [2, 3], sum: 0.0421, count: 6)
+    exposition.addHistogram(Self.histogram, LabelSet([("target", "a")]), snapshot)
+    let text = String(decoding: exposition.render(), as: UTF8.self)
+    #expect(text == """
+      # HELP test_rtt_seconds RTT.
+      # TYPE test_rtt_seconds histogram
+      test_rtt_seconds_bucket{target="a",le="0.001"} 2
+      test_rtt_seconds_bucket{target="a",le="0.01"} 5
+      test_rtt_seconds_bucket{target="a",le="+Inf"} 6
+      test_rtt_seconds_sum{target="a"} 0.0421
+      test_rtt_seconds_count{target="a"} 6
+
+      """)
+  }
+
+  @Test(arguments: [
+    (1.0, "1"), (0.0, "0"), (-3.0, "-3"), (0.5, "0.5"), (1e-05, "1e-05"), (Double.infinity, "+Inf"),
+    (-Double.infinity, "-Inf"), (Double.nan, "NaN"), (1e15, "1000000000000000"), (1e300, "1e+300"), (123456789.0, "123456789"),
+  ])
+  func formatsValues(value: Double, text: String) {
+    #expect(Exposition.formatValue(value) == text)
+  }
+
+  @Test func registryRendersEveryCollectorAndForgetsRemovedOnes() {
+    struct Fixed: MetricsCollector {
+      let value: Double
+      func collect(into exposition: inout Exposition) { exposition.add(ExpositionTests.gauge, .empty, value) }
+    }
+    let registry = MetricsRegistry()
+    registry.register("a", Fixed(value: 1))
+    #expect(String(decoding: registry.render(), as: UTF8.self).hasSuffix("test_a_ratio 1\n"))
+    registry.register("a", Fixed(value: 2))
+    #expect(String(decoding: registry.render(), as: UTF8.self).hasSuffix("test_a_ratio 2\n"))
+    registry.unregister("a")
+    #expect(registry.render().isEmpty)
+  }
+
+  @Test func catalogueNamesFollowTheConventions() {
+    var seen = Set<String>()
+    for family in Catalogue.all {
+      #expect(seen.insert(family.name).inserted, "\(family.name) declared twice")
+      #expect(family.name.range(of: "^[a-z_][a-z0-9_]*$", options: .regularExpression) != nil, "\(family.name)")
+      #expect(!family.help.isEmpty, "\(family.name) has no help")
+      #expect((family.type == .counter) == family.name.hasSuffix("_total"), "\(family.name): _total iff counter")
+      #expect(!family.name.contains("milliseconds") && !family.name.contains("percent"), "\(family.name): use base units")
+      for label in family.labels { #expect(ConfigValues.isLabelName(label), "\(family.name): \(label)") }
+    }
+  }
+
+  /// The README's metrics reference lists exactly the catalogue: every family, with its type
+  /// and labels, and nothing that is not in the catalogue.
+  @Test func readmeDocumentsEveryMetric() throws {
+    let readme = try String(contentsOf: packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+    var documented: [String: (type: String, labels: String)] = [:]
+    for line in readme.split(separator: "\n") where line.hasPrefix("| `") {
+      let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+      guard cells.count >= 4, cells[0].hasPrefix("`"), let name = cells[0].split(separator: "`").first,
+        ["counter", "gauge", "histogram"].contains(cells[1])
+      else { continue }
+      documented[String(name)] = (cells[1], cells[2].replacingOccurrences(of: "`", with: ""))
+    }
+    for family in Catalogue.all {
+      let entry = documented.removeValue(forKey: family.name)
+      #expect(entry != nil, "README lacks \(family.name)")
+      #expect(entry?.type == family.type.rawValue, "README type of \(family.name)")
+      let labels = family.labels.isEmpty ? "" : family.labels.joined(separator: ", ")
+      #expect(entry?.labels.hasPrefix(labels) == true, "README labels of \(family.name): want \(labels)")
+    }
+    #expect(documented.isEmpty, "README documents metrics not in the catalogue: \(documented.keys.sorted())")
+  }
+}
