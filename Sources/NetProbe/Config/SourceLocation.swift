@@ -1,0 +1,41 @@
+/// A 1-based line and column in a configuration file.
+///
+/// Columns count Unicode scalars from the start of the line, so an error under a
+/// non-ASCII label value still points at the character an editor shows.
+public struct SourceLocation: Sendable, Hashable, Comparable, CustomStringConvertible {
+  public var line: Int
+  public var column: Int
+
+  public init(line: Int, column: Int) {
+    self.line = line
+    self.column = column
+  }
+
+  /// `LINE:COL`, the form every diagnostic uses after the file name.
+  public var description: String { "\(line):\(column)" }
+
+  public static func < (a: SourceLocation, b: SourceLocation) -> Bool {
+    (a.line, a.column) < (b.line, b.column)
+  }
+}
+
+/// One problem found in a configuration file: where, and what was expected.
+///
+/// The reader stops at the first syntax error; the schema check collects every problem it
+/// can, so an operator fixes a file in one pass instead of one error per run.
+public struct ConfigDiagnostic: Error, Sendable, Hashable, CustomStringConvertible {
+  public var location: SourceLocation
+  public var message: String
+
+  public init(_ location: SourceLocation, _ message: String) {
+    self.location = location
+    self.message = message
+  }
+
+  /// `FILE:LINE:COL: message`, the form compilers use, so editors can jump to it.
+  public func formatted(file: String) -> String {
+    "\(file):\(location.line):\(location.column): \(message)"
+  }
+
+  public var description: String { "\(location): \(message)" }
+}
