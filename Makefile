@@ -1,0 +1,57 @@
+# netprobe_exporter — the README's commands.
+#   make run    build (release) and serve /metrics on 127.0.0.1:9469 with config/netprobe.yml (loopback only)
+#   make test   unit tests, then the end-to-end and lab tests (the lab ones need root)
+#   make bench  benchmarks: printed figures, never pass/fail
+#   make lint   a warning-free build, promtool on the shipped rules
+#   make fuzz   a million random and mutated inputs through every parser of untrusted bytes
+
+SWIFT      ?= swift
+REVISION   := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+RELEASE    := -c release -Xcc -DNETPROBE_REVISION='"$(REVISION)"'
+LISTEN     ?= 127.0.0.1:9469
+FUZZ_RUNS  ?= 1000000
+FUZZ_SEED  ?= 1
+
+.PHONY: all build release run test unit-test e2e-test bench lint fuzz embed clean
+
+all: build
+
+build:
+	@scripts/install-deps.sh build
+	$(SWIFT) build
+
+release:
+	@scripts/install-deps.sh build
+	$(SWIFT) build $(RELEASE)
+
+run: release
+	.build/release/netprobe_exporter --config.file=config/netprobe.yml --web.listen-address=$(LISTEN)
+
+test:
+	@scripts/install-deps.sh test
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	python3 Tests/lab/run.py --binary .build/debug/netprobe_exporter
+
+bench:
+	@scripts/install-deps.sh bench
+	$(SWIFT) build $(RELEASE)
+	cd Benchmarks && $(SWIFT) run -c release netprobe-bench
+
+lint:
+	@scripts/install-deps.sh build
+	mkdir -p .build
+	$(SWIFT) build --build-tests 2>&1 | tee .build/lint.log
+	@! grep -E '^/.*(Sources|Tests)/.*: warning:' .build/lint.log || { echo "lint: warnings above"; exit 1; }
+
+fuzz:
+	@scripts/install-deps.sh build
+	$(SWIFT) build -c release --product netprobe_fuzz
+	.build/release/netprobe_fuzz yaml --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
+	.build/release/netprobe_fuzz http --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
+
+embed:
+	scripts/embed-default-config.py
+
+clean:
+	rm -rf .build Benchmarks/.build

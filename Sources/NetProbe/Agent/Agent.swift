@@ -1,0 +1,135 @@
+public import Logging
+import Foundation
+import Synchronization
+
+/// Owns the running configuration: loads it, reloads it on SIGHUP or `POST /-/reload`,
+/// keeps the old one when a new file is bad, and reports all of that as metrics.
+///
+/// Probe engines (ping, path, multicast, push) plug in through `ConfigSubscriber`: each
+/// receives the new configuration after it has been validated in full, so a bad file
+/// never reaches any of them.
+public final class Agent: Sendable {
+  public let source: ConfigSource
+  private let logger: Logger
+  private let state: Mutex<State>
+  private let subscribers = Mutex<[any ConfigSubscriber]>([])
+  /// Serialises reloads, which may come from the signal thread and HTTP workers at once.
+  private let reloading = Mutex<Void>(())
+  private let now: @Sendable () -> Double
+
+  struct State {
+    var config: NetProbeConfig
+    var lastReloadSuccessful = true
+    var lastSuccessTime: Double
+    var reloadSuccesses: UInt64 = 0
+    var reloadFailures: UInt64 = 0
+    var lastErrors: ConfigErrors?
+    var ready = false
+  }
+
+  /// - Parameters:
+  ///   - config: the configuration already loaded from `source` at start-up.
+  ///   - now: Unix time in seconds; tests pass a fixed clock.
+  public init(source: ConfigSource, config: NetProbeConfig, logger: Logger,
+              now: @escaping @Sendable () -> Double = Agent.unixTime) {
+    self.source = source
+    self.logger = logger
+    self.now = now
+    state = Mutex(State(config: config, lastSuccessTime: now()))
+  }
+
+  /// The wall clock in Unix seconds.
+  public static let unixTime: @Sendable () -> Double = { Date().timeIntervalSince1970 }
+
+  /// The running configuration.
+  public var config: NetProbeConfig { state.withLock { $0.config } }
+
+  /// True once every engine has started; `/-/ready` answers 200 from then on.
+  public var isReady: Bool { state.withLock { $0.ready } }
+
+  /// The errors of the last failed reload, while it is the latest attempt.
+  public var lastReloadErrors: ConfigErrors? { state.withLock { $0.lastReloadSuccessful ? nil : $0.lastErrors } }
+
+  /// Adds an engine and hands it the running configuration.
+  public func subscribe(_ subscriber: any ConfigSubscriber) {
+    subscribers.withLock { $0.append(subscriber) }
+    subscriber.apply(config)
+  }
+
+  /// Marks the agent ready to serve meaningful metrics.
+  public func markReady() {
+    state.withLock { $0.ready = true }
+  }
+
+  /// Stops every engine, for shutdown.
+  public func stop() {
+    for subscriber in subscribers.withLock({ $0 }) { subscriber.stop() }
+  }
+
+  /// Reads the configuration source again. On success the new configuration replaces the
+  /// old and every engine gets it; on failure the old one keeps running, the errors are
+  /// logged with their FILE:LINE:COL, and `netprobe_config_last_reload_successful` drops to 0.
+  @discardableResult
+  public func reload() -> Result<NetProbeConfig, ConfigErrors> {
+    reloading.withLock { _ in
+      let result = ConfigLoader.load(source)
+      switch result {
+      case .success(let config):
+        let time = now()
+        let changed = state.withLock { state in
+          defer {
+            state.config = config
+            state.lastReloadSuccessful = true
+            state.lastSuccessTime = time
+            state.reloadSuccesses += 1
+            state.lastErrors = nil
+          }
+          return state.config != config
+        }
+        for subscriber in subscribers.withLock({ $0 }) { subscriber.apply(config) }
+        logger.info("configuration reloaded", metadata: [
+          "source": "\(source)", "changed": "\(changed)", "targets": "\(config.targets.count)",
+          "multicast_groups": "\(config.multicast.count)",
+        ])
+      case .failure(let errors):
+        state.withLock { state in
+          state.lastReloadSuccessful = false
+          state.reloadFailures += 1
+          state.lastErrors = errors
+        }
+        for line in errors.lines {
+          logger.error("configuration reload failed; keeping the running configuration", metadata: ["error": "\(line)"])
+        }
+      }
+      return result
+    }
+  }
+}
+
+/// An engine that runs from the configuration: it is given every validated configuration,
+/// the first at subscription, and must carry unchanged targets over with their counters.
+public protocol ConfigSubscriber: Sendable {
+  func apply(_ config: NetProbeConfig)
+  func stop()
+}
+
+extension Agent: MetricsCollector {
+  public func collect(into exposition: inout Exposition) {
+    let snapshot = state.withLock { state in
+      (state.config, state.lastReloadSuccessful, state.lastSuccessTime, state.reloadSuccesses, state.reloadFailures)
+    }
+    let (config, successful, successTime, successes, failures) = snapshot
+    exposition.add(Catalogue.buildInfo, LabelSet([("version", BuildInfo.version), ("revision", BuildInfo.revision)]), 1)
+    exposition.add(Catalogue.configLastReloadSuccessful, .empty, successful ? 1 : 0)
+    exposition.add(Catalogue.configLastReloadSuccessTimestamp, .empty, successTime)
+    exposition.add(Catalogue.configReloads, LabelSet([("result", "failure")]), Double(failures))
+    exposition.add(Catalogue.configReloads, LabelSet([("result", "success")]), Double(successes))
+    let items: [(String, Int)] = [
+      ("beacons", config.beacons.count), ("multicast_groups", config.multicast.count),
+      ("querier_interfaces", config.querierWatch?.interfaces.count ?? 0), ("targets", config.targets.count),
+    ]
+    for (kind, count) in items {
+      exposition.add(Catalogue.configItems, LabelSet([("kind", kind)]), Double(count))
+    }
+  }
+}

@@ -1,0 +1,155 @@
+@preconcurrency import Glibc
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import NetProbe
+
+/// The command line, with the flag names Prometheus exporters use.
+@main
+struct NetProbeExporter: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "netprobe_exporter",
+    abstract: "Prometheus exporter for ICMP loss, latency and paths, and multicast reception health.",
+    discussion: """
+      Without --config.file the embedded default configuration is used: it probes loopback only.
+      SIGHUP or POST /-/reload re-reads the configuration; a bad file keeps the running one.
+      """,
+    version: "netprobe_exporter \(BuildInfo.version) (revision \(BuildInfo.revision))"
+  )
+
+  @Option(name: .customLong("config.file"), help: ArgumentHelp("Configuration file (YAML-lite). Default: the embedded loopback-only configuration.", valueName: "path"))
+  var configFile: String?
+
+  @Option(name: .customLong("web.listen-address"), help: ArgumentHelp("Address to serve /metrics on: host:port, [v6]:port or :port.", valueName: "address"))
+  var listenAddress = ":9469"
+
+  @Option(name: .customLong("web.telemetry-path"), help: ArgumentHelp("Path of the metrics endpoint.", valueName: "path"))
+  var telemetryPath = "/metrics"
+
+  @Option(name: .customLong("web.max-connections"), help: ArgumentHelp("HTTP connections held at once; more are answered 503.", valueName: "n"))
+  var maxConnections = 512
+
+  @Option(name: .customLong("log.level"), help: "Only log messages of this level or above: debug, info, warn, error.")
+  var logLevel: LevelOption = .info
+
+  @Option(name: .customLong("log.format"), help: "Log line format: logfmt or json.")
+  var logFormat: FormatOption = .logfmt
+
+  @Flag(name: .customLong("check-config"), help: "Validate the configuration, print what would be probed and joined, and exit (0 valid, 2 invalid). Opens no socket.")
+  var checkConfig = false
+
+  enum LevelOption: String, ExpressibleByArgument, CaseIterable {
+    case debug, info, warn, error
+
+    var level: Logger.Level {
+      switch self {
+      case .debug: .debug
+      case .info: .info
+      case .warn: .warning
+      case .error: .error
+      }
+    }
+  }
+
+  enum FormatOption: String, ExpressibleByArgument, CaseIterable {
+    case logfmt, json
+  }
+
+  func validate() throws {
+    guard SocketAddress.parseListen(listenAddress) != nil else {
+      throw ValidationError("--web.listen-address '\(listenAddress)': expected host:port, [ipv6]:port or :port, with a numeric address or localhost")
+    }
+    guard telemetryPath.hasPrefix("/"), !telemetryPath.contains(" "), !["/", "/-/healthy", "/-/ready", "/-/reload"].contains(telemetryPath) else {
+      throw ValidationError("--web.telemetry-path '\(telemetryPath)': expected a path starting with '/' that is not '/' or a /-/ endpoint")
+    }
+    guard maxConnections >= 1 else { throw ValidationError("--web.max-connections must be at least 1") }
+  }
+
+  func run() throws {
+    let source: ConfigSource = configFile.map { .file($0) } ?? .embedded
+    if checkConfig { try runCheck(source) }
+    try serve(source)
+  }
+
+  private func runCheck(_ source: ConfigSource) throws -> Never {
+    switch ConfigLoader.load(source) {
+    case .success(let config):
+      print(ConfigSummary(config: config, source: source).text, terminator: "")
+      for file in ConfigLoader.unreadableFiles(in: config) {
+        StandardError.write(Array("warning: \(file) is not readable here; pushes will fail until it is\n".utf8))
+      }
+      throw ExitCode.success
+    case .failure(let errors):
+      StandardError.write(Array((errors.description + "\n").utf8))
+      throw ExitCode(2)
+    }
+  }
+
+  private func serve(_ source: ConfigSource) throws {
+    // Before any thread starts, so every thread inherits the blocked mask.
+    SignalWatcher.blockSignals()
+    // libcurl's global set-up is not thread-safe: before any thread exists.
+    guard Curl.globalInit() else {
+      StandardError.write(Array("error: libcurl could not be initialised\n".utf8))
+      throw ExitCode(1)
+    }
+    let level = logLevel.level
+    let format = LogFormat(rawValue: logFormat.rawValue)!
+    LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level, format: format) }
+    let logger = Logger(label: "netprobe")
+
+    let config: NetProbeConfig
+    switch ConfigLoader.load(source) {
+    case .success(let loaded):
+      config = loaded
+    case .failure(let errors):
+      for line in errors.lines { logger.error("invalid configuration", metadata: ["error": "\(line)"]) }
+      throw ExitCode(2)
+    }
+
+    let registry = MetricsRegistry()
+    let agent = Agent(source: source, config: config, logger: logger)
+    registry.register("agent", agent)
+    registry.register("process", ProcessMetricsCollector())
+
+    var options = HTTPServerOptions()
+    options.maxConnections = maxConnections
+    let server: HTTPServer
+    do {
+      server = try HTTPServer(
+        address: SocketAddress.parseListen(listenAddress)!,
+        handler: ExporterRoutes(telemetryPath: telemetryPath, registry: registry, agent: agent),
+        options: options)
+    } catch {
+      logger.error("cannot listen", metadata: ["address": "\(listenAddress)", "error": "\(error)"])
+      throw ExitCode(1)
+    }
+    registry.register("http", server.metrics)
+    let pusher = Pusher(registry: registry, logger: logger)
+    registry.register("push", pusher.metrics)
+    agent.subscribe(pusher)
+
+    let stop = DispatchSemaphore(value: 0)
+    SignalWatcher.start { signal in
+      switch signal {
+      case .hangup:
+        logger.info("SIGHUP received; reloading the configuration")
+        agent.reload()
+      case .terminate, .interrupt:
+        logger.info("shutting down", metadata: ["signal": "\(signal)"])
+        stop.signal()
+      }
+    }
+    server.start()
+    agent.markReady()
+    logger.info("listening", metadata: [
+      "address": "\(server.localAddress)", "telemetry_path": "\(telemetryPath)", "config": "\(source)",
+      "version": "\(BuildInfo.version)", "targets": "\(config.targets.count)", "multicast_groups": "\(config.multicast.count)",
+    ])
+    stop.wait()
+    server.stop()
+    agent.stop()
+    logger.info("stopped")
+  }
+}

@@ -1,0 +1,137 @@
+import Dispatch
+import Foundation
+import Synchronization
+import Testing
+@testable import NetProbe
+
+/// The same routes as `ExporterRoutesTests`, served over a real socket on 127.0.0.1.
+@Suite(.serialized) struct HTTPServerLiveTests {
+  /// Starts a server on an ephemeral loopback port around `body`, and stops it after.
+  func withServer(_ options: HTTPServerOptions = HTTPServerOptions(),
+                  _ body: (UInt16, RoutesFixture, HTTPServer) throws -> Void) throws {
+    let fixture = try RoutesFixture()
+    let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: fixture.routes, options: options)
+    fixture.registry.register("http", server.metrics)
+    server.start()
+    defer { server.stop() }
+    try body(server.localAddress.port, fixture, server)
+  }
+
+  @Test func servesKeepAliveAndPipelinedRequests() throws {
+    try withServer { port, _, _ in
+      let connection = try TestConnection(port: port)
+      connection.send("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+      let first = try #require(connection.readResponse())
+      #expect(first.status == 200 && first.headers["connection"] == "keep-alive")
+      #expect(first.text.contains("# TYPE netprobe_build_info gauge"))
+      connection.send("GET /-/healthy HTTP/1.1\r\nHost: t\r\n\r\nHEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+      #expect(connection.readResponse()?.text == "Healthy.\n")
+      let head = try #require(connection.readResponse(head: true))
+      #expect(head.status == 200 && head.body.isEmpty && Int(head.headers["content-length"] ?? "") ?? 0 > 100)
+      #expect(connection.readResponse()?.status == 404)
+      #expect(connection.isClosedByServer())
+    }
+  }
+
+  @Test func answersGarbageWith400AndCloses() throws {
+    try withServer { port, fixture, _ in
+      let connection = try TestConnection(port: port)
+      connection.send([0x16, 0x03, 0x01, 0x02, 0x00] + Array("\r\n\r\n".utf8))
+      #expect(connection.readResponse()?.status == 400)
+      #expect(connection.isClosedByServer())
+      let big = try TestConnection(port: port)
+      big.send("GET / HTTP/1.1\r\nHost: t\r\nX-Pad: " + String(repeating: "a", count: 20_000) + "\r\n\r\n")
+      #expect(big.readResponse()?.status == 431)
+      let metrics = fixture.metricsText()
+      #expect(metrics.contains("netprobe_http_requests_total{handler=\"invalid\",code=\"400\"} 1\n"))
+      #expect(metrics.contains("netprobe_http_requests_total{handler=\"invalid\",code=\"431\"} 1\n"))
+    }
+  }
+
+  @Test func compressesWhenAsked() throws {
+    try withServer { port, _, _ in
+      let response = try #require(try get(port, "/metrics", headers: "Accept-Encoding: gzip\r\n"))
+      #expect(response.headers["content-encoding"] == "gzip")
+      let (status, plain) = try run("/bin/gzip", ["-dc"], input: Data(response.body))
+      #expect(status == 0 && String(decoding: plain, as: UTF8.self).contains("netprobe_build_info"))
+    }
+  }
+
+  @Test func timesOutSlowAndIdleClients() throws {
+    var options = HTTPServerOptions()
+    options.readTimeout = .milliseconds(300)
+    options.idleTimeout = .milliseconds(300)
+    try withServer(options) { port, _, _ in
+      let partial = try TestConnection(port: port)
+      let idle = try TestConnection(port: port)
+      partial.send("GET /metrics HTTP/1.1\r\nHost: t\r\n")
+      let start = ContinuousClock.now
+      #expect(partial.readResponse()?.status == 408)
+      #expect(idle.isClosedByServer())
+      #expect(ContinuousClock.now - start < .seconds(3))
+    }
+  }
+
+  @Test func refusesConnectionsAboveTheLimit() throws {
+    var options = HTTPServerOptions()
+    options.maxConnections = 3
+    try withServer(options) { port, fixture, _ in
+      let held = try (0..<3).map { _ in try TestConnection(port: port) }
+      Thread.sleep(forTimeInterval: 0.2)
+      let extra = try TestConnection(port: port)
+      #expect(extra.readResponse()?.status == 503)
+      #expect(extra.isClosedByServer())
+      #expect(fixture.metricsText().contains("netprobe_http_rejected_connections_total 1\n"))
+      #expect(fixture.metricsText().contains("netprobe_http_open_connections 3\n"))
+      withExtendedLifetime(held) {}
+    }
+  }
+
+  /// The bar: 200 concurrent scrapes plus 50 idle, slow connections, all answered.
+  @Test func twoHundredScrapesBesideFiftySlowClients() throws {
+    try withServer { port, _, _ in
+      let slow = try (0..<50).map { _ in try TestConnection(port: port, timeoutSeconds: 30) }
+      let request = Array("GET /metrics HTTP/1.1\r\nHost: slow\r\nConnection: close\r\n\r\n".utf8)
+      let answered = Atomic<Int>(0)
+      let group = DispatchGroup()
+      // The slow clients dribble their requests a few bytes every 20 ms…
+      let slowThread = Thread {
+        var offset = 0
+        while offset < request.count {
+          let end = min(request.count, offset + 3)
+          for connection in slow { connection.send(Array(request[offset..<end])) }
+          offset = end
+          Thread.sleep(forTimeInterval: 0.02)
+        }
+      }
+      slowThread.start()
+      // …while 200 scrapers hit the server at once.
+      for _ in 0..<200 {
+        group.enter()
+        Thread {
+          if let response = try? get(port, "/metrics"), response.status == 200, response.text.contains("netprobe_build_info") {
+            answered.add(1, ordering: .relaxed)
+          }
+          group.leave()
+        }.start()
+      }
+      #expect(group.wait(timeout: .now() + 30) == .success)
+      #expect(answered.load(ordering: .relaxed) == 200)
+      let slowAnswers = slow.compactMap { $0.readResponse() }.filter { $0.status == 200 }
+      #expect(slowAnswers.count == 50)
+    }
+  }
+
+  @Test func stopsWithinASecondWithOpenConnections() throws {
+    let fixture = try RoutesFixture()
+    let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: fixture.routes)
+    server.start()
+    let open = try (0..<10).map { _ in try TestConnection(port: server.localAddress.port) }
+    open[0].send("GET /metrics HTTP/1.1\r\nHost: t\r\n")
+    let start = ContinuousClock.now
+    server.stop()
+    #expect(ContinuousClock.now - start < .seconds(1))
+    #expect(open.allSatisfy { $0.isClosedByServer() })
+    #expect(throws: (any Error).self) { try TestConnection(port: server.localAddress.port) }
+  }
+}

@@ -1,0 +1,102 @@
+@preconcurrency import Glibc
+import Foundation
+
+/// A deliberately plain blocking HTTP client for live-socket tests: it sends exactly the
+/// bytes given, so tests can also send garbage, dribble a request or never finish one.
+/// Unchecked Sendable: a test hands a connection to one thread at a time.
+final class TestConnection: @unchecked Sendable {
+  let fd: Int32
+
+  init(port: UInt16, timeoutSeconds: Int = 10) throws {
+    fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.init(rawValue: errno)!) }
+    var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr = in_addr(s_addr: UInt32(0x7F00_0001).bigEndian)
+    let result = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard result == 0 else {
+      let code = errno
+      close(fd)
+      throw POSIXError(.init(rawValue: code)!)
+    }
+  }
+
+  deinit { close(fd) }
+
+  func send(_ text: String) { send(Array(text.utf8)) }
+
+  func send(_ bytes: [UInt8]) {
+    var offset = 0
+    while offset < bytes.count {
+      let written = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+      if written <= 0 { return }
+      offset += written
+    }
+  }
+
+  /// Reads one response: head, then a body of Content-Length bytes (none for HEAD).
+  func readResponse(head: Bool = false) -> TestResponse? {
+    var buffer: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+      if let end = buffer.firstRange(of: Array("\r\n\r\n".utf8)) {
+        let headText = String(decoding: buffer[..<end.lowerBound], as: UTF8.self)
+        var lines = headText.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst()
+        let status = Int(statusLine.split(separator: " ")[1]) ?? 0
+        var headers: [String: String] = [:]
+        for line in lines {
+          let parts = line.split(separator: ":", maxSplits: 1)
+          if parts.count == 2 { headers[parts[0].lowercased()] = parts[1].trimmingCharacters(in: .whitespaces) }
+        }
+        let length = head ? 0 : Int(headers["content-length"] ?? "0") ?? 0
+        var body = Array(buffer[end.upperBound...])
+        while body.count < length {
+          let count = recv(fd, &chunk, chunk.count, 0)
+          if count <= 0 { return nil }
+          body += chunk[0..<count]
+        }
+        leftover = Array(body[length...])
+        return TestResponse(status: status, headers: headers, body: Array(body[..<length]))
+      }
+      if !leftover.isEmpty {
+        buffer = leftover
+        leftover = []
+        continue
+      }
+      let count = recv(fd, &chunk, chunk.count, 0)
+      if count <= 0 { return nil }
+      buffer += chunk[0..<count]
+    }
+  }
+
+  /// True when the server has closed its side (end of stream) or reset the connection
+  /// (what a client still in the listen backlog gets when the listener closes); false when
+  /// the receive timeout passes with the connection still open.
+  func isClosedByServer() -> Bool {
+    var byte: UInt8 = 0
+    let count = recv(fd, &byte, 1, 0)
+    return count == 0 || (count < 0 && errno == ECONNRESET)
+  }
+
+  private var leftover: [UInt8] = []
+}
+
+struct TestResponse {
+  var status: Int
+  var headers: [String: String]
+  var body: [UInt8]
+  var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// One GET on a fresh connection.
+func get(_ port: UInt16, _ path: String, headers: String = "") throws -> TestResponse? {
+  let connection = try TestConnection(port: port)
+  connection.send("GET \(path) HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\(headers)\r\n")
+  return connection.readResponse()
+}

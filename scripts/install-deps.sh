@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and the tests need, only those missing.
+# Usage: scripts/install-deps.sh build|test|bench
+#   build: libcurl (headers + pkg-config), zlib headers
+#   test:  build + promtool and prometheus, python3 with PyYAML, curl
+#   bench: build + wrk
+set -euo pipefail
+need=()
+want_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || need+=("$1"); }
+
+want_pkg pkg-config
+want_pkg libcurl4-openssl-dev
+want_pkg zlib1g-dev
+case "${1:-build}" in
+  test)
+    want_pkg prometheus
+    want_pkg curl
+    want_pkg python3
+    ;;
+  bench)
+    want_pkg wrk
+    ;;
+esac
+
+if ((${#need[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing Debian packages: ${need[*]}; install them as root: apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# PyYAML for the YAML conformance test: from Debian for the system python3, from PyPI for
+# any other python3 first on PATH (pyenv, venv).
+if [ "${1:-build}" = test ] && ! python3 -c 'import yaml' 2>/dev/null; then
+  if [ "$(command -v python3)" = /usr/bin/python3 ]; then
+    [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-yaml >/dev/null
+  else
+    python3 -m pip install --quiet pyyaml
+  fi
+  python3 -c 'import yaml' || { echo "PyYAML is missing: apt-get install python3-yaml (or pip install pyyaml)" >&2; exit 1; }
+fi
