@@ -31,6 +31,7 @@ test:
 	@scripts/install-deps.sh test
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	.build/debug/netprobe_fuzz all --runs 20000 --seed $$(date +%s)
 	python3 Tests/lab/run.py --binary .build/debug/netprobe_exporter
 
 bench:
