@@ -7,7 +7,8 @@ let package = Package(
   name: "netprobe-benchmarks",
   platforms: [.macOS(.v15)],
   dependencies: [
-    .package(path: ".."),
+    // Named explicitly: a path package is otherwise identified by its directory name.
+    .package(name: "netprobe_exporter", path: ".."),
     .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
   ],
   targets: [
