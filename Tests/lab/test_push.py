@@ -51,7 +51,8 @@ class PushTest(unittest.TestCase):
 
     def test_pushed_series_carry_the_grouping_labels(self):
         gateway = Gateway(self)
-        exporter = Exporter(self, config=push_config(temporary_directory(self), gateway.port))
+        # gzip on: the gateway must inflate the body to see any series at all.
+        exporter = Exporter(self, config=push_config(temporary_directory(self), gateway.port, "  gzip: true\n"))
         text = wait_for(lambda: (m := gateway.metrics()) and "netprobe_build_info{" in m and m,
                         what="the first push")
         lines = [line for line in text.splitlines() if line.startswith("netprobe_build_info{")]

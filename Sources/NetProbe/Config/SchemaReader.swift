@@ -50,6 +50,10 @@ struct SchemaReader {
   }
 
   mutating func integer(_ node: YAMLNode, _ range: ClosedRange<Int>) -> Int? {
+    if let scalar = node.scalar, case .bigInt = scalar.resolved {
+      error(node.location, "\(scalar.text) out of range: expected an integer from \(range.lowerBound) to \(range.upperBound)")
+      return nil
+    }
     guard let scalar = node.scalar, case .int(let value) = scalar.resolved else {
       error(node.location, "expected an integer from \(range.lowerBound) to \(range.upperBound), got '\(node.scalar?.text ?? node.kindDescription)'")
       return nil

@@ -81,6 +81,7 @@ private struct YAMLLiteReader {
   var ended = false
   /// The last consumed line ended with a plain scalar and no comment.
   var openPlain = false
+  /// Block collections open around the current position.
   var depth = 0
 
   init(_ text: String) {
@@ -252,11 +253,6 @@ private struct YAMLLiteReader {
   /// The node that starts at `index` on the current line. `inline` is true right after
   /// `key:` on the same line, where only a scalar or a flow collection may follow.
   mutating func node(at index: Int, inline: Bool) throws(Failure) -> YAMLNode {
-    depth += 1
-    defer { depth -= 1 }
-    if depth > YAMLLite.maximumDepth {
-      throw fail(index, "nesting deeper than \(YAMLLite.maximumDepth) levels is not supported")
-    }
     let character = chars[index]
     if character == "-" && isBlankOrEnd(index + 1) {
       if inline {
@@ -265,6 +261,7 @@ private struct YAMLLiteReader {
       return try blockSequence(column: index - lines[line].lowerBound, indentless: false)
     }
     if character == "[" || character == "{" {
+      try checkDepth(at: index)
       let (collection, after) = try flowCollection(at: index)
       var rest = after
       try skipSpaces(&rest)
@@ -292,6 +289,9 @@ private struct YAMLLiteReader {
 
   /// A block mapping whose keys sit at `column`; the first key has been read.
   mutating func blockMapping(column: Int, firstKey: YAMLScalar, colon firstColon: Int) throws(Failure) -> YAMLNode {
+    try checkDepth(at: lines[line].lowerBound + column)
+    depth += 1
+    defer { depth -= 1 }
     var entries: [YAMLMappingEntry] = []
     var firstSeen: [String: SourceLocation] = [:]
     var key = firstKey
@@ -305,10 +305,11 @@ private struct YAMLLiteReader {
       if index == lineEnd || chars[index] == "#" {
         let nullLocation = location(colon + 1)
         consumeLine()
-        if let below = try peekLine(), below.indent > column {
+        let below = try peekLine()
+        if let below, below.indent > column {
           value = try node(at: below.start, inline: false)
           if isBlockCollection(value, startingAt: below.start) { childColumn = below.indent }
-        } else if let below = try peekLine(), below.indent == column, isSequenceEntry(below.start) {
+        } else if let below, below.indent == column, isSequenceEntry(below.start) {
           value = try blockSequence(column: column, indentless: true)
         } else {
           value = Self.null(at: nullLocation)
@@ -337,6 +338,9 @@ private struct YAMLLiteReader {
   /// below. An `indentless` list is a mapping value at its key's column: it ends at the
   /// first line at that column that is not a list item.
   mutating func blockSequence(column: Int, indentless: Bool) throws(Failure) -> YAMLNode {
+    try checkDepth(at: lines[line].lowerBound + column)
+    depth += 1
+    defer { depth -= 1 }
     let start = location(lines[line].lowerBound + column)
     var items: [YAMLNode] = []
     while true {
@@ -371,7 +375,7 @@ private struct YAMLLiteReader {
   }
 
   /// A scalar in block context, and whether a `:` follows that makes it a mapping key.
-  mutating func blockScalar(at index: Int, inline: Bool) throws(Failure) -> BlockScalar {
+  func blockScalar(at index: Int, inline: Bool) throws(Failure) -> BlockScalar {
     let character = chars[index]
     if character == "\"" || character == "'" {
       let (scalar, after) = try quoted(at: index)
@@ -410,9 +414,9 @@ private struct YAMLLiteReader {
     }
   }
 
-  /// An error for a line indented deeper than anything open allows.
-  mutating func misplaced(_ content: ContentLine, expected: Int) -> ConfigDiagnostic {
-    line = content.line
+  /// An error for a line indented deeper than anything open allows (the peeked line is
+  /// the current one).
+  func misplaced(_ content: ContentLine, expected: Int) -> ConfigDiagnostic {
     if openPlain && !looksStructural(content) {
       return fail(content.start, "multi-line plain scalars are not supported; quote the value")
     }
@@ -432,6 +436,14 @@ private struct YAMLLiteReader {
     return false
   }
 
+  /// Refuses a collection nested inside `maximumDepth` others (a flow collection counts,
+  /// though it nests nothing itself).
+  func checkDepth(at index: Int) throws(Failure) {
+    if depth >= YAMLLite.maximumDepth {
+      throw fail(index, "nesting deeper than \(YAMLLite.maximumDepth) levels is not supported")
+    }
+  }
+
   func isSequenceEntry(_ index: Int) -> Bool {
     chars[index] == "-" && isBlankOrEnd(index + 1)
   }
@@ -445,7 +457,7 @@ private struct YAMLLiteReader {
 
   /// `[a, b]` or `{k: v}` of scalars, closed on the same line. Returns the index after the
   /// closing bracket.
-  mutating func flowCollection(at open: Int) throws(Failure) -> (YAMLNode, Int) {
+  func flowCollection(at open: Int) throws(Failure) -> (YAMLNode, Int) {
     let isSequence = chars[open] == "["
     let closer: Unicode.Scalar = isSequence ? "]" : "}"
     let kind = isSequence ? "flow sequence" : "flow mapping"
@@ -500,7 +512,7 @@ private struct YAMLLiteReader {
   }
 
   /// One scalar inside a flow collection; returns the index after it.
-  mutating func flowScalar(at index: Int, open: Int, role: String) throws(Failure) -> (YAMLScalar, Int) {
+  func flowScalar(at index: Int, open: Int, role: String) throws(Failure) -> (YAMLScalar, Int) {
     let end = lineEnd
     if index == end || (chars[index] == "#" && chars[index - 1] == " ") { throw unclosed(open) }
     let character = chars[index]
