@@ -126,6 +126,15 @@ struct NetProbeExporter: ParsableCommand {
       throw ExitCode(1)
     }
     registry.register("http", server.metrics)
+    let ping: PingEngine
+    do {
+      ping = try PingEngine(logger: logger)
+    } catch {
+      logger.error("cannot start the ping engine", metadata: ["error": "\(error)"])
+      throw ExitCode(1)
+    }
+    registry.register("ping", ping)
+    agent.subscribe(ping)
     let pusher = Pusher(registry: registry, logger: logger)
     registry.register("push", pusher.metrics)
     agent.subscribe(pusher)

@@ -45,6 +45,85 @@ public enum Catalogue {
     "netprobe_http_rejected_connections_total", .counter,
     "HTTP connections answered 503 and closed because the connection limit was reached.")
 
+  // MARK: Ping (per target: target, host, address, family, then the target's labels)
+
+  static let targetLabels = ["target", "host", "address", "family"]
+
+  public static let pingTargetInfo = MetricFamily(
+    "netprobe_ping_target_info", .gauge,
+    "Always 1 per target: the address probed (the resolved one for DNS names) and the socket kind in use.",
+    labels: targetLabels + ["socket"])
+
+  public static let pingSent = MetricFamily(
+    "netprobe_ping_packets_sent_total", .counter, "Echo requests sent.", labels: targetLabels)
+
+  public static let pingReceived = MetricFamily(
+    "netprobe_ping_packets_received_total", .counter,
+    "Echo replies received before their probe's deadline (duplicates and late replies excluded).", labels: targetLabels)
+
+  public static let pingDuplicates = MetricFamily(
+    "netprobe_ping_packets_duplicate_total", .counter,
+    "Echo replies to a probe that was already answered.", labels: targetLabels)
+
+  public static let pingLate = MetricFamily(
+    "netprobe_ping_packets_late_total", .counter,
+    "Echo replies that arrived after their probe's deadline; the probe counts as lost.", labels: targetLabels)
+
+  public static let pingSendErrors = MetricFamily(
+    "netprobe_ping_send_errors_total", .counter,
+    "Echo requests that could not be sent, by errno (EACCES/EPERM: no socket could be opened).",
+    labels: targetLabels + ["errno"])
+
+  public static let pingRTT = MetricFamily(
+    "netprobe_ping_rtt_seconds", .histogram,
+    "Round-trip time of replies received in time, from the kernel's receive timestamp.", labels: targetLabels)
+
+  public static let pingWindowProbes = MetricFamily(
+    "netprobe_ping_window_probes", .gauge,
+    "Probes decided (answered or lost) in the window behind the loss, RTT and jitter gauges.", labels: targetLabels)
+
+  public static let pingLossRatio = MetricFamily(
+    "netprobe_ping_loss_ratio", .gauge,
+    "Share of the probes in the window that got no reply in time, 0 to 1.", labels: targetLabels)
+
+  public static let pingRTTMin = MetricFamily(
+    "netprobe_ping_rtt_min_seconds", .gauge, "Lowest RTT in the window.", labels: targetLabels)
+
+  public static let pingRTTMean = MetricFamily(
+    "netprobe_ping_rtt_mean_seconds", .gauge, "Mean RTT in the window.", labels: targetLabels)
+
+  public static let pingRTTMax = MetricFamily(
+    "netprobe_ping_rtt_max_seconds", .gauge, "Highest RTT in the window.", labels: targetLabels)
+
+  public static let pingRTTStandardDeviation = MetricFamily(
+    "netprobe_ping_rtt_stddev_seconds", .gauge, "Standard deviation of the RTTs in the window.", labels: targetLabels)
+
+  public static let pingJitter = MetricFamily(
+    "netprobe_ping_jitter_seconds", .gauge,
+    "Mean absolute difference of consecutive RTTs in the window.", labels: targetLabels)
+
+  public static let pingJitterRFC3550 = MetricFamily(
+    "netprobe_ping_jitter_rfc3550_seconds", .gauge,
+    "Smoothed jitter of the RTTs, the RFC 3550 estimator J += (|D| - J) / 16.", labels: targetLabels)
+
+  public static let pingReplyTTL = MetricFamily(
+    "netprobe_ping_reply_ttl", .gauge,
+    "TTL (IPv4) or hop limit (IPv6) of the last reply.", labels: targetLabels)
+
+  public static let pingDNSFailures = MetricFamily(
+    "netprobe_ping_dns_lookup_failures_total", .counter,
+    "Failed DNS lookups of a target given by name; the last good address stays in use.", labels: ["target", "host"])
+
+  public static let pingUnexpected = MetricFamily(
+    "netprobe_ping_packets_unexpected_total", .counter,
+    "ICMP messages ignored because they answer no probe of ours, by reason (malformed, foreign, bad_nonce, unknown_probe, wrong_source, corrupt).",
+    labels: ["family", "reason"])
+
+  public static let pingSocketErrors = MetricFamily(
+    "netprobe_ping_socket_errors_total", .counter,
+    "Failed attempts to open an ICMP socket, by family, socket kind and errno (retried every minute).",
+    labels: ["family", "socket", "errno"])
+
   // MARK: Push
 
   public static let pushes = MetricFamily(
@@ -83,6 +162,9 @@ public enum Catalogue {
   public static let all: [MetricFamily] = [
     buildInfo, configLastReloadSuccessful, configLastReloadSuccessTimestamp, configReloads, configItems,
     httpRequests, httpOpenConnections, httpRejectedConnections,
+    pingTargetInfo, pingSent, pingReceived, pingDuplicates, pingLate, pingSendErrors, pingRTT, pingWindowProbes,
+    pingLossRatio, pingRTTMin, pingRTTMean, pingRTTMax, pingRTTStandardDeviation, pingJitter, pingJitterRFC3550,
+    pingReplyTTL, pingDNSFailures, pingUnexpected, pingSocketErrors,
     pushes, pushRetries, pushLastSuccessTimestamp, pushDuration,
     processCPU, processResidentMemory, processVirtualMemory, processOpenFDs, processMaxFDs, processStartTime,
   ]

@@ -1,0 +1,91 @@
+/// The probes a target has in flight and recently decided, so that every reply is
+/// classified exactly once: in time, late (after its deadline), a duplicate, or not ours.
+///
+/// Pure: times are passed in. A ring of recent probes indexed by sequence keeps it O(1).
+public struct ProbeLedger: Sendable {
+  enum State: Sendable, Equatable {
+    case pending
+    case received
+    case lost
+    /// Lost, then answered late; any further reply is a duplicate.
+    case lostThenAnswered
+  }
+
+  struct Entry: Sendable {
+    var sequence: UInt32
+    var sendTime: Int64
+    var deadline: Int64
+    var state: State
+  }
+
+  private var entries: [Entry?]
+  public private(set) var nextSequence: UInt32 = 0
+
+  /// `capacity` must cover the probes that can be in flight at once (timeout / interval)
+  /// with room to recognise late replies.
+  public init(capacity: Int) {
+    entries = [Entry?](repeating: nil, count: max(8, capacity))
+  }
+
+  /// Registers a probe about to be sent; returns its sequence. An older probe in the same
+  /// ring slot that was still pending is returned as lost.
+  public mutating func send(sendTime: Int64, deadline: Int64) -> (sequence: UInt32, evictedPending: Bool) {
+    let sequence = nextSequence
+    nextSequence &+= 1
+    let index = Int(sequence % UInt32(entries.count))
+    let evicted = entries[index]?.state == .pending
+    entries[index] = Entry(sequence: sequence, sendTime: sendTime, deadline: deadline, state: .pending)
+    return (sequence, evicted)
+  }
+
+  /// Marks the probe lost if it is still pending at its deadline; true when it was.
+  public mutating func expire(sequence: UInt32, now: Int64) -> Bool {
+    let index = Int(sequence % UInt32(entries.count))
+    guard var entry = entries[index], entry.sequence == sequence, entry.state == .pending, entry.deadline <= now else {
+      return false
+    }
+    entry.state = .lost
+    entries[index] = entry
+    return true
+  }
+
+  public enum Reply: Sendable, Equatable {
+    /// Answered before its deadline.
+    case inTime(rttNanoseconds: Int64)
+    /// Answered after its deadline. `newlyLost`: the deadline had passed but the probe had
+    /// not been expired yet, so the loss must be recorded now.
+    case late(newlyLost: Bool)
+    case duplicate
+    /// A sequence we never sent, or a send time that does not match what we sent: forged
+    /// or corrupted.
+    case notOurs
+  }
+
+  /// Classifies a reply that carries our nonce, for `sequence` sent at `sendTime`,
+  /// received at `receiveTime` (REALTIME ns) and handled at `now` (MONOTONIC ns).
+  public mutating func reply(sequence: UInt32, sendTime: Int64, receiveTime: Int64, now: Int64) -> Reply {
+    let index = Int(sequence % UInt32(entries.count))
+    guard var entry = entries[index], entry.sequence == sequence else {
+      // Older than the ring remembers, but below what we have sent: a very late reply.
+      let age = nextSequence &- sequence
+      return age > 0 && age <= UInt32.max / 2 ? .late(newlyLost: false) : .notOurs
+    }
+    guard entry.sendTime == sendTime else { return .notOurs }
+    switch entry.state {
+    case .pending where now <= entry.deadline:
+      entry.state = .received
+      entries[index] = entry
+      return .inTime(rttNanoseconds: max(0, receiveTime - sendTime))
+    case .pending:
+      entry.state = .lostThenAnswered
+      entries[index] = entry
+      return .late(newlyLost: true)
+    case .lost:
+      entry.state = .lostThenAnswered
+      entries[index] = entry
+      return .late(newlyLost: false)
+    case .received, .lostThenAnswered:
+      return .duplicate
+    }
+  }
+}

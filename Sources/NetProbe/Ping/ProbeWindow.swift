@@ -1,0 +1,113 @@
+/// The outcomes of a target's last N probes (an RTT, or a loss), and what the gauges
+/// say about them: loss ratio, RTT min / mean / max / standard deviation, and jitter as
+/// the mean absolute difference of consecutive RTTs. Pure: no clocks, no sockets.
+public struct ProbeWindow: Sendable, Equatable {
+  /// RTTs in seconds; NaN marks a lost probe.
+  private var outcomes: [Double]
+  private var next = 0
+  private var filled = 0
+
+  public init(capacity: Int) {
+    precondition(capacity > 0, "a window holds at least one probe")
+    outcomes = [Double](repeating: .nan, count: capacity)
+  }
+
+  public var capacity: Int { outcomes.count }
+  public var count: Int { filled }
+
+  /// Records a reply's RTT, or a loss when `rtt` is nil.
+  public mutating func record(_ rtt: Double?) {
+    outcomes[next] = rtt ?? .nan
+    next = (next + 1) % outcomes.count
+    filled = min(filled + 1, outcomes.count)
+  }
+
+  public struct Summary: Sendable, Equatable {
+    public var probes: Int
+    public var lossRatio: Double
+    /// nil when no probe in the window was answered.
+    public var rttMin: Double?
+    public var rttMean: Double?
+    public var rttMax: Double?
+    public var rttStandardDeviation: Double?
+    /// Mean |RTTᵢ − RTTᵢ₋₁| over consecutive answered probes; nil with fewer than two.
+    public var jitter: Double?
+  }
+
+  /// Oldest first, the window's figures.
+  public var summary: Summary {
+    var received = 0
+    var sum = 0.0
+    var sumOfSquares = 0.0
+    var low = Double.infinity
+    var high = -Double.infinity
+    var previous: Double?
+    var differences = 0.0
+    var differenceCount = 0
+    let start = filled < outcomes.count ? 0 : next
+    for offset in 0..<filled {
+      let rtt = outcomes[(start + offset) % outcomes.count]
+      guard !rtt.isNaN else { continue }
+      received += 1
+      sum += rtt
+      sumOfSquares += rtt * rtt
+      low = min(low, rtt)
+      high = max(high, rtt)
+      if let previous {
+        differences += abs(rtt - previous)
+        differenceCount += 1
+      }
+      previous = rtt
+    }
+    guard filled > 0 else { return Summary(probes: 0, lossRatio: 0) }
+    var summary = Summary(probes: filled, lossRatio: Double(filled - received) / Double(filled))
+    if received > 0 {
+      let mean = sum / Double(received)
+      summary.rttMin = low
+      summary.rttMax = high
+      summary.rttMean = mean
+      summary.rttStandardDeviation = (max(0, sumOfSquares / Double(received) - mean * mean)).squareRoot()
+    }
+    if differenceCount > 0 { summary.jitter = differences / Double(differenceCount) }
+    return summary
+  }
+}
+
+/// The RFC 3550 (6.4.1) interarrival jitter estimator applied to RTTs:
+/// J += (|D| − J) / 16, D the difference of consecutive RTTs. Smooth and cheap, and the
+/// number VoIP and video people know.
+public struct SmoothedJitter: Sendable, Equatable {
+  public private(set) var value: Double = 0
+  private var previous: Double?
+
+  public init() {}
+
+  public mutating func record(_ rtt: Double) {
+    if let previous { value += (abs(rtt - previous) - value) / 16 }
+    previous = rtt
+  }
+}
+
+/// A histogram with fixed upper bounds: per-bucket counts, sum and count.
+public struct Histogram: Sendable, Equatable {
+  public let upperBounds: [Double]
+  private(set) var counts: [UInt64]
+  private(set) var sum = 0.0
+  private(set) var count: UInt64 = 0
+
+  public init(upperBounds: [Double]) {
+    self.upperBounds = upperBounds
+    counts = [UInt64](repeating: 0, count: upperBounds.count)
+  }
+
+  public mutating func record(_ value: Double) {
+    // Few buckets (16 by default): a linear scan beats a binary search's branches.
+    if let index = upperBounds.firstIndex(where: { value <= $0 }) { counts[index] += 1 }
+    sum += value
+    count += 1
+  }
+
+  public var snapshot: HistogramSnapshot {
+    HistogramSnapshot(upperBounds: upperBounds, bucketCounts: counts, sum: sum, count: count)
+  }
+}

@@ -1,0 +1,55 @@
+/// Why a received ICMP message was not counted as a reply to any probe.
+public enum UnexpectedReason: String, Sendable, CaseIterable {
+  /// Too short, a bad checksum, or an IP header that does not parse.
+  case malformed
+  /// An echo reply that is not ours: another program's identifier or payload format.
+  case foreign
+  /// Our identifier but not our per-process nonce: an earlier run, or a forgery.
+  case badNonce = "bad_nonce"
+  /// Our nonce, but a slot or sequence we have no record of sending, or a send time
+  /// that does not match the one we sent.
+  case unknownProbe = "unknown_probe"
+  /// Right probe, wrong sender: the reply did not come from the target's address.
+  case wrongSource = "wrong_source"
+  /// Right probe, but the payload differs from what we sent.
+  case corrupt
+}
+
+/// Reads an ICMP message from a ping socket and decides whether it may be a reply to one of
+/// our probes. Pure, so that every forged, foreign and corrupted case is unit-tested.
+public struct ReplyMatcher: Sendable {
+  public enum Result: Sendable, Equatable {
+    /// An echo reply carrying our nonce: `slot` and `payload` say which probe it answers.
+    case candidate(payload: ProbePayload, icmpSequence: UInt16, payloadLength: Int)
+    /// Not an echo reply (our own requests seen on loopback, errors for the path engine).
+    case ignored
+    case unexpected(UnexpectedReason)
+  }
+
+  public let family: IPAddress.Family
+  public let kind: ICMPSocketKind
+  public let nonce: UInt64
+
+  public init(family: IPAddress.Family, kind: ICMPSocketKind, nonce: UInt64) {
+    self.family = family
+    self.kind = kind
+    self.nonce = nonce
+  }
+
+  /// `identifiers`: the ICMP identifiers we use (raw sockets only; the kernel rewrites them
+  /// on datagram sockets and delivers only replies to ours).
+  public func match(_ message: ArraySlice<UInt8>, identifiers: (UInt16, UInt16)) -> Result {
+    guard let echo = ICMPEcho.decode(message) else { return .unexpected(.malformed) }
+    let replyType = family == .ip4 ? ICMPType.echoReplyV4 : ICMPType.echoReplyV6
+    guard echo.type == replyType else { return .ignored }
+    guard echo.code == 0 else { return .unexpected(.malformed) }
+    if family == .ip4 && kind == .raw && !InternetChecksum.isValid(message) { return .unexpected(.malformed) }
+    if kind == .raw && echo.identifier != identifiers.0 && echo.identifier != identifiers.1 { return .unexpected(.foreign) }
+    guard let payload = ProbePayload.decode(echo.payload) else { return .unexpected(.foreign) }
+    guard payload.nonce == nonce else { return .unexpected(.badNonce) }
+    // The kernel rewrites the identifier of datagram sockets, never the sequence.
+    guard UInt16(truncatingIfNeeded: payload.sequence) == echo.sequence else { return .unexpected(.corrupt) }
+    guard ProbePayload.hasIntactPadding(echo.payload[...]) else { return .unexpected(.corrupt) }
+    return .candidate(payload: payload, icmpSequence: echo.sequence, payloadLength: echo.payload.count)
+  }
+}
