@@ -128,3 +128,53 @@ def temporary_directory(test):
 
 def gunzip(data):
     return gzip.decompress(data)
+
+
+class LabExporter(Exporter):
+    """The exporter inside a lab namespace (as `user` when given); scraped with curl run in
+    the same namespace, since its 127.0.0.1 is the namespace's own."""
+
+    def __init__(self, test, lab, *args, config=None, user=None, namespace="agent"):
+        self.lab = lab
+        self.namespace = namespace
+        self.stderr = tempfile.TemporaryFile()
+        command = [BINARY, "--web.listen-address=127.0.0.1:0", *args]
+        if config:
+            command.append(f"--config.file={config}")
+        self.process = lab.popen(namespace, command, user=user, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        test.addCleanup(self.kill)
+        self.port = wait_for(self._listening_port, what="the exporter to listen")
+
+    def get(self, path, headers=None):
+        result = self.lab.run(self.namespace, ["curl", "-s", "-o", "-", "-w", "\n%{http_code}",
+                                               f"http://127.0.0.1:{self.port}{path}"], timeout=30)
+        body, _, status = result.stdout.rpartition("\n")
+        return int(status or 0), {}, body.encode()
+
+    def samples(self, family, metrics=None):
+        """{labels text: value} of every series of one family (histogram parts excluded),
+        from `metrics` (one scrape's text) or a new scrape."""
+        values = {}
+        for line in (metrics if metrics is not None else self.metrics()).splitlines():
+            if line.startswith(family + "{"):
+                labels, value = line[len(family):].rsplit(" ", 1)
+                values[labels] = float(value)
+        return values
+
+    def target_value(self, family, target):
+        """The value of `family` for the series whose target label is `target`."""
+        for labels, value in self.samples(family).items():
+            if f'target="{target}"' in labels:
+                return value
+        return None
+
+
+def write_config(test, text):
+    """A config file that any user can read (the lab runs the agent as nobody too)."""
+    directory = temporary_directory(test)
+    os.chmod(directory, 0o755)
+    path = os.path.join(directory, "netprobe.yml")
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o644)
+    return path

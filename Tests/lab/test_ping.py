@@ -1,0 +1,151 @@
+"""The ping engine in the network lab: namespaces, routers, nftables dropping a share of
+echo requests, an /etc/hosts that changes, an unprivileged agent, forged replies."""
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+from harness import LabExporter, require_tool, wait_for, write_config
+from netlab import Lab
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def targets_config(addresses, interval="100ms", timeout="1s", window=100, socket="auto", extra_defaults="", extra=""):
+    lines = ["defaults:", f"  interval: {interval}", f"  timeout: {timeout}", f"  window: {window}",
+             f"  socket: {socket}", "  dns_refresh: 1s"]
+    lines += [f"  {line}" for line in extra_defaults.splitlines()]
+    lines.append("targets:")
+    lines += [f"  - {{name: t{index}, host: \"{address}\"}}" for index, address in enumerate(addresses)]
+    return "\n".join(lines) + "\n" + extra
+
+
+class PingLabTest(unittest.TestCase):
+    def lab(self, targets=20):
+        lab = Lab.for_test(self, targets=targets)
+        lab.allow_unprivileged_ping()
+        return lab
+
+    def test_a_twenty_targets_without_loss_and_f_promtool(self):
+        lab = self.lab()
+        addresses = lab.addresses(10) + lab.addresses(10, family=6)
+        exporter = LabExporter(self, lab, config=write_config(self, targets_config(addresses)))
+        wait_for(lambda: len(exporter.samples("netprobe_ping_packets_received_total")) == 20
+                 and min(exporter.samples("netprobe_ping_packets_received_total").values()) >= 20,
+                 timeout=20, what="20 replies from each of 20 targets")
+        metrics = exporter.metrics()
+        sent = exporter.samples("netprobe_ping_packets_sent_total", metrics)
+        received = exporter.samples("netprobe_ping_packets_received_total", metrics)
+        for labels, count in sent.items():
+            # At most one probe in flight when the scrape happened.
+            self.assertIn(count - received[labels], (0, 1), labels)
+        for labels, loss in exporter.samples("netprobe_ping_loss_ratio", metrics).items():
+            self.assertEqual(loss, 0, labels)
+        for labels, rtt in exporter.samples("netprobe_ping_rtt_mean_seconds", metrics).items():
+            self.assertGreater(rtt, 0, labels)
+            self.assertLess(rtt, 0.1, labels)
+        self.assertEqual(sum(exporter.samples("netprobe_ping_packets_late_total", metrics).values()), 0)
+        self.assertEqual(sum(exporter.samples("netprobe_ping_packets_duplicate_total", metrics).values()), 0)
+        self.assertEqual(sum(exporter.samples("netprobe_ping_packets_unexpected_total", metrics).values()), 0)
+        # Through one router: TTL 64 - 1 (Linux replies with 64).
+        self.assertEqual(set(exporter.samples("netprobe_ping_reply_ttl", metrics).values()), {63})
+        promtool = require_tool(self, "promtool")
+        check = subprocess.run([promtool, "check", "metrics"], input=metrics.encode(), capture_output=True, timeout=30)
+        self.assertEqual(check.returncode, 0, check.stdout.decode() + check.stderr.decode())
+
+    def test_b_twenty_percent_dropped_for_one_target(self):
+        lab = self.lab()
+        addresses = lab.addresses(20)
+        lab.drop(addresses[3], 20)
+        exporter = LabExporter(self, lab, config=write_config(self, targets_config(addresses, interval="20ms", window=500)))
+        wait_for(lambda: (exporter.target_value("netprobe_ping_window_probes", "t3") or 0) >= 500,
+                 timeout=40, what="500 probes to the lossy target")
+        loss = exporter.samples("netprobe_ping_loss_ratio")
+        for labels, value in loss.items():
+            if 'target="t3"' in labels:
+                self.assertAlmostEqual(value, 0.20, delta=0.05)
+            else:
+                self.assertEqual(value, 0, labels)
+
+    def test_c_silent_target_comes_back(self):
+        lab = self.lab(targets=2)
+        addresses = lab.addresses(2)
+        exporter = LabExporter(self, lab, config=write_config(self, targets_config(addresses, window=30)))
+        wait_for(lambda: exporter.target_value("netprobe_ping_window_probes", "t0") == 30, timeout=20, what="a full window")
+        self.assertEqual(exporter.target_value("netprobe_ping_loss_ratio", "t0"), 0)
+        lab.drop(addresses[0], 100)
+        wait_for(lambda: exporter.target_value("netprobe_ping_loss_ratio", "t0") == 1, timeout=20, what="total loss")
+        self.assertEqual(exporter.target_value("netprobe_ping_loss_ratio", "t1"), 0)
+        lab.undrop(addresses[0])
+        wait_for(lambda: exporter.target_value("netprobe_ping_loss_ratio", "t0") == 0, timeout=20, what="the window to recover")
+        self.assertEqual(exporter.target_value("netprobe_ping_packets_late_total", "t0"), 0)
+
+    def test_d_dns_name_that_changes_address(self):
+        lab = self.lab(targets=2)
+        first, second = lab.addresses(2)
+        lab.set_hosts("agent", {"moving.lab.test": first})
+        config = "defaults: {interval: 100ms, dns_refresh: 1s}\ntargets:\n  - {name: moving, host: moving.lab.test, family: ip4}\n"
+        exporter = LabExporter(self, lab, config=write_config(self, config))
+
+        def probed_address():
+            for labels in exporter.samples("netprobe_ping_target_info"):
+                if 'target="moving"' in labels:
+                    return labels.split('address="')[1].split('"')[0]
+            return None
+
+        wait_for(lambda: probed_address() == first, timeout=15, what="the first address")
+        wait_for(lambda: (exporter.target_value("netprobe_ping_packets_received_total", "moving") or 0) >= 5, what="replies")
+        lab.set_hosts("agent", {"moving.lab.test": second})
+        wait_for(lambda: probed_address() == second, timeout=15, what="the new address")
+        wait_for(lambda: (exporter.target_value("netprobe_ping_packets_received_total", "moving") or 0) >= 5,
+                 what="replies from the new address")
+        self.assertIn("DNS name now resolves to another address", exporter.log())
+        # The name disappears: the last good address stays, failures are counted, once logged.
+        lab.set_hosts("agent", {"other.lab.test": second})
+        wait_for(lambda: (exporter.target_value("netprobe_ping_dns_lookup_failures_total", "moving") or 0) >= 2,
+                 timeout=15, what="failed lookups")
+        self.assertEqual(probed_address(), second)
+        self.assertEqual(exporter.log().count("DNS lookup failed"), 1)
+
+    def test_e_unprivileged_agent_with_ping_group_range(self):
+        lab = self.lab(targets=2)
+        addresses = lab.addresses(1) + lab.addresses(1, family=6)
+        exporter = LabExporter(self, lab, config=write_config(self, targets_config(addresses)), user=65534)
+        wait_for(lambda: len(exporter.samples("netprobe_ping_packets_received_total")) == 2
+                 and min(exporter.samples("netprobe_ping_packets_received_total").values()) >= 5,
+                 timeout=15, what="replies to an unprivileged agent")
+        sockets = {labels.split('socket="')[1].split('"')[0] for labels in exporter.samples("netprobe_ping_target_info")}
+        self.assertEqual(sockets, {"dgram"})
+
+    def test_e_unprivileged_agent_without_any_privilege_says_what_to_grant(self):
+        lab = Lab.for_test(self, targets=1)   # ping_group_range left at "1 0"
+        exporter = LabExporter(self, lab, config=write_config(self, targets_config(lab.addresses(1))), user=65534)
+        wait_for(lambda: "cannot open an ICMP socket" in exporter.log(), what="the privilege error")
+        log = exporter.log()
+        self.assertIn("CAP_NET_RAW", log)
+        self.assertIn("ping_group_range", log)
+        errors = exporter.samples("netprobe_ping_socket_errors_total")
+        self.assertTrue(any('socket="raw",errno="EPERM"' in labels for labels in errors), errors)
+        self.assertEqual(exporter.get("/-/healthy")[0], 200)
+
+    def test_g_forged_replies_are_unexpected_not_received(self):
+        lab = self.lab(targets=1)
+        address = lab.target_v4(0)
+        forger = lab.popen("target", [sys.executable, os.path.join(HERE, "forge_replies.py"), address, "10"],
+                           stdout=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        exporter = LabExporter(self, lab, config=write_config(self, targets_config([address], socket="raw")))
+        forger.wait(timeout=30)
+        self.assertEqual(forger.returncode, 0)
+        wait_for(lambda: exporter.target_value("netprobe_ping_packets_duplicate_total", "t0") == 10, what="10 duplicates")
+        unexpected = exporter.samples("netprobe_ping_packets_unexpected_total")
+        self.assertEqual(unexpected['{family="ip4",reason="bad_nonce"}'], 10)
+        self.assertEqual(unexpected['{family="ip4",reason="unknown_probe"}'], 10)
+        sent = exporter.target_value("netprobe_ping_packets_sent_total", "t0")
+        received = exporter.target_value("netprobe_ping_packets_received_total", "t0")
+        self.assertLessEqual(received, sent)
+
+
+if __name__ == "__main__":
+    unittest.main()
