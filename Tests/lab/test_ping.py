@@ -146,6 +146,31 @@ class PingLabTest(unittest.TestCase):
         received = exporter.target_value("netprobe_ping_packets_received_total", "t0")
         self.assertLessEqual(received, sent)
 
+    def test_reload_keeps_unchanged_targets_and_removes_gone_ones(self):
+        lab = self.lab(targets=3)
+        a, b, c = lab.addresses(3)
+        path = write_config(self, targets_config([a, b, c]))
+        exporter = LabExporter(self, lab, config=path)
+        wait_for(lambda: (exporter.target_value("netprobe_ping_packets_sent_total", "t0") or 0) >= 20, what="probes")
+        with open(path, "w") as f:
+            # t0 unchanged, t1 gone, t2 with a new interval (a new target for its counters).
+            f.write(targets_config([a]) + "  - {name: t2, host: \"%s\", interval: 200ms}\n" % c)
+        before = exporter.target_value("netprobe_ping_packets_sent_total", "t0")
+        self.assertEqual(exporter.get("/-/reload")[0], 405)
+        status = self.lab_post(lab, exporter, "/-/reload")
+        self.assertEqual(status, 200)
+        self.assertGreaterEqual(exporter.target_value("netprobe_ping_packets_sent_total", "t0"), before,
+                                "an unchanged target keeps its counters")
+        self.assertNotIn('target="t1"', exporter.metrics(), "a removed target loses its series")
+        t2_sent = exporter.target_value("netprobe_ping_packets_sent_total", "t2")
+        self.assertLess(t2_sent, 20, "a changed target starts its counters again")
+
+    @staticmethod
+    def lab_post(lab, exporter, path):
+        result = lab.run(exporter.namespace, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST",
+                                              f"http://127.0.0.1:{exporter.port}{path}"], timeout=30)
+        return int(result.stdout or 0)
+
 
 if __name__ == "__main__":
     unittest.main()

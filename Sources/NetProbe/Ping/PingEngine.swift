@@ -95,8 +95,8 @@ public final class PingEngine: ConfigSubscriber, MetricsCollector {
     for loop in loops.values { loop.stop() }
   }
 
-  /// Replaces the ICMP identifier when `identifier_rotation` says so; called at scrape and
-  /// by the resolver's clock, so no thread exists for it alone.
+  /// Replaces the ICMP identifier when `identifier_rotation` says so. Checked whenever the
+  /// metrics are collected (scrapes and pushes), so no thread exists for it alone.
   private func rotateIfDue() {
     let due = state.withLock { state -> Bool in
       guard let rotation = state.rotation, let next = state.nextRotation, ContinuousClock.now >= next else { return false }
