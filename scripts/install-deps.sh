@@ -16,6 +16,11 @@ case "${1:-build}" in
     want_pkg prometheus
     want_pkg curl
     want_pkg python3
+    want_pkg iproute2      # the network lab (Tests/lab/netlab.py): ip netns, veth
+    want_pkg nftables      # the lab's packet drops and rejects
+    want_pkg iputils-ping  # ping from the lab's namespaces
+    want_pkg util-linux    # setpriv: lab processes as an unprivileged user
+    want_pkg tcpdump
     ;;
   bench)
     want_pkg wrk

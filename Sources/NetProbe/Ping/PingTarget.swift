@@ -16,7 +16,7 @@ final class PingTarget: Sendable {
     // Enough ring entries for every probe that can be in flight, plus memory for late replies.
     let inFlight = Int((options.timeout / options.interval).rounded(.up)) + 1
     state = Mutex(PingTargetState(
-      ledger: ProbeLedger(capacity: max(64, inFlight * 4)),
+      ledger: ProbeLedger(capacity: max(16, inFlight * 4)),
       window: ProbeWindow(capacity: options.window),
       histogram: Histogram(upperBounds: rttBuckets),
       address: config.address))

@@ -11,20 +11,24 @@ public struct ProbeLedger: Sendable {
     case lostThenAnswered
   }
 
+  /// 24 bytes: ten thousand targets keep their ledgers in a few megabytes.
   struct Entry: Sendable {
-    var sequence: UInt32
     var sendTime: Int64
     var deadline: Int64
+    var sequence: UInt32
     var state: State
+    /// An empty slot: no probe has used it yet.
+    var isUsed: Bool
   }
 
-  private var entries: [Entry?]
+  private var entries: [Entry]
   public private(set) var nextSequence: UInt32 = 0
 
   /// `capacity` must cover the probes that can be in flight at once (timeout / interval)
   /// with room to recognise late replies.
   public init(capacity: Int) {
-    entries = [Entry?](repeating: nil, count: max(8, capacity))
+    entries = [Entry](repeating: Entry(sendTime: 0, deadline: 0, sequence: 0, state: .pending, isUsed: false),
+                      count: max(8, capacity))
   }
 
   /// Registers a probe about to be sent; returns its sequence. An older probe in the same
@@ -33,15 +37,16 @@ public struct ProbeLedger: Sendable {
     let sequence = nextSequence
     nextSequence &+= 1
     let index = Int(sequence % UInt32(entries.count))
-    let evicted = entries[index]?.state == .pending
-    entries[index] = Entry(sequence: sequence, sendTime: sendTime, deadline: deadline, state: .pending)
+    let evicted = entries[index].isUsed && entries[index].state == .pending
+    entries[index] = Entry(sendTime: sendTime, deadline: deadline, sequence: sequence, state: .pending, isUsed: true)
     return (sequence, evicted)
   }
 
   /// Marks the probe lost if it is still pending at its deadline; true when it was.
   public mutating func expire(sequence: UInt32, now: Int64) -> Bool {
     let index = Int(sequence % UInt32(entries.count))
-    guard var entry = entries[index], entry.sequence == sequence, entry.state == .pending, entry.deadline <= now else {
+    var entry = entries[index]
+    guard entry.isUsed, entry.sequence == sequence, entry.state == .pending, entry.deadline <= now else {
       return false
     }
     entry.state = .lost
@@ -65,7 +70,8 @@ public struct ProbeLedger: Sendable {
   /// received at `receiveTime` (REALTIME ns) and handled at `now` (MONOTONIC ns).
   public mutating func reply(sequence: UInt32, sendTime: Int64, receiveTime: Int64, now: Int64) -> Reply {
     let index = Int(sequence % UInt32(entries.count))
-    guard var entry = entries[index], entry.sequence == sequence else {
+    var entry = entries[index]
+    guard entry.isUsed, entry.sequence == sequence else {
       // Older than the ring remembers, but below what we have sent: a very late reply.
       let age = nextSequence &- sequence
       return age > 0 && age <= UInt32.max / 2 ? .late(newlyLost: false) : .notOurs

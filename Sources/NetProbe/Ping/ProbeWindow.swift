@@ -2,14 +2,15 @@
 /// say about them: loss ratio, RTT min / mean / max / standard deviation, and jitter as
 /// the mean absolute difference of consecutive RTTs. Pure: no clocks, no sockets.
 public struct ProbeWindow: Sendable, Equatable {
-  /// RTTs in seconds; NaN marks a lost probe.
-  private var outcomes: [Double]
+  /// RTTs in seconds; NaN marks a lost probe. Float keeps 7 significant digits (0.1 µs
+  /// on a 1 s RTT) in half the memory of Double, which matters at 10,000 targets.
+  private var outcomes: [Float]
   private var next = 0
   private var filled = 0
 
   public init(capacity: Int) {
     precondition(capacity > 0, "a window holds at least one probe")
-    outcomes = [Double](repeating: .nan, count: capacity)
+    outcomes = [Float](repeating: .nan, count: capacity)
   }
 
   public var capacity: Int { outcomes.count }
@@ -17,7 +18,7 @@ public struct ProbeWindow: Sendable, Equatable {
 
   /// Records a reply's RTT, or a loss when `rtt` is nil.
   public mutating func record(_ rtt: Double?) {
-    outcomes[next] = rtt ?? .nan
+    outcomes[next] = rtt.map(Float.init) ?? .nan
     next = (next + 1) % outcomes.count
     filled = min(filled + 1, outcomes.count)
   }
@@ -46,8 +47,9 @@ public struct ProbeWindow: Sendable, Equatable {
     var differenceCount = 0
     let start = filled < outcomes.count ? 0 : next
     for offset in 0..<filled {
-      let rtt = outcomes[(start + offset) % outcomes.count]
-      guard !rtt.isNaN else { continue }
+      let stored = outcomes[(start + offset) % outcomes.count]
+      guard !stored.isNaN else { continue }
+      let rtt = Double(stored)
       received += 1
       sum += rtt
       sumOfSquares += rtt * rtt
