@@ -3,6 +3,7 @@
 #endif
 #include "CNetShims.h"
 #include <sys/socket.h>
+#include <malloc.h>
 #include <sys/eventfd.h>
 #include <zlib.h>
 
@@ -41,3 +42,6 @@ long cns_gzip(const uint8_t *input, size_t length, uint8_t *output, size_t capac
 #define NETPROBE_REVISION "unknown"
 #endif
 const char *cns_build_revision(void) { return NETPROBE_REVISION; }
+
+int cns_malloc_trim(size_t pad) { return malloc_trim(pad); }
+int cns_set_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }

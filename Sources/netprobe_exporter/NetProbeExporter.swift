@@ -89,6 +89,7 @@ struct NetProbeExporter: ParsableCommand {
   private func serve(_ source: ConfigSource) throws {
     // Before any thread starts, so every thread inherits the blocked mask.
     SignalWatcher.blockSignals()
+    Memory.useMmapForLargeBlocks()
     // libcurl's global set-up is not thread-safe: before any thread exists.
     guard Curl.globalInit() else {
       StandardError.write(Array("error: libcurl could not be initialised\n".utf8))

@@ -26,6 +26,13 @@ size_t cns_cmsg_len(size_t length);
 long cns_gzip(const uint8_t *input, size_t length, uint8_t *output, size_t capacity, int level);
 size_t cns_gzip_bound(size_t length);
 
+/// malloc_trim(3) from <malloc.h>, which Swift's Glibc module does not include.
+int cns_malloc_trim(size_t pad);
+
+/// mallopt(M_MMAP_THRESHOLD, bytes): allocations above `bytes` are mmapped (and so
+/// returned to the kernel when freed) whatever glibc's dynamic threshold would say.
+int cns_set_mmap_threshold(int bytes);
+
 /// The source revision `make` passes as -DNETPROBE_REVISION, or "unknown".
 const char *cns_build_revision(void);
 

@@ -57,17 +57,21 @@ public struct HTTPResponse: Sendable, Equatable {
       && a.headers.elementsEqual(b.headers, by: { $0.name == $1.name && $0.value == $1.value })
   }
 
-  /// The bytes on the wire: status line, headers (with Content-Length, Date-free so that
-  /// tests can compare), and the body unless `head` (a HEAD request gets the GET headers).
-  public func serialized(head: Bool, keepAlive: Bool) -> [UInt8] {
+  /// The status line and headers (with Content-Length, and no Date, so that tests can
+  /// compare bytes), ending with the empty line.
+  public func serializedHead(keepAlive: Bool) -> [UInt8] {
     var text = "HTTP/1.1 \(status.code) \(status.reason)\r\n"
     for (name, value) in headers { text += "\(name): \(value)\r\n" }
     text += "Content-Length: \(body.count)\r\n"
     text += keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n"
     text += "\r\n"
-    var bytes = Array(text.utf8)
-    if !head { bytes += body }
-    return bytes
+    return Array(text.utf8)
+  }
+
+  /// The bytes on the wire: the head, then the body unless `head` (a HEAD request gets the
+  /// GET headers and no body).
+  public func serialized(head: Bool, keepAlive: Bool) -> [UInt8] {
+    head ? serializedHead(keepAlive: keepAlive) : serializedHead(keepAlive: keepAlive) + body
   }
 
   /// Compresses the body with gzip when the client accepts it and it is worth it (bodies

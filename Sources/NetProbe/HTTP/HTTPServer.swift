@@ -82,6 +82,9 @@ public final class HTTPServer: Sendable {
     listener.close()
   }
 
+  /// Responses above this size are followed by a heap trim (see `Memory`).
+  static let trimThreshold = 4 << 20
+
   /// The server's own metrics: requests by handler and code, open and rejected connections.
   public var metrics: any MetricsCollector { stats }
 
@@ -90,7 +93,8 @@ public final class HTTPServer: Sendable {
   /// A response a worker finished, waiting to be written by the loop.
   fileprivate struct Completion: Sendable {
     var connectionID: Int
-    var bytes: [UInt8]
+    /// Status line and headers, then the body: kept apart so a 40 MB body is never copied.
+    var chunks: [[UInt8]]
     var close: Bool
   }
 
@@ -112,7 +116,8 @@ public final class HTTPServer: Sendable {
       }
       let socket: Socket
       var input: [UInt8] = []
-      var output: [UInt8] = []
+      /// What is left to write, in order; `written` counts bytes of the first chunk.
+      var output: [[UInt8]] = []
       var written = 0
       var phase = Phase.reading
       /// When the current phase times out.
@@ -256,8 +261,9 @@ public final class HTTPServer: Sendable {
           let response = server.handler.respond(to: request).compressedIfAccepted(by: request)
           server.stats.count(handler: label, code: response.status.code)
           let keepAlive = request.keepAlive && !response.closeConnection
-          let bytes = response.serialized(head: request.method == "HEAD", keepAlive: keepAlive)
-          server.completions.withLock { $0.append(Completion(connectionID: id, bytes: bytes, close: !keepAlive)) }
+          let head = response.serializedHead(keepAlive: keepAlive)
+          let chunks = request.method == "HEAD" || response.body.isEmpty ? [head] : [head, response.body]
+          server.completions.withLock { $0.append(Completion(connectionID: id, chunks: chunks, close: !keepAlive)) }
           server.wakeup.signal()
         }
       }
@@ -270,7 +276,7 @@ public final class HTTPServer: Sendable {
       }
       for completion in done {
         guard let connection = connections[completion.connectionID] else { continue }
-        connection.output = completion.bytes
+        connection.output = completion.chunks
         connection.written = 0
         connection.phase = .writing(closeAfter: completion.close)
         connection.deadline = clock.now.advanced(by: server.options.writeTimeout)
@@ -280,7 +286,7 @@ public final class HTTPServer: Sendable {
 
     /// Queues a response built by the loop itself (errors, timeouts) and starts writing it.
     func respond(_ connection: Connection, _ response: HTTPResponse, head: Bool, keepAlive: Bool) {
-      connection.output = response.serialized(head: head, keepAlive: keepAlive)
+      connection.output = [response.serialized(head: head, keepAlive: keepAlive)]
       connection.written = 0
       connection.phase = .writing(closeAfter: !keepAlive)
       connection.deadline = clock.now.advanced(by: server.options.writeTimeout)
@@ -288,10 +294,17 @@ public final class HTTPServer: Sendable {
 
     func writable(_ id: Int, _ connection: Connection) {
       guard case .writing(let closeAfter) = connection.phase else { return }
-      while connection.written < connection.output.count {
+      var wasLarge = false
+      while let chunk = connection.output.first {
+        if connection.written == chunk.count {
+          wasLarge = wasLarge || chunk.count > HTTPServer.trimThreshold
+          connection.output.removeFirst()
+          connection.written = 0
+          continue
+        }
         let result: Socket.IOResult
         do {
-          result = try connection.output.withUnsafeBytes { bytes in
+          result = try chunk.withUnsafeBytes { bytes in
             try connection.socket.send(UnsafeRawBufferPointer(rebasing: bytes[connection.written...]))
           }
         } catch {
@@ -303,12 +316,14 @@ public final class HTTPServer: Sendable {
         case .wouldBlock, .endOfStream: return
         }
       }
+      // Once a large response is out and released, give its pages back to the kernel.
+      connection.output = []
+      defer { if wasLarge { Memory.releaseFreePages() } }
       if closeAfter {
         connection.socket.shutdownWrite()
         drop(id)
         return
       }
-      connection.output = []
       connection.phase = .reading
       connection.requestStarted = !connection.input.isEmpty
       connection.deadline = clock.now.advanced(
