@@ -93,7 +93,7 @@ public enum ConfigSchema {
     guard let map = reader.mapping(node, path, allowed: traceKeys) else { return base }
     if isTarget { trace.enabled = true }
     if let v = map["enabled"]?.value { trace.enabled = reader.boolean(v) ?? trace.enabled }
-    if let v = map["interval"]?.value { trace.interval = reader.duration(v, min: .seconds(5), max: .seconds(86_400)) ?? trace.interval }
+    if let v = map["interval"]?.value { trace.interval = reader.duration(v, min: .seconds(1), max: .seconds(86_400)) ?? trace.interval }
     if let v = map["max_hops"]?.value { trace.maxHops = reader.integer(v, 1...64) ?? trace.maxHops }
     if let v = map["probes_per_hop"]?.value { trace.probesPerHop = reader.integer(v, 1...10) ?? trace.probesPerHop }
     if let v = map["confirm_rounds"]?.value { trace.confirmRounds = reader.integer(v, 1...10) ?? trace.confirmRounds }

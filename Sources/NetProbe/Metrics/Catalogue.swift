@@ -124,6 +124,56 @@ public enum Catalogue {
     "Failed attempts to open an ICMP socket, by family, socket kind and errno (retried every minute).",
     labels: ["family", "socket", "errno"])
 
+  // MARK: Path (per traced target: the target labels, then hop where it applies)
+
+  public static let pathHopCount = MetricFamily(
+    "netprobe_path_hop_count", .gauge,
+    "Hops to the target on the confirmed path (the destination's TTL, or the last hop that answered).", labels: targetLabels)
+
+  public static let pathReached = MetricFamily(
+    "netprobe_path_destination_reached", .gauge,
+    "1 if the destination answered in the last trace round, else 0.", labels: targetLabels)
+
+  public static let pathChanges = MetricFamily(
+    "netprobe_path_changes_total", .counter,
+    "Path changes confirmed by consecutive trace rounds (silent hops never count as a change).", labels: targetLabels)
+
+  public static let pathLastChange = MetricFamily(
+    "netprobe_path_last_change_timestamp_seconds", .gauge,
+    "Unix time of the last confirmed path change; absent until one happens.", labels: targetLabels)
+
+  public static let pathHash = MetricFamily(
+    "netprobe_path_hash", .gauge,
+    "A 32-bit hash of the confirmed hop list: it changes exactly when the path does.", labels: targetLabels)
+
+  public static let pathHopInfo = MetricFamily(
+    "netprobe_path_hop_info", .gauge,
+    "Always 1: one series per responder at each hop of the confirmed path (several under ECMP; responder=\"*\" for a silent hop).",
+    labels: targetLabels + ["hop", "responder"])
+
+  public static let pathHopRTT = MetricFamily(
+    "netprobe_path_hop_rtt_seconds", .gauge,
+    "Mean RTT of a hop's replies over the last 10 trace rounds.", labels: targetLabels + ["hop"])
+
+  public static let pathHopLoss = MetricFamily(
+    "netprobe_path_hop_loss_ratio", .gauge,
+    "Share of a hop's probes without a reply over the last 10 trace rounds, 0 to 1 (routers that rate-limit ICMP show loss here, not on the path).",
+    labels: targetLabels + ["hop"])
+
+  public static let pathUnreachable = MetricFamily(
+    "netprobe_path_unreachable_total", .counter,
+    "Trace rounds that got a Destination Unreachable, by ICMP code (1 host, 3 port, 13 prohibited…).", labels: targetLabels + ["code"])
+
+  public static let pathMTU = MetricFamily(
+    "netprobe_path_mtu_bytes", .gauge,
+    "Next-hop MTU reported by \"fragmentation needed\" / \"packet too big\" on a target with dont_fragment.", labels: targetLabels)
+
+  public static let pathRounds = MetricFamily(
+    "netprobe_path_rounds_total", .counter, "Trace rounds completed.", labels: targetLabels)
+
+  public static let pathRoundDuration = MetricFamily(
+    "netprobe_path_round_duration_seconds", .gauge, "Duration of the last trace round.", labels: targetLabels)
+
   // MARK: Push
 
   public static let pushes = MetricFamily(
@@ -165,6 +215,8 @@ public enum Catalogue {
     pingTargetInfo, pingSent, pingReceived, pingDuplicates, pingLate, pingSendErrors, pingRTT, pingWindowProbes,
     pingLossRatio, pingRTTMin, pingRTTMean, pingRTTMax, pingRTTStandardDeviation, pingJitter, pingJitterRFC3550,
     pingReplyTTL, pingDNSFailures, pingUnexpected, pingSocketErrors,
+    pathHopCount, pathReached, pathChanges, pathLastChange, pathHash, pathHopInfo, pathHopRTT, pathHopLoss,
+    pathUnreachable, pathMTU, pathRounds, pathRoundDuration,
     pushes, pushRetries, pushLastSuccessTimestamp, pushDuration,
     processCPU, processResidentMemory, processVirtualMemory, processOpenFDs, processMaxFDs, processStartTime,
   ]

@@ -12,6 +12,8 @@
 /// | 16–23 | send time, ns since the Unix epoch (CLOCK_REALTIME) |
 public struct ProbePayload: Sendable, Equatable {
   public static let headerSize = 24
+  /// Set in `slot` on the path tracer's probes, clear on the ping engine's.
+  public static let traceSlotFlag: UInt32 = 0x8000_0000
 
   public var nonce: UInt64
   public var slot: UInt32
@@ -66,10 +68,11 @@ public struct ProbePayload: Sendable, Equatable {
     (0..<max(0, count)).map(patternByte(at:))
   }
 
-  /// True when every byte after the header follows the pattern.
-  public static func hasIntactPadding(_ payload: ArraySlice<UInt8>) -> Bool {
-    var index = headerSize
-    for byte in payload.dropFirst(headerSize) {
+  /// True when every byte after the header (and after `skipping` more bytes: the path
+  /// tracer's flow-compensation word) follows the pattern.
+  public static func hasIntactPadding(_ payload: ArraySlice<UInt8>, skipping: Int = 0) -> Bool {
+    var index = headerSize + skipping
+    for byte in payload.dropFirst(headerSize + skipping) {
       if byte != patternByte(at: index) { return false }
       index += 1
     }

@@ -12,9 +12,12 @@ public final class PingEngine: ConfigSubscriber, MetricsCollector {
   private let state = Mutex(EngineState())
   private let resolver: DNSRefresher
   private let stats: PingEngineStats
+  private let tracer: PathTracer
 
   struct EngineState {
     var targets: [String: PingTarget] = [:]
+    /// The traced ones, by name.
+    var paths: [String: PathTarget] = [:]
     /// Target names in configuration order, for a stable exposition.
     var order: [String] = []
     var freeSlots: [UInt32] = []
@@ -33,6 +36,7 @@ public final class PingEngine: ConfigSubscriber, MetricsCollector {
     context = PingContext(logger: logger, stats: stats)
     loops = [.ip4: try PingLoop(family: .ip4, context: context), .ip6: try PingLoop(family: .ip6, context: context)]
     resolver = DNSRefresher(logger: logger)
+    tracer = try PathTracer(context: context)
     resolver.setHandler { [weak self] target in self?.reassign(target) }
   }
 
@@ -65,6 +69,19 @@ public final class PingEngine: ConfigSubscriber, MetricsCollector {
       }
       state.targets = next
       state.order = config.targets.map(\.name)
+      // Path tracing follows the ping target: kept while the ping target is kept.
+      var paths: [String: PathTarget] = [:]
+      for (name, target) in next where target.config.options.trace.enabled {
+        if let existing = state.paths[name], existing.ping === target {
+          paths[name] = existing
+        } else {
+          let path = PathTarget(ping: target, slot: target.slot)
+          paths[name] = path
+          tracer.post(.add(path))
+        }
+      }
+      for (name, old) in state.paths where paths[name] !== old { tracer.post(.remove(old.slot)) }
+      state.paths = paths
       state.rotation = config.ping.identifierRotation
       state.nextRotation = config.ping.identifierRotation.map { ContinuousClock.now + $0 }
     }
@@ -92,6 +109,7 @@ public final class PingEngine: ConfigSubscriber, MetricsCollector {
 
   public func stop() {
     resolver.stop()
+    tracer.stop()
     for loop in loops.values { loop.stop() }
   }
 
@@ -110,8 +128,11 @@ public final class PingEngine: ConfigSubscriber, MetricsCollector {
 
   public func collect(into exposition: inout Exposition) {
     rotateIfDue()
-    let targets = state.withLock { state in state.order.compactMap { state.targets[$0] } }
+    let (targets, paths) = state.withLock { state in
+      (state.order.compactMap { state.targets[$0] }, state.order.compactMap { state.paths[$0] })
+    }
     for target in targets { PingSeries.collect(target, into: &exposition) }
+    for path in paths { PathSeries.collect(path, into: &exposition) }
     stats.collect(into: &exposition)
   }
 }

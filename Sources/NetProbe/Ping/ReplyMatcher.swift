@@ -29,11 +29,16 @@ public struct ReplyMatcher: Sendable {
   public let family: IPAddress.Family
   public let kind: ICMPSocketKind
   public let nonce: UInt64
+  /// Whether this matcher serves the path tracer, whose probes have the trace flag in
+  /// their slot and a flow-compensation word after the header. Each engine ignores the
+  /// other's replies (on raw sockets both see all of them).
+  public let forTracer: Bool
 
-  public init(family: IPAddress.Family, kind: ICMPSocketKind, nonce: UInt64) {
+  public init(family: IPAddress.Family, kind: ICMPSocketKind, nonce: UInt64, forTracer: Bool = false) {
     self.family = family
     self.kind = kind
     self.nonce = nonce
+    self.forTracer = forTracer
   }
 
   /// `identifiers`: the ICMP identifiers we use (raw sockets only; the kernel rewrites them
@@ -47,9 +52,10 @@ public struct ReplyMatcher: Sendable {
     if kind == .raw && echo.identifier != identifiers.0 && echo.identifier != identifiers.1 { return .unexpected(.foreign) }
     guard let payload = ProbePayload.decode(echo.payload) else { return .unexpected(.foreign) }
     guard payload.nonce == nonce else { return .unexpected(.badNonce) }
+    guard (payload.slot & ProbePayload.traceSlotFlag != 0) == forTracer else { return .ignored }
     // The kernel rewrites the identifier of datagram sockets, never the sequence.
     guard UInt16(truncatingIfNeeded: payload.sequence) == echo.sequence else { return .unexpected(.corrupt) }
-    guard ProbePayload.hasIntactPadding(echo.payload[...]) else { return .unexpected(.corrupt) }
+    guard ProbePayload.hasIntactPadding(echo.payload[...], skipping: forTracer ? 2 : 0) else { return .unexpected(.corrupt) }
     return .candidate(payload: payload, icmpSequence: echo.sequence, payloadLength: echo.payload.count)
   }
 }

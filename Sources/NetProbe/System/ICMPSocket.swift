@@ -122,40 +122,29 @@ public final class ICMPSocket: Sendable {
     }
   }
 
+  /// Wraps `setsockopt(IP_TTL / IPV6_UNICAST_HOPS)`: the path tracer sets it before each
+  /// probe on its own sockets.
+  public func setTTL(_ ttl: Int) throws(SystemError) {
+    switch family {
+    case .ip4: try socket.setOption(level: Int32(IPPROTO_IP), name: IP_TTL, value: Int32(ttl), label: "IP_TTL")
+    case .ip6: try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_UNICAST_HOPS, value: Int32(ttl), label: "IPV6_UNICAST_HOPS")
+    }
+  }
+
+  /// Wraps `setsockopt(IP_RECVERR / IPV6_RECVERR)`: on datagram sockets, ICMP errors about
+  /// our probes (Time Exceeded, Unreachable) are queued on the socket's error queue
+  /// instead of being delivered as data.
+  public func enableErrorQueue() throws(SystemError) {
+    switch family {
+    case .ip4: try socket.setOption(level: Int32(IPPROTO_IP), name: IP_RECVERR, value: Int32(1), label: "IP_RECVERR")
+    case .ip6: try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_RECVERR, value: Int32(1), label: "IPV6_RECVERR")
+    }
+  }
+
   /// Wraps `recvmsg(2)` for one datagram, reading the timestamp and TTL control messages.
   /// Returns nil when nothing is waiting. `buffer` receives the bytes; the result slices it.
   public func receive(into buffer: inout [UInt8], control: inout [UInt8]) throws(SystemError) -> ReceivedICMP? {
-    var storage = sockaddr_storage()
-    var count = 0
-    var controlLength = 0
-    let fd = socket.fileDescriptor
-    let error: Int32 = buffer.withUnsafeMutableBytes { bytes in
-      control.withUnsafeMutableBytes { controlBytes in
-        withUnsafeMutablePointer(to: &storage) { address in
-          var vector = iovec(iov_base: bytes.baseAddress, iov_len: bytes.count)
-          return withUnsafeMutablePointer(to: &vector) { vectorPointer in
-            var message = msghdr()
-            message.msg_name = UnsafeMutableRawPointer(address)
-            message.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            message.msg_iov = vectorPointer
-            message.msg_iovlen = 1
-            message.msg_control = controlBytes.baseAddress
-            message.msg_controllen = controlBytes.count
-            while true {
-              let received = recvmsg(fd, &message, Int32(MSG_DONTWAIT))
-              if received >= 0 {
-                count = received
-                controlLength = message.msg_controllen
-                return 0
-              }
-              if errno != EINTR { return errno }
-            }
-          }
-        }
-      }
-    }
-    if error == EAGAIN { return nil }
-    if error != 0 { throw SystemError("recvmsg", errno: error) }
+    guard let (count, storage, controlLength) = try receiveMessage(into: &buffer, control: &control, flags: 0) else { return nil }
     guard let source = SocketAddress(storage: storage)?.ip else { return nil }
     var timestamp: Int64?
     var ttl: Int?
@@ -176,6 +165,73 @@ public final class ICMPSocket: Sendable {
       message = message.dropFirst(header.headerLength)
     }
     return ReceivedICMP(message: message, source: source, kernelTimestamp: timestamp, ttl: ttl)
+  }
+
+  /// One entry of the error queue: the probe as we sent it, and what the network said.
+  public struct QueuedError: Sendable {
+    /// Our original ICMP message (the kernel put its own identifier in it).
+    public var original: ArraySlice<UInt8>
+    /// The original's destination.
+    public var destination: IPAddress?
+    public var error: ExtendedError
+    public var kernelTimestamp: Int64?
+  }
+
+  /// Wraps `recvmsg(2, MSG_ERRQUEUE)`. Nil when the queue is empty.
+  public func receiveError(into buffer: inout [UInt8], control: inout [UInt8]) throws(SystemError) -> QueuedError? {
+    guard let (count, storage, controlLength) = try receiveMessage(into: &buffer, control: &control, flags: Int32(MSG_ERRQUEUE)) else {
+      return nil
+    }
+    var extended: ExtendedError?
+    var timestamp: Int64?
+    ControlMessages.walk(control, length: controlLength) { level, type, data in
+      if (level == Int32(IPPROTO_IP) && type == IP_RECVERR) || (level == Int32(IPPROTO_IPV6) && type == IPV6_RECVERR) {
+        extended = ExtendedError.decode(Array(data))
+      } else if level == SOL_SOCKET && type == SO_TIMESTAMPNS, data.count >= MemoryLayout<timespec>.size {
+        let time = data.loadUnaligned(as: timespec.self)
+        timestamp = Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+      }
+    }
+    guard let extended else { return nil }
+    return QueuedError(original: buffer[0..<min(count, buffer.count)], destination: SocketAddress(storage: storage)?.ip,
+                       error: extended, kernelTimestamp: timestamp)
+  }
+
+  private func receiveMessage(into buffer: inout [UInt8], control: inout [UInt8], flags: Int32) throws(SystemError)
+    -> (count: Int, source: sockaddr_storage, controlLength: Int)?
+  {
+    var storage = sockaddr_storage()
+    var count = 0
+    var controlLength = 0
+    let fd = socket.fileDescriptor
+    let error: Int32 = buffer.withUnsafeMutableBytes { bytes in
+      control.withUnsafeMutableBytes { controlBytes in
+        withUnsafeMutablePointer(to: &storage) { address in
+          var vector = iovec(iov_base: bytes.baseAddress, iov_len: bytes.count)
+          return withUnsafeMutablePointer(to: &vector) { vectorPointer in
+            var message = msghdr()
+            message.msg_name = UnsafeMutableRawPointer(address)
+            message.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            message.msg_iov = vectorPointer
+            message.msg_iovlen = 1
+            message.msg_control = controlBytes.baseAddress
+            message.msg_controllen = controlBytes.count
+            while true {
+              let received = recvmsg(fd, &message, Int32(MSG_DONTWAIT) | flags)
+              if received >= 0 {
+                count = received
+                controlLength = message.msg_controllen
+                return 0
+              }
+              if errno != EINTR { return errno }
+            }
+          }
+        }
+      }
+    }
+    if error == EAGAIN { return nil }
+    if error != 0 { throw SystemError("recvmsg", errno: error) }
+    return (count, storage, controlLength)
   }
 }
 
