@@ -92,6 +92,15 @@ class PathLabTest(unittest.TestCase):
                  timeout=20, what="host unreachable, code 1")
         self.assertEqual(exporter.target_value("netprobe_path_destination_reached", "far"), 0)
 
+    def test_fragmentation_needed_feeds_the_path_mtu(self):
+        lab = self.lab()
+        target = lab.target_v4(0)
+        # r1's link to the target carries 1280-byte packets; the probes are 1428 bytes with DF.
+        lab.run("r1", ["ip", "link", "set", "dev", "target", "mtu", "1280"], check=True)
+        config = trace_config(target, socket="raw").replace("trace:", "payload_size: 1400\n    dont_fragment: true\n    trace:")
+        exporter = LabExporter(self, lab, config=write_config(self, config))
+        wait_for(lambda: exporter.target_value("netprobe_path_mtu_bytes", "far") == 1280, timeout=20, what="path MTU 1280")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -189,7 +189,16 @@ private struct TracerState {
       packet[2] = UInt8(checksum >> 8)
       packet[3] = UInt8(checksum & 0xFF)
     }
-    guard (try? socket.send(packet, to: round.address)) == true else { return false }
+    do {
+      guard try socket.send(packet, to: round.address) else { return false }
+    } catch {
+      // The kernel already knows a smaller path MTU (a router said so earlier, perhaps to
+      // the ping engine's probes) and refuses to send: take the MTU from its cache.
+      if error.errno == EMSGSIZE, let mtu = PathMTU.cached(to: round.address) {
+        round.round.mtu = min(round.round.mtu ?? Int.max, mtu)
+      }
+      return false
+    }
     probes[UInt16(truncatingIfNeeded: sequence)] = TraceProbe(slot: target.slot, ttl: ttl, sequence: sequence, sendTime: sendTime)
     round.outstanding += 1
     return true
