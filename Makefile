@@ -11,6 +11,7 @@ RELEASE    := -c release -Xcc -DNETPROBE_REVISION='"$(REVISION)"'
 LISTEN     ?= 127.0.0.1:9469
 FUZZ_RUNS  ?= 1000000
 FUZZ_SEED  ?= 1
+BENCH_ARGS ?=
 
 .PHONY: all build release run test unit-test e2e-test bench lint fuzz embed clean
 
@@ -38,6 +39,7 @@ bench:
 	@scripts/install-deps.sh bench
 	$(SWIFT) build $(RELEASE)
 	cd Benchmarks && $(SWIFT) run -c release netprobe-bench
+	python3 Benchmarks/ping_bench.py --netprobe-binary .build/release/netprobe_exporter $(BENCH_ARGS)
 
 lint:
 	@scripts/install-deps.sh build

@@ -24,6 +24,9 @@ case "${1:-build}" in
     ;;
   bench)
     want_pkg wrk
+    want_pkg fping
+    want_pkg prometheus-smokeping-prober
+    want_pkg iproute2
     ;;
 esac
 
