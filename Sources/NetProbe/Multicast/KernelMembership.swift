@@ -1,0 +1,93 @@
+/// The kernel's own view of multicast membership, from /proc/net/igmp, /proc/net/mcfilter,
+/// /proc/net/igmp6 and /proc/net/mcfilter6: a join counts as a membership only when the
+/// kernel lists it. Pure parsers; reading the files is `ProcNet`'s job.
+public struct KernelMembership: Sendable, Equatable {
+  public struct Key: Sendable, Hashable {
+    public var interface: String
+    public var group: IPAddress
+  }
+
+  /// Groups joined per interface.
+  public var groups: Set<Key> = []
+  /// Source filters per interface and group (the SSM sources the kernel admits).
+  public var sources: [Key: Set<IPAddress>] = [:]
+
+  public init() {}
+
+  public func isMember(_ group: IPAddress, interface: String, source: IPAddress?) -> Bool {
+    let key = Key(interface: interface, group: group)
+    guard groups.contains(key) else { return false }
+    guard let source else { return true }
+    return sources[key]?.contains(source) ?? false
+  }
+
+  /// /proc/net/igmp: a device line (`Idx Device : Count Querier`) then one line per group,
+  /// the address printed with `%08X` from its network-order bytes read as a host integer —
+  /// on a little-endian host `010000E0` is 224.0.0.1.
+  public mutating func parseIGMP(_ text: String, littleEndian: Bool = true) {
+    var device: String?
+    for line in text.split(separator: "\n").dropFirst() {
+      if let first = line.first, first != "\t" && first != " " {
+        let fields = line.split(whereSeparator: { $0 == "\t" || $0 == " " })
+        device = fields.count >= 2 ? String(fields[1]) : nil
+        continue
+      }
+      guard let device, let hex = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).first,
+        hex.count == 8, let raw = UInt32(hex, radix: 16)
+      else { continue }
+      let value = littleEndian ? raw.byteSwapped : raw
+      groups.insert(Key(interface: device, group: .v4(value)))
+    }
+  }
+
+  /// /proc/net/mcfilter: `Idx Device MCA SRC INC EXC`, MCA and SRC as `0x%08x` of the
+  /// address in host order (ntohl), so they read directly.
+  public mutating func parseMCFilter(_ text: String) {
+    for line in text.split(separator: "\n").dropFirst() {
+      let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+      guard fields.count >= 6, let group = Self.hex32(fields[2]), let source = Self.hex32(fields[3]),
+        let include = Int(fields[4]), include > 0
+      else { continue }
+      sources[Key(interface: String(fields[1]), group: .v4(group)), default: []].insert(.v4(source))
+    }
+  }
+
+  /// /proc/net/igmp6: `Idx Device Address Users Flags Timer`, the address as 32 hex digits
+  /// in network order.
+  public mutating func parseIGMP6(_ text: String) {
+    for line in text.split(separator: "\n") {
+      let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+      guard fields.count >= 3, let group = Self.hex128(fields[2]) else { continue }
+      groups.insert(Key(interface: String(fields[1]), group: group))
+    }
+  }
+
+  /// /proc/net/mcfilter6: `Idx Device Multicast-Address Source-Address INC EXC`.
+  public mutating func parseMCFilter6(_ text: String) {
+    for line in text.split(separator: "\n").dropFirst() {
+      let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+      guard fields.count >= 6, let group = Self.hex128(fields[2]), let source = Self.hex128(fields[3]),
+        let include = Int(fields[4]), include > 0
+      else { continue }
+      sources[Key(interface: String(fields[1]), group: group), default: []].insert(source)
+    }
+  }
+
+  static func hex32(_ text: Substring) -> UInt32? {
+    guard text.hasPrefix("0x"), text.count == 10 else { return nil }
+    return UInt32(text.dropFirst(2), radix: 16)
+  }
+
+  static func hex128(_ text: Substring) -> IPAddress? {
+    guard text.count == 32, text.allSatisfy(\.isHexDigit) else { return nil }
+    var bytes: [UInt8] = []
+    var index = text.startIndex
+    for _ in 0..<16 {
+      let next = text.index(index, offsetBy: 2)
+      guard let byte = UInt8(text[index..<next], radix: 16) else { return nil }
+      bytes.append(byte)
+      index = next
+    }
+    return .v6(IPv6Bytes(bytes), zone: nil)
+  }
+}
