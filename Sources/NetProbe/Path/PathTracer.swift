@@ -12,37 +12,18 @@ final class PathTracer: Sendable {
     case remove(UInt32)
   }
 
-  private let context: PingContext
-  private let inbox = Mutex<[Command]>([])
-  private let wakeup: WakeupEvent
-  private let stopping = Atomic<Bool>(false)
-  private let started = Atomic<Bool>(false)
-  private let finished = DispatchSemaphore(value: 0)
+  private let thread: LoopThread<Command>
 
   init(context: PingContext) throws(SystemError) {
-    self.context = context
-    wakeup = try WakeupEvent()
-  }
-
-  func post(_ command: Command) {
-    inbox.withLock { $0.append(command) }
-    if !started.exchange(true, ordering: .acquiringAndReleasing) {
-      let thread = Thread { [self] in
-        var state = TracerState(context: context)
-        state.run(inbox: inbox, wakeup: wakeup, stopping: stopping)
-        finished.signal()
-      }
-      thread.name = "path-tracer"
-      thread.start()
+    thread = try LoopThread(name: "path-tracer") { thread in
+      var state = TracerState(context: context)
+      state.run(thread)
     }
-    wakeup.signal()
   }
 
-  func stop() {
-    stopping.store(true, ordering: .releasing)
-    wakeup.signal()
-    if started.load(ordering: .acquiring) { _ = finished.wait(timeout: .now() + .milliseconds(900)) }
-  }
+  func post(_ command: Command) { thread.post(command) }
+
+  func stop() { thread.stop() }
 }
 
 /// Time between two TTL steps of one round: fast enough for a 30-hop round to take a
@@ -91,10 +72,11 @@ private struct TracerState {
 
   init(context: PingContext) { self.context = context }
 
-  mutating func run(inbox: borrowing Mutex<[PathTracer.Command]>, wakeup: WakeupEvent, stopping: borrowing Atomic<Bool>) {
+  mutating func run(_ thread: LoopThread<PathTracer.Command>) {
+    let wakeup = thread.wakeup
     var entries: [pollfd] = []
-    while !stopping.load(ordering: .acquiring) {
-      for command in inbox.withLock({ list in defer { list.removeAll() }; return list }) { handle(command) }
+    while !thread.isStopping {
+      for command in thread.takeCommands() { handle(command) }
       let now = Clocks.monotonicNanoseconds()
       startDueRounds(now: now)
       step(now: now)

@@ -46,40 +46,21 @@ final class PingLoop: Sendable {
   }
 
   let family: IPAddress.Family
-  private let context: PingContext
-  private let inbox = Mutex<[Command]>([])
-  private let wakeup: WakeupEvent
-  private let stopping = Atomic<Bool>(false)
-  private let started = Atomic<Bool>(false)
-  private let finished = DispatchSemaphore(value: 0)
+  private let thread: LoopThread<Command>
 
   init(family: IPAddress.Family, context: PingContext) throws(SystemError) {
     self.family = family
-    self.context = context
-    wakeup = try WakeupEvent()
+    thread = try LoopThread(name: "ping-\(family.rawValue)") { thread in
+      var state = LoopState(family: family, context: context)
+      state.run(thread)
+    }
   }
 
   /// Queues a command and wakes the loop; starts the thread on first use.
-  func post(_ command: Command) {
-    inbox.withLock { $0.append(command) }
-    if !started.exchange(true, ordering: .acquiringAndReleasing) {
-      let thread = Thread { [self] in
-        var state = LoopState(family: family, context: context)
-        state.run(inbox: inbox, wakeup: wakeup, stopping: stopping)
-        finished.signal()
-      }
-      thread.name = "ping-\(family.rawValue)"
-      thread.start()
-    }
-    wakeup.signal()
-  }
+  func post(_ command: Command) { thread.post(command) }
 
   /// Stops the thread; returns within a second.
-  func stop() {
-    stopping.store(true, ordering: .releasing)
-    wakeup.signal()
-    if started.load(ordering: .acquiring) { _ = finished.wait(timeout: .now() + .milliseconds(900)) }
-  }
+  func stop() { thread.stop() }
 }
 
 /// A socket a loop opened, and the targets that send through it.
@@ -118,10 +99,11 @@ private struct LoopState {
     matchers[.raw] = ReplyMatcher(family: family, kind: .raw, nonce: context.nonce)
   }
 
-  mutating func run(inbox: borrowing Mutex<[PingLoop.Command]>, wakeup: WakeupEvent, stopping: borrowing Atomic<Bool>) {
+  mutating func run(_ thread: LoopThread<PingLoop.Command>) {
+    let wakeup = thread.wakeup
     var entries: [pollfd] = []
-    while !stopping.load(ordering: .acquiring) {
-      for command in inbox.withLock({ list in defer { list.removeAll() }; return list }) { handle(command) }
+    while !thread.isStopping {
+      for command in thread.takeCommands() { handle(command) }
       let now = Clocks.monotonicNanoseconds()
       sendDue(now: now)
       expire(now: Clocks.monotonicNanoseconds())

@@ -144,7 +144,7 @@ public final class ICMPSocket: Sendable {
   /// Wraps `recvmsg(2)` for one datagram, reading the timestamp and TTL control messages.
   /// Returns nil when nothing is waiting. `buffer` receives the bytes; the result slices it.
   public func receive(into buffer: inout [UInt8], control: inout [UInt8]) throws(SystemError) -> ReceivedICMP? {
-    guard let (count, storage, controlLength) = try receiveMessage(into: &buffer, control: &control, flags: 0) else { return nil }
+    guard let (count, storage, controlLength) = try ControlMessages.receive(socket.fileDescriptor, into: &buffer, control: &control, flags: 0) else { return nil }
     guard let source = SocketAddress(storage: storage)?.ip else { return nil }
     var timestamp: Int64?
     var ttl: Int?
@@ -179,7 +179,7 @@ public final class ICMPSocket: Sendable {
 
   /// Wraps `recvmsg(2, MSG_ERRQUEUE)`. Nil when the queue is empty.
   public func receiveError(into buffer: inout [UInt8], control: inout [UInt8]) throws(SystemError) -> QueuedError? {
-    guard let (count, storage, controlLength) = try receiveMessage(into: &buffer, control: &control, flags: Int32(MSG_ERRQUEUE)) else {
+    guard let (count, storage, controlLength) = try ControlMessages.receive(socket.fileDescriptor, into: &buffer, control: &control, flags: Int32(MSG_ERRQUEUE)) else {
       return nil
     }
     var extended: ExtendedError?
@@ -196,14 +196,18 @@ public final class ICMPSocket: Sendable {
     return QueuedError(original: buffer[0..<min(count, buffer.count)], destination: SocketAddress(storage: storage)?.ip,
                        error: extended, kernelTimestamp: timestamp)
   }
+}
 
-  private func receiveMessage(into buffer: inout [UInt8], control: inout [UInt8], flags: Int32) throws(SystemError)
+/// Walks the control messages recvmsg(2) filled, through the CMSG_* macros of the C shim.
+enum ControlMessages {
+  /// Wraps recvmsg(2) on a non-blocking socket: the datagram into `buffer`, its ancillary
+  /// data into `control`. Nil when nothing is waiting (EAGAIN).
+  static func receive(_ fd: Int32, into buffer: inout [UInt8], control: inout [UInt8], flags: Int32) throws(SystemError)
     -> (count: Int, source: sockaddr_storage, controlLength: Int)?
   {
     var storage = sockaddr_storage()
     var count = 0
     var controlLength = 0
-    let fd = socket.fileDescriptor
     let error: Int32 = buffer.withUnsafeMutableBytes { bytes in
       control.withUnsafeMutableBytes { controlBytes in
         withUnsafeMutablePointer(to: &storage) { address in
@@ -233,10 +237,7 @@ public final class ICMPSocket: Sendable {
     if error != 0 { throw SystemError("recvmsg", errno: error) }
     return (count, storage, controlLength)
   }
-}
 
-/// Walks the control messages recvmsg(2) filled, through the CMSG_* macros of the C shim.
-enum ControlMessages {
   static func walk(_ control: [UInt8], length: Int, _ visit: (Int32, Int32, UnsafeRawBufferPointer) -> Void) {
     guard length > 0 else { return }
     var control = control

@@ -117,37 +117,8 @@ public final class MulticastSocket: Sendable {
 
   /// Wraps recvmsg(2) for one datagram; nil when none is waiting.
   public func receive(into buffer: inout [UInt8], control: inout [UInt8]) throws(SystemError) -> Datagram? {
-    var storage = sockaddr_storage()
-    var count = 0
-    var controlLength = 0
-    let fd = socket.fileDescriptor
-    let error: Int32 = buffer.withUnsafeMutableBytes { bytes in
-      control.withUnsafeMutableBytes { controlBytes in
-        withUnsafeMutablePointer(to: &storage) { address in
-          var vector = iovec(iov_base: bytes.baseAddress, iov_len: bytes.count)
-          return withUnsafeMutablePointer(to: &vector) { vectorPointer in
-            var message = msghdr()
-            message.msg_name = UnsafeMutableRawPointer(address)
-            message.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            message.msg_iov = vectorPointer
-            message.msg_iovlen = 1
-            message.msg_control = controlBytes.baseAddress
-            message.msg_controllen = controlBytes.count
-            while true {
-              let received = recvmsg(fd, &message, Int32(MSG_DONTWAIT))
-              if received >= 0 {
-                count = received
-                controlLength = message.msg_controllen
-                return 0
-              }
-              if errno != EINTR { return errno }
-            }
-          }
-        }
-      }
-    }
-    if error == EAGAIN { return nil }
-    if error != 0 { throw SystemError("recvmsg", errno: error) }
+    guard let (count, storage, controlLength) = try ControlMessages.receive(socket.fileDescriptor, into: &buffer, control: &control, flags: 0)
+    else { return nil }
     guard let source = SocketAddress(storage: storage) else { return nil }
     var datagram = Datagram(payload: buffer[0..<min(count, buffer.count)], source: source)
     ControlMessages.walk(control, length: controlLength) { level, type, data in
