@@ -217,6 +217,7 @@ public enum Catalogue {
     pingReplyTTL, pingDNSFailures, pingUnexpected, pingSocketErrors,
     pathHopCount, pathReached, pathChanges, pathLastChange, pathHash, pathHopInfo, pathHopRTT, pathHopLoss,
     pathUnreachable, pathMTU, pathRounds, pathRoundDuration,
+  ] + multicastFamilies + beaconFamilies + querierFamilies + [
     pushes, pushRetries, pushLastSuccessTimestamp, pushDuration,
     processCPU, processResidentMemory, processVirtualMemory, processOpenFDs, processMaxFDs, processStartTime,
   ]

@@ -1,0 +1,167 @@
+/// The multicast side of the catalogue: reception per stream, the beacons this agent sends,
+/// and the IGMP / MLD querier watch.
+extension Catalogue {
+  // MARK: Multicast reception (per stream: name, group, source ("" for any-source), port, interface, then the group's labels)
+
+  static let streamLabels = ["name", "group", "source", "port", "interface"]
+
+  public static let multicastMembership = MetricFamily(
+    "netprobe_multicast_membership", .gauge,
+    "1 when the join succeeded and the kernel's membership table (/proc/net/igmp, mcfilter, igmp6, mcfilter6) lists it, else 0.",
+    labels: streamLabels)
+
+  public static let multicastPackets = MetricFamily(
+    "netprobe_multicast_packets_received_total", .counter, "Datagrams received for the group from this source.",
+    labels: streamLabels)
+
+  public static let multicastBytes = MetricFamily(
+    "netprobe_multicast_bytes_received_total", .counter, "UDP payload bytes received.", labels: streamLabels)
+
+  public static let multicastLastPacket = MetricFamily(
+    "netprobe_multicast_last_packet_timestamp_seconds", .gauge,
+    "Unix time of the last datagram (kernel receive time); absent until one arrives.", labels: streamLabels)
+
+  public static let multicastReceiving = MetricFamily(
+    "netprobe_multicast_receiving", .gauge,
+    "1 when a datagram arrived within the group's no_data_timeout, else 0.", labels: streamLabels)
+
+  public static let multicastJoinLatency = MetricFamily(
+    "netprobe_multicast_join_latency_seconds", .gauge,
+    "Time from the last join to its first datagram; absent until one arrives.", labels: streamLabels)
+
+  public static let multicastRate = MetricFamily(
+    "netprobe_multicast_rate_packets_per_second", .gauge,
+    "Datagrams per second over the last complete seconds (up to 9).", labels: streamLabels)
+
+  public static let multicastRateDeviation = MetricFamily(
+    "netprobe_multicast_rate_deviation_ratio", .gauge,
+    "Measured rate over expected_rate, minus 1: 0 on target, -1 when nothing arrives (only with expected_rate).",
+    labels: streamLabels)
+
+  public static let multicastLost = MetricFamily(
+    "netprobe_multicast_packets_lost_total", .counter,
+    "Datagrams missing from the sequence (gaps), for formats with sequence numbers; never decremented.",
+    labels: streamLabels)
+
+  public static let multicastDuplicates = MetricFamily(
+    "netprobe_multicast_packets_duplicate_total", .counter, "Datagrams whose sequence number was already received.",
+    labels: streamLabels)
+
+  public static let multicastLate = MetricFamily(
+    "netprobe_multicast_packets_late_total", .counter,
+    "Datagrams that arrived after a higher sequence number (reordered), first copies only.", labels: streamLabels)
+
+  public static let multicastResets = MetricFamily(
+    "netprobe_multicast_sequence_resets_total", .counter,
+    "Sender restarts: jumps of the sequence too large to be loss, or an RTP SSRC change.", labels: streamLabels)
+
+  public static let multicastJitter = MetricFamily(
+    "netprobe_multicast_jitter_seconds", .gauge,
+    "Interarrival jitter (RFC 3550 A.8) in seconds: RTP from the payload type's clock or clock_rate, beacon from its send time.",
+    labels: streamLabels)
+
+  public static let multicastOneWayDelay = MetricFamily(
+    "netprobe_multicast_one_way_delay_seconds", .histogram,
+    "Beacon send time to kernel receive time; only for groups with clock_synchronized.", labels: streamLabels)
+
+  public static let multicastMPEGTSErrors = MetricFamily(
+    "netprobe_multicast_mpegts_errors_total", .counter,
+    "MPEG-TS errors by type: continuity (CC), sync_byte, transport_error (TEI), pat_missing (PID 0 absent over 0.5 s).",
+    labels: streamLabels + ["type"])
+
+  public static let multicastSocketDrops = MetricFamily(
+    "netprobe_multicast_socket_drops_total", .counter,
+    "Datagrams dropped inside this host because the socket buffer was full (SO_RXQ_OVFL), apart from network loss.",
+    labels: streamLabels)
+
+  public static let multicastUnexpected = MetricFamily(
+    "netprobe_multicast_unexpected_packets_total", .counter,
+    "Datagrams ignored, by reason: wrong_source (not a listed source), malformed (not the group's format).",
+    labels: streamLabels + ["reason"])
+
+  public static let multicastJoinErrors = MetricFamily(
+    "netprobe_multicast_join_errors_total", .counter,
+    "Failed joins by errno (retried every second).", labels: streamLabels + ["errno"])
+
+  public static let multicastJoinTestLatency = MetricFamily(
+    "netprobe_multicast_join_test_latency_seconds", .histogram,
+    "Join latency test: time from a fresh join (after a leave) to the first datagram.", labels: streamLabels)
+
+  public static let multicastJoinTestFailures = MetricFamily(
+    "netprobe_multicast_join_test_failures_total", .counter,
+    "Join latency tests with no datagram before the deadline.", labels: streamLabels)
+
+  // MARK: Beacons this agent sends (name, group, port, interface)
+
+  static let beaconLabels = ["name", "group", "port", "interface"]
+
+  public static let beaconInfo = MetricFamily(
+    "netprobe_beacon_info", .gauge,
+    "Always 1 per beacon: the stream id and this agent's sender id in its packets.",
+    labels: beaconLabels + ["stream_id", "sender_id"])
+
+  public static let beaconPacketsSent = MetricFamily(
+    "netprobe_beacon_packets_sent_total", .counter, "Beacon datagrams sent.", labels: beaconLabels)
+
+  public static let beaconBytesSent = MetricFamily(
+    "netprobe_beacon_bytes_sent_total", .counter, "Beacon UDP payload bytes sent.", labels: beaconLabels)
+
+  public static let beaconSendErrors = MetricFamily(
+    "netprobe_beacon_send_errors_total", .counter,
+    "Beacon datagrams that could not be sent, by errno.", labels: beaconLabels + ["errno"])
+
+  // MARK: Querier watch (interface, protocol igmp|mld)
+
+  static let querierLabels = ["interface", "protocol"]
+
+  public static let querierPresent = MetricFamily(
+    "netprobe_querier_present", .gauge,
+    "1 while general queries arrive: 0 once none came within robustness × query interval + response interval / 2.",
+    labels: querierLabels)
+
+  public static let querierInfo = MetricFamily(
+    "netprobe_querier_info", .gauge,
+    "Always 1: the address and version of the last general query's sender (0.0.0.0 from proxy-querying switches).",
+    labels: querierLabels + ["querier", "version"])
+
+  public static let querierQueries = MetricFamily(
+    "netprobe_querier_queries_received_total", .counter,
+    "IGMP / MLD queries received, by version and kind (general, group, group_source).",
+    labels: querierLabels + ["version", "kind"])
+
+  public static let querierLastGeneralQuery = MetricFamily(
+    "netprobe_querier_last_general_query_timestamp_seconds", .gauge,
+    "Unix time of the last general query; absent until one arrives.", labels: querierLabels)
+
+  public static let querierQueryInterval = MetricFamily(
+    "netprobe_querier_query_interval_seconds", .gauge,
+    "Query interval: announced by the querier (QQIC, IGMPv3 / MLDv2) or, for older versions, the configured one.",
+    labels: querierLabels)
+
+  public static let querierMaxResponse = MetricFamily(
+    "netprobe_querier_max_response_seconds", .gauge,
+    "Maximum response time announced in the last general query.", labels: querierLabels)
+
+  public static let querierRobustness = MetricFamily(
+    "netprobe_querier_robustness", .gauge,
+    "Robustness variable announced in the last general query (QRV), or the configured one.", labels: querierLabels)
+
+  public static let querierMalformed = MetricFamily(
+    "netprobe_querier_malformed_packets_total", .counter,
+    "IGMP / MLD packets ignored because they are truncated, fail their checksum or are not a valid query or report.",
+    labels: querierLabels)
+
+  static let multicastFamilies: [MetricFamily] = [
+    multicastMembership, multicastPackets, multicastBytes, multicastLastPacket, multicastReceiving, multicastJoinLatency,
+    multicastRate, multicastRateDeviation, multicastLost, multicastDuplicates, multicastLate, multicastResets, multicastJitter,
+    multicastOneWayDelay, multicastMPEGTSErrors, multicastSocketDrops, multicastUnexpected, multicastJoinErrors,
+    multicastJoinTestLatency, multicastJoinTestFailures,
+  ]
+
+  static let beaconFamilies: [MetricFamily] = [beaconInfo, beaconPacketsSent, beaconBytesSent, beaconSendErrors]
+
+  static let querierFamilies: [MetricFamily] = [
+    querierPresent, querierInfo, querierQueries, querierLastGeneralQuery, querierQueryInterval, querierMaxResponse,
+    querierRobustness, querierMalformed,
+  ]
+}
