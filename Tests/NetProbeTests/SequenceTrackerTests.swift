@@ -1,0 +1,199 @@
+import Testing
+@testable import NetProbe
+
+@Suite struct SequenceTrackerTests {
+  /// Records each number and returns the events, for compact expectations.
+  func events(_ tracker: inout SequenceTracker, _ sequences: [UInt64]) -> [SequenceEvent] {
+    sequences.map { tracker.record($0) }
+  }
+
+  @Test func firstThenInOrder() {
+    var tracker = SequenceTracker(width: 16)
+    #expect(tracker.highestSequence == nil)
+    #expect(events(&tracker, [10, 11, 12]) == [.first, .inOrder, .inOrder])
+    #expect(tracker.counts == SequenceCounts(received: 3))
+    #expect(tracker.highestSequence == 12)
+  }
+
+  @Test func wrapsAt16Bits() {
+    var tracker = SequenceTracker(width: 16)
+    #expect(events(&tracker, [65534, 65535, 0, 1]) == [.first, .inOrder, .inOrder, .inOrder])
+    #expect(tracker.lost == 0 && tracker.resets == 0)
+    // A gap across the wrap: 65535 → 2 skips 0 and 1.
+    var across = SequenceTracker(width: 16)
+    #expect(events(&across, [65535, 2]) == [.first, .gap(lost: 2)])
+    // Late and duplicate across the wrap: 65534 is behind 3 by 5.
+    #expect(events(&across, [65534, 65534]) == [.late, .duplicate])
+    #expect(across.counts == SequenceCounts(received: 4, lost: 2, duplicate: 1, late: 1))
+  }
+
+  @Test func numbersAreTakenModuloTheWidth() {
+    var tracker = SequenceTracker(width: 16)
+    #expect(events(&tracker, [0x1_FFFF, 0x2_0000]) == [.first, .inOrder])
+    #expect(tracker.highestSequence == 0)
+  }
+
+  @Test func aLateArrivalNeverTakesBackLoss() {
+    var tracker = SequenceTracker(width: 16)
+    #expect(events(&tracker, [1, 2, 5]) == [.first, .inOrder, .gap(lost: 2)])
+    #expect(tracker.lost == 2)
+    #expect(events(&tracker, [3, 4]) == [.late, .late])
+    #expect(tracker.counts == SequenceCounts(received: 5, lost: 2, late: 2))
+    // Once arrived, a late number is a duplicate the next time.
+    #expect(tracker.record(3) == .duplicate)
+    #expect(tracker.counts == SequenceCounts(received: 6, lost: 2, duplicate: 1, late: 2))
+  }
+
+  @Test func duplicatesWithinTheWindow() {
+    var tracker = SequenceTracker(width: 32)
+    for sequence in 1...100 { tracker.record(UInt64(sequence)) }
+    #expect(events(&tracker, [100, 50, 1]) == [.duplicate, .duplicate, .duplicate])
+    #expect(tracker.counts == SequenceCounts(received: 103, duplicate: 3))
+  }
+
+  @Test func theWindowIs1024NumbersBehindTheHighest() {
+    var tracker = SequenceTracker(width: 16)
+    for sequence in 0...2000 { tracker.record(UInt64(sequence)) }
+    // 977 is 1023 behind 2000: still in the window and received.
+    #expect(tracker.record(977) == .duplicate)
+    // 976 is 1024 behind: too old to tell, so the sender must have restarted.
+    #expect(tracker.record(976) == .reset)
+    #expect(tracker.counts == SequenceCounts(received: 2003, duplicate: 1, resets: 1))
+    #expect(tracker.highestSequence == 976)
+  }
+
+  @Test func slotsThatTheWindowSlidesPastAreForgotten() {
+    var tracker = SequenceTracker(width: 16)
+    #expect(events(&tracker, [0, 600, 1200]) == [.first, .gap(lost: 599), .gap(lost: 599)])
+    // 1024 shares its bitmap slot with 0, which was received but has left the window.
+    #expect(tracker.record(1024) == .late)
+    #expect(tracker.record(600) == .duplicate)
+    #expect(tracker.record(300) == .late)
+    #expect(tracker.counts == SequenceCounts(received: 6, lost: 1198, duplicate: 1, late: 2))
+  }
+
+  @Test func aGapWiderThanTheWindowClearsIt() {
+    var tracker = SequenceTracker(width: 16)
+    #expect(events(&tracker, [0, 1500, 1499, 1499]) == [.first, .gap(lost: 1499), .late, .duplicate])
+  }
+
+  @Test func resetsForwardAndBackward() {
+    var tracker = SequenceTracker(width: 16)
+    // Exactly the largest jump is still loss.
+    #expect(events(&tracker, [100, 3100]) == [.first, .gap(lost: 2999)])
+    // One more is a restart: no loss counted, tracking restarts there.
+    #expect(events(&tracker, [6101, 6102]) == [.reset, .inOrder])
+    #expect(tracker.counts == SequenceCounts(received: 4, lost: 2999, resets: 1))
+    // Far behind: a restart too.
+    #expect(events(&tracker, [10, 11]) == [.reset, .inOrder])
+    #expect(tracker.counts == SequenceCounts(received: 6, lost: 2999, resets: 2))
+    // The old stream's numbers are forgotten: 6102 is now far ahead of 11.
+    #expect(tracker.record(6102) == .reset)
+  }
+
+  @Test func theForwardLimitIsConfigurable() {
+    var tracker = SequenceTracker(width: 64, maxForwardJump: 10)
+    #expect(events(&tracker, [0, 10, 21]) == [.first, .gap(lost: 9), .reset])
+  }
+
+  @Test func sixtyFourBitsWrapAndReset() {
+    var tracker = SequenceTracker(width: 64)
+    #expect(events(&tracker, [.max - 1, .max, 0, 5]) == [.first, .inOrder, .inOrder, .gap(lost: 4)])
+    #expect(events(&tracker, [3, 3, .max]) == [.late, .duplicate, .duplicate])
+    #expect(tracker.record(1 << 63) == .reset)
+    #expect(tracker.counts == SequenceCounts(received: 8, lost: 4, duplicate: 2, late: 1, resets: 1))
+  }
+
+  @Test func anOutsideRestartCountsAResetAndRestartsTracking() {
+    var tracker = SequenceTracker(width: 16)
+    tracker.record(7)
+    tracker.record(8)
+    #expect(tracker.restart(at: 8) == .reset)
+    #expect(tracker.record(9) == .inOrder)
+    #expect(tracker.counts == SequenceCounts(received: 4, resets: 1))
+  }
+
+  @Test func advancesTellsForwardFromBackward() {
+    var tracker = SequenceTracker(width: 16)
+    #expect(tracker.advances(42))
+    tracker.record(100)
+    #expect(tracker.advances(101) && tracker.advances(3100))
+    #expect(!tracker.advances(100) && !tracker.advances(99) && !tracker.advances(3101))
+  }
+
+  /// A random walk of numbers (mostly in order, with gaps, reordering, duplicates and
+  /// jumps) against a model that remembers every number in a Set, 16 and 64 bits.
+  @Test(arguments: [16, 64]) func agreesWithASetModel(width: Int) {
+    var random = TestRandom(seed: UInt64(width))
+    var tracker = SequenceTracker(width: width)
+    var model = TrackerModel()
+    var position: Int64 = 60_000
+    var counts = SequenceCounts()
+    for _ in 0..<200_000 {
+      switch random.next(below: 100) {
+      case 0..<70: position += 1
+      case 70..<80: position += Int64(random.next(below: 40)) + 2
+      case 80..<90: position -= Int64(random.next(below: 60))
+      case 90..<99: position -= Int64(random.next(below: 1100))
+      default: position += random.next(below: 2) == 0 ? 5000 : -5000
+      }
+      let expected = model.record(position)
+      let mask: UInt64 = width == 64 ? .max : (1 << UInt64(width)) - 1
+      let event = tracker.record(UInt64(bitPattern: position) & mask)
+      #expect(event == expected, "at \(position)")
+      if event != expected { return }
+      // Each packet in exactly one class, counters only growing.
+      let before = counts
+      counts = tracker.counts
+      #expect(counts.received == before.received + 1)
+      let classes = (counts.duplicate - before.duplicate) + (counts.late - before.late) + (counts.resets - before.resets)
+      #expect(classes <= 1 && (classes == 0 || counts.lost == before.lost))
+      position = model.highest ?? position
+    }
+    #expect(counts.lost > 0 && counts.late > 0 && counts.duplicate > 0 && counts.resets > 0)
+  }
+}
+
+/// The tracker's rules over unbounded integers and a Set of everything received since
+/// the last reset: no bitmap, no modular arithmetic.
+struct TrackerModel {
+  var highest: Int64?
+  var received: Set<Int64> = []
+
+  mutating func record(_ sequence: Int64) -> SequenceEvent {
+    guard let highest else { return restart(sequence, .first) }
+    let ahead = sequence - highest
+    if ahead == 0 { return .duplicate }
+    if ahead >= 1 && ahead <= 3000 {
+      self.highest = sequence
+      received.insert(sequence)
+      return ahead == 1 ? .inOrder : .gap(lost: UInt64(ahead - 1))
+    }
+    if ahead < 0 && -ahead < 1024 {
+      return received.insert(sequence).inserted ? .late : .duplicate
+    }
+    return restart(sequence, .reset)
+  }
+
+  private mutating func restart(_ sequence: Int64, _ event: SequenceEvent) -> SequenceEvent {
+    highest = sequence
+    received = [sequence]
+    return event
+  }
+}
+
+/// SplitMix64, so that the property tests are the same at every run.
+struct TestRandom {
+  private var state: UInt64
+  init(seed: UInt64) { state = seed }
+
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+
+  mutating func next(below bound: UInt64) -> UInt64 { next() % bound }
+}
