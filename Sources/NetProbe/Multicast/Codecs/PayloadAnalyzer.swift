@@ -1,0 +1,118 @@
+/// The per-stream front end of payload decoding: the receive engine hands it every
+/// datagram of a group, it decodes the group's format and keeps the sequence, jitter
+/// and MPEG-TS statistics. Pure: the arrival time comes from the caller (the kernel's
+/// receive timestamp), so tests drive it with made-up times.
+///
+/// Per packet it allocates nothing: the state is fixed-size values, the MPEG-TS PID table
+/// is allocated once in `init`, and the beacon sender table grows only when a new sender
+/// appears. Keep it in place (a stored property mutated directly, not copied out and
+/// back), or its buffers are copied on write.
+///
+/// Formats:
+/// - `raw`: every datagram accepted, nothing decoded.
+/// - `beacon`: per (sender id, stream id), summed (see `BeaconSenders`); the verdict
+///   carries the one-way delay when the group has `clock_synchronized`.
+/// - `rtp`: the RTP header's sequence, SSRC and jitter. The payload is not inspected,
+///   even when it is a transport stream: TS checks are what format `mpegts` is for, and
+///   keeping them to it means a stream's series never appear or vanish with its content.
+/// - `mpegts`: whole 188-byte packets, directly or inside RTP (payload type 33, or an RTP
+///   payload that looks like TS); inside RTP the RTP sequence and jitter are kept too,
+///   the jitter at 90 kHz (RFC 2250) unless `clock_rate` says otherwise, so a dynamic
+///   payload type carrying TS gets it as well.
+/// - `sequence`: the configured field through `SequenceTracker`. A group built without a
+///   usable field (the config loader rejects one) accepts everything and tracks nothing.
+///
+/// A malformed datagram changes no statistic: it is either all counted or not at all.
+public struct PayloadAnalyzer: Sendable {
+  public let format: PayloadFormat
+  private let reportsOneWayDelay: Bool
+  private let sequenceField: SequenceField?
+  private var fieldTracker: SequenceTracker?
+  private var beacons: BeaconSenders?
+  private var rtp: RTPStream?
+  private var transport: MPEGTSAnalyzer?
+  /// mpegts only: a datagram came inside RTP, so the RTP sequence counters apply.
+  private var carriesRTP = false
+
+  public init(config: MulticastGroupConfig) {
+    self.init(format: config.format, sequenceField: config.sequenceField, clockRate: config.clockRate,
+              clockSynchronized: config.clockSynchronized)
+  }
+
+  public init(format: PayloadFormat, sequenceField: SequenceField? = nil, clockRate: Int? = nil,
+              clockSynchronized: Bool = false) {
+    self.format = format
+    reportsOneWayDelay = format == .beacon && clockSynchronized
+    self.sequenceField = format == .sequence ? sequenceField.flatMap { $0.isTrackable ? $0 : nil } : nil
+    switch format {
+    case .raw: break
+    case .beacon: beacons = BeaconSenders()
+    case .rtp: rtp = RTPStream(clockRate: clockRate)
+    case .mpegts:
+      // RFC 2250: TS over RTP runs a 90 kHz clock whatever the payload type says.
+      rtp = RTPStream(clockRate: clockRate ?? RTPPacket.clockRate(payloadType: RTPPacket.mpegTransportStreamPayloadType))
+      transport = MPEGTSAnalyzer()
+    case .sequence: fieldTracker = self.sequenceField.map { SequenceTracker(width: $0.bits) }
+    }
+  }
+
+  /// Decodes one datagram's UDP payload, received at `arrival` (CLOCK_REALTIME ns).
+  /// `payload` may be a slice of a larger receive buffer: its indices need not start at 0.
+  public mutating func analyze(_ payload: ArraySlice<UInt8>, arrival: Int64) -> PayloadVerdict {
+    switch format {
+    case .raw:
+      return .accepted(oneWayDelay: nil)
+    case .beacon:
+      guard let beacon = BeaconPayload(parsing: payload) else { return .malformed }
+      beacons?.record(beacon, arrival: arrival)
+      let delay = reportsOneWayDelay ? arrival.difference(from: beacon.sendTimeNanoseconds) / 1e9 : nil
+      return .accepted(oneWayDelay: delay)
+    case .rtp:
+      guard let packet = RTPPacket(parsing: payload) else { return .malformed }
+      rtp?.record(packet, arrival: arrival)
+      return .accepted(oneWayDelay: nil)
+    case .mpegts:
+      return analyzeTransportStream(payload, arrival: arrival)
+    case .sequence:
+      guard let sequenceField else { return .accepted(oneWayDelay: nil) }
+      guard let value = sequenceField.value(in: payload) else { return .malformed }
+      fieldTracker?.record(value)
+      return .accepted(oneWayDelay: nil)
+    }
+  }
+
+  /// RTP first: a plain TS datagram starts with 0x47, which as an RTP header is version
+  /// 1, so the two never collide. An RTP header whose payload is not TS leaves the plain
+  /// reading (a first sync byte lost in a datagram of whole packets).
+  private mutating func analyzeTransportStream(_ payload: ArraySlice<UInt8>, arrival: Int64) -> PayloadVerdict {
+    if let packet = RTPPacket(parsing: payload) {
+      let inner = packet.payload(of: payload)
+      if packet.payloadType == RTPPacket.mpegTransportStreamPayloadType || MPEGTSAnalyzer.looksLikeTransportStream(inner) {
+        guard MPEGTSAnalyzer.isWholePackets(inner) else { return .malformed }
+        rtp?.record(packet, arrival: arrival)
+        transport?.analyze(inner, arrival: arrival)
+        carriesRTP = true
+        return .accepted(oneWayDelay: nil)
+      }
+    }
+    guard MPEGTSAnalyzer.isWholePackets(payload) else { return .malformed }
+    transport?.analyze(payload, arrival: arrival)
+    return .accepted(oneWayDelay: nil)
+  }
+
+  public var snapshot: PayloadSnapshot {
+    switch format {
+    case .raw:
+      PayloadSnapshot(sequenced: false)
+    case .beacon:
+      PayloadSnapshot(sequenced: true, counts: beacons?.counts ?? SequenceCounts(), jitterSeconds: beacons?.jitterSeconds)
+    case .rtp:
+      PayloadSnapshot(sequenced: true, counts: rtp?.tracker.counts ?? SequenceCounts(), jitterSeconds: rtp?.jitterSeconds)
+    case .mpegts:
+      PayloadSnapshot(sequenced: carriesRTP, counts: rtp?.tracker.counts ?? SequenceCounts(),
+                      jitterSeconds: carriesRTP ? rtp?.jitterSeconds : nil, mpegtsErrors: transport?.errors ?? MPEGTSErrorCounts())
+    case .sequence:
+      PayloadSnapshot(sequenced: sequenceField != nil, counts: fieldTracker?.counts ?? SequenceCounts())
+    }
+  }
+}
