@@ -52,6 +52,7 @@ fuzz:
 	$(SWIFT) build -c release --product netprobe_fuzz
 	.build/release/netprobe_fuzz yaml --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
 	.build/release/netprobe_fuzz http --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
+	.build/release/netprobe_fuzz multicast --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
 
 embed:
 	scripts/embed-default-config.py

@@ -22,8 +22,13 @@ struct Mutator {
   let dictionary: [[UInt8]]
 
   init(seed: UInt64, dictionary: [String]) {
+    self.init(seed: seed, tokens: dictionary.map { Array($0.utf8) })
+  }
+
+  /// Binary tokens, for formats whose meaningful bytes are not text (sync bytes, headers).
+  init(seed: UInt64, tokens: [[UInt8]]) {
     rng = SeededGenerator(seed: seed)
-    self.dictionary = dictionary.map { Array($0.utf8) }
+    dictionary = tokens
   }
 
   /// Purely random bytes, biased towards printable ASCII and the separators parsers split on.
