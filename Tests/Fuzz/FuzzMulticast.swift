@@ -147,10 +147,11 @@ private struct Subject {
       if let oneWayDelay { require(oneWayDelay.isFinite, "one-way delay \(oneWayDelay)") }
       let step = now.received - before.received
       require(receivedStep.map { step == $0 } ?? (step <= 1), "received moved by \(step)")
-      // Each packet in exactly one class: a gap excludes duplicate, late and reset.
+      // Each packet in exactly one class. Loss is decided as holes leave the reorder
+      // horizon, so it moves only with a packet that moves the stream on or ends it.
       let classes = (now.duplicate - before.duplicate) + (now.late - before.late) + (now.resets - before.resets)
       require(classes <= 1, "one packet in \(classes) classes")
-      require(classes == 0 || now.lost == before.lost, "a gap and another class at once")
+      require(now.lost == before.lost || now.resets > before.resets || classes == 0, "loss from a late or duplicate packet")
       require(now.lost - before.lost <= 100_000, "a gap of \(now.lost - before.lost)")
       require(now.sequenced || now.counts == SequenceCounts(), "sequence counters on an unsequenced stream")
       return true

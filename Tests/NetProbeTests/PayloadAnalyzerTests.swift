@@ -47,7 +47,8 @@ import Testing
 
   @Test func beaconSendersAreTrackedApartAndSummed() throws {
     var analyzer = PayloadAnalyzer(config: config(.beacon))
-    // Sender 1: 0, 1, 2. Sender 2: 0, 1, 3 (one lost). Sender 1 stream 2: 10, 11.
+    // Sender 1: 0, 1, 2. Sender 2: 0, 1, 3 (2 missing, within the reorder horizon). Sender 1
+    // stream 2: 10, 11. Tracked apart, so no number is a duplicate of another sender's.
     let packets: [(UInt32, UInt32, UInt64)] = [(1, 1, 0), (2, 1, 0), (1, 1, 1), (2, 1, 1), (1, 1, 2), (2, 1, 3), (1, 2, 10), (1, 2, 11)]
     for (index, (sender, stream, sequence)) in packets.enumerated() {
       let sent = epoch + Int64(index) * 10_000_000
@@ -55,7 +56,7 @@ import Testing
       #expect(verdict == accepted)
     }
     let snapshot = analyzer.snapshot
-    #expect(snapshot.counts == SequenceCounts(received: 8, lost: 1))
+    #expect(snapshot.counts == SequenceCounts(received: 8))
     // Constant transit: no jitter on any sender.
     #expect(try #require(snapshot.jitterSeconds) == 0)
   }
@@ -139,7 +140,7 @@ import Testing
     #expect(send(33, 4, [UInt8](repeating: 0x47, count: 100)) == .malformed)
     let snapshot = analyzer.snapshot
     #expect(snapshot.sequenced)
-    #expect(snapshot.counts == SequenceCounts(received: 2, lost: 1))
+    #expect(snapshot.counts == SequenceCounts(received: 2))  // RTP 2 missing, not yet given up
     #expect(try #require(snapshot.mpegtsErrors).continuity == 1)
     // 900 units at 90 kHz is exactly the 10 ms between arrivals.
     #expect(snapshot.jitterSeconds == 0)
@@ -167,9 +168,12 @@ import Testing
     }
     #expect(send(0xFFFF_FFFE) == accepted)
     #expect(send(0xFFFF_FFFF) == accepted)
-    #expect(send(2) == accepted)  // across the 32-bit wrap: 0 and 1 lost
+    #expect(send(2) == accepted)  // across the 32-bit wrap: 0 and 1 missing
     #expect(analyzer.analyze(P.embedded([1, 2, 3]), arrival: epoch) == .malformed)
-    #expect(analyzer.snapshot == PayloadSnapshot(sequenced: true, counts: SequenceCounts(received: 3, lost: 2)))
+    #expect(analyzer.snapshot == PayloadSnapshot(sequenced: true, counts: SequenceCounts(received: 3)))
+    #expect(send(0) == accepted)  // within the reorder horizon: late, never lost
+    for sequence in UInt32(3)...80 { _ = send(sequence) }
+    #expect(analyzer.snapshot == PayloadSnapshot(sequenced: true, counts: SequenceCounts(received: 82, lost: 1, late: 1)))
   }
 
   @Test func sequenceFieldBigEndianAtAnOffset() {
@@ -197,17 +201,18 @@ import Testing
 
   @Test func droppingTheLeastRecentSenderKeepsItsCounters() {
     var senders = BeaconSenders()
-    // 65 senders, each with one gap (0 then 2): the first is dropped for the 65th.
+    // 65 senders, each with one hole (0 then 2): the first is dropped for the 65th, and
+    // its hole, which can no longer arrive, is counted lost then.
     for sender in 0..<65 {
       for sequence: UInt64 in [0, 2] {
         senders.record(packet(UInt32(sender), sequence, sent: epoch), arrival: epoch)
       }
-      #expect(senders.counts == SequenceCounts(received: UInt64(sender + 1) * 2, lost: UInt64(sender + 1)))
+      #expect(senders.counts == SequenceCounts(received: UInt64(sender + 1) * 2, lost: sender == 64 ? 1 : 0))
     }
     #expect(senders.count == 64)
     // Sender 0 comes back: a fresh tracker (first), the sums carry on.
     senders.record(packet(0, 3, sent: epoch), arrival: epoch)
-    #expect(senders.counts == SequenceCounts(received: 131, lost: 65))
+    #expect(senders.counts == SequenceCounts(received: 131, lost: 2))
     #expect(senders.count == 64)
   }
 
@@ -217,12 +222,12 @@ import Testing
     // Sender 0 is heard again, so sender 1 is the least recent and makes room.
     senders.record(packet(0, 1, sent: epoch), arrival: epoch)
     senders.record(packet(100, 0, sent: epoch), arrival: epoch)
-    // Sender 0 kept its tracker: 3 after 1 is a gap (a fresh tracker would start at 3).
-    senders.record(packet(0, 3, sent: epoch), arrival: epoch)
-    #expect(senders.counts == SequenceCounts(received: 67, lost: 1))
-    // Sender 1 was dropped: 50 starts a fresh tracker instead of a gap of 49.
-    senders.record(packet(1, 50, sent: epoch), arrival: epoch)
-    #expect(senders.counts == SequenceCounts(received: 68, lost: 1))
+    // Sender 0 kept its tracker: 1 again is a duplicate (a fresh tracker would start at it).
+    senders.record(packet(0, 1, sent: epoch), arrival: epoch)
+    #expect(senders.counts == SequenceCounts(received: 67, duplicate: 1))
+    // Sender 1 was dropped: 0 again starts a fresh tracker instead of being a duplicate.
+    senders.record(packet(1, 0, sent: epoch), arrival: epoch)
+    #expect(senders.counts == SequenceCounts(received: 68, duplicate: 1))
   }
 
   @Test func jitterIsTheWorstOfTheSendersHeardLately() throws {

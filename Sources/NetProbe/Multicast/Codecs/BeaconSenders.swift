@@ -90,6 +90,8 @@ struct BeaconSenders: Sendable {
     }
     var oldest = 0
     for index in senders.indices where senders[index].lastUse < senders[oldest].lastUse { oldest = index }
+    // The dropped sender's holes can no longer arrive late: they are lost.
+    senders[oldest].tracker.closeOut()
     retired += senders[oldest].tracker.counts
     senders[oldest] = Sender(key: key)
     return oldest

@@ -6,12 +6,13 @@ public enum SequenceEvent: Sendable, Equatable {
   case first
   /// The next expected number (the highest so far plus one, modulo the width).
   case inOrder
-  /// Ahead of the expected number: the `lost` numbers in between are counted lost.
-  case gap(lost: UInt64)
+  /// Ahead of the expected number: the `missing` numbers in between are counted lost
+  /// unless they arrive before falling `SequenceTracker.reorderHorizon` behind.
+  case gap(missing: UInt64)
   /// A number already received within the duplicate window.
   case duplicate
-  /// Behind the highest and not received before: a reordered packet. Its number was
-  /// counted lost when the gap was seen, and stays so (counters never go down).
+  /// Behind the highest and not received before: a reordered packet. Not lost, unless it
+  /// is later than the reorder horizon (then it was counted lost before it came).
   case late
   /// Too far from the highest to be loss or reordering: the sender restarted (or, for
   /// RTP, changed SSRC). Tracking restarts at this number and no loss is counted.

@@ -4,28 +4,37 @@
 /// Each number is classified once (`SequenceEvent`) against the highest number seen so
 /// far, modulo 2^width, so RTP's 65535 → 0 is in order:
 ///
-/// - ahead by 1: in order; ahead by 2...`maxForwardJump`: a gap, the numbers between are lost;
+/// - ahead by 1: in order; ahead by 2...`maxForwardJump`: a gap, the numbers between are
+///   missing;
 /// - the highest itself, or behind it within the 1024-number window and already received:
 ///   a duplicate; behind within the window and not received: late;
 /// - anything else (far ahead, or behind by the window or more): a reset — the sender
 ///   restarted, and counting the distance as loss would report thousands of packets that
 ///   never existed. Tracking restarts at that number.
 ///
-/// Loss is the sum of the gaps and is never taken back by a late arrival, as Prometheus
-/// counters cannot go down: a reordered packet shows as one lost plus one late, and an
-/// alert on loss should subtract late if it wants net loss. A single stray number far
-/// from the stream costs two resets (to it and back) and no loss.
+/// A missing number is counted lost only once it falls `reorderHorizon` (64) numbers
+/// behind the highest, or at a reset, still not received. So a reordered packet counts
+/// late and never lost, and no counter is ever taken back (Prometheus counters cannot go
+/// down): loss is reported up to 64 packets after the gap. A packet later than that was
+/// already counted lost when it arrives, and counts late too — the one overlap, for
+/// reordering deeper than any network should do. A single stray number far from the
+/// stream costs two resets (to it and back); holes still pending at a reset are lost.
 public struct SequenceTracker: Sendable {
   /// RFC 3550 A.1's MAX_DROPOUT: the largest forward jump still counted as loss.
   public static let defaultMaxForwardJump: UInt64 = 3000
   /// How far behind the highest number a packet is still recognised as late or duplicate.
   public static let window = ReceivedBitmap.capacity
+  /// How far behind the highest number a missing number is given up and counted lost.
+  public static let reorderHorizon: UInt64 = 64
 
   /// Bits of the sequence number: numbers wrap modulo 2^width.
   public let width: Int
   public let maxForwardJump: UInt64
   private let mask: UInt64
   private var highest: UInt64?
+  /// Numbers in (highest − pending, highest] are not yet decided: a missing one there may
+  /// still arrive late. At most `reorderHorizon`.
+  private var pending: UInt64 = 0
   private var seen = ReceivedBitmap()
   public private(set) var counts = SequenceCounts()
 
@@ -75,6 +84,7 @@ public struct SequenceTracker: Sendable {
       return .duplicate
     }
     if ahead <= maxForwardJump {
+      decide(advancingFrom: highest, by: ahead)
       if ahead >= UInt64(Self.window) {
         seen.removeAll()
       } else {
@@ -88,8 +98,7 @@ public struct SequenceTracker: Sendable {
       seen.insert(sequence)
       self.highest = sequence
       if ahead == 1 { return .inOrder }
-      counts.lost &+= ahead - 1
-      return .gap(lost: ahead - 1)
+      return .gap(missing: ahead - 1)
     }
     let behind = (highest &- sequence) & mask
     if behind < UInt64(Self.window) {
@@ -102,6 +111,7 @@ public struct SequenceTracker: Sendable {
       return .late
     }
     counts.resets &+= 1
+    closeOut()
     start(at: sequence)
     return .reset
   }
@@ -113,6 +123,7 @@ public struct SequenceTracker: Sendable {
   public mutating func restart(at sequence: UInt64) -> SequenceEvent {
     counts.received &+= 1
     counts.resets &+= 1
+    closeOut()
     start(at: sequence & mask)
     return .reset
   }
@@ -121,5 +132,38 @@ public struct SequenceTracker: Sendable {
     seen.removeAll()
     seen.insert(sequence)
     highest = sequence
+    pending = 1
+  }
+
+  /// The highest moves from `highest` by `ahead`: the numbers that leave the horizon are
+  /// decided, and those not received counted lost. Runs before the bitmap forgets slots,
+  /// while every undecided number at or below `highest` can still be looked up.
+  private mutating func decide(advancingFrom highest: UInt64, by ahead: UInt64) {
+    let total = pending + ahead
+    let kept = min(Self.reorderHorizon, total)
+    let leaving = total - kept
+    // The oldest `min(leaving, pending)` of them were undecided numbers up to `highest`.
+    let looked = min(leaving, pending)
+    var lost: UInt64 = 0
+    var number = (highest &- (pending &- 1)) & mask
+    for _ in 0..<looked {
+      if !seen.contains(number) { lost += 1 }
+      number = (number &+ 1) & mask
+    }
+    // The rest lie in the gap just opened: never received.
+    counts.lost &+= lost + (leaving - looked)
+    pending = kept
+  }
+
+  /// Ends the stream (a reset, or a tracker given up): the holes still undecided can no
+  /// longer arrive and are counted lost.
+  mutating func closeOut() {
+    guard let highest else { return }
+    var number = highest
+    for _ in 0..<pending {
+      if !seen.contains(number) { counts.lost &+= 1 }
+      number = (number &- 1) & mask
+    }
+    pending = 0
   }
 }
