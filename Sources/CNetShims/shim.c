@@ -5,12 +5,20 @@
 #include <sys/socket.h>
 #include <malloc.h>
 #include <sys/eventfd.h>
+#include <poll.h>
+#include <time.h>
 #include <zlib.h>
 
 int cns_eventfd_nonblocking(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 
 int cns_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
   return accept4(fd, addr, len, flags);
+}
+
+int cns_ppoll(struct pollfd *fds, unsigned long count, int64_t timeout_ns) {
+  if (timeout_ns < 0) return ppoll(fds, count, NULL, NULL);
+  struct timespec timeout = {.tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000};
+  return ppoll(fds, count, &timeout, NULL);
 }
 
 struct cmsghdr *cns_cmsg_firsthdr(struct msghdr *msg) { return CMSG_FIRSTHDR(msg); }

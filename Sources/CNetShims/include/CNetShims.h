@@ -10,6 +10,11 @@
 /// accept4(2) with flags; Glibc's Swift module is built without _GNU_SOURCE.
 int cns_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 
+#include <poll.h>
+/// ppoll(2) with a timeout in nanoseconds (negative: none), for loops that pace below a
+/// millisecond; also GNU-only.
+int cns_ppoll(struct pollfd *fds, unsigned long count, int64_t timeout_ns);
+
 /// eventfd(2) with EFD_CLOEXEC | EFD_NONBLOCK; <sys/eventfd.h> is not in Glibc's module.
 int cns_eventfd_nonblocking(void);
 

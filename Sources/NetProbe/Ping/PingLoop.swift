@@ -376,10 +376,3 @@ enum PrivilegeAdvice {
     }
   }
 }
-
-extension Duration {
-  /// The whole duration in nanoseconds.
-  var nanoseconds: Int64 {
-    components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
-  }
-}

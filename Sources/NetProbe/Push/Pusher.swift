@@ -296,10 +296,3 @@ final class PushStats: MetricsCollector {
     if let lastDuration = snapshot.lastDuration { exposition.add(Catalogue.pushDuration, .empty, lastDuration) }
   }
 }
-
-extension Duration {
-  /// The duration in seconds, as a Double.
-  var seconds: Double {
-    Double(components.seconds) + Double(components.attoseconds) / 1e18
-  }
-}

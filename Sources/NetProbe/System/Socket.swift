@@ -50,6 +50,14 @@ public final class Socket: Sendable {
     }
   }
 
+  /// Wraps `connect(2)`; for a datagram socket it fixes the destination of `send`.
+  public func connect(to address: SocketAddress) throws(SystemError) {
+    let fd = fileDescriptor
+    try address.withSockAddr { (pointer, length) throws(SystemError) in
+      _ = try retryingInterrupts("connect") { Glibc.connect(fd, pointer, length) }
+    }
+  }
+
   /// Wraps `listen(2)`.
   public func listen(backlog: Int32) throws(SystemError) {
     let fd = fileDescriptor
@@ -153,6 +161,17 @@ enum Poller {
     if count >= 0 { return Int(count) }
     if errno == EINTR { return 0 }
     throw SystemError("poll", errno: errno)
+  }
+
+  /// The same with a timeout in nanoseconds (ppoll(2)), for pacing finer than poll's
+  /// milliseconds.
+  static func poll(_ entries: inout [pollfd], timeoutNanoseconds: Int64) throws(SystemError) -> Int {
+    let count = entries.withUnsafeMutableBufferPointer { buffer in
+      cns_ppoll(buffer.baseAddress, UInt(buffer.count), max(0, timeoutNanoseconds))
+    }
+    if count >= 0 { return Int(count) }
+    if errno == EINTR { return 0 }
+    throw SystemError("ppoll", errno: errno)
   }
 }
 
