@@ -1,0 +1,70 @@
+public import Logging
+import Synchronization
+
+/// The multicast engine: joins every configured group on its interface, receives on one
+/// thread, attributes each datagram to its group and source, and keeps each stream's
+/// statistics. Once a second the thread checks the interfaces (rejoining when one comes
+/// back or changes index), retries failed joins and reads the kernel's membership tables.
+public final class MulticastEngine: ConfigSubscriber, MetricsCollector {
+  private let shared: MulticastShared
+  /// The receiver thread; each command is the whole new list of groups.
+  private let thread: LoopThread<[MulticastGroup]>
+
+  public init(logger: Logger) throws(SystemError) {
+    var logger = logger
+    logger[metadataKey: "engine"] = "multicast"
+    let shared = MulticastShared(logger: logger)
+    self.shared = shared
+    thread = try LoopThread(name: "multicast") { thread in MulticastReceiverLoop(shared: shared).run(thread) }
+  }
+
+  public func apply(_ config: NetProbeConfig) {
+    let buckets = config.ping.rttBuckets
+    let next: [MulticastGroup] = shared.groups.withLock { current in
+      let kept = config.multicast.map { wanted in
+        // Same settings (its place in the file aside): keep the group, its join and counters.
+        current.first { $0.config.withoutLocation == wanted.withoutLocation && $0.delayBuckets == buckets }
+          ?? MulticastGroup(config: wanted, delayBuckets: buckets)
+      }
+      current = kept
+      return kept
+    }
+    // A configuration without groups never starts the thread; once started it follows.
+    if next.isEmpty && !shared.hasStarted.load(ordering: .relaxed) { return }
+    shared.hasStarted.store(true, ordering: .relaxed)
+    thread.post(next)
+  }
+
+  public func stop() { thread.stop() }
+
+  public func collect(into exposition: inout Exposition) {
+    let current = shared.groups.withLock { $0 }
+    let kernel = shared.membership.withLock { $0 }
+    let now = Clocks.monotonicNanoseconds()
+    let second = Clocks.realtimeNanoseconds() / 1_000_000_000
+    for group in current {
+      MulticastSeries.collect(group, membership: kernel, now: now, second: second, into: &exposition)
+    }
+  }
+}
+
+/// What the engine and its receiver thread share.
+final class MulticastShared: Sendable {
+  let logger: Logger
+  let groups = Mutex<[MulticastGroup]>([])
+  /// Set once the receiver thread has been given groups; an empty config never starts it.
+  let hasStarted = Atomic<Bool>(false)
+  /// The kernel's membership tables as last read.
+  let membership = Mutex(KernelMembership())
+
+  init(logger: Logger) { self.logger = logger }
+}
+
+extension MulticastGroupConfig {
+  /// The configuration without its place in the file, for carrying a group over a reload.
+  var withoutLocation: MulticastGroupConfig {
+    var copy = self
+    copy.location = SourceLocation(line: 0, column: 0)
+    return copy
+  }
+}

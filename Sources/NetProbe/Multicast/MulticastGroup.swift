@@ -1,0 +1,106 @@
+import Synchronization
+
+/// One configured group while it runs: its configuration, its streams (one per listed
+/// source, or one any-source stream), and where its join stands.
+///
+/// The receiver thread writes; scrapes read under the same locks. A group survives a
+/// reload that leaves its settings alone, so its counters never restart for nothing.
+final class MulticastGroup: Sendable {
+  let config: MulticastGroupConfig
+  /// Upper bounds of the one-way delay histogram (the ping RTT buckets).
+  let delayBuckets: [Double]
+  /// Keyed by source address text; `""` for the any-source stream.
+  let streams: [String: MulticastStream]
+  let join = Mutex(JoinState())
+  /// What belongs to the group rather than to one source: drops in the host, packets that
+  /// fit no stream or no format.
+  let counters = Mutex(GroupCounters())
+
+  init(config: MulticastGroupConfig, delayBuckets: [Double]) {
+    self.config = config
+    self.delayBuckets = delayBuckets
+    var streams: [String: MulticastStream] = [:]
+    if config.sources.isEmpty {
+      streams[""] = MulticastStream(group: config, source: nil, delayBuckets: delayBuckets)
+    } else {
+      for source in config.sources {
+        streams[source.description] = MulticastStream(group: config, source: source, delayBuckets: delayBuckets)
+      }
+    }
+    self.streams = streams
+  }
+
+  /// The stream a datagram from `source` belongs to; nil for a source-specific group when
+  /// the sender is not one of its sources.
+  func stream(for source: IPAddress) -> MulticastStream? {
+    config.sources.isEmpty ? streams[""] : streams[source.description]
+  }
+}
+
+/// Where a group's join stands.
+struct JoinState: Sendable {
+  /// The interface index of the last join attempt; nil while the interface is missing.
+  var interfaceIndex: UInt32?
+  /// True once every join call of the group succeeded, until its sockets close.
+  var joined = false
+  /// Failed joins by errno name.
+  var errors: [String: UInt64] = [:]
+  /// The last error, so it is logged once and not at every retry.
+  var lastError: String?
+  /// When the last join was made (monotonic ns), for join → first packet latency.
+  var joinedAt: Int64?
+}
+
+/// Group-wide counters.
+struct GroupCounters: Sendable {
+  /// Datagrams the kernel dropped because the socket buffer was full (SO_RXQ_OVFL).
+  var socketDrops: UInt64 = 0
+  /// Datagrams ignored, by reason.
+  var wrongSource: UInt64 = 0
+  var malformed: UInt64 = 0
+}
+
+/// The traffic of one (group, source) pair: what arrived, and what its payload format says
+/// about it.
+final class MulticastStream: Sendable {
+  let source: IPAddress?
+  let stats: Mutex<StreamStats>
+
+  init(group: MulticastGroupConfig, source: IPAddress?, delayBuckets: [Double]) {
+    self.source = source
+    stats = Mutex(StreamStats(analyzer: PayloadAnalyzer(config: group), delayBuckets: delayBuckets))
+  }
+}
+
+/// Counters and gauges of one stream. Counters only go up.
+struct StreamStats: Sendable {
+  var packets: UInt64 = 0
+  var bytes: UInt64 = 0
+  /// Unix time of the last packet (kernel timestamp).
+  var lastPacketTime: Double?
+  /// Monotonic ns of the last packet, for the no-data timeout.
+  var lastPacketMonotonic: Int64?
+  /// Seconds from the last join to its first packet.
+  var joinLatency: Double?
+  /// Waiting for the first packet after a join.
+  var awaitingFirstPacket = true
+  /// A join latency test waits for this stream's first packet.
+  var joinTestPending = false
+  var joinTestLatency: Histogram
+  var joinTestFailures: UInt64 = 0
+  var analyzer: PayloadAnalyzer
+  /// Beacon send → receive time, recorded only when the group's clocks are synchronised.
+  var oneWayDelay: Histogram
+  /// Packets received in each of the last seconds, for the measured rate.
+  var rate = RateMeter()
+
+  init(analyzer: PayloadAnalyzer, delayBuckets: [Double]) {
+    self.analyzer = analyzer
+    oneWayDelay = Histogram(upperBounds: delayBuckets)
+    joinTestLatency = Histogram(upperBounds: StreamStats.joinLatencyBuckets)
+  }
+
+  /// Join latencies range from a few milliseconds (a router with the group already
+  /// flowing) to seconds (a PIM join up a tree, or a querier-less snooping switch).
+  static let joinLatencyBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+}

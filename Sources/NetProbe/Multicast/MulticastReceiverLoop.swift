@@ -1,0 +1,266 @@
+@preconcurrency import Glibc
+import Foundation
+import Logging
+
+/// The multicast receiver thread. Its mutable state is touched by that thread alone;
+/// what scrapes read lives in the groups' locks.
+final class MulticastReceiverLoop: @unchecked Sendable {
+  private let shared: MulticastShared
+  private var logger: Logger { shared.logger }
+  private var groups: [MulticastGroup] = []
+  /// Sockets per group (by identity): several when its sources exceed igmp_max_msf.
+  private var sockets: [ObjectIdentifier: [MulticastSocket]] = [:]
+  private var owners: [Int32: (group: MulticastGroup, socket: MulticastSocket)] = [:]
+  /// SO_RXQ_OVFL is cumulative per socket: the last value seen, to count increases.
+  private var lastDrops: [Int32: UInt32] = [:]
+  /// Join latency tests of the groups that have one.
+  private var joinTests: [ObjectIdentifier: JoinTestSchedule] = [:]
+  private var buffer = [UInt8](repeating: 0, count: 65_536)
+  private var control = [UInt8](repeating: 0, count: 512)
+  private var nextMaintenance: Int64 = 0
+  /// Sources per socket: the kernel refuses more than net.ipv4.igmp_max_msf (10) per
+  /// socket and group, so a long source list is spread over several sockets.
+  private let sourcesPerSocket = max(1, MulticastReceiverLoop.sysctl("/proc/sys/net/ipv4/igmp_max_msf") ?? 10)
+
+  init(shared: MulticastShared) { self.shared = shared }
+
+  private static func sysctl(_ path: String) -> Int? {
+    (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+  }
+
+  func run(_ thread: LoopThread<[MulticastGroup]>) {
+    let wakeup = thread.wakeup
+    var entries: [pollfd] = []
+    while !thread.isStopping {
+      if let latest = thread.takeCommands().last {
+        reconcile(latest)
+        nextMaintenance = 0
+      }
+      var now = Clocks.monotonicNanoseconds()
+      if now >= nextMaintenance {
+        maintain(now: now)
+        nextMaintenance = now + 1_000_000_000
+      }
+      stepJoinTests(now: now)
+      entries.removeAll(keepingCapacity: true)
+      entries.append(pollfd(fd: wakeup.fileDescriptor, events: Int16(POLLIN), revents: 0))
+      for fd in owners.keys { entries.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+      now = Clocks.monotonicNanoseconds()
+      let nextEvent = joinTests.values.reduce(nextMaintenance) { min($0, $1.nextEvent) }
+      let waitMilliseconds = max(0, min(1000, (nextEvent - now + 999_999) / 1_000_000))
+      _ = try? Poller.poll(&entries, timeoutMilliseconds: Int32(waitMilliseconds))
+      if entries[0].revents != 0 { wakeup.drain() }
+      for entry in entries.dropFirst() where entry.revents != 0 {
+        guard let owner = owners[entry.fd] else { continue }
+        receiveAll(owner.socket, for: owner.group)
+      }
+    }
+    for group in groups { close(group) }
+  }
+
+  /// Leaves the groups no longer configured; new ones are joined by `maintain`.
+  private func reconcile(_ next: [MulticastGroup]) {
+    for group in groups where !next.contains(where: { $0 === group }) {
+      close(group)
+      joinTests[ObjectIdentifier(group)] = nil
+    }
+    groups = next
+  }
+
+  /// Closing the sockets leaves their groups (the kernel sends the leave or the report).
+  private func close(_ group: MulticastGroup) {
+    for socket in sockets.removeValue(forKey: ObjectIdentifier(group)) ?? [] {
+      owners[socket.fileDescriptor] = nil
+      lastDrops[socket.fileDescriptor] = nil
+      socket.close()
+    }
+    group.join.withLock { $0.joined = false }
+  }
+
+  /// Once a second: interfaces that vanished, came back or changed index; joins to retry;
+  /// the kernel's membership tables.
+  private func maintain(now: Int64) {
+    for group in groups where !(joinTests[ObjectIdentifier(group)]?.isLeft ?? false) {
+      let index = NetworkInterface.index(of: group.config.interface)
+      let state = group.join.withLock { $0 }
+      guard let index else {
+        // Counted and logged once per disappearance, as the ENODEV a join would get.
+        if state.lastError != "ENODEV" {
+          logger.warning("interface missing; the group is joined when it appears",
+                         metadata: ["group": "\(group.config.name)", "interface": "\(group.config.interface)"])
+          close(group)
+          group.join.withLock { state in
+            state.interfaceIndex = nil
+            state.errors["ENODEV", default: 0] += 1
+            state.lastError = "ENODEV"
+          }
+        }
+        continue
+      }
+      if state.joined && state.interfaceIndex == index { continue }
+      close(group)
+      if join(group, interface: index, now: now), let test = group.config.joinLatencyTest {
+        let key = ObjectIdentifier(group)
+        if joinTests[key] == nil {
+          joinTests[key] = JoinTestSchedule(test: test, joinedAt: now)
+        } else {
+          joinTests[key]!.joinedOutsideTest(at: now)
+        }
+      }
+    }
+    let kernel = ProcNet.membership()
+    shared.membership.withLock { $0 = kernel }
+  }
+
+  /// Carries out what the join latency tests ask for.
+  private func stepJoinTests(now: Int64) {
+    guard !joinTests.isEmpty else { return }
+    for group in groups {
+      let key = ObjectIdentifier(group)
+      guard var schedule = joinTests[key] else { continue }
+      let allArrived = group.streams.values.allSatisfy { !$0.stats.withLock { $0.joinTestPending } }
+      switch schedule.step(now: now, allArrived: allArrived) {
+      case .none:
+        break
+      case .leave:
+        logger.debug("join latency test: leaving", metadata: ["group": "\(group.config.name)"])
+        close(group)
+      case .rejoin:
+        if let index = NetworkInterface.index(of: group.config.interface), join(group, interface: index, now: now) {
+          for stream in group.streams.values { stream.stats.withLock { $0.joinTestPending = true } }
+        }
+      case .expire:
+        for stream in group.streams.values {
+          stream.stats.withLock { stats in
+            guard stats.joinTestPending else { return }
+            stats.joinTestPending = false
+            stats.joinTestFailures += 1
+          }
+        }
+        logger.warning("join latency test: no datagram before the deadline",
+                       metadata: ["group": "\(group.config.name)", "deadline": "\(schedule.test.deadline)"])
+      }
+      joinTests[key] = schedule
+    }
+  }
+
+  /// Joins every source of `group` (or the group alone) on `interface`; false on failure,
+  /// which is counted, logged once per distinct error, and retried by `maintain`.
+  private func join(_ group: MulticastGroup, interface: UInt32, now: Int64) -> Bool {
+    let config = group.config
+    var opened: [MulticastSocket] = []
+    do {
+      let chunks: [[IPAddress?]] = config.sources.isEmpty
+        ? [[nil]]
+        : stride(from: 0, to: config.sources.count, by: sourcesPerSocket).map {
+          Array(config.sources[$0..<min($0 + sourcesPerSocket, config.sources.count)])
+        }
+      for chunk in chunks {
+        let socket = try MulticastSocket(family: config.group.family, port: UInt16(config.port))
+        opened.append(socket)
+        for source in chunk { try socket.join(config.group, source: source, interface: interface) }
+      }
+    } catch {
+      for socket in opened { socket.close() }
+      let name = Errno.name(error.errno)
+      let isNew = group.join.withLock { state -> Bool in
+        state.errors[name, default: 0] += 1
+        state.joined = false
+        state.interfaceIndex = interface
+        defer { state.lastError = name }
+        return state.lastError != name
+      }
+      if isNew {
+        logger.error("cannot join the group; retrying every second", metadata: [
+          "group": "\(config.name)", "address": "\(config.group)", "interface": "\(config.interface)",
+          "error": "\(error)", "hint": "\(JoinAdvice.text(errno: error.errno))",
+        ])
+      }
+      return false
+    }
+    sockets[ObjectIdentifier(group)] = opened
+    for socket in opened {
+      owners[socket.fileDescriptor] = (group, socket)
+      if socket.receiveBufferBytes < MulticastSocket.wantedReceiveBuffer / 2 {
+        logger.info("receive buffer capped by net.core.rmem_max; raise it for bursty streams",
+                    metadata: ["group": "\(config.name)", "bytes": "\(socket.receiveBufferBytes)"])
+      }
+    }
+    group.join.withLock { state in
+      state.joined = true
+      state.interfaceIndex = interface
+      state.joinedAt = now
+      state.lastError = nil
+    }
+    for stream in group.streams.values { stream.stats.withLock { $0.awaitingFirstPacket = true } }
+    logger.info("joined", metadata: [
+      "group": "\(config.name)", "address": "\(config.group)", "interface": "\(config.interface)",
+      "sources": "\(config.sources.map(\.description).joined(separator: ","))",
+    ])
+    return true
+  }
+
+  /// Drains a readable socket, at most a bounded batch so other sockets get their turn.
+  private func receiveAll(_ socket: MulticastSocket, for group: MulticastGroup) {
+    for _ in 0..<1024 {
+      guard let datagram = try? socket.receive(into: &buffer, control: &control) else { return }
+      handle(datagram, socket: socket, group: group)
+    }
+  }
+
+  private func handle(_ datagram: MulticastSocket.Datagram, socket: MulticastSocket, group: MulticastGroup) {
+    if let total = datagram.droppedTotal {
+      let previous = lastDrops[socket.fileDescriptor] ?? 0
+      if total != previous {
+        lastDrops[socket.fileDescriptor] = total
+        group.counters.withLock { $0.socketDrops += UInt64(total &- previous) }
+      }
+    }
+    // IP_MULTICAST_ALL=0 keeps other groups away; check the group anyway, and the sender.
+    guard datagram.group == nil || datagram.group == group.config.group,
+      let stream = group.stream(for: datagram.source.ip)
+    else {
+      group.counters.withLock { $0.wrongSource += 1 }
+      return
+    }
+    let arrival = datagram.kernelTimestamp ?? Clocks.realtimeNanoseconds()
+    let now = Clocks.monotonicNanoseconds()
+    let joinedAt = group.join.withLock { $0.joinedAt }
+    let verdict = stream.stats.withLock { stats -> PayloadVerdict in
+      stats.packets += 1
+      stats.bytes += UInt64(datagram.payload.count)
+      stats.lastPacketTime = Double(arrival) / 1e9
+      stats.lastPacketMonotonic = now
+      stats.rate.record(atSecond: arrival / 1_000_000_000)
+      if stats.awaitingFirstPacket, let joinedAt {
+        let latency = Double(now - joinedAt) / 1e9
+        stats.joinLatency = latency
+        stats.awaitingFirstPacket = false
+        if stats.joinTestPending {
+          stats.joinTestPending = false
+          stats.joinTestLatency.record(latency)
+        }
+      }
+      let verdict = stats.analyzer.analyze(datagram.payload, arrival: arrival)
+      // The analyzer gives a delay only for beacon groups whose clocks are synchronised.
+      if case .accepted(let delay?) = verdict { stats.oneWayDelay.record(delay) }
+      return verdict
+    }
+    if verdict == .malformed { group.counters.withLock { $0.malformed += 1 } }
+  }
+}
+
+/// What to tell an operator about a failed join.
+enum JoinAdvice {
+  static func text(errno: Int32) -> String {
+    switch errno {
+    case ENOBUFS:
+      "over net.ipv4.igmp_max_memberships (groups per socket) or igmp_max_msf (sources per group): raise the sysctl"
+    case ENODEV: "the interface does not exist or has no multicast (ip link set DEV multicast on)"
+    case EADDRINUSE: "the group is already joined on this socket and interface"
+    case EINVAL: "a source of the wrong family, or any-source and source-specific joins mixed on one socket"
+    case EADDRNOTAVAIL: "the interface has no address of the group's family"
+    default: "check the interface and the group address"
+    }
+  }
+}

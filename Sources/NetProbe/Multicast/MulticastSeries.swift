@@ -1,0 +1,68 @@
+/// Renders a group's series at scrape time: per stream (source) the traffic and what its
+/// payload format says about it; per group the drops in the host, ignored packets and
+/// join errors (with `source=""`).
+enum MulticastSeries {
+  static func collect(_ group: MulticastGroup, membership: KernelMembership, now: Int64, second: Int64,
+                      into exposition: inout Exposition) {
+    let config = group.config
+    let join = group.join.withLock { $0 }
+    let counters = group.counters.withLock { $0 }
+    let custom = config.labels.map { ($0.name, $0.value) }
+    func labels(_ source: String, _ extra: [(String, String)] = []) -> LabelSet {
+      LabelSet([("name", config.name), ("group", config.group.description), ("source", source),
+                ("port", String(config.port)), ("interface", config.interface)] + extra).appending(custom)
+    }
+    for (source, stream) in group.streams.sorted(by: { $0.key < $1.key }) {
+      let stats = stream.stats.withLock { $0 }
+      let streamLabels = labels(source)
+      let member = join.joined && membership.isMember(config.group, interface: config.interface, source: stream.source)
+      exposition.add(Catalogue.multicastMembership, streamLabels, member ? 1 : 0)
+      exposition.add(Catalogue.multicastPackets, streamLabels, Double(stats.packets))
+      exposition.add(Catalogue.multicastBytes, streamLabels, Double(stats.bytes))
+      if let time = stats.lastPacketTime { exposition.add(Catalogue.multicastLastPacket, streamLabels, time) }
+      let receiving = stats.lastPacketMonotonic.map { now - $0 <= config.noDataTimeout.nanoseconds } ?? false
+      exposition.add(Catalogue.multicastReceiving, streamLabels, receiving ? 1 : 0)
+      if let latency = stats.joinLatency { exposition.add(Catalogue.multicastJoinLatency, streamLabels, latency) }
+      let rate = stats.rate.rate(atSecond: second) ?? (stats.packets == 0 ? 0 : nil)
+      if let rate {
+        exposition.add(Catalogue.multicastRate, streamLabels, rate)
+        if let expected = config.expectedRate {
+          exposition.add(Catalogue.multicastRateDeviation, streamLabels, rate / expected - 1)
+        }
+      }
+      addPayload(stats.analyzer.snapshot, streamLabels, labels: { labels(source, $0) }, into: &exposition)
+      if config.clockSynchronized && config.format == .beacon {
+        exposition.addHistogram(Catalogue.multicastOneWayDelay, streamLabels, stats.oneWayDelay.snapshot)
+      }
+      if config.joinLatencyTest != nil {
+        exposition.addHistogram(Catalogue.multicastJoinTestLatency, streamLabels, stats.joinTestLatency.snapshot)
+        exposition.add(Catalogue.multicastJoinTestFailures, streamLabels, Double(stats.joinTestFailures))
+      }
+    }
+    let groupLabels = labels("")
+    exposition.add(Catalogue.multicastSocketDrops, groupLabels, Double(counters.socketDrops))
+    exposition.add(Catalogue.multicastUnexpected, labels("", [("reason", "malformed")]), Double(counters.malformed))
+    exposition.add(Catalogue.multicastUnexpected, labels("", [("reason", "wrong_source")]), Double(counters.wrongSource))
+    for (errno, count) in join.errors.sorted(by: { $0.key < $1.key }) {
+      exposition.add(Catalogue.multicastJoinErrors, labels("", [("errno", errno)]), Double(count))
+    }
+  }
+
+  /// The format's own accounting: sequence counters for formats that number their
+  /// packets, jitter where it is defined, MPEG-TS errors for transport streams.
+  private static func addPayload(_ snapshot: PayloadSnapshot, _ streamLabels: LabelSet,
+                                 labels: ([(String, String)]) -> LabelSet, into exposition: inout Exposition) {
+    if snapshot.sequenced {
+      exposition.add(Catalogue.multicastLost, streamLabels, Double(snapshot.lost))
+      exposition.add(Catalogue.multicastDuplicates, streamLabels, Double(snapshot.duplicate))
+      exposition.add(Catalogue.multicastLate, streamLabels, Double(snapshot.late))
+      exposition.add(Catalogue.multicastResets, streamLabels, Double(snapshot.resets))
+    }
+    if let jitter = snapshot.jitterSeconds { exposition.add(Catalogue.multicastJitter, streamLabels, jitter) }
+    if let errors = snapshot.mpegtsErrors {
+      for type in MPEGTSErrorType.allCases {
+        exposition.add(Catalogue.multicastMPEGTSErrors, labels([("type", type.rawValue)]), Double(errors[type]))
+      }
+    }
+  }
+}

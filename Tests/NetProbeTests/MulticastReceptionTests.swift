@@ -1,0 +1,89 @@
+import Testing
+
+@testable import NetProbe
+
+@Suite struct MulticastReceptionTests {
+  let second: Int64 = 1_000_000_000
+
+  @Test func rateIsTheMeanOfCompleteSeconds() {
+    var meter = RateMeter()
+    #expect(meter.rate(atSecond: 100) == nil)
+    for second in Int64(100)...104 {
+      for _ in 0..<(second == 104 ? 7 : 10) { meter.record(atSecond: second) }
+    }
+    // At 104 the seconds 100…103 are complete: 10 each. Second 104 is still filling.
+    #expect(meter.rate(atSecond: 104) == 10)
+    // At 105, 104 (7 packets) is complete too.
+    #expect(meter.rate(atSecond: 105) == (40 + 7) / 5.0)
+  }
+
+  @Test func rateFallsToZeroWhenTheStreamStops() {
+    var meter = RateMeter()
+    for second in Int64(50)...60 { for _ in 0..<5 { meter.record(atSecond: second) } }
+    #expect(meter.rate(atSecond: 61) == 5)
+    #expect(meter.rate(atSecond: 66)! < 5)
+    #expect(meter.rate(atSecond: 71) == 0)
+    #expect(meter.rate(atSecond: 1000) == 0)
+  }
+
+  @Test func rateIgnoresTimestampsFromThePast() {
+    var meter = RateMeter()
+    meter.record(atSecond: 10)
+    meter.record(atSecond: 12)
+    meter.record(atSecond: 11)  // late: not added to the current second
+    #expect(meter.rate(atSecond: 13) == 2 / 3.0)
+  }
+
+  @Test func joinTestLeavesWaitsRejoinsAndMeasures() {
+    var test = JoinLatencyTest(interval: .seconds(30))
+    test.leaveWait = .seconds(2)
+    test.deadline = .seconds(5)
+    var schedule = JoinTestSchedule(test: test, joinedAt: 0)
+    #expect(schedule.nextEvent == 30 * second)
+    #expect(schedule.step(now: 29 * second, allArrived: true) == .none)
+    #expect(schedule.step(now: 30 * second, allArrived: true) == .leave)
+    #expect(schedule.isLeft)
+    #expect(schedule.step(now: 31 * second, allArrived: true) == .none)
+    #expect(schedule.step(now: 32 * second, allArrived: false) == .rejoin)
+    #expect(!schedule.isLeft)
+    #expect(schedule.nextEvent == 37 * second)
+    // The first packet arrived: the wait ends and the next test is an interval later.
+    #expect(schedule.step(now: 33 * second, allArrived: true) == .none)
+    #expect(schedule.phase == .steady(nextLeave: 63 * second))
+  }
+
+  @Test func joinTestWithoutAPacketExpiresAtItsDeadline() {
+    var test = JoinLatencyTest(interval: .seconds(10))
+    test.leaveWait = .seconds(1)
+    test.deadline = .seconds(3)
+    var schedule = JoinTestSchedule(test: test, joinedAt: 5 * second)
+    #expect(schedule.step(now: 15 * second, allArrived: true) == .leave)
+    #expect(schedule.step(now: 16 * second, allArrived: true) == .rejoin)
+    #expect(schedule.step(now: 18 * second, allArrived: false) == .none)
+    #expect(schedule.step(now: 19 * second, allArrived: false) == .expire)
+    #expect(schedule.phase == .steady(nextLeave: 29 * second))
+  }
+
+  @Test func aJoinOutsideTheTestRestartsTheInterval() {
+    var schedule = JoinTestSchedule(test: JoinLatencyTest(interval: .seconds(60)), joinedAt: 0)
+    schedule.joinedOutsideTest(at: 50 * second)
+    #expect(schedule.nextEvent == 110 * second)
+  }
+
+  @Test func streamsFollowTheSources() throws {
+    let source = try #require(IPAddress("198.18.3.2"))
+    let other = try #require(IPAddress("198.18.3.3"))
+    let group = try #require(IPAddress("239.1.1.1"))
+    let ssm = MulticastGroup(
+      config: MulticastGroupConfig(name: "a", group: group, port: 5000, interface: "eth0", sources: [source],
+                                   location: SourceLocation(line: 1, column: 1)),
+      delayBuckets: [0.001])
+    #expect(ssm.stream(for: source)?.source == source)
+    #expect(ssm.stream(for: other) == nil)
+    let asm = MulticastGroup(
+      config: MulticastGroupConfig(name: "b", group: group, port: 5000, interface: "eth0",
+                                   location: SourceLocation(line: 1, column: 1)),
+      delayBuckets: [0.001])
+    #expect(asm.stream(for: other) === asm.streams[""])
+  }
+}
