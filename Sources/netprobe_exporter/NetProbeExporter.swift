@@ -127,15 +127,20 @@ struct NetProbeExporter: ParsableCommand {
       throw ExitCode(1)
     }
     registry.register("http", server.metrics)
-    let ping: PingEngine
-    do {
-      ping = try PingEngine(logger: logger)
-    } catch {
-      logger.error("cannot start the ping engine", metadata: ["error": "\(error)"])
-      throw ExitCode(1)
+    /// An engine follows the configuration and adds its series to every scrape.
+    func attach<Engine: ConfigSubscriber & MetricsCollector>(_ name: String, _ make: () throws -> Engine) throws {
+      do {
+        let engine = try make()
+        registry.register(name, engine)
+        agent.subscribe(engine)
+      } catch {
+        logger.error("cannot start the \(name) engine", metadata: ["error": "\(error)"])
+        throw ExitCode(1)
+      }
     }
-    registry.register("ping", ping)
-    agent.subscribe(ping)
+    try attach("ping") { try PingEngine(logger: logger) }
+    try attach("multicast") { try MulticastEngine(logger: logger) }
+    try attach("beacon") { try BeaconSender(logger: logger) }
     let pusher = Pusher(registry: registry, logger: logger)
     registry.register("push", pusher.metrics)
     agent.subscribe(pusher)

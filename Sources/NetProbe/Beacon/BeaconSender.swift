@@ -1,0 +1,210 @@
+@preconcurrency import Glibc
+public import Logging
+import Synchronization
+
+/// Sends the configured beacons: sequenced, timestamped datagrams in the `beacon` format,
+/// paced on one thread, so agents on other hosts measure their reception of this host's
+/// multicast (loss, duplicates, reordering, one-way delay).
+///
+/// The sender id is drawn once per process, so receivers tell agents apart and see a
+/// restarted agent as a new sender instead of a sequence going backwards.
+public final class BeaconSender: ConfigSubscriber, MetricsCollector {
+  private let shared: BeaconShared
+  private let thread: LoopThread<[RunningBeacon]>
+
+  public init(logger: Logger) throws(SystemError) {
+    var logger = logger
+    logger[metadataKey: "engine"] = "beacon"
+    let shared = BeaconShared(logger: logger, senderID: UInt32.random(in: 1...UInt32.max))
+    self.shared = shared
+    thread = try LoopThread(name: "beacon") { thread in BeaconLoop(shared: shared).run(thread) }
+  }
+
+  public func apply(_ config: NetProbeConfig) {
+    let next: [RunningBeacon] = shared.beacons.withLock { current in
+      let kept = config.beacons.map { wanted in
+        current.first { $0.config.withoutLocation == wanted.withoutLocation } ?? RunningBeacon(config: wanted)
+      }
+      current = kept
+      return kept
+    }
+    if next.isEmpty && !shared.hasStarted.load(ordering: .relaxed) { return }
+    shared.hasStarted.store(true, ordering: .relaxed)
+    thread.post(next)
+  }
+
+  public func stop() { thread.stop() }
+
+  public func collect(into exposition: inout Exposition) {
+    let senderID = String(shared.senderID)
+    for beacon in shared.beacons.withLock({ $0 }) {
+      let config = beacon.config
+      let stats = beacon.stats.withLock { $0 }
+      let labels = LabelSet([("name", config.name), ("group", config.group.description), ("port", String(config.port)),
+                             ("interface", config.interface)])
+      exposition.add(Catalogue.beaconInfo, labels.appending([("stream_id", String(config.streamID)), ("sender_id", senderID)]), 1)
+      exposition.add(Catalogue.beaconPacketsSent, labels, Double(stats.packets))
+      exposition.add(Catalogue.beaconBytesSent, labels, Double(stats.bytes))
+      for (errno, count) in stats.errors.sorted(by: { $0.key < $1.key }) {
+        exposition.add(Catalogue.beaconSendErrors, labels.appending([("errno", errno)]), Double(count))
+      }
+    }
+  }
+}
+
+/// What the engine and its thread share.
+final class BeaconShared: Sendable {
+  let logger: Logger
+  let senderID: UInt32
+  let beacons = Mutex<[RunningBeacon]>([])
+  let hasStarted = Atomic<Bool>(false)
+
+  init(logger: Logger, senderID: UInt32) {
+    self.logger = logger
+    self.senderID = senderID
+  }
+}
+
+/// One configured beacon and its counters; kept over a reload that leaves it unchanged,
+/// so its sequence runs on and receivers see no restart.
+final class RunningBeacon: Sendable {
+  let config: BeaconConfig
+  let stats = Mutex(BeaconStats())
+
+  init(config: BeaconConfig) { self.config = config }
+}
+
+struct BeaconStats: Sendable {
+  var packets: UInt64 = 0
+  var bytes: UInt64 = 0
+  /// The next sequence number to send.
+  var sequence: UInt64 = 0
+  /// Failed sends by errno name (EAGAIN: the socket buffer was full).
+  var errors: [String: UInt64] = [:]
+}
+
+extension BeaconConfig {
+  var withoutLocation: BeaconConfig {
+    var copy = self
+    copy.location = SourceLocation(line: 0, column: 0)
+    return copy
+  }
+}
+
+/// The sending thread: sockets and schedules are its own.
+private final class BeaconLoop: @unchecked Sendable {
+  private struct Slot {
+    let beacon: RunningBeacon
+    var socket: MulticastSendSocket?
+    var interfaceIndex: UInt32?
+    var schedule: PacingSchedule
+    var lastError: String?
+  }
+
+  private let shared: BeaconShared
+  private var slots: [Slot] = []
+  private var packet: [UInt8] = []
+  private var nextCheck: Int64 = 0
+
+  init(shared: BeaconShared) { self.shared = shared }
+
+  func run(_ thread: LoopThread<[RunningBeacon]>) {
+    var entries = [pollfd(fd: thread.wakeup.fileDescriptor, events: Int16(POLLIN), revents: 0)]
+    while !thread.isStopping {
+      if let latest = thread.takeCommands().last { reconcile(latest) }
+      let now = Clocks.monotonicNanoseconds()
+      if now >= nextCheck {
+        openSockets()
+        nextCheck = now + 1_000_000_000
+      }
+      for index in slots.indices where slots[index].socket != nil {
+        // One packet per beacon per pass: a beacon that is due again is sent after the
+        // others had their turn, never in a run.
+        if slots[index].schedule.take(now: Clocks.monotonicNanoseconds()) { send(&slots[index]) }
+      }
+      let wake = slots.reduce(nextCheck) { $1.socket == nil ? $0 : min($0, $1.schedule.nextDue) }
+      entries[0].revents = 0
+      _ = try? Poller.poll(&entries, timeoutNanoseconds: wake - Clocks.monotonicNanoseconds())
+      if entries[0].revents != 0 { thread.wakeup.drain() }
+    }
+    for slot in slots { slot.socket?.close() }
+  }
+
+  private func reconcile(_ next: [RunningBeacon]) {
+    var kept: [Slot] = []
+    for beacon in next {
+      if let existing = slots.first(where: { $0.beacon === beacon }) {
+        kept.append(existing)
+      } else {
+        kept.append(Slot(beacon: beacon, schedule: PacingSchedule(rate: beacon.config.rate, start: Clocks.monotonicNanoseconds())))
+      }
+    }
+    for slot in slots where !next.contains(where: { $0 === slot.beacon }) { slot.socket?.close() }
+    slots = kept
+    nextCheck = 0
+  }
+
+  /// Opens a socket for each beacon whose interface exists, and replaces it when the
+  /// interface is gone or came back with another index.
+  private func openSockets() {
+    for index in slots.indices {
+      let config = slots[index].beacon.config
+      let interface = NetworkInterface.index(of: config.interface)
+      if interface == slots[index].interfaceIndex && slots[index].socket != nil { continue }
+      slots[index].socket?.close()
+      slots[index].socket = nil
+      slots[index].interfaceIndex = interface
+      guard let interface else {
+        // Counted once per disappearance, not at every check.
+        if slots[index].lastError != "ENODEV" {
+          report(&slots[index], errno: ENODEV, "interface missing; sending starts when it appears")
+        }
+        continue
+      }
+      do {
+        slots[index].socket = try MulticastSendSocket(group: config.group, port: UInt16(config.port), interface: interface,
+                                                      ttl: config.ttl)
+        slots[index].schedule = PacingSchedule(rate: config.rate, start: Clocks.monotonicNanoseconds())
+        slots[index].lastError = nil
+        shared.logger.info("sending", metadata: ["beacon": "\(config.name)", "group": "\(config.group)",
+                                                 "interface": "\(config.interface)", "rate": "\(config.rate)"])
+      } catch {
+        report(&slots[index], errno: error.errno, "cannot open the beacon's socket: \(error)")
+      }
+    }
+  }
+
+  private func send(_ slot: inout Slot) {
+    let config = slot.beacon.config
+    let sequence = slot.beacon.stats.withLock { $0.sequence }
+    let payload = BeaconPayload(streamID: config.streamID, senderID: shared.senderID, sequence: sequence,
+                                sendTimeNanoseconds: Clocks.realtimeNanoseconds())
+    payload.encode(into: &packet, size: config.size)
+    do {
+      let sent = try slot.socket!.send(packet)
+      slot.beacon.stats.withLock { stats in
+        stats.sequence &+= 1
+        if sent {
+          stats.packets += 1
+          stats.bytes += UInt64(config.size)
+        } else {
+          stats.errors["EAGAIN", default: 0] += 1
+        }
+      }
+      slot.lastError = nil
+    } catch {
+      // The sequence moves on, so receivers count a packet that never left as lost.
+      slot.beacon.stats.withLock { $0.sequence &+= 1 }
+      report(&slot, errno: error.errno, "cannot send the beacon: \(error)")
+    }
+  }
+
+  /// Counts an error and logs it once per distinct errno.
+  private func report(_ slot: inout Slot, errno code: Int32, _ message: String) {
+    let name = Errno.name(code)
+    slot.beacon.stats.withLock { $0.errors[name, default: 0] += 1 }
+    guard slot.lastError != name else { return }
+    slot.lastError = name
+    shared.logger.warning("\(message)", metadata: ["beacon": "\(slot.beacon.config.name)", "interface": "\(slot.beacon.config.interface)"])
+  }
+}
