@@ -113,3 +113,42 @@ def series(exporter, family, name, metrics=None, **labels):
 def wait_series(exporter, family, name, predicate, timeout=20, **labels):
     return wait_for(lambda: (v := series(exporter, family, name, **labels)) is not None and predicate(v) and (v,),
                     timeout=timeout, what=f"{family}{{name={name}}}")[0]
+
+
+# A plain receiver joined to a group on an interface address, counting datagrams until
+# SIGTERM, then printing the count: "another program" on the agent's host.
+OTHER_RECEIVER = """
+import signal, socket, sys
+group, port, address = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind(("", port))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(group) + socket.inet_aton(address))
+count = 0
+signal.signal(signal.SIGTERM, lambda *_: (print(count, flush=True), sys.exit(0)))
+while True:
+    s.recv(2048)
+    count += 1
+"""
+
+
+def start_capture(test, lab, ns, interface, expression):
+    """tcpdump in `ns` on `interface`, writing text to a file; returns (process, path)."""
+    path = os.path.join(temporary_directory(test), "capture.txt")
+    out = open(path, "w")
+    test.addCleanup(out.close)
+    process = lab.popen(ns, ["tcpdump", "-l", "-n", "-v", "-i", interface, expression],
+                        stdout=out, stderr=subprocess.PIPE)
+    # tcpdump says "listening on" once its capture runs.
+    wait_for(lambda: b"listening on" in process.stderr.read1(4096), timeout=10, what="tcpdump to start")
+    return process, path
+
+
+def capture_text(capture, settle=0.5):
+    """Stop a capture (by PID) and return what it printed."""
+    process, path = capture
+    time.sleep(settle)
+    stop_process(process)
+    with open(path) as f:
+        return f.read()

@@ -1,12 +1,13 @@
 """Multicast reception in the network lab: joins that the kernel confirms, interfaces that
 vanish and return, streams forwarded by igmpproxy, source-specific joins, and each payload
 format's accounting against what the sender says it did."""
+import subprocess
 import time
 import unittest
 
 from harness import LabExporter, wait_for, write_config
-from mcastlab import (drop_multicast, kernel_groups, sender_report, series, start_igmpproxy, start_sender,
-                      stop_process, wait_series)
+from mcastlab import (OTHER_RECEIVER, capture_text, drop_multicast, kernel_groups, sender_report, series,
+                      start_capture, start_igmpproxy, start_sender, stop_process, wait_series)
 from netlab import Lab
 
 
@@ -32,16 +33,21 @@ class MulticastLabTest(unittest.TestCase):
         up = ["sh", "-c", "ip link set mc0 up && ip link set mc1 up"]
         for argv in (make, up):
             self.assertEqual(lab.run("agent", argv).returncode, 0)
-        exporter = LabExporter(self, lab, config=write_config(self, group_config("dummy", "239.9.9.9", 5000, "mc0")))
+        exporter = LabExporter(self, lab, config=write_config(self, group_config("dummy", "239.9.9.9", 5000, "mc0")
+                                                               + group_config("v6", '"ff15::9"', 5000, "mc0").replace("multicast:\n", "")))
         wait_series(exporter, "netprobe_multicast_membership", "dummy", lambda v: v == 1)
+        wait_series(exporter, "netprobe_multicast_membership", "v6", lambda v: v == 1)
         self.assertIn("090909EF", kernel_groups(lab))
+        self.assertIn("ff150000000000000000000000000009", lab.run("agent", ["cat", "/proc/net/igmp6"]).stdout)
         lab.run("agent", ["ip", "link", "del", "mc0"])
         wait_series(exporter, "netprobe_multicast_membership", "dummy", lambda v: v == 0)
+        wait_series(exporter, "netprobe_multicast_membership", "v6", lambda v: v == 0)
         self.assertEqual(series(exporter, "netprobe_multicast_join_errors_total", "dummy", errno="ENODEV"), 1)
         self.assertIn("interface missing", exporter.log())
         for argv in (make, up):
             self.assertEqual(lab.run("agent", argv).returncode, 0)
         wait_series(exporter, "netprobe_multicast_membership", "dummy", lambda v: v == 1)
+        wait_series(exporter, "netprobe_multicast_membership", "v6", lambda v: v == 1, timeout=10)
         self.assertIn("090909EF", kernel_groups(lab))
         self.assertEqual(series(exporter, "netprobe_multicast_join_errors_total", "dummy", errno="ENODEV"), 1)
 
@@ -49,6 +55,7 @@ class MulticastLabTest(unittest.TestCase):
         lab = self.lab()
         start_igmpproxy(self, lab)
         sender = start_sender(lab, "239.1.1.1", 5001, "raw", rate=200)
+        capture = start_capture(self, lab, "agent", "r1", "igmp")
         exporter = LabExporter(self, lab, config=write_config(
             self, group_config("tv", "239.1.1.1", 5001, extra="expected_rate: 200")))
         wait_series(exporter, "netprobe_multicast_receiving", "tv", lambda v: v == 1)
@@ -70,9 +77,13 @@ class MulticastLabTest(unittest.TestCase):
         self.assertEqual(series(exporter, "netprobe_multicast_unexpected_packets_total", "tv", metrics,
                                 reason="wrong_source"), 0)
         self.assertIn('source=""', next(iter(exporter.samples("netprobe_multicast_packets_received_total", metrics))))
+        # The agent's membership report on the wire (IGMPv2 or v3, as igmpproxy's queries decide).
+        self.assertRegex(capture_text(capture), r"(igmp v2 report 239\.1\.1\.1|igmp v3 report.*239\.1\.1\.1)")
         stop_process(sender)
         wait_series(exporter, "netprobe_multicast_receiving", "tv", lambda v: v == 0, timeout=5)
         wait_series(exporter, "netprobe_multicast_rate_deviation_ratio", "tv", lambda v: v == -1, timeout=15)
+        start_sender(lab, "239.1.1.1", 5001, "raw", rate=200)
+        wait_series(exporter, "netprobe_multicast_receiving", "tv", lambda v: v == 1, timeout=10)
 
     def test_source_specific_join_counts_only_its_source(self):
         lab = self.lab()
@@ -183,7 +194,8 @@ class MulticastLabTest(unittest.TestCase):
         self.assertEqual(series(exporter, "netprobe_multicast_unexpected_packets_total", "feed", metrics, reason="malformed"), 0)
 
     def test_rtp_ssrc_change_is_a_reset_not_loss(self):
-        report, metrics, exporter = self.run_stream("rtp", "format: rtp", skip="200", ssrc_change="700")
+        # From 65,000: the 16-bit sequence wraps at the 536th packet.
+        report, metrics, exporter = self.run_stream("rtp", "format: rtp", start=65000, skip="65200", ssrc_change="65900")
         counters = self.counters(exporter, metrics)
         self.assertEqual(counters, {"received": report["sent"], "lost": 1, "duplicate": 0, "late": 0, "resets": 1})
         jitter = series(exporter, "netprobe_multicast_jitter_seconds", "feed", metrics)
@@ -198,6 +210,67 @@ class MulticastLabTest(unittest.TestCase):
         self.assertEqual(errors["continuity"], 4)
         self.assertEqual((errors["sync_byte"], errors["transport_error"], errors["pat_missing"]), (0, 0, 0))
         self.assertEqual(self.counters(exporter, metrics)["lost"], 0)
+
+    def test_five_percent_loss_is_measured(self):
+        lab = self.lab()
+        start_igmpproxy(self, lab)
+        exporter = LabExporter(self, lab, config=write_config(self, group_config(
+            "feed", "239.6.6.6", 5006, extra="format: sequence\nsequence: {offset: 0, width: 4, endianness: little}")))
+        wait_series(exporter, "netprobe_multicast_membership", "feed", lambda v: v == 1)
+        time.sleep(0.5)
+        drop_multicast(lab, 5)
+        report = sender_report(start_sender(lab, "239.6.6.6", 5006, "sequence", rate=1000, count=6000))
+        time.sleep(1)
+        metrics = exporter.metrics()
+        received = series(exporter, "netprobe_multicast_packets_received_total", "feed", metrics)
+        lost = series(exporter, "netprobe_multicast_packets_lost_total", "feed", metrics)
+        # Holes in the last 64 numbers are still pending when the stream stops.
+        self.assertGreaterEqual(received + lost, report["sent"] - 64)
+        self.assertAlmostEqual(lost / (received + lost), 0.05, delta=0.015)
+        self.assertEqual(series(exporter, "netprobe_multicast_packets_duplicate_total", "feed", metrics), 0)
+        self.assertEqual(series(exporter, "netprobe_multicast_packets_late_total", "feed", metrics), 0)
+
+    def test_another_program_on_the_same_port_changes_nothing(self):
+        lab = self.lab()
+        start_igmpproxy(self, lab)
+        # Another receiver on the agent, joined to another group on our port.
+        other = lab.popen("agent", ["python3", "-c", OTHER_RECEIVER, "239.8.8.2", "5008", "198.18.1.2"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # Two groups of ours on that port too: each socket must get its own group only.
+        exporter = LabExporter(self, lab, config=write_config(
+            self, group_config("ours", "239.8.8.1", 5008) + group_config("ours2", "239.8.8.3", 5008).replace("multicast:\n", "")))
+        wait_series(exporter, "netprobe_multicast_membership", "ours", lambda v: v == 1)
+        wait_series(exporter, "netprobe_multicast_membership", "ours2", lambda v: v == 1)
+        wait_for(lambda: "239.8.8.2" not in kernel_groups(lab) or "020808EF" in kernel_groups(lab), what="the other join")
+        time.sleep(0.5)
+        theirs = start_sender(lab, "239.8.8.2", 5008, "raw", rate=500, count=1000)
+        ours2 = start_sender(lab, "239.8.8.3", 5008, "raw", rate=300, count=600)
+        ours = sender_report(start_sender(lab, "239.8.8.1", 5008, "raw", rate=200, count=400))
+        sender_report(theirs)
+        ours2 = sender_report(ours2)
+        time.sleep(0.5)
+        metrics = exporter.metrics()
+        self.assertEqual(series(exporter, "netprobe_multicast_packets_received_total", "ours", metrics), ours["sent"])
+        self.assertEqual(series(exporter, "netprobe_multicast_packets_received_total", "ours2", metrics), ours2["sent"])
+        for name in ("ours", "ours2"):
+            for reason in ("wrong_group", "wrong_source"):
+                self.assertEqual(series(exporter, "netprobe_multicast_unexpected_packets_total", name, metrics, reason=reason), 0)
+        stop_process(other)
+        self.assertGreater(int(other.stdout.read().strip() or 0), 900, "the other program got its group")
+
+    def test_link_down_and_up_rejoins(self):
+        lab = self.lab()
+        start_igmpproxy(self, lab)
+        start_sender(lab, "239.1.1.9", 5009, "raw", rate=200)
+        exporter = LabExporter(self, lab, config=write_config(self, group_config("tv", "239.1.1.9", 5009)))
+        wait_series(exporter, "netprobe_multicast_receiving", "tv", lambda v: v == 1)
+        lab.run("agent", ["ip", "link", "set", "r1", "down"])
+        wait_series(exporter, "netprobe_multicast_receiving", "tv", lambda v: v == 0, timeout=5)
+        lab.run("agent", ["ip", "link", "set", "r1", "up"])
+        before = series(exporter, "netprobe_multicast_packets_received_total", "tv")
+        wait_series(exporter, "netprobe_multicast_packets_received_total", "tv", lambda v: v > before + 200, timeout=30)
+        self.assertEqual(series(exporter, "netprobe_multicast_membership", "tv"), 1)
+        self.assertEqual(series(exporter, "netprobe_multicast_receiving", "tv"), 1)
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ extension Catalogue {
 
   public static let multicastUnexpected = MetricFamily(
     "netprobe_multicast_unexpected_packets_total", .counter,
-    "Datagrams ignored, by reason: wrong_source (not a listed source), malformed (not the group's format).",
+    "Datagrams ignored, by reason: wrong_source (not a listed source), wrong_group (sent to another group), malformed (not the group's format).",
     labels: streamLabels + ["reason"])
 
   public static let multicastJoinErrors = MetricFamily(

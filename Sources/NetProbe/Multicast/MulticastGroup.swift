@@ -57,6 +57,8 @@ struct GroupCounters: Sendable {
   var socketDrops: UInt64 = 0
   /// Datagrams ignored, by reason.
   var wrongSource: UInt64 = 0
+  /// Sent to another group: the kernel should never deliver one (IP_MULTICAST_ALL=0).
+  var wrongGroup: UInt64 = 0
   var malformed: UInt64 = 0
 }
 

@@ -217,9 +217,11 @@ final class MulticastReceiverLoop: @unchecked Sendable {
       }
     }
     // IP_MULTICAST_ALL=0 keeps other groups away; check the group anyway, and the sender.
-    guard datagram.group == nil || datagram.group == group.config.group,
-      let stream = group.stream(for: datagram.source.ip)
-    else {
+    guard datagram.group == nil || datagram.group == group.config.group else {
+      group.counters.withLock { $0.wrongGroup += 1 }
+      return
+    }
+    guard let stream = group.stream(for: datagram.source.ip) else {
       group.counters.withLock { $0.wrongSource += 1 }
       return
     }

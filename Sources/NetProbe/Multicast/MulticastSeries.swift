@@ -42,6 +42,7 @@ enum MulticastSeries {
     let groupLabels = labels("")
     exposition.add(Catalogue.multicastSocketDrops, groupLabels, Double(counters.socketDrops))
     exposition.add(Catalogue.multicastUnexpected, labels("", [("reason", "malformed")]), Double(counters.malformed))
+    exposition.add(Catalogue.multicastUnexpected, labels("", [("reason", "wrong_group")]), Double(counters.wrongGroup))
     exposition.add(Catalogue.multicastUnexpected, labels("", [("reason", "wrong_source")]), Double(counters.wrongSource))
     for (errno, count) in join.errors.sorted(by: { $0.key < $1.key }) {
       exposition.add(Catalogue.multicastJoinErrors, labels("", [("errno", errno)]), Double(count))

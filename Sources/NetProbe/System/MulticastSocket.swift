@@ -7,8 +7,13 @@ import CNetShims
 /// The recipe of ../shared/notes/multicast-on-linux.md: `IP_MULTICAST_ALL=0` so the socket
 /// gets only the groups it joined (not every group any socket of the host joined on the
 /// port), `IP_PKTINFO` for the destination group of each datagram, `SO_RXQ_OVFL` for drops
-/// inside the host, kernel timestamps, `SO_REUSEADDR`/`SO_REUSEPORT` so other receivers on
-/// the host keep working, and a large receive buffer.
+/// inside the host, kernel timestamps, `SO_REUSEADDR` so other receivers on the host keep
+/// working, and a large receive buffer.
+///
+/// Not `SO_REUSEPORT`: measured in the lab (kernel 6.18), when two sockets on one port both
+/// set it, forwarded multicast goes to *one* socket of that reuseport group chosen by hash,
+/// whichever group it joined — ours would take another program's datagrams and it would
+/// lose them, and two of our own groups on one port would swap traffic.
 public final class MulticastSocket: Sendable {
   public let family: IPAddress.Family
   public let port: UInt16
@@ -40,7 +45,6 @@ public final class MulticastSocket: Sendable {
     let domain = family == .ip4 ? AF_INET : AF_INET6
     socket = try Socket(family: domain, type: Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
     try socket.setOption(level: SOL_SOCKET, name: SO_REUSEADDR, value: Int32(1), label: "SO_REUSEADDR")
-    try socket.setOption(level: SOL_SOCKET, name: SO_REUSEPORT, value: Int32(1), label: "SO_REUSEPORT")
     try socket.setOption(level: SOL_SOCKET, name: SO_TIMESTAMPNS, value: Int32(1), label: "SO_TIMESTAMPNS")
     try socket.setOption(level: SOL_SOCKET, name: MulticastSocket.socketRXQueueOverflow, value: Int32(1), label: "SO_RXQ_OVFL")
     // SO_RCVBUFFORCE passes net.core.rmem_max with CAP_NET_ADMIN; without it, SO_RCVBUF is capped.
