@@ -136,6 +136,15 @@ struct NetProbeExporter: ParsableCommand {
     }
     registry.register("ping", ping)
     agent.subscribe(ping)
+    let querierWatch: QuerierWatch
+    do {
+      querierWatch = try QuerierWatch(logger: logger)
+    } catch {
+      logger.error("cannot start the querier watch", metadata: ["error": "\(error)"])
+      throw ExitCode(1)
+    }
+    registry.register("querier", querierWatch)
+    agent.subscribe(querierWatch)
     let pusher = Pusher(registry: registry, logger: logger)
     registry.register("push", pusher.metrics)
     agent.subscribe(pusher)

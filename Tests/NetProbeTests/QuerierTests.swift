@@ -10,7 +10,7 @@ private func hex(_ text: String) -> [UInt8] {
 private let router = IPAddress("192.168.1.1")!
 private let linkLocal = IPAddress("fe80::1")!
 
-private func query(_ packet: MembershipPacket, sourceLocation: Testing.SourceLocation = #_sourceLocation) -> MembershipQuery? {
+private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.SourceLocation = #_sourceLocation) -> MembershipQuery? {
   guard case .query(let query) = packet else {
     Issue.record("expected a query, got \(packet)", sourceLocation: sourceLocation)
     return nil
@@ -22,7 +22,7 @@ private func query(_ packet: MembershipPacket, sourceLocation: Testing.SourceLoc
   // MARK: IGMP
 
   @Test func igmpV1GeneralQuery() throws {
-    let decoded = try #require(query(MembershipQuery.decodeIGMPMessage(hex("11 00 ee ff 00 00 00 00")[...], source: router)))
+    let decoded = try #require(expectQuery(MembershipQuery.decodeIGMPMessage(hex("11 00 ee ff 00 00 00 00")[...], source: router)))
     #expect(decoded.version == 1 && decoded.kind == .general && decoded.querier == router)
     #expect(decoded.maxResponseMilliseconds == 10_000, "v1 queries carry no max response: hosts use 10 s")
     #expect(decoded.queryIntervalSeconds == nil && decoded.robustness == nil)
@@ -30,10 +30,10 @@ private func query(_ packet: MembershipPacket, sourceLocation: Testing.SourceLoc
 
   @Test func igmpV2GeneralAndGroupQueries() throws {
     // A Cisco IGMPv2 general query: Max Resp Time 100 (10 s), group 0.
-    let general = try #require(query(MembershipQuery.decodeIGMPMessage(hex("11 64 ee 9b 00 00 00 00")[...], source: router)))
+    let general = try #require(expectQuery(MembershipQuery.decodeIGMPMessage(hex("11 64 ee 9b 00 00 00 00")[...], source: router)))
     #expect(general.version == 2 && general.kind == .general && general.maxResponseMilliseconds == 10_000)
     #expect(general.queryIntervalSeconds == nil, "IGMPv2 announces no interval")
-    let group = try #require(query(MembershipQuery.decodeIGMPMessage(hex("11 0a fd f0 ef 01 02 03")[...], source: router)))
+    let group = try #require(expectQuery(MembershipQuery.decodeIGMPMessage(hex("11 0a fd f0 ef 01 02 03")[...], source: router)))
     #expect(group.version == 2 && group.kind == .group && group.group == IPAddress("239.1.2.3"))
     #expect(group.maxResponseMilliseconds == 1_000)
   }
@@ -41,7 +41,7 @@ private func query(_ packet: MembershipPacket, sourceLocation: Testing.SourceLoc
   @Test func igmpV3GeneralQueryInsideItsIPHeader() throws {
     // IHL 6 (Router Alert), TTL 1, 192.168.1.1 → 224.0.0.1; QRV 2, QQIC 125, Max Resp Code 100.
     let datagram = hex("46 c0 00 24 00 00 40 00 01 02 42 69 c0 a8 01 01 e0 00 00 01 94 04 00 00 11 64 ec 1e 00 00 00 00 02 7d 00 00")
-    let decoded = try #require(query(MembershipQuery.decodeIGMP(datagram[...])))
+    let decoded = try #require(expectQuery(MembershipQuery.decodeIGMP(datagram[...])))
     #expect(decoded.version == 3 && decoded.kind == .general && decoded.querier == router)
     #expect(decoded.queryIntervalSeconds == 125 && decoded.robustness == 2 && decoded.maxResponseMilliseconds == 10_000)
     #expect(decoded.ttl == 1 && decoded.routerAlert == true && !decoded.suppressRouterSide)
@@ -49,11 +49,11 @@ private func query(_ packet: MembershipPacket, sourceLocation: Testing.SourceLoc
   }
 
   @Test func igmpV3GroupAndSourceQueries() throws {
-    let group = try #require(query(MembershipQuery.decodeIGMPMessage(hex("11 0a fb ee ef 01 02 03 02 02 00 00")[...], source: router)))
+    let group = try #require(expectQuery(MembershipQuery.decodeIGMPMessage(hex("11 0a fb ee ef 01 02 03 02 02 00 00")[...], source: router)))
     #expect(group.kind == .group && group.queryIntervalSeconds == 2 && group.maxResponseMilliseconds == 1_000)
     // S set, QRV 2, QQIC 0x8f (248 s), two sources.
     let bytes = hex("11 0a 5e 0b ef 01 02 03 0a 8f 00 02 c0 a8 0a 01 c0 a8 0a 02")
-    let source = try #require(query(MembershipQuery.decodeIGMPMessage(bytes[...], source: router)))
+    let source = try #require(expectQuery(MembershipQuery.decodeIGMPMessage(bytes[...], source: router)))
     #expect(source.kind == .groupSource && source.suppressRouterSide && source.robustness == 2)
     #expect(source.queryIntervalSeconds == 248)
     #expect(source.sources == [IPAddress("192.168.10.1")!, IPAddress("192.168.10.2")!])
@@ -66,7 +66,7 @@ private func query(_ packet: MembershipPacket, sourceLocation: Testing.SourceLoc
   @Test func proxyQuerierFromTheZeroAddress() throws {
     // A snooping switch's proxy query: source 0.0.0.0, no Router Alert.
     let datagram = hex("45 c0 00 20 00 00 40 00 01 02 99 1b 00 00 00 00 e0 00 00 01 11 64 ec 99 00 00 00 00 02 02 00 00")
-    let decoded = try #require(query(MembershipQuery.decodeIGMP(datagram[...])))
+    let decoded = try #require(expectQuery(MembershipQuery.decodeIGMP(datagram[...])))
     #expect(decoded.querier.description == "0.0.0.0" && decoded.version == 3 && decoded.queryIntervalSeconds == 2)
     #expect(decoded.routerAlert == false)
   }
@@ -108,23 +108,23 @@ private func query(_ packet: MembershipPacket, sourceLocation: Testing.SourceLoc
 
   @Test func mldV1GeneralAndGroupQueries() throws {
     let general = hex("82 00 00 00 27 10 00 00" + String(repeating: "00", count: 16))
-    let decoded = try #require(query(MembershipQuery.decodeMLD(general[...], source: linkLocal, hopLimit: 1, routerAlert: true)))
+    let decoded = try #require(expectQuery(MembershipQuery.decodeMLD(general[...], source: linkLocal, hopLimit: 1, routerAlert: true)))
     #expect(decoded.querierProtocol == .mld && decoded.version == 1 && decoded.kind == .general)
     #expect(decoded.maxResponseMilliseconds == 10_000 && decoded.queryIntervalSeconds == nil && decoded.querier == linkLocal)
     let group = hex("82 00 00 00 03 e8 00 00 ff 3e 00 00 00 00 00 00 00 00 00 00 80 00 00 01")
-    let specific = try #require(query(MembershipQuery.decodeMLD(group[...], source: linkLocal)))
+    let specific = try #require(expectQuery(MembershipQuery.decodeMLD(group[...], source: linkLocal)))
     #expect(specific.kind == .group && specific.group == IPAddress("ff3e::8000:1") && specific.maxResponseMilliseconds == 1_000)
   }
 
   @Test func mldV2GeneralAndSourceQueries() throws {
     let general = hex("82 00 00 00 27 10 00 00" + String(repeating: "00", count: 16) + "02 7d 00 00")
-    let decoded = try #require(query(MembershipQuery.decodeMLD(general[...], source: linkLocal, hopLimit: 1, routerAlert: true)))
+    let decoded = try #require(expectQuery(MembershipQuery.decodeMLD(general[...], source: linkLocal, hopLimit: 1, routerAlert: true)))
     #expect(decoded.version == 2 && decoded.kind == .general && decoded.robustness == 2 && decoded.queryIntervalSeconds == 125)
     #expect(decoded.maxResponseMilliseconds == 10_000)
     // Max Response Code 0x8400 (floating point: 40960 ms), QRV 0, QQIC 0x80 (128 s), one source.
     let source = hex("82 00 00 00 84 00 00 00 ff 3e 00 00 00 00 00 00 00 00 00 00 80 00 00 01 08 80 00 01"
                      + "20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 02")
-    let specific = try #require(query(MembershipQuery.decodeMLD(source[...], source: linkLocal)))
+    let specific = try #require(expectQuery(MembershipQuery.decodeMLD(source[...], source: linkLocal)))
     #expect(specific.kind == .groupSource && specific.sources == [IPAddress("2001:db8::2")!])
     #expect(specific.maxResponseMilliseconds == 40_960 && specific.robustness == nil && specific.queryIntervalSeconds == 128)
     #expect(specific.suppressRouterSide)
@@ -223,8 +223,7 @@ private func query(_ packet: MembershipPacket, sourceLocation: Testing.SourceLoc
 
   @Test func standardTimersGive255Seconds() {
     var state = QuerierState(settings: .init())
-    let changed1 = state.record(igmp(version: 2), monotonicNanoseconds: 1_000 * second, unixNanoseconds: 1_700_000_000 * second)
-    #expect(changed1)
+    state.record(igmp(version: 2), monotonicNanoseconds: 1_000 * second, unixNanoseconds: 1_700_000_000 * second)
     #expect(state.queryIntervalSeconds == 125 && state.robustness == 2 && state.maxResponseSeconds == 10)
     #expect(state.timeoutNanoseconds == 255 * second)
     #expect(state.isPresent(atMonotonicNanoseconds: 1_255 * second))
@@ -258,20 +257,73 @@ private func query(_ packet: MembershipPacket, sourceLocation: Testing.SourceLoc
     #expect(QuerierState(settings: .init(queryResponseInterval: .milliseconds(1500))).maxResponseSeconds == 1.5)
   }
 
-  @Test func countsByVersionAndKindAndNoticesANewQuerier() {
+  @Test func countsByVersionAndKindAndFollowsTheLastGeneralQuery() {
     var state = QuerierState(settings: .init())
-    let changed2 = state.record(igmp(version: 3, interval: 125), monotonicNanoseconds: 0, unixNanoseconds: 0)
-    #expect(changed2)
-    let changed3 = state.record(igmp(version: 3, interval: 125), monotonicNanoseconds: 1, unixNanoseconds: 1)
-    #expect(!changed3)
-    let changed4 = state.record(igmp(version: 2), monotonicNanoseconds: 2, unixNanoseconds: 2)
-    #expect(changed4, "a version change")
-    let changed5 = state.record(igmp(version: 2, from: "0.0.0.0"), monotonicNanoseconds: 3, unixNanoseconds: 3)
-    #expect(changed5, "a proxy querier")
+    state.record(igmp(version: 3, interval: 30), monotonicNanoseconds: 0, unixNanoseconds: 0)
+    state.record(igmp(version: 3, interval: 30), monotonicNanoseconds: 1, unixNanoseconds: 1)
+    #expect(state.queryIntervalSeconds == 30)
+    state.record(igmp(version: 2), monotonicNanoseconds: 2, unixNanoseconds: 2)
+    state.record(igmp(version: 2, from: "0.0.0.0"), monotonicNanoseconds: 3, unixNanoseconds: 3)
     state.recordMalformed()
     #expect(state.queries == [.init(version: 3, kind: .general): 2, .init(version: 2, kind: .general): 2])
     #expect(state.malformed == 1)
     #expect(state.lastGeneral?.querier == IPAddress("0.0.0.0") && state.lastGeneral?.version == 2)
     #expect(state.queryIntervalSeconds == 125, "the v2 query announced nothing; the v3 interval is not kept")
+  }
+}
+
+@Suite struct QuerierSeriesTests {
+  let igmp = QuerierWatch.Key(interface: "eth0", querierProtocol: .igmp)
+  let mld = QuerierWatch.Key(interface: "eth0", querierProtocol: .mld)
+
+  func render(_ board: QuerierBoard, now: Int64) -> [String] {
+    var exposition = Exposition()
+    QuerierSeries.collect(board.snapshot(), now: now, into: &exposition)
+    return String(decoding: exposition.render(), as: UTF8.self).split(separator: "\n").filter { !$0.hasPrefix("#") }.map(String.init)
+  }
+
+  @Test func seriesBeforeAndAfterTheFirstGeneralQuery() throws {
+    let board = QuerierBoard()
+    board.configure([igmp, mld], settings: .init(queryInterval: .seconds(3), queryResponseInterval: .seconds(1), robustness: 2))
+    #expect(render(board, now: 0) == [
+      #"netprobe_querier_malformed_packets_total{interface="eth0",protocol="igmp"} 0"#,
+      #"netprobe_querier_malformed_packets_total{interface="eth0",protocol="mld"} 0"#,
+      #"netprobe_querier_present{interface="eth0",protocol="igmp"} 0"#,
+      #"netprobe_querier_present{interface="eth0",protocol="mld"} 0"#,
+    ])
+    let datagram = hex("46 c0 00 24 00 00 40 00 01 02 42 69 c0 a8 01 01 e0 00 00 01 94 04 00 00 11 64 ec 1e 00 00 00 00 02 7d 00 00")
+    let query = try #require(expectQuery(MembershipQuery.decodeIGMP(datagram[...])))
+    _ = board.record(igmp, query, monotonicNanoseconds: 0, unixNanoseconds: 1_700_000_000_500_000_000)
+    board.recordMalformed(igmp)
+    #expect(render(board, now: 1_000_000_000) == [
+      #"netprobe_querier_info{interface="eth0",protocol="igmp",querier="192.168.1.1",version="3"} 1"#,
+      #"netprobe_querier_last_general_query_timestamp_seconds{interface="eth0",protocol="igmp"} 1700000000.5"#,
+      #"netprobe_querier_malformed_packets_total{interface="eth0",protocol="igmp"} 1"#,
+      #"netprobe_querier_malformed_packets_total{interface="eth0",protocol="mld"} 0"#,
+      #"netprobe_querier_max_response_seconds{interface="eth0",protocol="igmp"} 10"#,
+      #"netprobe_querier_present{interface="eth0",protocol="igmp"} 1"#,
+      #"netprobe_querier_present{interface="eth0",protocol="mld"} 0"#,
+      #"netprobe_querier_queries_received_total{interface="eth0",protocol="igmp",version="3",kind="general"} 1"#,
+      #"netprobe_querier_query_interval_seconds{interface="eth0",protocol="igmp"} 125"#,
+      #"netprobe_querier_robustness{interface="eth0",protocol="igmp"} 2"#,
+    ])
+    // 2 × 125 s + 10 s / 2 later the querier is gone; its last values stay visible.
+    let after = render(board, now: 255_000_000_001)
+    #expect(after.contains(#"netprobe_querier_present{interface="eth0",protocol="igmp"} 0"#))
+    #expect(after.contains(#"netprobe_querier_info{interface="eth0",protocol="igmp",querier="192.168.1.1",version="3"} 1"#))
+  }
+
+  @Test func reconfiguringKeepsCountersOfKeptInterfaces() throws {
+    let board = QuerierBoard()
+    board.configure([igmp, mld], settings: .init())
+    board.recordMalformed(igmp)
+    board.recordMalformed(mld)
+    board.configure([igmp], settings: .init(queryInterval: .seconds(30)))
+    let snapshot = board.snapshot()
+    #expect(snapshot.map(\.0) == [igmp])
+    #expect(snapshot.first?.1.malformed == 1 && snapshot.first?.1.settings.queryInterval == .seconds(30))
+    let query = try #require(expectQuery(MembershipQuery.decodeMLD(hex("82 00 00 00 27 10 00 00" + String(repeating: "00", count: 16))[...],
+                                                             source: linkLocal)))
+    #expect(board.record(mld, query, monotonicNanoseconds: 0, unixNanoseconds: 0) == nil, "a key no longer watched")
   }
 }

@@ -58,17 +58,13 @@ struct QuerierState: Sendable, Equatable {
 
   init(settings: Settings) { self.settings = settings }
 
-  /// Counts `query`; a general one becomes the last general query. Returns true when it
-  /// names another querier or version than the previous general query (or is the first).
-  @discardableResult
-  mutating func record(_ query: MembershipQuery, monotonicNanoseconds: Int64, unixNanoseconds: Int64) -> Bool {
+  /// Counts `query`; a general one becomes the last general query.
+  mutating func record(_ query: MembershipQuery, monotonicNanoseconds: Int64, unixNanoseconds: Int64) {
     queries[CountKey(version: query.version, kind: query.kind), default: 0] += 1
-    guard query.kind == .general else { return false }
-    let changed = lastGeneral.map { $0.querier != query.querier || $0.version != query.version } ?? true
+    guard query.kind == .general else { return }
     lastGeneral = GeneralQuery(querier: query.querier, version: query.version, maxResponseMilliseconds: query.maxResponseMilliseconds,
                                announcedInterval: query.queryIntervalSeconds, announcedRobustness: query.robustness,
                                monotonicNanoseconds: monotonicNanoseconds, unixNanoseconds: unixNanoseconds)
-    return changed
   }
 
   mutating func recordMalformed() { malformed += 1 }
