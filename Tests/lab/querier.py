@@ -22,7 +22,8 @@ SECONDS (default 1) for N rounds (default 0: until killed); `--first` ones once,
 
 IGMP goes to 224.0.0.1 (general) or the group, TTL 1, ToS 0xc0, with a Router Alert option,
 from the interface's IPv4 address. MLD goes to ff02::1 or the group, hop limit 1, with a
-Router Alert hop-by-hop option, from the interface's link-local address; the kernel fills in
+Router Alert hop-by-hop option, from the interface's link-local address (also to a global
+group, where source selection would pick a global address); the kernel fills in
 the ICMPv6 checksum. The script prints "ready" once its sockets are open, then one line per
 round.
 """
@@ -106,6 +107,16 @@ def ipv4_header(source, destination, payload_length):
     return with_checksum(header, 10)
 
 
+def link_local(interface):
+    """The interface's fe80::/10 address, from /proc/net/if_inet6."""
+    with open("/proc/net/if_inet6") as f:
+        for line in f:
+            address, _, _, scope, _, name = line.split()
+            if name == interface and int(scope, 16) == 0x20:
+                return str(ipaddress.IPv6Address(bytes.fromhex(address)))
+    raise SystemExit(f"{interface} has no link-local address")
+
+
 class Querier:
     def __init__(self, interface):
         self.interface = interface
@@ -119,14 +130,25 @@ class Querier:
         self.igmp.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
         self.igmp.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0xC0)
         self.igmp.setsockopt(socket.IPPROTO_IP, IP_OPTIONS, ROUTER_ALERT_V4)
-        self.mld = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-        self.mld.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
-        self.mld.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, self.index)
-        self.mld.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
-        self.mld.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
-        self.mld.setsockopt(socket.IPPROTO_IPV6, IPV6_HOPOPTS, ROUTER_ALERT_V6)
+        self._mld = None
         self.frames = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
         self.frames.bind((interface, 0))
+
+    @property
+    def mld(self):
+        """The MLD socket, opened at the first MLD message (an IGMP-only run needs no IPv6)."""
+        if self._mld is None:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.interface.encode())
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, self.index)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_HOPOPTS, ROUTER_ALERT_V6)
+            # From the link-local address even to a global-scope group (source selection would
+            # pick a global one there, and RFC 3810 6.2 has hosts drop such queries).
+            sock.bind((link_local(self.interface), 0, 0, self.index))
+            self._mld = sock
+        return self._mld
 
     def send(self, spec):
         kind, options = parse(spec)

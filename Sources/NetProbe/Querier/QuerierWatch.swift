@@ -169,11 +169,11 @@ private struct QuerierLoop {
         checkInterfaces(now: now)
         nextInterfaceCheck = now + Self.interfaceCheckInterval
       }
-      reportAbsence(now: now)
+      let nextAbsence = reportAbsence(now: now)
       entries.removeAll(keepingCapacity: true)
       entries.append(pollfd(fd: wakeup.fileDescriptor, events: Int16(POLLIN), revents: 0))
       for fd in keysByDescriptor.keys { entries.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-      let next = retryAt.values.reduce(nextInterfaceCheck, min)
+      let next = retryAt.values.reduce(min(nextInterfaceCheck, nextAbsence), min)
       let timeout = Int32(max(0, min(1_000, (next - Clocks.monotonicNanoseconds() + 999_999) / 1_000_000)))
       _ = try? Poller.poll(&entries, timeoutMilliseconds: timeout)
       if entries[0].revents != 0 { wakeup.drain() }
@@ -254,15 +254,22 @@ private struct QuerierLoop {
   }
 
   /// Logs, once, a querier whose general queries stopped (what the gauge says at scrapes).
-  mutating func reportAbsence(now: Int64) {
+  /// Returns when the next present querier would lapse, so the loop wakes for it.
+  mutating func reportAbsence(now: Int64) -> Int64 {
+    var next = Int64.max
     for (key, state) in board.snapshot() {
-      guard let last = state.lastGeneral, !state.isPresent(atMonotonicNanoseconds: now), !reportedAbsent.contains(key) else { continue }
+      guard let last = state.lastGeneral, !reportedAbsent.contains(key) else { continue }
+      guard !state.isPresent(atMonotonicNanoseconds: now) else {
+        next = min(next, last.monotonicNanoseconds + state.timeoutNanoseconds + 1)
+        continue
+      }
       reportedAbsent.insert(key)
       heard[key] = nil
       logger.warning("no general query within robustness × interval + max response / 2; querier absent", metadata: metadata(key, [
         "last_querier": "\(last.querier)", "timeout_seconds": "\(Exposition.formatValue(Double(state.timeoutNanoseconds) / 1e9))",
       ]))
     }
+    return next
   }
 
   mutating func receiveAll(_ key: Key) {
