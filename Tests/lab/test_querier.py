@@ -11,7 +11,7 @@ import sys
 import time
 import unittest
 
-from harness import LabExporter, temporary_directory, wait_for, write_config
+from harness import LabExporter, require_tool, temporary_directory, wait_for, write_config
 from netlab import Lab
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -134,6 +134,9 @@ class QuerierLabTest(unittest.TestCase):
         self.assertEqual(self.value(metrics, f"netprobe_querier_malformed_packets_total{{{IGMP}}}"), 1, "reports are not malformed")
         infos = [line for line in metrics.splitlines() if line.startswith("netprobe_querier_info{")]
         self.assertEqual(len(infos), 1, infos)
+        check = subprocess.run([require_tool(self, "promtool"), "check", "metrics"], input=metrics.encode(),
+                               capture_output=True, timeout=30)
+        self.assertEqual(check.returncode, 0, check.stdout.decode() + check.stderr.decode())
 
         # Silence: present for 2 × 4 s + 1 s / 2 = 8.5 s after the last general query, then 0.
         self.stop(v3)
