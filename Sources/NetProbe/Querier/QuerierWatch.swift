@@ -208,8 +208,8 @@ private struct QuerierLoop {
         sockets[key] = socket
         keysByDescriptor[socket.fileDescriptor] = key
         retryAt[key] = nil
-        let recovered = reported.removeValue(forKey: key) != nil
-        logger.log(level: recovered ? .info : .debug, "listening for queries", metadata: metadata(key, [
+        reported[key] = nil
+        logger.info("listening for queries", metadata: metadata(key, [
           "ifindex": "\(socket.interfaceIndex)",
         ]))
       } catch {
