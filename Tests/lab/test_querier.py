@@ -6,6 +6,7 @@ robustness × interval + max response / 2 — computed here from the test's shor
 Also: the 0.0.0.0 of a proxy-querying switch, an interface that appears, goes and comes
 back, no CAP_NET_RAW, and a real igmpproxy."""
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -171,6 +172,28 @@ class QuerierLabTest(unittest.TestCase):
         self.assertEqual(self.value(metrics, f"netprobe_querier_max_response_seconds{{{MLD}}}"), 2)
         wait_for(lambda: (exporter.sample(f'netprobe_querier_queries_received_total{{{MLD},version="2",kind="group_source"}}') or 0) >= 1,
                  what="an MLDv2 group-and-source query counted")
+
+    def test_reload_keeps_kept_interfaces_and_drops_removed_ones(self):
+        path = write_config(self, watch_config())
+        exporter = LabExporter(self, self.lab, config=path)
+        self.querier("igmp3,qqic=4,mrc=10")
+        self.wait_for_querier(exporter, IGMP, R1_ON_AGENT_LINK, 3)
+        counted = f'netprobe_querier_queries_received_total{{{IGMP},version="3",kind="general"}}'
+        before = exporter.sample(counted)
+        with open(path, "w") as f:
+            f.write(watch_config(interfaces="[r1, r2]", protocols="[igmp, mld]"))
+        exporter.signal(signal.SIGHUP)
+        r2 = 'interface="r2",protocol="mld"'
+        metrics = wait_for(lambda: (m := exporter.metrics()) and self.value(m, f"netprobe_querier_present{{{r2}}}") == 0 and m,
+                           what="the r2 series after the reload")
+        self.assertGreaterEqual(self.value(metrics, counted), before, "r1's counters survive the reload")
+        self.assertEqual(self.value(metrics, f"netprobe_querier_present{{{IGMP}}}"), 1)
+        with open(path, "w") as f:
+            f.write(watch_config(interfaces="[r2]"))
+        exporter.signal(signal.SIGHUP)
+        metrics = wait_for(lambda: (m := exporter.metrics()) and self.value(m, f"netprobe_querier_present{{{IGMP}}}") is None and m,
+                           what="the r1 series gone after the second reload")
+        self.assertNotIn('interface="r1"', "\n".join(l for l in metrics.splitlines() if l.startswith("netprobe_querier")))
 
     def test_proxy_querier_from_zero_address(self):
         exporter = self.exporter(watch_config())
