@@ -141,6 +141,7 @@ struct NetProbeExporter: ParsableCommand {
     try attach("ping") { try PingEngine(logger: logger) }
     try attach("multicast") { try MulticastEngine(logger: logger) }
     try attach("beacon") { try BeaconSender(logger: logger) }
+    try attach("querier") { try QuerierWatch(logger: logger) }
     let pusher = Pusher(registry: registry, logger: logger)
     registry.register("push", pusher.metrics)
     agent.subscribe(pusher)

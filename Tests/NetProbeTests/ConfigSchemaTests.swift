@@ -44,6 +44,7 @@ import Testing
     #expect(config.beacons.first?.streamID == 7 && config.beacons.first?.ttl == 4)
     #expect(config.querierWatch?.interfaces == ["eth1", "eth2"])
     #expect(config.querierWatch?.queryInterval == .seconds(125))
+    #expect(config.querierWatch?.protocols == [.igmp, .mld])
 
     let push = try #require(config.push)
     #expect(push.instance == "host-a" && push.grouping == [Label("site", "fra-1")])
@@ -137,6 +138,19 @@ import Testing
       == ["test.yml:4:12: push timeout (5s) must be shorter than its interval (5s), so pushes never overlap"])
     #expect(errorLines("ping:\n  rtt_buckets: [0.1, 0.05]\n")
       == ["test.yml:2:22: rtt_buckets must increase: 0.05 is not above 0.1"])
+  }
+
+  @Test func querierWatchProtocols() throws {
+    let plain = try loadConfig("querier_watch:\n  interfaces: [eth0]\n").get()
+    #expect(plain.querierWatch?.protocols == [.igmp], "IGMP only by default")
+    let both = try loadConfig("querier_watch:\n  interfaces: [eth0]\n  protocols: [mld, igmp]\n").get()
+    #expect(both.querierWatch?.protocols == [.mld, .igmp])
+    #expect(errorLines("querier_watch:\n  interfaces: [eth0]\n  protocols: []\n")
+      == ["test.yml:3:14: querier_watch.protocols must list igmp, mld or both"])
+    #expect(errorLines("querier_watch:\n  interfaces: [eth0]\n  protocols: igmp\n")
+      == ["test.yml:3:14: querier_watch.protocols must be a list, got a scalar"])
+    let summary = ConfigSummary(config: both, source: .embedded).text
+    #expect(summary.contains("Querier watch (mld and igmp) on: eth0\n  query interval 2m5s (the RFC default) unless announced, robustness 2, response 10s\n"))
   }
 
   @Test func wrongShapesAreNamed() {

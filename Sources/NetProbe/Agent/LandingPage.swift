@@ -42,7 +42,8 @@ struct LandingPage {
       "Beacons sent", ["name", "group", "port", "interface", "rate"],
       config.beacons.map { [$0.name, $0.group.description, String($0.port), $0.interface, "\(Exposition.formatValue($0.rate))/s"] })
     if let watch = config.querierWatch {
-      page += "<h2>Querier watch</h2><p>\(escape(watch.interfaces.joined(separator: ", ")))</p>\n"
+      let protocols = watch.protocols.map(\.rawValue).joined(separator: ", ")
+      page += "<h2>Querier watch</h2><p>\(escape(protocols)) on \(escape(watch.interfaces.joined(separator: ", ")))</p>\n"
     }
     if let push = config.push {
       page += "<h2>Push</h2><p>to \(escape(push.url)) as job \(escape(push.job)) every \(ConfigValues.formatDuration(push.interval))</p>\n"

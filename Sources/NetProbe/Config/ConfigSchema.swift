@@ -13,7 +13,7 @@ public enum ConfigSchema {
   static let groupKeys = ["name", "group", "port", "interface", "sources", "format", "sequence", "clock_rate",
                           "expected_rate", "no_data_timeout", "clock_synchronized", "join_latency_test", "labels"]
   static let beaconKeys = ["name", "group", "port", "interface", "rate", "ttl", "size", "stream_id"]
-  static let querierKeys = ["interfaces", "query_interval", "query_response_interval", "robustness"]
+  static let querierKeys = ["interfaces", "protocols", "query_interval", "query_response_interval", "robustness"]
   static let pushKeys = ["url", "job", "instance", "grouping", "interval", "timeout", "basic_auth", "tls",
                          "proxy_url", "gzip", "delete_on_shutdown"]
 
@@ -315,6 +315,18 @@ public enum ConfigSchema {
       if names.contains(name) { reader.error(item.location, "interface '\(name)' is listed twice") } else { names.append(name) }
     }
     var watch = QuerierWatchConfig(interfaces: names)
+    if let v = map["protocols"]?.value, let items = reader.list(v, "querier_watch.protocols") {
+      var protocols: [QuerierProtocol] = []
+      for item in items {
+        guard let value: QuerierProtocol = reader.choice(item) else { continue }
+        if protocols.contains(value) { reader.error(item.location, "protocol '\(value.rawValue)' is listed twice") } else { protocols.append(value) }
+      }
+      if items.isEmpty {
+        reader.error(v.location, "querier_watch.protocols must list igmp, mld or both")
+      } else if !protocols.isEmpty {
+        watch.protocols = protocols
+      }
+    }
     if let v = map["query_interval"]?.value { watch.queryInterval = reader.duration(v, min: .seconds(1), max: .seconds(31_744)) }
     if let v = map["query_response_interval"]?.value {
       watch.queryResponseInterval = reader.duration(v, min: .milliseconds(100), max: .milliseconds(3_174_400)) ?? watch.queryResponseInterval

@@ -44,7 +44,10 @@ public struct ConfigSummary {
     }
     if let watch = config.querierWatch {
       lines.append("")
-      lines.append("Querier watch on: \(watch.interfaces.joined(separator: ", "))")
+      let protocols = watch.protocols.map(\.rawValue).joined(separator: " and ")
+      let interval = watch.queryInterval.map { ConfigValues.formatDuration($0) } ?? "\(ConfigValues.formatDuration(.seconds(125))) (the RFC default)"
+      lines.append("Querier watch (\(protocols)) on: \(watch.interfaces.joined(separator: ", "))")
+      lines.append("  query interval \(interval) unless announced, robustness \(watch.robustness), response \(ConfigValues.formatDuration(watch.queryResponseInterval))")
     }
     if let push = config.push {
       lines.append("")

@@ -234,9 +234,20 @@ public struct BeaconConfig: Sendable, Equatable {
   }
 }
 
+/// A multicast group management protocol whose queriers the watch listens for.
+public enum QuerierProtocol: String, Sendable, Hashable, CaseIterable {
+  /// IGMP (IPv4): versions 1, 2 and 3.
+  case igmp
+  /// MLD (IPv6): versions 1 and 2.
+  case mld
+}
+
 /// The IGMP/MLD querier watch.
 public struct QuerierWatchConfig: Sendable, Equatable {
   public var interfaces: [String]
+  /// What to watch on every interface. IGMP alone by default, so an IPv4-only network does
+  /// not report a missing MLD querier.
+  public var protocols: [QuerierProtocol] = [.igmp]
   /// The network's query interval, for IGMPv2/MLDv1 queries that do not carry one.
   public var queryInterval: Duration?
   public var queryResponseInterval: Duration = .seconds(10)

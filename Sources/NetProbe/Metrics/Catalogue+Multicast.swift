@@ -116,17 +116,17 @@ extension Catalogue {
 
   public static let querierPresent = MetricFamily(
     "netprobe_querier_present", .gauge,
-    "1 while general queries arrive: 0 once none came within robustness × query interval + response interval / 2.",
+    "1 while general queries arrive: 0 once none came within robustness × query interval + max response / 2 (255 s with the standard timers), and before the first.",
     labels: querierLabels)
 
   public static let querierInfo = MetricFamily(
     "netprobe_querier_info", .gauge,
-    "Always 1: the address and version of the last general query's sender (0.0.0.0 from proxy-querying switches).",
+    "Always 1: the address and version (IGMP 1–3, MLD 1–2) of the last general query's sender (0.0.0.0 from proxy-querying switches); kept after it falls silent.",
     labels: querierLabels + ["querier", "version"])
 
   public static let querierQueries = MetricFamily(
     "netprobe_querier_queries_received_total", .counter,
-    "IGMP / MLD queries received, by version and kind (general, group, group_source).",
+    "IGMP / MLD queries received, by version and kind (general, group, group_source); a series appears with its first query.",
     labels: querierLabels + ["version", "kind"])
 
   public static let querierLastGeneralQuery = MetricFamily(
@@ -135,20 +135,20 @@ extension Catalogue {
 
   public static let querierQueryInterval = MetricFamily(
     "netprobe_querier_query_interval_seconds", .gauge,
-    "Query interval: announced by the querier (QQIC, IGMPv3 / MLDv2) or, for older versions, the configured one.",
+    "Query interval in force: announced by the querier (QQIC, IGMPv3 / MLDv2), else the configured query_interval, else 125 s.",
     labels: querierLabels)
 
   public static let querierMaxResponse = MetricFamily(
     "netprobe_querier_max_response_seconds", .gauge,
-    "Maximum response time announced in the last general query.", labels: querierLabels)
+    "Maximum response time announced in the last general query (10 s for IGMPv1, which announces none).", labels: querierLabels)
 
   public static let querierRobustness = MetricFamily(
     "netprobe_querier_robustness", .gauge,
-    "Robustness variable announced in the last general query (QRV), or the configured one.", labels: querierLabels)
+    "Robustness variable announced in the last general query (QRV), else the configured one.", labels: querierLabels)
 
   public static let querierMalformed = MetricFamily(
     "netprobe_querier_malformed_packets_total", .counter,
-    "IGMP / MLD packets ignored because they are truncated, fail their checksum or are not a valid query or report.",
+    "IGMP / MLD packets ignored as malformed: truncated, a bad checksum, a layout no version defines (its length, a group that is not multicast, sources in a general query), or an MLD query hosts drop (source not link-local, hop limit not 1, no Router Alert). Reports are not counted.",
     labels: querierLabels)
 
   static let multicastFamilies: [MetricFamily] = [

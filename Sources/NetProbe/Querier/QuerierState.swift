@@ -1,0 +1,100 @@
+/// What the watch knows about the querier of one interface and protocol: the queries seen,
+/// the last general query, and from it whether a querier is present. Pure: times are passed
+/// in (monotonic nanoseconds for the deadline, Unix nanoseconds for the timestamp metric).
+///
+/// A querier is present while the last general query is younger than the Other Querier
+/// Present Interval of RFC 3376 8.5 / RFC 3810 9.5, robustness × query interval + max
+/// response / 2: 2 × 125 s + 10 s / 2 = 255 s with the standard values, 5 s before the
+/// memberships it keeps alive would expire (robustness × interval + max response).
+struct QuerierState: Sendable, Equatable {
+  /// The RFC default query interval (RFC 3376 8.2, RFC 3810 9.2).
+  static let defaultQueryIntervalSeconds = 125
+
+  /// The network's timers as configured, for what the queries do not announce.
+  struct Settings: Sendable, Equatable {
+    /// For IGMPv1/v2 and MLDv1 queries, which carry no interval; nil means 125 s.
+    var queryInterval: Duration?
+    /// The max response assumed until a general query announces one.
+    var queryResponseInterval: Duration
+    /// For queries without QRV (older versions, or QRV 0).
+    var robustness: Int
+
+    init(queryInterval: Duration? = nil, queryResponseInterval: Duration = .seconds(10), robustness: Int = 2) {
+      self.queryInterval = queryInterval
+      self.queryResponseInterval = queryResponseInterval
+      self.robustness = robustness
+    }
+
+    init(_ config: QuerierWatchConfig) {
+      self.init(queryInterval: config.queryInterval, queryResponseInterval: config.queryResponseInterval,
+                robustness: config.robustness)
+    }
+  }
+
+  /// The last general query, as received.
+  struct GeneralQuery: Sendable, Equatable {
+    var querier: IPAddress
+    var version: Int
+    var maxResponseMilliseconds: Int
+    /// QQIC in seconds, when the query carried a nonzero one.
+    var announcedInterval: Int?
+    /// QRV, when the query carried a nonzero one.
+    var announcedRobustness: Int?
+    var monotonicNanoseconds: Int64
+    var unixNanoseconds: Int64
+  }
+
+  struct CountKey: Sendable, Hashable, Comparable {
+    var version: Int
+    var kind: QueryKind
+
+    static func < (a: CountKey, b: CountKey) -> Bool { (a.version, a.kind) < (b.version, b.kind) }
+  }
+
+  var settings: Settings
+  private(set) var queries: [CountKey: UInt64] = [:]
+  private(set) var malformed: UInt64 = 0
+  private(set) var lastGeneral: GeneralQuery?
+
+  init(settings: Settings) { self.settings = settings }
+
+  /// Counts `query`; a general one becomes the last general query.
+  mutating func record(_ query: MembershipQuery, monotonicNanoseconds: Int64, unixNanoseconds: Int64) {
+    queries[CountKey(version: query.version, kind: query.kind), default: 0] += 1
+    guard query.kind == .general else { return }
+    lastGeneral = GeneralQuery(querier: query.querier, version: query.version, maxResponseMilliseconds: query.maxResponseMilliseconds,
+                               announcedInterval: query.queryIntervalSeconds, announcedRobustness: query.robustness,
+                               monotonicNanoseconds: monotonicNanoseconds, unixNanoseconds: unixNanoseconds)
+  }
+
+  mutating func recordMalformed() { malformed += 1 }
+
+  /// The query interval in force: announced (QQIC of IGMPv3 / MLDv2), else configured, else
+  /// the RFC default.
+  var queryIntervalSeconds: Double {
+    if let announced = lastGeneral?.announcedInterval { return Double(announced) }
+    if let configured = settings.queryInterval { return configured.seconds }
+    return Double(Self.defaultQueryIntervalSeconds)
+  }
+
+  /// The robustness variable in force: announced (QRV), else configured.
+  var robustness: Int { lastGeneral?.announcedRobustness ?? settings.robustness }
+
+  /// The max response time in force: the last general query's, else configured.
+  var maxResponseSeconds: Double {
+    if let last = lastGeneral { return Double(last.maxResponseMilliseconds) / 1000 }
+    return settings.queryResponseInterval.seconds
+  }
+
+  /// robustness × query interval + max response / 2, in nanoseconds.
+  var timeoutNanoseconds: Int64 {
+    Int64((Double(robustness) * queryIntervalSeconds + maxResponseSeconds / 2) * 1e9)
+  }
+
+  /// True while the last general query arrived no longer than `timeoutNanoseconds` ago;
+  /// false before the first one.
+  func isPresent(atMonotonicNanoseconds now: Int64) -> Bool {
+    guard let last = lastGeneral else { return false }
+    return now - last.monotonicNanoseconds <= timeoutNanoseconds
+  }
+}
