@@ -8,13 +8,18 @@ import Testing
   @Test func rateIsTheMeanOfCompleteSeconds() {
     var meter = RateMeter()
     #expect(meter.rate(atSecond: 100) == nil)
+    var starting = RateMeter()
+    starting.record(atSecond: 100)
+    // At 101 only the first second is complete, and it is left out (the stream began inside it).
+    #expect(starting.rate(atSecond: 101) == nil)
+    #expect(starting.rate(atSecond: 102) == 0)
     for second in Int64(100)...104 {
       for _ in 0..<(second == 104 ? 7 : 10) { meter.record(atSecond: second) }
     }
-    // At 104 the seconds 100…103 are complete: 10 each. Second 104 is still filling.
+    // At 104 the seconds 101…103 count: 10 each. Second 104 is still filling.
     #expect(meter.rate(atSecond: 104) == 10)
     // At 105, 104 (7 packets) is complete too.
-    #expect(meter.rate(atSecond: 105) == (40 + 7) / 5.0)
+    #expect(meter.rate(atSecond: 105) == (30 + 7) / 4.0)
   }
 
   @Test func rateFallsToZeroWhenTheStreamStops() {
@@ -29,9 +34,10 @@ import Testing
   @Test func rateIgnoresTimestampsFromThePast() {
     var meter = RateMeter()
     meter.record(atSecond: 10)
+    meter.record(atSecond: 11)
     meter.record(atSecond: 12)
     meter.record(atSecond: 11)  // late: not added to the current second
-    #expect(meter.rate(atSecond: 13) == 2 / 3.0)
+    #expect(meter.rate(atSecond: 13) == 2 / 2.0)
   }
 
   @Test func joinTestLeavesWaitsRejoinsAndMeasures() {

@@ -2,7 +2,8 @@
 ///
 /// Ten one-second buckets in a ring: the current second is still filling, so the rate is
 /// the mean of the complete seconds before it, and a stream that stops shows 0 within
-/// the window instead of its old rate.
+/// the window instead of its old rate. The second of the first packet is left out: the
+/// stream began somewhere inside it, and counting it would show a rate too low.
 struct RateMeter: Sendable, Equatable {
   static let window = 10
   private var buckets = [UInt64](repeating: 0, count: RateMeter.window)
@@ -10,6 +11,8 @@ struct RateMeter: Sendable, Equatable {
   private var currentSecond: Int64 = 0
   /// Complete seconds behind `currentSecond` that the ring holds (up to window − 1).
   private var filled = 0
+  /// The second of the first packet.
+  private var firstSecond: Int64 = 0
 
   mutating func record(atSecond second: Int64) {
     advance(to: second)
@@ -23,7 +26,8 @@ struct RateMeter: Sendable, Equatable {
     guard currentSecond != 0 else { return nil }
     var copy = self
     copy.advance(to: second)
-    let complete = min(copy.filled, RateMeter.window - 1)
+    let sinceFirst = Int(min(copy.currentSecond - firstSecond - 1, Int64(RateMeter.window)))
+    let complete = min(copy.filled, RateMeter.window - 1, sinceFirst)
     guard complete > 0 else { return nil }
     var total: UInt64 = 0
     for offset in 1...complete { total += copy.buckets[copy.slot(copy.currentSecond - Int64(offset))] }
@@ -37,6 +41,7 @@ struct RateMeter: Sendable, Equatable {
   private mutating func advance(to second: Int64) {
     if currentSecond == 0 {
       currentSecond = second
+      firstSecond = second
       return
     }
     guard second > currentSecond else { return }
