@@ -1,6 +1,7 @@
 """Multicast reception in the network lab: joins that the kernel confirms, interfaces that
 vanish and return, streams forwarded by igmpproxy, source-specific joins, and each payload
 format's accounting against what the sender says it did."""
+import signal
 import subprocess
 import time
 import unittest
@@ -271,6 +272,27 @@ class MulticastLabTest(unittest.TestCase):
         wait_series(exporter, "netprobe_multicast_packets_received_total", "tv", lambda v: v > before + 200, timeout=30)
         self.assertEqual(series(exporter, "netprobe_multicast_membership", "tv"), 1)
         self.assertEqual(series(exporter, "netprobe_multicast_receiving", "tv"), 1)
+
+    def test_reload_keeps_an_unchanged_group_and_leaves_a_removed_one(self):
+        lab = self.lab()
+        start_igmpproxy(self, lab)
+        start_sender(lab, "239.1.2.1", 5010, "raw", rate=100)
+        start_sender(lab, "239.1.2.2", 5010, "raw", rate=100)
+        both = group_config("kept", "239.1.2.1", 5010) + group_config("gone", "239.1.2.2", 5010).replace("multicast:\n", "")
+        path = write_config(self, both)
+        exporter = LabExporter(self, lab, config=path)
+        wait_series(exporter, "netprobe_multicast_packets_received_total", "kept", lambda v: v >= 100)
+        wait_series(exporter, "netprobe_multicast_packets_received_total", "gone", lambda v: v >= 100)
+        with open(path, "w") as f:
+            f.write(group_config("kept", "239.1.2.1", 5010))
+        before = series(exporter, "netprobe_multicast_packets_received_total", "kept")
+        exporter.signal(signal.SIGHUP)
+        wait_for(lambda: 'name="gone"' not in exporter.metrics(), what="the removed group's series to go")
+        self.assertGreaterEqual(series(exporter, "netprobe_multicast_packets_received_total", "kept"), before,
+                                "an unchanged group keeps its counters")
+        # The removed group is left: the kernel no longer lists it.
+        wait_for(lambda: "020201EF" not in kernel_groups(lab), what="the leave")
+        self.assertIn("010201EF", kernel_groups(lab))
 
 
 if __name__ == "__main__":
