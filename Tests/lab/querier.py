@@ -34,21 +34,14 @@ import struct
 import sys
 import time
 
+from forge_replies import checksum  # the Internet checksum (RFC 1071)
+
 IP_MULTICAST_IF = 32
 IP_OPTIONS = 4
 IPV6_HOPOPTS = 54
 ROUTER_ALERT_V4 = b"\x94\x04\x00\x00"
 # Hop-by-hop header: next header (kernel), length 0, Router Alert 0 (MLD), PadN 0.
 ROUTER_ALERT_V6 = bytes([0, 0, 5, 2, 0, 0, 1, 0])
-
-
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def with_checksum(message, offset=2):

@@ -28,9 +28,7 @@ public final class BeaconSender: ConfigSubscriber, MetricsCollector {
       current = kept
       return kept
     }
-    if next.isEmpty && !shared.hasStarted.load(ordering: .relaxed) { return }
-    shared.hasStarted.store(true, ordering: .relaxed)
-    thread.post(next)
+    thread.post(next, isEmpty: next.isEmpty)
   }
 
   public func stop() { thread.stop() }
@@ -57,7 +55,6 @@ final class BeaconShared: Sendable {
   let logger: Logger
   let senderID: UInt32
   let beacons = Mutex<[RunningBeacon]>([])
-  let hasStarted = Atomic<Bool>(false)
 
   init(logger: Logger, senderID: UInt32) {
     self.logger = logger

@@ -29,10 +29,7 @@ public final class MulticastEngine: ConfigSubscriber, MetricsCollector {
       current = kept
       return kept
     }
-    // A configuration without groups never starts the thread; once started it follows.
-    if next.isEmpty && !shared.hasStarted.load(ordering: .relaxed) { return }
-    shared.hasStarted.store(true, ordering: .relaxed)
-    thread.post(next)
+    thread.post(next, isEmpty: next.isEmpty)
   }
 
   public func stop() { thread.stop() }
@@ -52,8 +49,6 @@ public final class MulticastEngine: ConfigSubscriber, MetricsCollector {
 final class MulticastShared: Sendable {
   let logger: Logger
   let groups = Mutex<[MulticastGroup]>([])
-  /// Set once the receiver thread has been given groups; an empty config never starts it.
-  let hasStarted = Atomic<Bool>(false)
   /// The kernel's membership tables as last read.
   let membership = Mutex(KernelMembership())
 

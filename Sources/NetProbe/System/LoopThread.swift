@@ -41,6 +41,14 @@ final class LoopThread<Command: Sendable>: Sendable {
     wakeup.signal()
   }
 
+  /// Queues a configuration's worth of work, except that an empty one never starts the
+  /// thread: a configuration with nothing for an engine costs no thread, and once started
+  /// the thread follows every change, down to nothing.
+  func post(_ command: Command, isEmpty: Bool) {
+    if isEmpty && !started.load(ordering: .acquiring) { return }
+    post(command)
+  }
+
   /// Wakes the loop without a command (to look at shared state again).
   func poke() { wakeup.signal() }
 
