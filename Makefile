@@ -1,6 +1,6 @@
 # netprobe_exporter — the README's commands.
 #   make run    build (release) and serve /metrics on 127.0.0.1:9469 with config/netprobe.yml (loopback only)
-#   make test   unit tests, then the end-to-end and lab tests (the lab ones need root)
+#   make test   unit tests, the deploy/ checks, then the end-to-end and lab tests (the lab ones need root)
 #   make bench  benchmarks: printed figures, never pass/fail
 #   make lint   a warning-free build, promtool on the shipped rules
 #   make fuzz   a million random and mutated inputs through every parser of untrusted bytes
@@ -32,6 +32,7 @@ test:
 	@scripts/install-deps.sh test
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	python3 Tests/deploy/test_deploy.py --binary .build/debug/netprobe_exporter
 	.build/debug/netprobe_fuzz all --runs 20000 --seed $$(date +%s)
 	python3 Tests/lab/run.py --binary .build/debug/netprobe_exporter
 
@@ -46,6 +47,7 @@ lint:
 	mkdir -p .build
 	$(SWIFT) build --build-tests 2>&1 | tee .build/lint.log
 	@! grep -E '^/.*(Sources|Tests)/.*: warning:' .build/lint.log || { echo "lint: warnings above"; exit 1; }
+	@if command -v promtool >/dev/null; then promtool check rules deploy/prometheus/netprobe.rules.yml deploy/prometheus/netprobe.alerts.yml; fi
 
 fuzz:
 	@scripts/install-deps.sh build

@@ -2,7 +2,7 @@
 # Installs the Debian packages the build and the tests need, only those missing.
 # Usage: scripts/install-deps.sh build|test|bench
 #   build: libcurl (headers + pkg-config), zlib headers
-#   test:  build + promtool and prometheus, python3 with PyYAML, curl
+#   test:  build + promtool and prometheus, python3 with PyYAML, curl, systemd-analyze, setcap
 #   bench: build + wrk
 set -euo pipefail
 need=()
@@ -21,6 +21,8 @@ case "${1:-build}" in
     want_pkg iputils-ping  # ping from the lab's namespaces
     want_pkg util-linux    # setpriv: lab processes as an unprivileged user
     want_pkg tcpdump
+    want_pkg systemd       # systemd-analyze verify|security on deploy/systemd (Tests/deploy)
+    want_pkg libcap2-bin   # setcap: the container image's file capability (Tests/deploy)
     ;;
   bench)
     want_pkg wrk
