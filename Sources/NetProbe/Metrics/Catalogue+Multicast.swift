@@ -40,7 +40,7 @@ extension Catalogue {
 
   public static let multicastLost = MetricFamily(
     "netprobe_multicast_packets_lost_total", .counter,
-    "Datagrams missing from the sequence (gaps), for formats with sequence numbers; never decremented.",
+    "Datagrams missing from the sequence, counted once 64 numbers behind the newest (so reordering is not loss), for formats with sequence numbers.",
     labels: streamLabels)
 
   public static let multicastDuplicates = MetricFamily(
@@ -49,7 +49,7 @@ extension Catalogue {
 
   public static let multicastLate = MetricFamily(
     "netprobe_multicast_packets_late_total", .counter,
-    "Datagrams that arrived after a higher sequence number (reordered), first copies only.", labels: streamLabels)
+    "Datagrams that arrived after a higher sequence number (reordered), first copies only; not counted lost unless 64 or more behind.", labels: streamLabels)
 
   public static let multicastResets = MetricFamily(
     "netprobe_multicast_sequence_resets_total", .counter,
