@@ -239,14 +239,6 @@ def busiest_thread(before, after):
     return max(deltas, default=0) / CLK_TCK
 
 
-def machine_busy():
-    """CPU seconds all CPUs spent not idle so far (/proc/stat), to show what else ran."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / CLK_TCK
-
-
 def set_affinity(cpu):
     def setup():
         ping_bench._child_setup(4096)
@@ -271,8 +263,9 @@ class Step:
         self.sender = None  # the sender's JSON report
         self.sent = self.received = self.lost = self.dup_late = self.resets = self.drops = None
         self.unexpected = None
-        self.cpu = self.thread_cpu = self.window = self.busy = None
+        self.cpu = self.thread_cpu = self.window = None
         self.kernel = {}
+        self.load = None  # the 1-minute load average after the step (ours included): other work shows
         self.note = None
 
     @property
@@ -330,14 +323,15 @@ def run_step(step, ctx, args, first):
         return first
     k0 = kernel_counters(ctx["agent"])
     pid = ctx["exporter"].pid
-    busy0, threads0 = machine_busy(), threads(pid)
+    threads0 = threads(pid)
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
     step.sender, error = send(ctx["sender"], ctx["send"], step.rate, args.seconds, first, ctx["sender_cpu"],
                               ctx["workdir"], args.batch)
     drained = wait_drained(ctx["agent"])
     cpu1, t1 = cpu_seconds(pid), time.monotonic()
-    busy1, threads1 = machine_busy(), threads(pid)
+    threads1 = threads(pid)
     k1 = kernel_counters(ctx["agent"])
+    step.load = "%.2f" % os.getloadavg()[0]
     after = scrape(ctx["agent"], ctx["port"])
     if error:
         step.note = error
@@ -351,7 +345,6 @@ def run_step(step, ctx, args, first):
     step.dup_late = int(delta["duplicate"] + delta["late"])
     step.resets, step.drops, step.unexpected = int(delta["resets"]), int(delta["drops"]), int(delta["unexpected"])
     step.cpu, step.thread_cpu, step.window = cpu1 - cpu0, busiest_thread(threads0, threads1), t1 - t0
-    step.busy = busy1 - busy0  # every CPU's busy time: the sender, the exporter and anything else
     step.kernel = {key: k1[key] - k0[key] for key in k1 if isinstance(k1[key], int) and key in k0}
     if not drained:
         step.note = "the socket queue did not empty within 10 s"
@@ -431,8 +424,7 @@ def report(steps, args, ctx):
                 fmt_int(s.kernel.get("rx_packets")), fmt_int(s.kernel.get("UdpRcvbufErrors")),
                 fmt_int(s.kernel.get("socket_drops")))
         if s.cpu is not None:
-            line += "; exporter CPU %.2f s over %.2f s; all CPUs busy %.2f s (%.0f%% of %d cores)" % (
-                s.cpu, s.window, s.busy, 100 * s.busy / (s.window * os.cpu_count()), os.cpu_count())
+            line += "; exporter CPU %.2f s over %.2f s; 1-min load average %s (ours included)" % (s.cpu, s.window, s.load)
         if s.resets or s.unexpected:
             line += "; resets %d, unexpected %d" % (s.resets or 0, s.unexpected or 0)
         if s.note:
