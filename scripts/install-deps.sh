@@ -3,7 +3,8 @@
 # Usage: scripts/install-deps.sh build|test|bench
 #   build: libcurl (headers + pkg-config), zlib headers
 #   test:  build + promtool and prometheus, python3 with PyYAML, curl, systemd-analyze, setcap
-#   bench: build + wrk
+#   bench: build + wrk, fping, smokeping_prober, iproute2 (ip netns, ss), and libc headers for
+#          the multicast benchmark's C sender (compiled with cc, or the Swift toolchain's clang)
 set -euo pipefail
 need=()
 want_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || need+=("$1"); }
@@ -28,7 +29,8 @@ case "${1:-build}" in
     want_pkg wrk
     want_pkg fping
     want_pkg prometheus-smokeping-prober
-    want_pkg iproute2
+    want_pkg iproute2      # ip netns, veth, ss
+    want_pkg libc6-dev     # Benchmarks/mcast_blast.c's headers
     ;;
 esac
 

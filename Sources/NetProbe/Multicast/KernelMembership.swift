@@ -23,13 +23,21 @@ public struct KernelMembership: Sendable, Equatable {
 
   /// /proc/net/igmp: a device line (`Idx Device : Count Querier`) then one line per group,
   /// the address printed with `%08X` from its network-order bytes read as a host integer —
-  /// on a little-endian host `010000E0` is 224.0.0.1.
-  public mutating func parseIGMP(_ text: String, littleEndian: Bool = true) {
+  /// on a little-endian host `010000E0` is 224.0.0.1. The kernel prints the name with
+  /// `%-10s:`, so a name of 10 characters or more runs into the colon (`veth-agent:`);
+  /// names never contain one.
+  ///
+  /// Returns the interface names by index, in full, for `parseMCFilter`.
+  @discardableResult
+  public mutating func parseIGMP(_ text: String, littleEndian: Bool = true) -> [Int: String] {
     var device: String?
+    var names: [Int: String] = [:]
     for line in text.split(separator: "\n").dropFirst() {
       if let first = line.first, first != "\t" && first != " " {
-        let fields = line.split(whereSeparator: { $0 == "\t" || $0 == " " })
-        device = fields.count >= 2 ? String(fields[1]) : nil
+        let fields = line.split(separator: "\t", maxSplits: 1)
+        let name = fields.count == 2 ? fields[1].prefix { $0 != ":" }.trimmingSpaces : ""
+        device = name.isEmpty ? nil : name
+        if let device, let index = Int(fields[0]) { names[index] = device }
         continue
       }
       guard let device, let hex = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).first,
@@ -38,38 +46,48 @@ public struct KernelMembership: Sendable, Equatable {
       let value = littleEndian ? raw.byteSwapped : raw
       groups.insert(Key(interface: device, group: .v4(value)))
     }
+    return names
   }
 
   /// /proc/net/mcfilter: `Idx Device MCA SRC INC EXC`, MCA and SRC as `0x%08x` of the
-  /// address in host order (ntohl), so they read directly.
-  public mutating func parseMCFilter(_ text: String) {
+  /// address in host order (ntohl), so they read directly. The kernel cuts the name to 6
+  /// characters (`%6.6s`): `names` (from `parseIGMP`) gives the full one by index.
+  public mutating func parseMCFilter(_ text: String, names: [Int: String] = [:]) {
     for line in text.split(separator: "\n").dropFirst() {
       let fields = line.split(separator: " ", omittingEmptySubsequences: true)
       guard fields.count >= 6, let group = Self.hex32(fields[2]), let source = Self.hex32(fields[3]),
         let include = Int(fields[4]), include > 0
       else { continue }
-      sources[Key(interface: String(fields[1]), group: .v4(group)), default: []].insert(.v4(source))
+      let interface = Int(fields[0]).flatMap { names[$0] } ?? String(fields[1])
+      sources[Key(interface: interface, group: .v4(group)), default: []].insert(.v4(source))
     }
   }
 
   /// /proc/net/igmp6: `Idx Device Address Users Flags Timer`, the address as 32 hex digits
-  /// in network order.
-  public mutating func parseIGMP6(_ text: String) {
+  /// in network order, the name in full (`%-15s`). Returns the names by index for
+  /// `parseMCFilter6`.
+  @discardableResult
+  public mutating func parseIGMP6(_ text: String) -> [Int: String] {
+    var names: [Int: String] = [:]
     for line in text.split(separator: "\n") {
       let fields = line.split(separator: " ", omittingEmptySubsequences: true)
       guard fields.count >= 3, let group = Self.hex128(fields[2]) else { continue }
       groups.insert(Key(interface: String(fields[1]), group: group))
+      if let index = Int(fields[0]) { names[index] = String(fields[1]) }
     }
+    return names
   }
 
-  /// /proc/net/mcfilter6: `Idx Device Multicast-Address Source-Address INC EXC`.
-  public mutating func parseMCFilter6(_ text: String) {
+  /// /proc/net/mcfilter6: `Idx Device Multicast-Address Source-Address INC EXC`, the name
+  /// cut to 6 characters as in mcfilter: `names` (from `parseIGMP6`) gives it in full.
+  public mutating func parseMCFilter6(_ text: String, names: [Int: String] = [:]) {
     for line in text.split(separator: "\n").dropFirst() {
       let fields = line.split(separator: " ", omittingEmptySubsequences: true)
       guard fields.count >= 6, let group = Self.hex128(fields[2]), let source = Self.hex128(fields[3]),
         let include = Int(fields[4]), include > 0
       else { continue }
-      sources[Key(interface: String(fields[1]), group: group), default: []].insert(source)
+      let interface = Int(fields[0]).flatMap { names[$0] } ?? String(fields[1])
+      sources[Key(interface: interface, group: group), default: []].insert(source)
     }
   }
 
@@ -89,5 +107,15 @@ public struct KernelMembership: Sendable, Equatable {
       index = next
     }
     return .v6(IPv6Bytes(bytes), zone: nil)
+  }
+}
+
+extension Substring {
+  /// Without leading and trailing spaces.
+  fileprivate var trimmingSpaces: String {
+    var text = self
+    while text.first == " " { text.removeFirst() }
+    while text.last == " " { text.removeLast() }
+    return String(text)
   }
 }

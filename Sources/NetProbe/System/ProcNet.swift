@@ -6,10 +6,10 @@ public enum ProcNet {
   public static func membership() -> KernelMembership {
     var membership = KernelMembership()
     func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
-    membership.parseIGMP(read("/proc/net/igmp"), littleEndian: UInt32(1).littleEndian == 1)
-    membership.parseMCFilter(read("/proc/net/mcfilter"))
-    membership.parseIGMP6(read("/proc/net/igmp6"))
-    membership.parseMCFilter6(read("/proc/net/mcfilter6"))
+    let names = membership.parseIGMP(read("/proc/net/igmp"), littleEndian: UInt32(1).littleEndian == 1)
+    membership.parseMCFilter(read("/proc/net/mcfilter"), names: names)
+    let names6 = membership.parseIGMP6(read("/proc/net/igmp6"))
+    membership.parseMCFilter6(read("/proc/net/mcfilter6"), names: names6)
     return membership
   }
 }
