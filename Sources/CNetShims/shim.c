@@ -6,6 +6,8 @@
 #include <malloc.h>
 #include <sys/eventfd.h>
 #include <poll.h>
+#include <pthread.h>
+#include <string.h>
 #include <time.h>
 #include <zlib.h>
 
@@ -53,3 +55,10 @@ const char *cns_build_revision(void) { return NETPROBE_REVISION; }
 
 int cns_malloc_trim(size_t pad) { return malloc_trim(pad); }
 int cns_set_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }
+
+int cns_set_thread_name(const char *name) {
+  char cut[16];
+  strncpy(cut, name, sizeof cut - 1);
+  cut[sizeof cut - 1] = 0;
+  return pthread_setname_np(pthread_self(), cut);
+}

@@ -1,7 +1,7 @@
 @preconcurrency import Glibc
 import ArgumentParser
 import Dispatch
-import Foundation
+import FoundationEssentials
 import Logging
 import NetProbe
 

@@ -11,6 +11,9 @@
 int cns_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 
 #include <poll.h>
+
+/// pthread_setname_np(3) on the calling thread (GNU-only); names longer than 15 bytes are cut.
+int cns_set_thread_name(const char *name);
 /// ppoll(2) with a timeout in nanoseconds (negative: none), for loops that pace below a
 /// millisecond; also GNU-only.
 int cns_ppoll(struct pollfd *fds, unsigned long count, int64_t timeout_ns);

@@ -1,5 +1,6 @@
 public import Logging
-import Foundation
+@preconcurrency import Glibc
+import FoundationEssentials
 import Synchronization
 
 /// Owns the running configuration: loads it, reloads it on SIGHUP or `POST /-/reload`,

@@ -1,4 +1,5 @@
-import Foundation
+@preconcurrency import Glibc
+import FoundationEssentials
 
 /// The exporter's HTTP surface: `/metrics` (or the configured path), the landing page,
 /// the health and readiness probes and `POST /-/reload`.

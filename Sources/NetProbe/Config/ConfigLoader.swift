@@ -1,4 +1,5 @@
-import Foundation
+@preconcurrency import Glibc
+import FoundationEssentials
 
 /// Every problem found in one configuration file, ready to print as `FILE:LINE:COL: …`.
 public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible {
@@ -57,14 +58,13 @@ public enum ConfigLoader {
     case .embedded:
       return parse(EmbeddedConfig.text, file: "<embedded netprobe.yml>")
     case .file(let path):
-      let data: Data
+      let read: String?
       do {
-        data = try Data(contentsOf: URL(fileURLWithPath: path))
+        read = try FileContents.text(path)
       } catch {
-        let reason = (error as NSError).localizedFailureReason ?? error.localizedDescription
-        return .failure(ConfigErrors([ConfigDiagnostic(SourceLocation(line: 1, column: 1), "cannot read the file: \(reason)")], file: path))
+        return .failure(ConfigErrors([ConfigDiagnostic(SourceLocation(line: 1, column: 1), "cannot read the file: \(error)")], file: path))
       }
-      guard let text = String(data: data, encoding: .utf8) else {
+      guard let text = read else {
         return .failure(ConfigErrors([ConfigDiagnostic(SourceLocation(line: 1, column: 1), "the file is not valid UTF-8")], file: path))
       }
       return parse(text, file: path).map { resolvingPaths(in: $0, relativeTo: path) }

@@ -1,4 +1,5 @@
-import Foundation
+@preconcurrency import Glibc
+import FoundationEssentials
 
 /// An HTTP/1.x request head, parsed from bytes that a client we do not trust sent.
 public struct HTTPRequest: Sendable, Equatable {
@@ -34,7 +35,7 @@ public struct HTTPRequest: Sendable, Equatable {
   /// `Connection: keep-alive`.
   public var keepAlive: Bool {
     let tokens = (header("connection") ?? "").lowercased().split(separator: ",").map {
-      $0.trimmingCharacters(in: .whitespaces)
+      $0.trimmingWhitespace()
     }
     if minorVersion >= 1 { return !tokens.contains("close") }
     return tokens.contains("keep-alive")
@@ -120,7 +121,7 @@ public enum HTTPRequestParser {
         return .failure(.badRequest, reason: "control character in header value")
       }
       let name = String(decoding: nameBytes, as: UTF8.self).lowercased()
-      let value = String(decoding: valueBytes, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+      let value = String(decoding: valueBytes, as: UTF8.self).trimmingWhitespace()
       headers.append((name, value))
     }
     var contentLength = 0
@@ -176,7 +177,7 @@ public enum HTTPRequestParser {
     var target = target
     guard !target.isEmpty, target.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
     if target.lowercased().hasPrefix("http://") || target.lowercased().hasPrefix("https://") {
-      let afterScheme = target[target.range(of: "//")!.upperBound...]
+      let afterScheme = target[target.firstRange(of: "//")!.upperBound...]
       target = afterScheme.firstIndex(of: "/").map { afterScheme[$0...] } ?? "/"
     }
     if target == "*" { return ("*", "") }

@@ -1,4 +1,5 @@
-import Foundation
+@preconcurrency import Glibc
+import FoundationEssentials
 
 /// The status codes this server sends, with their reason phrases.
 public struct HTTPStatus: Sendable, Hashable, CustomStringConvertible {
@@ -94,7 +95,7 @@ public struct HTTPResponse: Sendable, Equatable {
     guard let header else { return false }
     var wildcard = false
     for item in header.split(separator: ",") {
-      let parts = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+      let parts = item.split(separator: ";").map { $0.trimmingWhitespace().lowercased() }
       guard let coding = parts.first else { continue }
       var quality = 1.0
       for parameter in parts.dropFirst() where parameter.hasPrefix("q=") {

@@ -1,6 +1,6 @@
 @preconcurrency import Glibc
 import Dispatch
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 /// Answers requests; the server calls it on a worker thread.
@@ -64,13 +64,11 @@ public final class HTTPServer: Sendable {
 
   /// Starts the event loop thread.
   public func start() {
-    let thread = Thread { [self] in
+    SystemThread.start(name: "http-loop") { [self] in
       let loop = EventLoop(server: self)
       loop.run()
       loopFinished.signal()
     }
-    thread.name = "http-loop"
-    thread.start()
   }
 
   /// Stops accepting, closes every connection and the workers; returns within a second.

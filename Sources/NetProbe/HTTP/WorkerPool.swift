@@ -1,5 +1,6 @@
 import Dispatch
-import Foundation
+@preconcurrency import Glibc
+import FoundationEssentials
 import Synchronization
 
 /// A fixed set of threads that run submitted jobs in order of arrival.
@@ -16,9 +17,7 @@ final class WorkerPool: Sendable {
   init(threads: Int, name: String) {
     threadCount = threads
     for index in 0..<threads {
-      let thread = Thread { [self] in run() }
-      thread.name = "\(name)-\(index)"
-      thread.start()
+      SystemThread.start(name: "\(name)-\(index)") { [self] in run() }
     }
   }
 

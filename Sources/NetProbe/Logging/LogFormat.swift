@@ -1,5 +1,6 @@
 public import Logging
-import Foundation
+@preconcurrency import Glibc
+import FoundationEssentials
 
 /// The two log formats Prometheus exporters offer: logfmt (the default) and JSON.
 public enum LogFormat: String, Sendable, CaseIterable {
@@ -43,7 +44,7 @@ public struct LineLogHandler: LogHandler {
   static func render(time: Date, level: Logger.Level, message: String, metadata: Logger.Metadata,
                      format: LogFormat) -> String {
     let timestamp = time.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
-      .replacingOccurrences(of: "+0000", with: "Z")
+      .replacing("+0000", with: "Z")
     let levelName = name(of: level)
     let pairs = metadata.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") }
     switch format {
@@ -103,7 +104,8 @@ public struct LineLogHandler: LogHandler {
       case "\r": text += "\\r"
       case "\t": text += "\\t"
       case _ where scalar.value < 0x20:
-        text += String(format: "\\u%04x", scalar.value)
+        let hex = String(scalar.value, radix: 16)
+        text += "\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
       default: text.unicodeScalars.append(scalar)
       }
     }

@@ -1,5 +1,5 @@
 @preconcurrency import Glibc
-import Foundation
+import FoundationEssentials
 import Logging
 
 /// The multicast receiver thread. Its mutable state is touched by that thread alone;
@@ -25,7 +25,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   init(shared: MulticastShared) { self.shared = shared }
 
   private static func sysctl(_ path: String) -> Int? {
-    (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmingWhitespace()) }
   }
 
   func run(_ thread: LoopThread<[MulticastGroup]>) {

@@ -1,5 +1,6 @@
 import Dispatch
-import Foundation
+@preconcurrency import Glibc
+import FoundationEssentials
 import Logging
 import Synchronization
 

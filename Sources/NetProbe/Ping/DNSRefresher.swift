@@ -1,5 +1,6 @@
 import Dispatch
-import Foundation
+@preconcurrency import Glibc
+import FoundationEssentials
 import Logging
 import Synchronization
 
@@ -37,12 +38,10 @@ final class DNSRefresher: Sendable {
     }
     guard !targets.isEmpty else { return }
     if !started.exchange(true, ordering: .acquiringAndReleasing) {
-      let thread = Thread { [self] in
+      SystemThread.start(name: "dns") { [self] in
         run()
         finished.signal()
       }
-      thread.name = "dns"
-      thread.start()
     }
     wake.signal()
   }

@@ -1,6 +1,7 @@
 public import Logging
 import Dispatch
-import Foundation
+@preconcurrency import Glibc
+import FoundationEssentials
 import Synchronization
 
 /// The ping engine: runs every configured target on the event loop of its address

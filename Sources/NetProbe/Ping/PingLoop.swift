@@ -1,5 +1,6 @@
 import Logging
-import Foundation
+@preconcurrency import Glibc
+import FoundationEssentials
 import Synchronization
 
 /// What all loops of one engine share: the identity that marks our probes, the socket

@@ -1,5 +1,6 @@
 import CCurl
-import Foundation
+@preconcurrency import Glibc
+import FoundationEssentials
 
 /// One HTTP request for `CurlSession`.
 struct CurlRequest {

@@ -1,6 +1,7 @@
 public import Logging
 import Dispatch
-import Foundation
+@preconcurrency import Glibc
+import FoundationEssentials
 import Synchronization
 
 /// Pushes the exposition to a Pushgateway on a thread of its own, every push interval.
@@ -83,12 +84,10 @@ final class PushLoop: Sendable {
   }
 
   func start() {
-    let thread = Thread { [self] in
+    SystemThread.start(name: "push") { [self] in
       run()
       finished.signal()
     }
-    thread.name = "push"
-    thread.start()
   }
 
   /// Ends the loop: an in-flight push may finish (it is bounded by the push timeout), then
@@ -173,10 +172,9 @@ final class PushLoop: Sendable {
     if let auth = config.basicAuth {
       request.username = auth.username
       do {
-        request.password = try String(contentsOfFile: auth.passwordFile, encoding: .utf8)
-          .trimmingCharacters(in: .newlines)
+        request.password = String(decoding: try FileContents.read(auth.passwordFile), as: UTF8.self).trimming(\.isNewline)
       } catch {
-        return .failure(CurlFailure(code: -1, message: "cannot read password_file \(auth.passwordFile): \(error.localizedDescription)"))
+        return .failure(CurlFailure(code: -1, message: "cannot read password_file \(auth.passwordFile): \(error)"))
       }
     }
     request.caFile = config.tls.caFile
@@ -215,7 +213,7 @@ enum PushOutcome: Equatable {
 
   /// The first line of a gateway's answer, for a log line.
   static func excerpt(_ body: [UInt8]) -> String {
-    String(decoding: body.prefix(512), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    String(decoding: body.prefix(512), as: UTF8.self).trimmingWhitespace()
   }
 }
 

@@ -1,5 +1,6 @@
 import Dispatch
-import Foundation
+@preconcurrency import Glibc
+import FoundationEssentials
 import Synchronization
 
 /// A thread that runs one event loop and is fed commands by other threads: the ping
@@ -26,12 +27,10 @@ final class LoopThread<Command: Sendable>: Sendable {
   /// Starts the thread unless it runs already.
   func start() {
     guard !started.exchange(true, ordering: .acquiringAndReleasing) else { return }
-    let thread = Thread { [self] in
+    SystemThread.start(name: name) { [self] in
       body(self)
       finished.signal()
     }
-    thread.name = name
-    thread.start()
   }
 
   /// Queues a command, starts the thread if needed and wakes it.

@@ -1,4 +1,5 @@
-import Foundation
+@preconcurrency import Glibc
+import FoundationEssentials
 
 /// Reads the kernel's multicast tables under /proc/net (of the caller's network namespace).
 public enum ProcNet {

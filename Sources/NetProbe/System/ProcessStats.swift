@@ -1,5 +1,5 @@
 @preconcurrency import Glibc
-import Foundation
+import FoundationEssentials
 
 /// The process's own resource use, read from /proc the way the Go client's process
 /// collector does, so dashboards built for Go exporters read ours unchanged.
@@ -47,7 +47,7 @@ public struct ProcessStats: Sendable, Equatable {
   private static let bootTimeSeconds: Double? = {
     guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8) else { return nil }
     for line in text.split(separator: "\n") where line.hasPrefix("btime ") {
-      return Double(line.dropFirst(6).trimmingCharacters(in: .whitespaces))
+      return Double(line.dropFirst(6).trimmingWhitespace())
     }
     return nil
   }()

@@ -1,5 +1,5 @@
 @preconcurrency import Glibc
-import Foundation
+import FoundationEssentials
 
 /// Delivers SIGHUP, SIGTERM and SIGINT to a closure on a thread of its own, via sigwait(2).
 ///
@@ -28,7 +28,7 @@ public enum SignalWatcher {
 
   /// Starts the watching thread; `handler` runs on it, once per signal received.
   public static func start(_ handler: @escaping @Sendable (Signal) -> Void) {
-    let thread = Thread {
+    SystemThread.start(name: "signals") {
       var set = watchedSet()
       while true {
         var number: Int32 = 0
@@ -41,8 +41,6 @@ public enum SignalWatcher {
         }
       }
     }
-    thread.name = "signals"
-    thread.start()
   }
 
   private static func watchedSet() -> sigset_t {
