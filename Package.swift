@@ -26,11 +26,12 @@ let package = Package(
       cSettings: [.define("_GNU_SOURCE")],
       linkerSettings: [.linkedLibrary("z")]
     ),
-    // libcurl for the Pushgateway client; the header wraps the variadic curl_easy_setopt.
-    .systemLibrary(
+    // libcurl for the Pushgateway client, opened with dlopen when a push is configured
+    // (the headers of libcurl4-openssl-dev at build time, libcurl4 at run time); the
+    // wrappers also stand in for the variadic curl_easy_setopt.
+    .target(
       name: "CCurl",
-      pkgConfig: "libcurl",
-      providers: [.apt(["libcurl4-openssl-dev"])]
+      linkerSettings: [.linkedLibrary("dl")]
     ),
     .target(
       name: "NetProbe",

@@ -90,11 +90,6 @@ struct NetProbeExporter: ParsableCommand {
     // Before any thread starts, so every thread inherits the blocked mask.
     SignalWatcher.blockSignals()
     Memory.useMmapForLargeBlocks()
-    // libcurl's global set-up is not thread-safe: before any thread exists.
-    guard Curl.globalInit() else {
-      StandardError.write(Array("error: libcurl could not be initialised\n".utf8))
-      throw ExitCode(1)
-    }
     let level = logLevel.level
     let format = LogFormat(rawValue: logFormat.rawValue)!
     LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level, format: format) }

@@ -33,14 +33,13 @@ struct CurlFailure: Error, CustomStringConvertible {
   var description: String { "curl error \(code): \(message)" }
 }
 
-/// libcurl's process-wide set-up, done once before any thread starts (curl_global_init is
-/// not thread-safe).
-public enum Curl {
-  private static let initialized: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
-
-  /// Call from `main` before starting threads. Returns false if libcurl could not start.
-  @discardableResult
-  public static func globalInit() -> Bool { initialized }
+/// libcurl, opened and set up (curl_global_init) the first time a push needs it: an agent
+/// without `push` never maps it (see CCurl).
+enum Curl {
+  /// Loads libcurl once; the error says why it cannot be used.
+  static func load() throws(CurlFailure) {
+    guard ccurl_load() == 0 else { throw CurlFailure(code: -1, message: "cannot load libcurl: \(String(cString: ccurl_load_error()))") }
+  }
 }
 
 /// A libcurl easy handle owned by one thread. Reused across requests so connections are
@@ -51,12 +50,12 @@ final class CurlSession {
   static let bodyLimit = 4096
 
   init() throws(CurlFailure) {
-    Curl.globalInit()
-    guard let handle = curl_easy_init() else { throw CurlFailure(code: -1, message: "curl_easy_init failed") }
+    try Curl.load()
+    guard let handle = ccurl_easy_init() else { throw CurlFailure(code: -1, message: "curl_easy_init failed") }
     self.handle = handle
   }
 
-  deinit { curl_easy_cleanup(handle) }
+  deinit { ccurl_easy_cleanup(handle) }
 
   /// Collects the response body; passed to curl's write callback through `WRITEDATA`.
   private final class Sink {
@@ -64,12 +63,12 @@ final class CurlSession {
   }
 
   func perform(_ request: CurlRequest) -> Result<CurlResponse, CurlFailure> {
-    curl_easy_reset(handle)
+    ccurl_easy_reset(handle)
     let sink = Sink()
     var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     var headerList: UnsafeMutablePointer<curl_slist>?
-    for header in request.headers + ["Expect:"] { headerList = curl_slist_append(headerList, header) }
-    defer { curl_slist_free_all(headerList) }
+    for header in request.headers + ["Expect:"] { headerList = ccurl_slist_append(headerList, header) }
+    defer { ccurl_slist_free_all(headerList) }
 
     var code = CURLE_OK
     /// Applies one option and keeps the first failure.
@@ -116,7 +115,7 @@ final class CurlSession {
           set(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 0))
         }
         if code != CURLE_OK { return .failure(failure(code, errorPointer)) }
-        let result = curl_easy_perform(handle)
+        let result = ccurl_easy_perform(handle)
         if result != CURLE_OK { return .failure(failure(result, errorPointer)) }
         var status = 0
         _ = ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
@@ -128,7 +127,7 @@ final class CurlSession {
   /// curl's error buffer when it says something, else curl_easy_strerror.
   private func failure(_ code: CURLcode, _ buffer: UnsafeMutableBufferPointer<CChar>) -> CurlFailure {
     let detail = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+    let message = detail.isEmpty ? String(cString: ccurl_easy_strerror(code)) : detail
     return CurlFailure(code: Int32(code.rawValue), message: message)
   }
 
