@@ -40,6 +40,8 @@ import urllib.request
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "Tests"))
+from suite_runner import run_and_exit  # noqa: E402
 DEPLOY = os.path.join(ROOT, "deploy")
 PROM = os.path.join(DEPLOY, "prometheus")
 RULE_FILES = [os.path.join(PROM, "netprobe.rules.yml"), os.path.join(PROM, "netprobe.alerts.yml")]
@@ -850,24 +852,7 @@ def main():
         if not os.path.exists(BINARY):
             parser.error(f"{args.binary}: no such file")
     suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    tests = list(iterate(suite))
-    if args.pattern:
-        tests = [t for t in tests if args.pattern in t.id()]
-    started = time.monotonic()
-    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(unittest.TestSuite(tests))
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    skipped = len(result.skipped)
-    print(f"deploy tests took {time.monotonic() - started:.1f}s")
-    print(f"deploy: {result.testsRun - failed - skipped} passed, {failed} failed, {skipped} skipped")
-    sys.exit(1 if failed or result.testsRun == 0 else 0)
-
-
-def iterate(suite):
-    for item in suite:
-        if isinstance(item, unittest.TestSuite):
-            yield from iterate(item)
-        else:
-            yield item
+    run_and_exit(suite, "deploy", args.pattern)
 
 
 if __name__ == "__main__":

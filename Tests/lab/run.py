@@ -21,25 +21,10 @@ def main():
     if args.binary:
         os.environ["NETPROBE_BINARY"] = os.path.abspath(args.binary)
     sys.path.insert(0, HERE)
+    sys.path.insert(0, os.path.dirname(HERE))
+    from suite_runner import run_and_exit
     suite = unittest.defaultTestLoader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
-    if args.pattern:
-        suite = unittest.TestSuite(t for t in iterate(suite) if args.pattern in t.id())
-    started = time.monotonic()
-    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    skipped = len(result.skipped)
-    passed = result.testsRun - failed - skipped
-    print(f"lab tests took {time.monotonic() - started:.1f}s")
-    print(f"lab: {passed} passed, {failed} failed, {skipped} skipped")
-    sys.exit(1 if failed or result.testsRun == 0 else 0)
-
-
-def iterate(suite):
-    for item in suite:
-        if isinstance(item, unittest.TestSuite):
-            yield from iterate(item)
-        else:
-            yield item
+    run_and_exit(suite, "lab", args.pattern)
 
 
 if __name__ == "__main__":
