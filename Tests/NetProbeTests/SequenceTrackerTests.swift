@@ -62,6 +62,16 @@ import Testing
     #expect(tracker.counts == SequenceCounts(received: 68, lost: 1, late: 2))
   }
 
+  @Test func aResumedStreamStartsAgainWithoutGapOrReset() {
+    var tracker = SequenceTracker(width: 16)
+    #expect(events(&tracker, [1, 2, 4]) == [.first, .inOrder, .gap(missing: 1)])
+    tracker.resume()  // 3 was missing while we listened: lost
+    #expect(tracker.counts == SequenceCounts(received: 3, lost: 1))
+    // Numbers 5…299 went by while the group was left: neither a gap nor a reset.
+    #expect(events(&tracker, [300, 301]) == [.first, .inOrder])
+    #expect(tracker.counts == SequenceCounts(received: 5, lost: 1))
+  }
+
   @Test func holesPendingAtAResetAreLost() {
     var tracker = SequenceTracker(width: 32)
     #expect(events(&tracker, [10, 13, 14]) == [.first, .gap(missing: 2), .inOrder])

@@ -154,14 +154,19 @@ class MulticastLabTest(unittest.TestCase):
     def test_join_latency_test_measures_then_fails_without_a_router(self):
         lab = self.lab()
         router = start_igmpproxy(self, lab)
-        start_sender(lab, "239.4.4.4", 5004, "raw", rate=100)
+        start_sender(lab, "239.4.4.4", 5004, "sequence", rate=100)
         exporter = LabExporter(self, lab, config=write_config(self, group_config(
-            "rejoin", "239.4.4.4", 5004, extra="join_latency_test: {interval: 10s, leave_wait: 1s, deadline: 3s}")))
+            "rejoin", "239.4.4.4", 5004, extra="format: sequence\nsequence: {offset: 0, width: 4, endianness: little}\n"
+                                                "join_latency_test: {interval: 10s, leave_wait: 1s, deadline: 3s}")))
         wait_series(exporter, "netprobe_multicast_join_test_latency_seconds_count", "rejoin", lambda v: v >= 1, timeout=30)
+        time.sleep(2)
         metrics = exporter.metrics()
         latency = series(exporter, "netprobe_multicast_join_test_latency_seconds_sum", "rejoin", metrics)
         self.assertLess(latency, 3)
         self.assertEqual(series(exporter, "netprobe_multicast_join_test_failures_total", "rejoin", metrics), 0)
+        # The ~100 datagrams sent while the group was left are not the stream's loss.
+        self.assertEqual(series(exporter, "netprobe_multicast_packets_lost_total", "rejoin", metrics), 0)
+        self.assertEqual(series(exporter, "netprobe_multicast_sequence_resets_total", "rejoin", metrics), 0)
         # Without the router nothing is forwarded: the next test times out.
         stop_process(router)
         wait_series(exporter, "netprobe_multicast_join_test_failures_total", "rejoin", lambda v: v >= 1, timeout=30)

@@ -192,7 +192,13 @@ final class MulticastReceiverLoop: @unchecked Sendable {
       state.joinedAt = now
       state.lastError = nil
     }
-    for stream in group.streams.values { stream.stats.withLock { $0.awaitingFirstPacket = true } }
+    for stream in group.streams.values {
+      stream.stats.withLock { stats in
+        stats.awaitingFirstPacket = true
+        // A join after a leave or an outage: the stream resumes, the pause is not its loss.
+        if stats.packets > 0 { stats.analyzer.resume() }
+      }
+    }
     logger.info("joined", metadata: [
       "group": "\(config.name)", "address": "\(config.group)", "interface": "\(config.interface)",
       "sources": "\(config.sources.map(\.description).joined(separator: ","))",

@@ -30,6 +30,11 @@ struct BeaconSenders: Sendable {
 
     init(key: UInt64) { self.key = key }
 
+    mutating func resume() {
+      tracker.resume()
+      jitter.reset()
+    }
+
     mutating func record(_ beacon: BeaconPayload, arrival: Int64) {
       let event: SequenceEvent
       if tracker.highestSequence != nil, !tracker.advances(beacon.sequence), beacon.sendTimeNanoseconds > newestSendTime {
@@ -57,6 +62,11 @@ struct BeaconSenders: Sendable {
 
   /// Senders in the table.
   var count: Int { senders.count }
+
+  /// After a pause in reception, every sender's sequence and jitter start again.
+  mutating func resume() {
+    for index in senders.indices { senders[index].resume() }
+  }
 
   mutating func record(_ beacon: BeaconPayload, arrival: Int64) {
     let key = UInt64(beacon.senderID) << 32 | UInt64(beacon.streamID)

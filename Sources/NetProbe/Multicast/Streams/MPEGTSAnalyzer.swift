@@ -46,6 +46,13 @@ public struct MPEGTSAnalyzer: Sendable {
     continuity = [UInt8](repeating: 0, count: Self.nullPID + 1)
   }
 
+  /// After a pause in reception: every PID's counter and the PAT clock start again, so
+  /// the packets missed while not listening are no continuity or PAT error.
+  public mutating func resume() {
+    for index in continuity.indices { continuity[index] = 0 }
+    patReference = nil
+  }
+
   /// True when `bytes` is one or more whole transport packets.
   public static func isWholePackets(_ bytes: ArraySlice<UInt8>) -> Bool {
     !bytes.isEmpty && bytes.count % packetSize == 0

@@ -100,6 +100,16 @@ public struct PayloadAnalyzer: Sendable {
     return .accepted(oneWayDelay: nil)
   }
 
+  /// Called at every join after the first: what was sent while the group was left (a join
+  /// latency test) or unreachable (the interface was gone) is not loss, reordering or a
+  /// continuity error of the stream — `membership` already shows the pause.
+  public mutating func resume() {
+    fieldTracker?.resume()
+    beacons?.resume()
+    rtp?.resume()
+    transport?.resume()
+  }
+
   public var snapshot: PayloadSnapshot {
     switch format {
     case .raw:

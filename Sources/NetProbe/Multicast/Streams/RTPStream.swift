@@ -19,6 +19,13 @@ struct RTPStream: Sendable {
 
   var jitterSeconds: Double? { jitter?.seconds }
 
+  /// After a pause in reception: sequence and jitter start again (the pause is no gap, and
+  /// its length no transit difference).
+  mutating func resume() {
+    tracker.resume()
+    jitter?.reset()
+  }
+
   mutating func record(_ packet: RTPPacket, arrival: Int64) {
     let sequence = UInt64(packet.sequence)
     let event: SequenceEvent

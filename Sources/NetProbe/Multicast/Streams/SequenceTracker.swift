@@ -128,6 +128,15 @@ public struct SequenceTracker: Sendable {
     return .reset
   }
 
+  /// The receiver was not listening (a join latency test's leave, an interface that was
+  /// down): numbers sent meanwhile were never ours to receive. The holes from before
+  /// count lost, and the next number starts tracking again — no gap, no reset.
+  public mutating func resume() {
+    closeOut()
+    highest = nil
+    seen.removeAll()
+  }
+
   private mutating func start(at sequence: UInt64) {
     seen.removeAll()
     seen.insert(sequence)
