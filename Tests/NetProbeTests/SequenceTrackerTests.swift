@@ -75,8 +75,8 @@ import Testing
   @Test func holesPendingAtAResetAreLost() {
     var tracker = SequenceTracker(width: 32)
     #expect(events(&tracker, [10, 13, 14]) == [.first, .gap(missing: 2), .inOrder])
-    #expect(tracker.record(1_000_000) == .reset)
-    #expect(tracker.counts == SequenceCounts(received: 4, lost: 2, resets: 1))
+    #expect(events(&tracker, [1_000_000, 1_000_001]) == [.stray, .reset])
+    #expect(tracker.counts == SequenceCounts(received: 5, lost: 2, late: 1, resets: 1))
   }
 
   @Test func duplicatesWithinTheWindow() {
@@ -91,10 +91,22 @@ import Testing
     for sequence in 0...2000 { tracker.record(UInt64(sequence)) }
     // 977 is 1023 behind 2000: still in the window and received.
     #expect(tracker.record(977) == .duplicate)
-    // 976 is 1024 behind: too old to tell, so the sender must have restarted.
-    #expect(tracker.record(976) == .reset)
-    #expect(tracker.counts == SequenceCounts(received: 2003, duplicate: 1, resets: 1))
-    #expect(tracker.highestSequence == 976)
+    // 976 is 1024 behind: too old to tell, a stray (late) until the next number decides.
+    #expect(tracker.record(976) == .stray)
+    #expect(tracker.counts == SequenceCounts(received: 2003, duplicate: 1, late: 1))
+    #expect(tracker.highestSequence == 2000)
+  }
+
+  @Test func aSingleStrayIsNoRestartAndNoLoss() {
+    var tracker = SequenceTracker(width: 16)
+    for sequence in 3000...5000 { tracker.record(UInt64(sequence)) }
+    // A very old datagram (replayed, or from a slow path), then the stream goes on.
+    #expect(events(&tracker, [3000, 5001, 5002]) == [.stray, .inOrder, .inOrder])
+    #expect(tracker.counts == SequenceCounts(received: 2004, late: 1))
+    // A corrupt number far ahead: the same.
+    #expect(events(&tracker, [40000, 5003]) == [.stray, .inOrder])
+    for sequence in 5004...5100 { tracker.record(UInt64(sequence)) }
+    #expect(tracker.counts == SequenceCounts(received: 2103, late: 2))
   }
 
   @Test func slotsThatTheWindowSlidesPastAreForgotten() {
@@ -117,28 +129,29 @@ import Testing
     var tracker = SequenceTracker(width: 16)
     // Exactly the largest jump is still loss.
     #expect(events(&tracker, [100, 3100]) == [.first, .gap(missing: 2999)])
-    // One more is a restart: no loss counted, tracking restarts there.
-    #expect(events(&tracker, [6101, 6102]) == [.reset, .inOrder])
-    #expect(tracker.counts == SequenceCounts(received: 4, lost: 2999, resets: 1))
-    // Far behind: a restart too.
-    #expect(events(&tracker, [10, 11]) == [.reset, .inOrder])
-    #expect(tracker.counts == SequenceCounts(received: 6, lost: 2999, resets: 2))
+    // One more is a stray; the next number following it confirms a restart, with no
+    // loss counted for the distance.
+    #expect(events(&tracker, [6101, 6102, 6103]) == [.stray, .reset, .inOrder])
+    #expect(tracker.counts == SequenceCounts(received: 5, lost: 2999, late: 1, resets: 1))
+    // Far behind: a restart too, once confirmed.
+    #expect(events(&tracker, [10, 11]) == [.stray, .reset])
+    #expect(tracker.counts == SequenceCounts(received: 7, lost: 2999, late: 2, resets: 2))
     // The old stream's numbers are forgotten: 6102 is now far ahead of 11.
-    #expect(tracker.record(6102) == .reset)
+    #expect(tracker.record(6102) == .stray)
   }
 
   @Test func theForwardLimitIsConfigurable() {
     var tracker = SequenceTracker(width: 64, maxForwardJump: 10)
-    #expect(events(&tracker, [0, 10, 21]) == [.first, .gap(missing: 9), .reset])
+    #expect(events(&tracker, [0, 10, 21, 22]) == [.first, .gap(missing: 9), .stray, .reset])
   }
 
   @Test func sixtyFourBitsWrapAndReset() {
     var tracker = SequenceTracker(width: 64)
     #expect(events(&tracker, [.max - 1, .max, 0, 5]) == [.first, .inOrder, .inOrder, .gap(missing: 4)])
     #expect(events(&tracker, [3, 3, .max]) == [.late, .duplicate, .duplicate])
-    #expect(tracker.record(1 << 63) == .reset)
-    // 1, 2 and 4 never came: lost at the reset. 3 came late.
-    #expect(tracker.counts == SequenceCounts(received: 8, lost: 3, duplicate: 2, late: 1, resets: 1))
+    #expect(events(&tracker, [1 << 63, 1 << 63 + 1]) == [.stray, .reset])
+    // 1, 2 and 4 never came: lost at the reset. 3 came late, and so did the stray.
+    #expect(tracker.counts == SequenceCounts(received: 9, lost: 3, duplicate: 2, late: 2, resets: 1))
   }
 
   @Test func anOutsideRestartCountsAResetAndRestartsTracking() {
@@ -186,7 +199,9 @@ import Testing
       let classes = (counts.duplicate - before.duplicate) + (counts.late - before.late) + (counts.resets - before.resets)
       #expect(classes <= 1)
       #expect(counts.lost == model.lost, "lost at \(position)")
-      position = model.highest ?? position
+      // After a stray, go on from it half the time (a sender restart the next number
+      // confirms), else back to the stream (a single stray packet).
+      if event != .stray || random.next(below: 2) == 0 { position = model.highest ?? position }
     }
     #expect(counts.lost > 0 && counts.late > 0 && counts.duplicate > 0 && counts.resets > 0)
   }
@@ -198,6 +213,7 @@ struct TrackerModel {
   let width: Int
   var highest: Int64?
   var received: Set<Int64> = []
+  var probation: Int64?
   /// Numbers up to here are decided (counted lost or received).
   var decided: Int64 = 0
   var lost: UInt64 = 0
@@ -206,6 +222,16 @@ struct TrackerModel {
 
   mutating func record(_ sequence: Int64) -> SequenceEvent {
     guard let highest else { return restart(sequence, .first) }
+    if let expected = probation {
+      probation = nil
+      if sequence == expected {
+        decide(upTo: highest)
+        _ = restart(sequence - 1, .reset)
+        self.highest = sequence
+        received.insert(sequence)
+        return .reset
+      }
+    }
     let ahead = sequence - highest
     if ahead == 0 { return .duplicate }
     if ahead >= 1 && ahead <= 3000 {
@@ -217,8 +243,8 @@ struct TrackerModel {
     if ahead < 0 && -ahead < 1024 {
       return received.insert(sequence).inserted ? .late : .duplicate
     }
-    decide(upTo: highest)
-    return restart(sequence, .reset)
+    probation = sequence + 1
+    return .stray
   }
 
   private mutating func decide(upTo limit: Int64) {

@@ -181,6 +181,10 @@ public enum ConfigSchema {
       reader.error(map["group"]!.value.location, "\(group) is not a multicast address (224.0.0.0/4 or ff00::/8)")
       return nil
     }
+    if let group, group.zone != nil {
+      reader.error(map["group"]!.value.location, "\(group): no %zone here, the group is used on 'interface'")
+      return nil
+    }
     let port = reader.integer(map["port"]!.value, 1...65_535)
     let interface = reader.interfaceName(map["interface"]!.value)
     guard let group, let port, let interface else { return nil }
@@ -204,6 +208,8 @@ public enum ConfigSchema {
             reader.error(sourceNode.location, "source \(source) is \(source.family.rawValue) but group \(group) is \(group.family.rawValue)")
           } else if source.isMulticast || source.isUnspecified {
             reader.error(sourceNode.location, "source \(source) must be a unicast sender address")
+          } else if source.zone != nil {
+            reader.error(sourceNode.location, "source \(source): no %zone here, the group is joined on 'interface'")
           } else if config.sources.contains(source) {
             reader.error(sourceNode.location, "source \(source) is listed twice")
           } else {

@@ -177,11 +177,13 @@ private final class BeaconLoop: @unchecked Sendable {
     let payload = BeaconPayload(streamID: config.streamID, senderID: shared.senderID, sequence: sequence,
                                 sendTimeNanoseconds: Clocks.realtimeNanoseconds())
     payload.encode(into: &packet, size: config.size)
+    // The sequence moves on only for a datagram that left: one this host could not send
+    // (its buffer full, no route) is counted here, not as network loss at every receiver.
     do {
       let sent = try slot.socket!.send(packet)
       slot.beacon.stats.withLock { stats in
-        stats.sequence &+= 1
         if sent {
+          stats.sequence &+= 1
           stats.packets += 1
           stats.bytes += UInt64(config.size)
         } else {
@@ -190,8 +192,6 @@ private final class BeaconLoop: @unchecked Sendable {
       }
       slot.lastError = nil
     } catch {
-      // The sequence moves on, so receivers count a packet that never left as lost.
-      slot.beacon.stats.withLock { $0.sequence &+= 1 }
       report(&slot, errno: error.errno, "cannot send the beacon: \(error)")
     }
   }

@@ -126,9 +126,10 @@ final class MulticastReceiverLoop: @unchecked Sendable {
         logger.debug("join latency test: leaving", metadata: ["group": "\(group.config.name)"])
         close(group)
       case .rejoin:
-        if let index = NetworkInterface.index(of: group.config.interface), join(group, interface: index, now: now) {
-          for stream in group.streams.values { stream.stats.withLock { $0.joinTestPending = true } }
-        }
+        // Pending whether or not the join works: a failed join is a failed test, counted
+        // at the deadline (maintain retries the join meanwhile).
+        for stream in group.streams.values { stream.stats.withLock { $0.joinTestPending = true } }
+        if let index = NetworkInterface.index(of: group.config.interface) { _ = join(group, interface: index, now: now) }
       case .expire:
         for stream in group.streams.values {
           stream.stats.withLock { stats in

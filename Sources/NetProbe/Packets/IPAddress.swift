@@ -40,6 +40,12 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     }
   }
 
+  /// The `%zone` of an IPv6 address, if it has one.
+  public var zone: String? {
+    if case .v6(_, let zone) = self { return zone }
+    return nil
+  }
+
   /// 224.0.0.0/4 or ff00::/8.
   public var isMulticast: Bool {
     switch self {

@@ -64,6 +64,9 @@ final class CurlSession {
 
   func perform(_ request: CurlRequest) -> Result<CurlResponse, CurlFailure> {
     ccurl_easy_reset(handle)
+    // The error buffer, header list and sink die with this call: the handle must not keep
+    // pointers to them (curl_easy_cleanup may still write an error on a kept connection).
+    defer { ccurl_easy_reset(handle) }
     let sink = Sink()
     var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     var headerList: UnsafeMutablePointer<curl_slist>?
@@ -89,7 +92,11 @@ final class CurlSession {
       errorBuffer.withUnsafeMutableBufferPointer { errorPointer in
         set(ccurl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errorPointer.baseAddress))
         setString(CURLOPT_URL, request.url)
-        setString(CURLOPT_PROTOCOLS_STR, "http,https")
+        // PROTOCOLS_STR needs libcurl 7.85; the host's libcurl.so.4 may be older (it is
+        // opened at run time), where the deprecated bitmask does the same.
+        let byName = "http,https".withCString { ccurl_setopt_ptr(handle, CURLOPT_PROTOCOLS_STR, $0) }
+        set(byName == CURLE_UNKNOWN_OPTION
+            ? ccurl_setopt_long(handle, CURLOPT_PROTOCOLS, Int(CURLPROTO_HTTP | CURLPROTO_HTTPS)) : byName)
         setString(CURLOPT_CUSTOMREQUEST, request.method)
         set(ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
         set(ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(request.connectTimeout)))

@@ -14,7 +14,10 @@ public enum SequenceEvent: Sendable, Equatable {
   /// Behind the highest and not received before: a reordered packet. Not lost, unless it
   /// is later than the reorder horizon (then it was counted lost before it came).
   case late
-  /// Too far from the highest to be loss or reordering: the sender restarted (or, for
-  /// RTP, changed SSRC). Tracking restarts at this number and no loss is counted.
+  /// Too far from the highest to be loss or reordering, counted late. A restart if the
+  /// next number follows it; otherwise a single old or corrupt packet.
+  case stray
+  /// The sender restarted: the number after a stray followed it (or, for RTP, the SSRC
+  /// changed). Tracking restarts here; the distance is not counted as loss.
   case reset
 }

@@ -8,17 +8,18 @@
 ///   missing;
 /// - the highest itself, or behind it within the 1024-number window and already received:
 ///   a duplicate; behind within the window and not received: late;
-/// - anything else (far ahead, or behind by the window or more): a reset — the sender
-///   restarted, and counting the distance as loss would report thousands of packets that
-///   never existed. Tracking restarts at that number.
+/// - anything else (far ahead, or behind by the window or more): a stray, counted late.
+///   If the next number follows it (RFC 3550 A.1's probation), the sender restarted: that
+///   next packet counts a reset and tracking restarts there. Otherwise the stray was a
+///   single old or corrupt packet and the stream goes on as before: resetting at once would
+///   make the next normal packet a gap of thousands that never existed.
 ///
 /// A missing number is counted lost only once it falls `reorderHorizon` (64) numbers
 /// behind the highest, or at a reset, still not received. So a reordered packet counts
 /// late and never lost, and no counter is ever taken back (Prometheus counters cannot go
 /// down): loss is reported up to 64 packets after the gap. A packet later than that was
 /// already counted lost when it arrives, and counts late too — the one overlap, for
-/// reordering deeper than any network should do. A single stray number far from the
-/// stream costs two resets (to it and back); holes still pending at a reset are lost.
+/// reordering deeper than any network should do. Holes still pending at a reset are lost.
 public struct SequenceTracker: Sendable {
   /// RFC 3550 A.1's MAX_DROPOUT: the largest forward jump still counted as loss.
   public static let defaultMaxForwardJump: UInt64 = 3000
@@ -32,6 +33,8 @@ public struct SequenceTracker: Sendable {
   public let maxForwardJump: UInt64
   private let mask: UInt64
   private var highest: UInt64?
+  /// After a stray: the number that, arriving next, confirms a sender restart.
+  private var probation: UInt64?
   /// Numbers in (highest − pending, highest] are not yet decided: a missing one there may
   /// still arrive late. At most `reorderHorizon`.
   private var pending: UInt64 = 0
@@ -78,6 +81,19 @@ public struct SequenceTracker: Sendable {
       start(at: sequence)
       return .first
     }
+    if let expected = probation {
+      probation = nil
+      if sequence == expected {
+        // Two consecutive numbers far from the stream: the sender restarted.
+        counts.resets &+= 1
+        closeOut()
+        start(at: (sequence &- 1) & mask)
+        seen.insert(sequence)
+        self.highest = sequence
+        pending = 2
+        return .reset
+      }
+    }
     let ahead = (sequence &- highest) & mask
     if ahead == 0 {
       counts.duplicate &+= 1
@@ -110,10 +126,10 @@ public struct SequenceTracker: Sendable {
       counts.late &+= 1
       return .late
     }
-    counts.resets &+= 1
-    closeOut()
-    start(at: sequence)
-    return .reset
+    // Far from the stream: a stray until the next number says otherwise.
+    probation = (sequence &+ 1) & mask
+    counts.late &+= 1
+    return .stray
   }
 
   /// Counts `sequence` as a reset whatever its distance, and restarts tracking at it:
@@ -124,6 +140,7 @@ public struct SequenceTracker: Sendable {
     counts.received &+= 1
     counts.resets &+= 1
     closeOut()
+    probation = nil
     start(at: sequence & mask)
     return .reset
   }
@@ -134,6 +151,7 @@ public struct SequenceTracker: Sendable {
   public mutating func resume() {
     closeOut()
     highest = nil
+    probation = nil
     seen.removeAll()
   }
 
