@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include <zlib.h>
+#include <stdlib.h>
 
 int cns_eventfd_nonblocking(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 
@@ -34,17 +35,38 @@ size_t cns_gzip_bound(size_t length) {
   return compressBound((uLong)length) + 64;
 }
 
-long cns_gzip(const uint8_t *input, size_t length, uint8_t *output, size_t capacity, int level) {
-  z_stream stream = {0};
-  // windowBits 15 + 16 selects the gzip wrapper instead of zlib's.
-  if (deflateInit2(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -1;
-  stream.next_in = (Bytef *)input;
-  stream.avail_in = (uInt)length;
-  stream.next_out = output;
-  stream.avail_out = (uInt)capacity;
-  int rc = deflate(&stream, Z_FINISH);
-  long written = (long)stream.total_out;
-  deflateEnd(&stream);
+
+void *cns_gzip_begin(int level) {
+  z_stream *stream = calloc(1, sizeof *stream);
+  if (!stream) return NULL;
+  if (deflateInit2(stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    free(stream);
+    return NULL;
+  }
+  return stream;
+}
+
+// The output is one buffer for the whole stream: each call continues where total_out is.
+int cns_gzip_feed(void *opaque, const uint8_t *input, size_t length, uint8_t *output, size_t capacity) {
+  z_stream *stream = opaque;
+  stream->next_in = (Bytef *)input;
+  stream->avail_in = (uInt)length;
+  stream->next_out = output + stream->total_out;
+  stream->avail_out = (uInt)(capacity - stream->total_out);
+  int rc = deflate(stream, Z_NO_FLUSH);
+  return (rc == Z_OK || rc == Z_BUF_ERROR) && stream->avail_in == 0 ? 0 : -1;
+}
+
+long cns_gzip_finish(void *opaque, uint8_t *output, size_t capacity) {
+  z_stream *stream = opaque;
+  stream->next_in = NULL;
+  stream->avail_in = 0;
+  stream->next_out = output + stream->total_out;
+  stream->avail_out = (uInt)(capacity - stream->total_out);
+  int rc = deflate(stream, Z_FINISH);
+  long written = (long)stream->total_out;
+  deflateEnd(stream);
+  free(stream);
   return rc == Z_STREAM_END ? written : -1;
 }
 

@@ -135,3 +135,19 @@ import Testing
     #expect(throws: (any Error).self) { try TestConnection(port: server.localAddress.port) }
   }
 }
+
+@Suite struct GzipTests {
+  /// Several parts make one gzip stream of their concatenation, and the same bytes as the
+  /// single-buffer call (what `/metrics` sends is the families' buffers, unjoined).
+  @Test func partsCompressAsOneStream() throws {
+    let parts: [[UInt8]] = (0..<50).map { index in Array("family_\(index) \(String(repeating: "x", count: index * 97))\n".utf8) }
+    let joined = Array(parts.joined())
+    let compressed = try #require(Gzip.compress(parts: parts))
+    #expect(compressed.count < joined.count / 4)
+    let (status, plain) = try run("/bin/gzip", ["-dc"], input: Data(compressed))
+    #expect(status == 0)
+    #expect(Array(plain) == joined)
+    #expect(Gzip.compress(joined) == compressed)
+    #expect(try #require(Gzip.compress(parts: [])).count > 0)  // an empty member is still a valid gzip
+  }
+}

@@ -28,10 +28,13 @@ unsigned char *cns_cmsg_data(struct cmsghdr *cmsg);
 size_t cns_cmsg_space(size_t length);
 size_t cns_cmsg_len(size_t length);
 
-/// gzip-compresses `input` (a gzip member with header and trailer, level 1..9).
-/// Returns the compressed length written to `output`, or -1 when `capacity` was too small
-/// or zlib failed. `cns_gzip_bound` gives a capacity that always suffices.
-long cns_gzip(const uint8_t *input, size_t length, uint8_t *output, size_t capacity, int level);
+/// gzip (a member with header and trailer, level 1..9) over one or more input buffers in
+/// order: begin, feed each buffer, finish. The output is one buffer of `capacity` bytes for
+/// the whole stream; `cns_gzip_bound` of the total input always suffices. feed returns 0,
+/// or -1 on failure; finish frees the stream and returns the bytes written, or -1.
+void *cns_gzip_begin(int level);
+int cns_gzip_feed(void *stream, const uint8_t *input, size_t length, uint8_t *output, size_t capacity);
+long cns_gzip_finish(void *stream, uint8_t *output, size_t capacity);
 size_t cns_gzip_bound(size_t length);
 
 /// malloc_trim(3) from <malloc.h>, which Swift's Glibc module does not include.

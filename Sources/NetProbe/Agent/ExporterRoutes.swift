@@ -53,7 +53,7 @@ public struct ExporterRoutes: HTTPHandler {
     }
     switch route {
     case .metrics:
-      return HTTPResponse(.ok, headers: [("Content-Type", Exposition.contentType)], body: registry.render())
+      return HTTPResponse(.ok, headers: [("Content-Type", Exposition.contentType)], bodyParts: registry.renderParts())
     case .landing:
       let page = LandingPage(telemetryPath: telemetryPath, config: agent.config, source: agent.source,
                              reloadErrors: agent.lastReloadErrors)

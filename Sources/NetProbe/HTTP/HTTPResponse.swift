@@ -31,17 +31,32 @@ public struct HTTPStatus: Sendable, Hashable, CustomStringConvertible {
 public struct HTTPResponse: Sendable, Equatable {
   public var status: HTTPStatus
   public var headers: [(name: String, value: String)]
-  public var body: [UInt8]
+  /// The body in parts, written one after the other: `/metrics` hands over each family's
+  /// buffer as it is, so a 38 MB exposition is never copied into one more buffer.
+  public var bodyParts: [[UInt8]]
   /// Close the connection after this response, whatever the request asked.
   public var closeConnection: Bool
 
   public init(_ status: HTTPStatus, headers: [(name: String, value: String)] = [], body: [UInt8] = [],
               closeConnection: Bool = false) {
+    self.init(status, headers: headers, bodyParts: [body], closeConnection: closeConnection)
+  }
+
+  public init(_ status: HTTPStatus, headers: [(name: String, value: String)] = [], bodyParts: [[UInt8]],
+              closeConnection: Bool = false) {
     self.status = status
     self.headers = headers
-    self.body = body
+    self.bodyParts = bodyParts.filter { !$0.isEmpty }
     self.closeConnection = closeConnection
   }
+
+  /// The whole body in one buffer (a copy when it has several parts).
+  public var body: [UInt8] {
+    get { bodyParts.count == 1 ? bodyParts[0] : Array(bodyParts.joined()) }
+    set { bodyParts = newValue.isEmpty ? [] : [newValue] }
+  }
+
+  public var bodyCount: Int { bodyParts.reduce(0) { $0 + $1.count } }
 
   /// A plain-text response; error bodies say in a sentence what was wrong.
   public static func text(_ status: HTTPStatus, _ text: String, closeConnection: Bool = false) -> HTTPResponse {
@@ -63,7 +78,7 @@ public struct HTTPResponse: Sendable, Equatable {
   public func serializedHead(keepAlive: Bool) -> [UInt8] {
     var text = "HTTP/1.1 \(status.code) \(status.reason)\r\n"
     for (name, value) in headers { text += "\(name): \(value)\r\n" }
-    text += "Content-Length: \(body.count)\r\n"
+    text += "Content-Length: \(bodyCount)\r\n"
     text += keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n"
     text += "\r\n"
     return Array(text.utf8)
@@ -78,9 +93,9 @@ public struct HTTPResponse: Sendable, Equatable {
   /// Compresses the body with gzip when the client accepts it and it is worth it (bodies
   /// under 1 KiB gain nothing). Adds `Content-Encoding` and `Vary`.
   public func compressedIfAccepted(by request: HTTPRequest) -> HTTPResponse {
-    guard body.count >= 1024, header("content-encoding") == nil,
+    guard bodyCount >= 1024, header("content-encoding") == nil,
       HTTPResponse.acceptsGzip(request.header("accept-encoding")),
-      let compressed = Gzip.compress(body)
+      let compressed = Gzip.compress(parts: bodyParts)
     else { return self }
     var copy = self
     copy.body = compressed

@@ -260,7 +260,7 @@ public final class HTTPServer: Sendable {
           server.stats.count(handler: label, code: response.status.code)
           let keepAlive = request.keepAlive && !response.closeConnection
           let head = response.serializedHead(keepAlive: keepAlive)
-          let chunks = request.method == "HEAD" || response.body.isEmpty ? [head] : [head, response.body]
+          let chunks = request.method == "HEAD" ? [head] : [head] + response.bodyParts
           server.completions.withLock { $0.append(Completion(connectionID: id, chunks: chunks, close: !keepAlive)) }
           server.wakeup.signal()
         }

@@ -57,26 +57,36 @@ public struct Exposition {
     }
   }
 
-  /// The whole exposition, families sorted by name. Consumes the builder: each family's
-  /// lines are released as soon as they are copied, so a 40 MB exposition never needs
-  /// twice its size in memory.
+  /// The whole exposition in one buffer, families sorted by name (for pushes).
   public consuming func render() -> [UInt8] {
+    let parts = renderParts()
     var output: [UInt8] = []
-    output.reserveCapacity(bodies.values.reduce(0) { $0 + $1.lines.count + 200 })
+    output.reserveCapacity(parts.reduce(0) { $0 + $1.count })
+    for part in parts { output += part }
+    return output
+  }
+
+  /// The exposition as parts to write in order, families sorted by name: each family's
+  /// `# HELP`/`# TYPE` lines, then its sample lines — the buffer the collectors filled,
+  /// moved, not copied, so a 38 MB exposition exists once in memory while it is sent.
+  public consuming func renderParts() -> [[UInt8]] {
+    var parts: [[UInt8]] = []
+    parts.reserveCapacity(bodies.count * 2)
     for name in bodies.keys.sorted() {
       guard let (family, lines) = bodies.removeValue(forKey: name) else { continue }
-      output += "# HELP \(family.name) ".utf8
+      var head = Array("# HELP \(family.name) ".utf8)
       for byte in family.help.utf8 {
         switch byte {
-        case UInt8(ascii: "\\"): output += #"\\"#.utf8
-        case UInt8(ascii: "\n"): output += #"\n"#.utf8
-        default: output.append(byte)
+        case UInt8(ascii: "\\"): head += #"\\"#.utf8
+        case UInt8(ascii: "\n"): head += #"\n"#.utf8
+        default: head.append(byte)
         }
       }
-      output += "\n# TYPE \(family.name) \(family.type.rawValue)\n".utf8
-      output += lines
+      head += "\n# TYPE \(family.name) \(family.type.rawValue)\n".utf8
+      parts.append(head)
+      parts.append(lines)
     }
-    return output
+    return parts
   }
 
   private mutating func append(_ family: MetricFamily, _ write: (inout [UInt8]) -> Void) {

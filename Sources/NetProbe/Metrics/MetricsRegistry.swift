@@ -27,9 +27,18 @@ public final class MetricsRegistry: Sendable {
   /// Collects every registered collector into one exposition. Collectors run outside the
   /// registry's lock so that a slow one never blocks a reload.
   public func render() -> [UInt8] {
+    collect().render()
+  }
+
+  /// The same as parts to write in order, without joining them (see `Exposition.renderParts`).
+  public func renderParts() -> [[UInt8]] {
+    collect().renderParts()
+  }
+
+  private func collect() -> Exposition {
     let snapshot = collectors.withLock { $0.map(\.collector) }
     var exposition = Exposition()
     for collector in snapshot { collector.collect(into: &exposition) }
-    return exposition.render()
+    return exposition
   }
 }
