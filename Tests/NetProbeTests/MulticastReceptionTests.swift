@@ -92,4 +92,11 @@ import Testing
       delayBuckets: [0.001])
     #expect(asm.stream(for: other) === asm.streams[""])
   }
+
+  @Test func sysctlsAreReadFromProc() throws {
+    let limit = try #require(FileContents.sysctl("net.ipv4.igmp_max_msf"))
+    #expect(limit > 0)
+    #expect(FileContents.sysctl("net.ipv4.no_such_setting") == nil)
+    #expect(throws: SystemError.self) { try FileContents.read("/nonexistent/file") }
+  }
 }

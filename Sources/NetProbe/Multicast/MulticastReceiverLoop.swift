@@ -20,13 +20,9 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   private var nextMaintenance: Int64 = 0
   /// Sources per socket: the kernel refuses more than net.ipv4.igmp_max_msf (10) per
   /// socket and group, so a long source list is spread over several sockets.
-  private let sourcesPerSocket = max(1, MulticastReceiverLoop.sysctl("/proc/sys/net/ipv4/igmp_max_msf") ?? 10)
+  private let sourcesPerSocket = max(1, FileContents.sysctl("net.ipv4.igmp_max_msf") ?? 10)
 
   init(shared: MulticastShared) { self.shared = shared }
-
-  private static func sysctl(_ path: String) -> Int? {
-    (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmingWhitespace()) }
-  }
 
   func run(_ thread: LoopThread<[MulticastGroup]>) {
     let wakeup = thread.wakeup

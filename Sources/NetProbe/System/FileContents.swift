@@ -19,4 +19,11 @@ public enum FileContents {
   public static func text(_ path: String) throws(SystemError) -> String? {
     String(validating: try read(path), as: UTF8.self)
   }
+
+  /// An integer sysctl (`net.ipv4.igmp_max_msf`), read from /proc/sys; nil when the kernel
+  /// lacks it or it cannot be read (the caller keeps the kernel's documented default).
+  public static func sysctl(_ name: String) -> Int? {
+    let path = "/proc/sys/" + name.replacing(".", with: "/")
+    return (try? text(path)).flatMap { $0 }.flatMap { Int($0.trimmingWhitespace()) }
+  }
 }
