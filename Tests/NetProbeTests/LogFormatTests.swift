@@ -19,6 +19,8 @@ import Testing
     #expect(line == #"{"ts":"2025-11-25T09:12:30.250Z","level":"error","msg":"two\nlines\u0001","path":"C:\\x"}"# + "\n")
     let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
     #expect(object?["msg"] == "two\nlines\u{1}")
+    // Line separators and C1 controls too: a log shipper splitting on them breaks no line.
+    #expect(LineLogHandler.jsonString("a\u{2028}b\u{85}") == #""a\u2028b\u0085""#)
   }
 
   @Test func filtersByLevelAndWritesWholeLines() {

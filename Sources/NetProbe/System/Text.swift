@@ -11,3 +11,27 @@ extension StringProtocol {
   /// Without leading and trailing spaces, tabs, carriage returns and newlines.
   func trimmingWhitespace() -> String { trimming(\.isWhitespace) }
 }
+
+extension String {
+  /// Appends `text` as a JSON string literal (RFC 8259): quotes, backslashes and controls
+  /// escaped, and also DEL, C1 controls and U+2028/U+2029, which line-based tools would
+  /// split on. One encoder for the JSON logs and the config's JSON form.
+  mutating func appendJSONString(_ text: String) {
+    self += "\""
+    for scalar in text.unicodeScalars {
+      switch scalar {
+      case "\"": self += "\\\""
+      case "\\": self += "\\\\"
+      case "\n": self += "\\n"
+      case "\r": self += "\\r"
+      case "\t": self += "\\t"
+      case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029:
+        let hex = String(scalar.value, radix: 16)
+        self += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+      default:
+        unicodeScalars.append(scalar)
+      }
+    }
+    self += "\""
+  }
+}
