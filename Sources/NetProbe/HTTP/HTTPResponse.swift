@@ -84,8 +84,8 @@ public struct HTTPResponse: Sendable, Equatable {
     return Array(text.utf8)
   }
 
-  /// The bytes on the wire: the head, then the body unless `head` (a HEAD request gets the
-  /// GET headers and no body).
+  /// The bytes on the wire in one buffer, for the server's own small answers (errors,
+  /// timeouts): the head, then the body unless `head` (a HEAD request gets no body).
   public func serialized(head: Bool, keepAlive: Bool) -> [UInt8] {
     head ? serializedHead(keepAlive: keepAlive) : serializedHead(keepAlive: keepAlive) + body
   }

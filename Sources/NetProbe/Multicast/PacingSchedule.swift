@@ -8,8 +8,6 @@
 struct PacingSchedule: Sendable, Equatable {
   let interval: Int64
   private(set) var nextDue: Int64
-  /// Times the grid was moved because the sender fell behind more than `slack`.
-  private(set) var stalls: UInt64 = 0
   /// How late a packet may be and still keep its place on the grid.
   static let slack: Int64 = 50_000_000
 
@@ -23,7 +21,6 @@ struct PacingSchedule: Sendable, Equatable {
     guard now >= nextDue else { return false }
     if now - nextDue > PacingSchedule.slack {
       nextDue = now
-      stalls += 1
     }
     nextDue += interval
     return true

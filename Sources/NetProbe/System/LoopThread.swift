@@ -48,9 +48,6 @@ final class LoopThread<Command: Sendable>: Sendable {
     post(command)
   }
 
-  /// Wakes the loop without a command (to look at shared state again).
-  func poke() { wakeup.signal() }
-
   /// The commands queued since the last call, in order.
   func takeCommands() -> [Command] {
     inbox.withLock { list in

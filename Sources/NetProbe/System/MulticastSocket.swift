@@ -29,9 +29,7 @@ public final class MulticastSocket: Sendable {
 
   // Values from <bits/in.h> and <linux/in6.h> that Swift's Glibc module leaves out.
   private static let mcastJoinGroup: Int32 = 42
-  private static let mcastLeaveGroup: Int32 = 45
   private static let mcastJoinSourceGroup: Int32 = 46
-  private static let mcastLeaveSourceGroup: Int32 = 47
   private static let ipMulticastAll: Int32 = 49
   private static let ipv6MulticastAll: Int32 = 29
   private static let ipv6RecvPacketInfo: Int32 = 49
@@ -73,17 +71,9 @@ public final class MulticastSocket: Sendable {
   public func close() { socket.close() }
 
   /// Joins `group` on the interface with index `interface`: any-source when `source` is
-  /// nil (MCAST_JOIN_GROUP), else source-specific (MCAST_JOIN_SOURCE_GROUP).
+  /// nil (MCAST_JOIN_GROUP), else source-specific (MCAST_JOIN_SOURCE_GROUP). There is no
+  /// leave: closing the socket leaves its groups, and the engine closes to leave.
   public func join(_ group: IPAddress, source: IPAddress?, interface: UInt32) throws(SystemError) {
-    try membership(group, source: source, interface: interface, join: true)
-  }
-
-  /// Leaves what `join` joined (MCAST_LEAVE_GROUP / MCAST_LEAVE_SOURCE_GROUP).
-  public func leave(_ group: IPAddress, source: IPAddress?, interface: UInt32) throws(SystemError) {
-    try membership(group, source: source, interface: interface, join: false)
-  }
-
-  private func membership(_ group: IPAddress, source: IPAddress?, interface: UInt32, join: Bool) throws(SystemError) {
     let level = family == .ip4 ? Int32(IPPROTO_IP) : Int32(IPPROTO_IPV6)
     let fd = socket.fileDescriptor
     if let source {
@@ -91,17 +81,15 @@ public final class MulticastSocket: Sendable {
       request.gsr_interface = interface
       request.gsr_group = MulticastSocket.storage(group)
       request.gsr_source = MulticastSocket.storage(source)
-      let name = join ? MulticastSocket.mcastJoinSourceGroup : MulticastSocket.mcastLeaveSourceGroup
-      _ = try retryingInterrupts(join ? "setsockopt(MCAST_JOIN_SOURCE_GROUP)" : "setsockopt(MCAST_LEAVE_SOURCE_GROUP)") {
-        setsockopt(fd, level, name, &request, socklen_t(MemoryLayout<group_source_req>.size))
+      _ = try retryingInterrupts("setsockopt(MCAST_JOIN_SOURCE_GROUP)") {
+        setsockopt(fd, level, MulticastSocket.mcastJoinSourceGroup, &request, socklen_t(MemoryLayout<group_source_req>.size))
       }
     } else {
       var request = group_req()
       request.gr_interface = interface
       request.gr_group = MulticastSocket.storage(group)
-      let name = join ? MulticastSocket.mcastJoinGroup : MulticastSocket.mcastLeaveGroup
-      _ = try retryingInterrupts(join ? "setsockopt(MCAST_JOIN_GROUP)" : "setsockopt(MCAST_LEAVE_GROUP)") {
-        setsockopt(fd, level, name, &request, socklen_t(MemoryLayout<group_req>.size))
+      _ = try retryingInterrupts("setsockopt(MCAST_JOIN_GROUP)") {
+        setsockopt(fd, level, MulticastSocket.mcastJoinGroup, &request, socklen_t(MemoryLayout<group_req>.size))
       }
     }
   }
