@@ -47,8 +47,6 @@ struct JoinState: Sendable {
   var errors: [String: UInt64] = [:]
   /// The last error, so it is logged once and not at every retry.
   var lastError: String?
-  /// When the last join was made (monotonic ns), for join → first packet latency.
-  var joinedAt: Int64?
 }
 
 /// Group-wide counters.
@@ -84,8 +82,8 @@ struct StreamStats: Sendable {
   var lastPacketMonotonic: Int64?
   /// Seconds from the last join to its first packet.
   var joinLatency: Double?
-  /// Waiting for the first packet after a join.
-  var awaitingFirstPacket = true
+  /// The monotonic time of the join whose first packet has not come yet; nil once it came.
+  var awaitingSince: Int64?
   /// A join latency test waits for this stream's first packet.
   var joinTestPending = false
   var joinTestLatency: Histogram

@@ -186,12 +186,11 @@ final class MulticastReceiverLoop: @unchecked Sendable {
     group.join.withLock { state in
       state.joined = true
       state.interfaceIndex = interface
-      state.joinedAt = now
       state.lastError = nil
     }
     for stream in group.streams.values {
       stream.stats.withLock { stats in
-        stats.awaitingFirstPacket = true
+        stats.awaitingSince = now
         // A join after a leave or an outage: the stream resumes, the pause is not its loss.
         if stats.packets > 0 { stats.analyzer.resume() }
       }
@@ -230,17 +229,16 @@ final class MulticastReceiverLoop: @unchecked Sendable {
     }
     let arrival = datagram.kernelTimestamp ?? Clocks.realtimeNanoseconds()
     let now = Clocks.monotonicNanoseconds()
-    let joinedAt = group.join.withLock { $0.joinedAt }
     let verdict = stream.stats.withLock { stats -> PayloadVerdict in
       stats.packets += 1
       stats.bytes += UInt64(datagram.payload.count)
       stats.lastPacketTime = Double(arrival) / 1e9
       stats.lastPacketMonotonic = now
       stats.rate.record(atSecond: arrival / 1_000_000_000)
-      if stats.awaitingFirstPacket, let joinedAt {
+      if let joinedAt = stats.awaitingSince {
         let latency = Double(now - joinedAt) / 1e9
         stats.joinLatency = latency
-        stats.awaitingFirstPacket = false
+        stats.awaitingSince = nil
         if stats.joinTestPending {
           stats.joinTestPending = false
           stats.joinTestLatency.record(latency)
