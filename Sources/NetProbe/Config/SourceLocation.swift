@@ -39,3 +39,21 @@ public struct ConfigDiagnostic: Error, Sendable, Hashable, CustomStringConvertib
 
   public var description: String { "\(location): \(message)" }
 }
+
+/// A configuration item that knows where in the file it was written.
+protocol LocatedInConfig {
+  var location: SourceLocation { get set }
+}
+
+extension LocatedInConfig {
+  /// The item without its place in the file: an engine compares these to carry an
+  /// unchanged item (and its counters) over a reload that only moved it in the file.
+  var withoutLocation: Self {
+    var copy = self
+    copy.location = SourceLocation(line: 0, column: 0)
+    return copy
+  }
+}
+
+extension MulticastGroupConfig: LocatedInConfig {}
+extension BeaconConfig: LocatedInConfig {}

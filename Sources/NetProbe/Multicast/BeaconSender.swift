@@ -80,14 +80,6 @@ struct BeaconStats: Sendable {
   var errors: [String: UInt64] = [:]
 }
 
-extension BeaconConfig {
-  var withoutLocation: BeaconConfig {
-    var copy = self
-    copy.location = SourceLocation(line: 0, column: 0)
-    return copy
-  }
-}
-
 /// The sending thread: sockets and schedules are its own.
 private final class BeaconLoop: @unchecked Sendable {
   private struct Slot {

@@ -54,12 +54,3 @@ final class MulticastShared: Sendable {
 
   init(logger: Logger) { self.logger = logger }
 }
-
-extension MulticastGroupConfig {
-  /// The configuration without its place in the file, for carrying a group over a reload.
-  var withoutLocation: MulticastGroupConfig {
-    var copy = self
-    copy.location = SourceLocation(line: 0, column: 0)
-    return copy
-  }
-}
