@@ -2,7 +2,8 @@
 # Installs the Debian packages the build and the tests need, only those missing.
 # Usage: scripts/install-deps.sh build|test|bench
 #   build: libcurl (headers + pkg-config), zlib headers
-#   test:  build + promtool and prometheus, python3 with PyYAML, curl, systemd-analyze, setcap
+#   test:  build + promtool, prometheus and the pushgateway, igmpproxy, python3 with PyYAML,
+#          curl, nftables, tcpdump, systemd-analyze, setcap
 #   bench: build + wrk, fping, smokeping_prober, iproute2 (ip netns, ss), and libc headers for
 #          the multicast benchmark's C sender (compiled with cc, or the Swift toolchain's clang)
 set -euo pipefail
@@ -15,6 +16,8 @@ want_pkg zlib1g-dev
 case "${1:-build}" in
   test)
     want_pkg prometheus
+    want_pkg prometheus-pushgateway  # the push lab tests (Tests/lab/test_push.py)
+    want_pkg igmpproxy     # the multicast router of the lab (Tests/lab/mcastlab.py)
     want_pkg curl
     want_pkg python3
     want_pkg iproute2      # the network lab (Tests/lab/netlab.py): ip netns, veth

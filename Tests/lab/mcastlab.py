@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 
-from harness import temporary_directory, wait_for
+from harness import require_tool, temporary_directory, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SENDER = os.path.join(HERE, "mcast_sender.py")
@@ -32,7 +32,8 @@ def start_igmpproxy(test, lab, router=1):
                 "  altnet 198.18.0.0/15\n"
                 "phyint agent downstream ratelimit 0 threshold 1\n"
                 "phyint lo disabled\n")
-    process = lab.popen(f"r{router}", ["igmpproxy", "-n", "-d", conf],
+    binary = require_tool(test, "igmpproxy")
+    process = lab.popen(f"r{router}", [binary, "-n", "-d", conf],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def vifs():
