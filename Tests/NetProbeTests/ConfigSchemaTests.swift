@@ -122,6 +122,24 @@ import Testing
     ])
   }
 
+  /// A custom label may not repeat a label name the exporter sets on any series that
+  /// carries it: `netprobe_ping_target_info{socket="raw",socket="x"}` fails the whole scrape.
+  @Test func everyLabelTheExporterSetsIsRefusedAsACustomLabel() {
+    #expect(Set(["socket", "responder", "hop", "le", "errno", "code"]).isSubset(of: ConfigSchema.reservedTargetLabels))
+    #expect(Set(["name", "group", "source", "errno", "reason", "type", "le"]).isSubset(of: ConfigSchema.reservedGroupLabels))
+    for name in ConfigSchema.reservedTargetLabels {
+      let lines = errorLines("targets:\n  - host: 198.18.0.1\n    labels: {\(name): x}\n")
+      #expect(lines == ["test.yml:3:14: label '\(name)' is set by the exporter on these series; choose another name"])
+    }
+    for name in ConfigSchema.reservedGroupLabels {
+      let lines = errorLines("multicast:\n  - group: 239.1.1.1\n    port: 5000\n    interface: lo\n    labels: {\(name): x}\n")
+      #expect(lines == ["test.yml:5:14: label '\(name)' is set by the exporter on these series; choose another name"])
+    }
+    for family in Catalogue.all where family.labels.starts(with: ["target", "host", "address", "family"]) {
+      #expect(Set(family.labels).isSubset(of: ConfigSchema.reservedTargetLabels), "\(family.name)")
+    }
+  }
+
   @Test func crossChecks() {
     #expect(errorLines("targets:\n  - host: 198.18.0.1\n    family: ip6\n")
       == ["test.yml:3:13: family ip6 contradicts host 198.18.0.1, an ip4 address"])

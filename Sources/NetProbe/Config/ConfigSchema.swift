@@ -2,9 +2,9 @@
 /// cross-reference, and naming the place of each problem.
 public enum ConfigSchema {
   /// Labels the exporter itself puts on target series; custom labels may not reuse them.
-  public static let reservedTargetLabels = ["target", "host", "address", "family", "hop", "le", "errno", "reason", "code", "kind"]
+  public static let reservedTargetLabels = Catalogue.targetOwnedLabels
   /// Labels the exporter itself puts on multicast series.
-  public static let reservedGroupLabels = ["name", "group", "source", "port", "interface", "reason", "kind", "type", "le", "version"]
+  public static let reservedGroupLabels = Catalogue.groupOwnedLabels
 
   static let topLevelKeys = ["defaults", "ping", "targets", "multicast", "beacons", "querier_watch", "push"]
   static let probeKeys = ["interval", "timeout", "payload_size", "ttl", "tos", "dont_fragment", "source", "interface",

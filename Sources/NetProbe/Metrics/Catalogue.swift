@@ -221,4 +221,22 @@ public enum Catalogue {
     pushes, pushRetries, pushLastSuccessTimestamp, pushDuration,
     processCPU, processResidentMemory, processVirtualMemory, processOpenFDs, processMaxFDs, processStartTime,
   ]
+
+  /// Every label name the exporter itself sets on a series that also carries a target's
+  /// custom labels (the families keyed by `targetLabels`, and `le` of their histograms).
+  /// A custom label of the same name would print the name twice in one series, which
+  /// Prometheus rejects for the whole scrape, so the config refuses it.
+  public static let targetOwnedLabels = ownedLabels(keyedBy: targetLabels)
+
+  /// The same for a multicast group's custom labels (the families keyed by `streamLabels`).
+  public static let groupOwnedLabels = ownedLabels(keyedBy: streamLabels)
+
+  private static func ownedLabels(keyedBy key: [String]) -> [String] {
+    var names = Set<String>()
+    for family in all where family.labels.starts(with: key) {
+      names.formUnion(family.labels)
+      if family.type == .histogram { names.insert("le") }
+    }
+    return names.sorted()
+  }
 }
