@@ -24,7 +24,7 @@ public struct NetProbeConfig: Sendable, Equatable {
 
 /// Address family preference of a target.
 public enum FamilyPreference: String, Sendable, Equatable, CaseIterable {
-  /// IPv6 when the name has an AAAA record, else IPv4 (as most clients do).
+  /// The system resolver's first answer (getaddrinfo orders by RFC 6724 and /etc/gai.conf).
   case auto
   case ip4
   case ip6
@@ -82,7 +82,8 @@ public struct TraceOptions: Sendable, Equatable {
 public struct PingSettings: Sendable, Equatable {
   /// Upper bounds of the RTT histogram in seconds: smokeping_prober's default, 50 µs × 2^k,
   /// so dashboards built for it carry over.
-  public var rttBuckets: [Double] = (0..<16).map { 0.00005 * Double(1 << $0) }
+  /// smokeping_prober's ExponentialBuckets(50µs, 2, 20), up to 26.2 s, so its dashboards carry over.
+  public var rttBuckets: [Double] = (0..<20).map { 0.00005 * Double(1 << $0) }
   /// How often the ICMP identifier is replaced by a new random one; nil keeps it.
   public var identifierRotation: Duration?
 
