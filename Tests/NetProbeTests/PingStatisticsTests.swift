@@ -4,7 +4,7 @@ import Testing
 @Suite struct ProbeWindowTests {
   @Test func summarisesLossRTTAndJitter() throws {
     var window = ProbeWindow(capacity: 5)
-    #expect(window.summary == ProbeWindow.Summary(probes: 0, lossRatio: 0))
+    #expect(window.summary == ProbeWindow.Summary(probes: 0, lossRatio: nil))
     for rtt in [0.010, nil, 0.014, 0.012, nil] { window.record(rtt) }
     let summary = window.summary
     #expect(summary.probes == 5)

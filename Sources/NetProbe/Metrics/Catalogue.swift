@@ -84,7 +84,7 @@ public enum Catalogue {
 
   public static let pingLossRatio = MetricFamily(
     "netprobe_ping_loss_ratio", .gauge,
-    "Share of the probes in the window that got no reply in time, 0 to 1.", labels: targetLabels)
+    "Share of the probes in the window that got no reply in time, 0 to 1; absent until a probe is decided.", labels: targetLabels)
 
   public static let pingRTTMin = MetricFamily(
     "netprobe_ping_rtt_min_seconds", .gauge, "Lowest RTT in the window.", labels: targetLabels)

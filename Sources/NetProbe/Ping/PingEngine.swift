@@ -197,7 +197,7 @@ enum PingSeries {
     exposition.addHistogram(Catalogue.pingRTT, labels, snapshot.histogram.snapshot)
     let summary = snapshot.window.summary
     exposition.add(Catalogue.pingWindowProbes, labels, Double(summary.probes))
-    exposition.add(Catalogue.pingLossRatio, labels, summary.lossRatio)
+    if let value = summary.lossRatio { exposition.add(Catalogue.pingLossRatio, labels, value) }
     if let value = summary.rttMin { exposition.add(Catalogue.pingRTTMin, labels, value) }
     if let value = summary.rttMean { exposition.add(Catalogue.pingRTTMean, labels, value) }
     if let value = summary.rttMax { exposition.add(Catalogue.pingRTTMax, labels, value) }

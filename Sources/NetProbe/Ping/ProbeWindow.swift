@@ -25,7 +25,9 @@ public struct ProbeWindow: Sendable, Equatable {
 
   public struct Summary: Sendable, Equatable {
     public var probes: Int
-    public var lossRatio: Double
+    /// nil while no probe in the window has been decided: a target that is not probed (no
+    /// socket, no address yet) has no loss to report, and 0 would say it is healthy.
+    public var lossRatio: Double?
     /// nil when no probe in the window was answered.
     public var rttMin: Double?
     public var rttMean: Double?
@@ -61,7 +63,7 @@ public struct ProbeWindow: Sendable, Equatable {
       }
       previous = rtt
     }
-    guard filled > 0 else { return Summary(probes: 0, lossRatio: 0) }
+    guard filled > 0 else { return Summary(probes: 0, lossRatio: nil) }
     var summary = Summary(probes: filled, lossRatio: Double(filled - received) / Double(filled))
     if received > 0 {
       let mean = sum / Double(received)
