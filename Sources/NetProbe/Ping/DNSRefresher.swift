@@ -14,7 +14,8 @@ final class DNSRefresher: Sendable {
   }
 
   private let logger: Logger
-  private let entries = Mutex<[Entry]>([])
+  /// By target identity, so a reload or a refresh of 10,000 names stays linear.
+  private let entries = Mutex<[ObjectIdentifier: Entry]>([:])
   private let handler = Mutex<(@Sendable (PingTarget) -> Void)?>(nil)
   private let wake = DispatchSemaphore(value: 0)
   private let stopping = Atomic<Bool>(false)
@@ -31,10 +32,12 @@ final class DNSRefresher: Sendable {
   /// The named targets to keep resolved; new ones are resolved at once.
   func update(names targets: [PingTarget]) {
     entries.withLock { entries in
-      let previous = entries
-      entries = targets.map { target in
-        previous.first { $0.target === target } ?? Entry(target: target, due: .now)
+      var next = [ObjectIdentifier: Entry](minimumCapacity: targets.count)
+      for target in targets {
+        let id = ObjectIdentifier(target)
+        next[id] = entries[id] ?? Entry(target: target, due: .now)
       }
+      entries = next
     }
     guard !targets.isEmpty else { return }
     if !started.exchange(true, ordering: .acquiringAndReleasing) {
@@ -56,15 +59,13 @@ final class DNSRefresher: Sendable {
   private func run() {
     while !stopping.load(ordering: .acquiring) {
       let now = ContinuousClock.now
-      let due = entries.withLock { entries in entries.filter { $0.due <= now }.map(\.target) }
+      let due = entries.withLock { entries in entries.values.filter { $0.due <= now }.map(\.target) }
       for target in due where !stopping.load(ordering: .acquiring) {
         resolve(target)
         let interval = target.config.options.dnsRefresh
-        entries.withLock { entries in
-          if let index = entries.firstIndex(where: { $0.target === target }) { entries[index].due = .now + interval }
-        }
+        entries.withLock { entries in entries[ObjectIdentifier(target)]?.due = .now + interval }
       }
-      let next = entries.withLock { $0.map(\.due).min() }
+      let next = entries.withLock { $0.values.map(\.due).min() }
       let wait = next.map { ContinuousClock.now.duration(to: $0) } ?? .seconds(3600)
       if wait > .zero {
         let milliseconds = Int(wait.components.seconds) * 1000 + Int(wait.components.attoseconds / 1_000_000_000_000_000) + 1
