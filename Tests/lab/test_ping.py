@@ -30,7 +30,9 @@ class PingLabTest(unittest.TestCase):
     def test_a_twenty_targets_without_loss_and_f_promtool(self):
         lab = self.lab()
         addresses = lab.addresses(10) + lab.addresses(10, family=6)
-        exporter = LabExporter(self, lab, config=write_config(self, targets_config(addresses)))
+        # Custom labels too: promtool below sees them beside the exporter's own.
+        config = targets_config(addresses, extra_defaults="labels: {site: lab, rack: r1}")
+        exporter = LabExporter(self, lab, config=write_config(self, config))
         wait_for(lambda: len(exporter.samples("netprobe_ping_packets_received_total")) == 20
                  and min(exporter.samples("netprobe_ping_packets_received_total").values()) >= 20,
                  timeout=20, what="20 replies from each of 20 targets")
@@ -75,7 +77,14 @@ class PingLabTest(unittest.TestCase):
         wait_for(lambda: exporter.target_value("netprobe_ping_window_probes", "t0") == 30, timeout=20, what="a full window")
         self.assertEqual(exporter.target_value("netprobe_ping_loss_ratio", "t0"), 0)
         lab.drop(addresses[0], 100)
+        silent_since = time.monotonic()
         wait_for(lambda: exporter.target_value("netprobe_ping_loss_ratio", "t0") == 1, timeout=20, what="total loss")
+        self.assertEqual(exporter.target_value("netprobe_ping_loss_ratio", "t1"), 0)
+        # Silent for 30 s in all: still probed all along, still all lost, the other target untouched.
+        sent_before = exporter.target_value("netprobe_ping_packets_sent_total", "t0")
+        time.sleep(max(0, 30 - (time.monotonic() - silent_since)))
+        self.assertGreaterEqual(exporter.target_value("netprobe_ping_packets_sent_total", "t0") - sent_before, 50)
+        self.assertEqual(exporter.target_value("netprobe_ping_loss_ratio", "t0"), 1)
         self.assertEqual(exporter.target_value("netprobe_ping_loss_ratio", "t1"), 0)
         lab.undrop(addresses[0])
         wait_for(lambda: exporter.target_value("netprobe_ping_loss_ratio", "t0") == 0, timeout=20, what="the window to recover")
@@ -98,7 +107,11 @@ class PingLabTest(unittest.TestCase):
         wait_for(lambda: (exporter.target_value("netprobe_ping_packets_received_total", "moving") or 0) >= 5, what="replies")
         lab.set_hosts("agent", {"moving.lab.test": second})
         wait_for(lambda: probed_address() == second, timeout=15, what="the new address")
-        wait_for(lambda: (exporter.target_value("netprobe_ping_packets_received_total", "moving") or 0) >= 5,
+        # The counters carry over with the address label; the old address now drops everything,
+        # so replies that keep coming can only be the new address's.
+        lab.drop(first, 100)
+        at_switch = exporter.target_value("netprobe_ping_packets_received_total", "moving")
+        wait_for(lambda: exporter.target_value("netprobe_ping_packets_received_total", "moving") >= at_switch + 10,
                  what="replies from the new address")
         self.assertIn("DNS name now resolves to another address", exporter.log())
         # The name disappears: the last good address stays, failures are counted, once logged.
@@ -128,6 +141,14 @@ class PingLabTest(unittest.TestCase):
         errors = exporter.samples("netprobe_ping_socket_errors_total")
         self.assertTrue(any('socket="raw",errno="EPERM"' in labels for labels in errors), errors)
         self.assertEqual(exporter.get("/-/healthy")[0], 200)
+        self.assertNotIn("netprobe_ping_loss_ratio{", exporter.metrics(), "a target not probed reports no loss ratio")
+        # Granting what the log asks for works without a restart: the next retry (once a
+        # minute) opens a datagram socket.
+        lab.allow_unprivileged_ping()
+        wait_for(lambda: (exporter.target_value("netprobe_ping_packets_received_total", "t0") or 0) >= 3,
+                 timeout=75, what="replies once ping_group_range is granted")
+        self.assertEqual(exporter.target_value("netprobe_ping_loss_ratio", "t0") is not None, True)
+        self.assertIn('socket="dgram"', next(iter(exporter.samples("netprobe_ping_target_info"))))
 
     def test_g_forged_replies_are_unexpected_not_received(self):
         lab = self.lab(targets=1)

@@ -78,7 +78,14 @@ private struct LoopState {
   /// The socket each target sends on: replies are accepted only from it, since every raw
   /// socket of the host receives a copy of every reply.
   var targetSocket: [UInt32: Int32] = [:]
-  var schedule = MinHeap<(due: Int64, slot: UInt32, target: PingTarget)>(by: { $0.due < $1.due })
+  /// How many targets send on each socket: a socket no target needs any more is closed
+  /// (a raw one would otherwise go on waking the loop for every ICMP packet of the host).
+  var socketUsers: [Int32: Int] = [:]
+  /// Bumped on every add of a slot: schedule entries of an earlier add are stale, even when
+  /// the same target was removed and added back (a DNS name that changed family and back).
+  var generations: [UInt32: UInt64] = [:]
+  var nextGeneration: UInt64 = 0
+  var schedule = MinHeap<(due: Int64, slot: UInt32, generation: UInt64, target: PingTarget)>(by: { $0.due < $1.due })
   var deadlines = MinHeap<(deadline: Int64, slot: UInt32, sequence: UInt32)>(by: { $0.deadline < $1.deadline })
   var sockets: [SocketKey: ICMPSocket] = [:]
   var socketsByDescriptor: [Int32: ICMPSocket] = [:]
@@ -86,6 +93,7 @@ private struct LoopState {
   var openFailures: [SocketKey: (error: SystemError, retryAt: Int64)] = [:]
   /// The datagram-vs-raw decision of `socket: auto`, made once per family.
   var autoKind: ICMPSocketKind?
+  var loggedAutoFallback = false
   var packet: [UInt8] = []
   var receiveBuffer = [UInt8](repeating: 0, count: 65_536)
   var control = [UInt8](repeating: 0, count: 512)
@@ -114,10 +122,10 @@ private struct LoopState {
       var next = now + 1_000_000_000
       if let due = schedule.min?.due { next = min(next, due) }
       if let deadline = deadlines.min?.deadline { next = min(next, deadline) }
-      let waitNanoseconds = max(0, next - Clocks.monotonicNanoseconds())
-      // Round up, so the loop never wakes a moment early and spins.
-      let timeout = Int32(min(1000, (waitNanoseconds + 999_999) / 1_000_000))
-      _ = try? Poller.poll(&entries, timeoutMilliseconds: timeout)
+      // ppoll's nanoseconds, not poll's milliseconds: at 10,000 probes a second the sends
+      // go out one by one, 100 µs apart, instead of ten at a time on each millisecond.
+      let waitNanoseconds = min(1_000_000_000, max(0, next - Clocks.monotonicNanoseconds()))
+      _ = try? Poller.poll(&entries, timeoutNanoseconds: waitNanoseconds)
       if entries[0].revents != 0 { wakeup.drain() }
       for entry in entries.dropFirst() where entry.revents != 0 {
         if let socket = socketsByDescriptor[entry.fd] { receiveAll(from: socket) }
@@ -129,14 +137,17 @@ private struct LoopState {
     switch command {
     case .add(let target):
       targets[target.slot] = target
+      nextGeneration += 1
+      generations[target.slot] = nextGeneration
       // Golden-ratio phases spread any number of targets evenly over their interval,
       // without knowing how many there will be.
       let phase = (Double(target.slot) * 0.618_033_988_749_895).truncatingRemainder(dividingBy: 1)
       let interval = target.config.options.interval.nanoseconds
-      schedule.insert((Clocks.monotonicNanoseconds() + Int64(phase * Double(interval)), target.slot, target))
+      schedule.insert((Clocks.monotonicNanoseconds() + Int64(phase * Double(interval)), target.slot, nextGeneration, target))
     case .remove(let slot):
       targets[slot] = nil
-      targetSocket[slot] = nil
+      generations[slot] = nil
+      unbind(slot)
     }
   }
 
@@ -146,13 +157,13 @@ private struct LoopState {
     while let next = schedule.min, next.due <= now {
       schedule.popMin()
       // A removed or replaced target's entries are dropped here, lazily.
-      guard let target = targets[next.slot], target === next.target else { continue }
+      guard let target = targets[next.slot], target === next.target, generations[next.slot] == next.generation else { continue }
       let interval = target.config.options.interval.nanoseconds
       send(target, now: now)
       // Fixed rate from the planned time; after a stall, start again from now instead of
       // sending the missed probes in a burst.
       let following = next.due + interval
-      schedule.insert((following > now ? following : now + interval, next.slot, target))
+      schedule.insert((following > now ? following : now + interval, next.slot, next.generation, target))
     }
   }
 
@@ -239,7 +250,10 @@ private struct LoopState {
       return socket
     } catch {
       if target.config.options.socket == .auto && key.kind == .dgram && error.errno == EACCES {
-        context.logger.info("datagram ICMP sockets are not allowed for this group (net.ipv4.ping_group_range); using raw sockets", metadata: ["family": "\(family.rawValue)"])
+        if !loggedAutoFallback {
+          context.logger.info("datagram ICMP sockets are not allowed for this group (net.ipv4.ping_group_range); using raw sockets", metadata: ["family": "\(family.rawValue)"])
+          loggedAutoFallback = true
+        }
         autoKind = .raw
         key.kind = .raw
         if let socket = sockets[key] {
@@ -253,6 +267,11 @@ private struct LoopState {
           return socket
         } catch {
           failed(key, error, auto: true)
+          // Neither kind opens: when the retry comes round, try datagram first again, so
+          // that granting ping_group_range (as the log advises) works without a restart.
+          autoKind = nil
+          key.kind = .dgram
+          openFailures[key] = openFailures[SocketKey(kind: .raw, options: key.options)]
           return nil
         }
       }
@@ -270,9 +289,28 @@ private struct LoopState {
 
   mutating func bind(_ target: PingTarget, to socket: ICMPSocket) {
     if targetSocket[target.slot] != socket.fileDescriptor {
+      unbind(target.slot)
       targetSocket[target.slot] = socket.fileDescriptor
+      socketUsers[socket.fileDescriptor, default: 0] += 1
       target.state.withLock { $0.socketKind = socket.kind }
     }
+  }
+
+  /// Forgets the socket `slot` sent on, and closes it when no other target uses it.
+  mutating func unbind(_ slot: UInt32) {
+    guard let fd = targetSocket.removeValue(forKey: slot) else { return }
+    let users = (socketUsers[fd] ?? 1) - 1
+    guard users <= 0 else {
+      socketUsers[fd] = users
+      return
+    }
+    socketUsers[fd] = nil
+    guard let socket = socketsByDescriptor.removeValue(forKey: fd) else { return }
+    if let key = sockets.first(where: { $0.value === socket })?.key { sockets[key] = nil }
+    if countingRawDescriptor == fd {
+      countingRawDescriptor = socketsByDescriptor.values.first(where: { $0.kind == .raw })?.fileDescriptor
+    }
+    // The last reference goes with this scope: the descriptor closes on deinit.
   }
 
   /// Logs a socket that cannot be opened, once per minute, with the privilege to grant.
@@ -319,8 +357,11 @@ private struct LoopState {
       }
       // Every raw socket gets a copy: count the reply once, on the socket that sent it.
       guard targetSocket[payload.slot] == socket.fileDescriptor else { return }
-      let receiveTime = datagram.kernelTimestamp ?? Clocks.realtimeNanoseconds()
-      let now = Clocks.monotonicNanoseconds()
+      let realtimeNow = Clocks.realtimeNanoseconds()
+      let receiveTime = datagram.kernelTimestamp ?? realtimeNow
+      // In time or late is judged by when the kernel received the reply, not by when this
+      // loop got to it: a reply queued behind a busy moment was still in time.
+      let now = Clocks.monotonicNanoseconds() - max(0, realtimeNow - receiveTime)
       let reason: UnexpectedReason? = target.state.withLock { state in
         guard datagram.source == state.address else { return .wrongSource }
         guard payloadLength == target.config.options.payloadSize else { return .corrupt }
