@@ -59,6 +59,7 @@ fuzz:
 	.build/release/netprobe_fuzz http --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
 	.build/release/netprobe_fuzz multicast --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
 	.build/release/netprobe_fuzz querier --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
+	.build/release/netprobe_fuzz icmp --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
 
 embed:
 	scripts/embed-default-config.py

@@ -21,13 +21,21 @@ private let httpTokens = [
 func fuzzHTTP(iterations: Int, seed: UInt64) -> Int {
   var mutator = Mutator(seed: seed, dictionary: httpTokens)
   let seeds = httpSeeds.map { Array($0.utf8) }
+  // Heads around the 16 KiB limit, so that mutations fall on either side of the 431 check.
+  let limit = HTTPRequestParser.maxHeaderBytes
+  let longSeeds = [limit - 40, limit - 2, limit + 3].map { size in
+    Array(("GET /metrics HTTP/1.1\r\nX-Pad: " + String(repeating: "a", count: size - 33) + "\r\n\r\n").utf8)
+  }
   var parsed = 0
   for index in 0..<iterations {
-    let input = index % 3 == 0
+    let input = index % 32 == 31
+      ? mutator.mutate(longSeeds[index % longSeeds.count])
+      : index % 3 == 0
       ? mutator.randomInput(maxLength: 512)
       : mutator.mutate(seeds[index % seeds.count])
     if case .request(let request, let length) = HTTPRequestParser.parse(input) {
       precondition(length <= input.count, "head length beyond the input")
+      precondition(length <= limit + 4, "a head above the limit was accepted")
       _ = request.keepAlive
       _ = request.header("accept-encoding")
       let response = HTTPResponse.text(.ok, String(repeating: "x", count: 2048))
