@@ -33,6 +33,18 @@ import Testing
     }
   }
 
+  /// `--web.listen-address=:PORT` serves IPv4 and IPv6 clients alike, as Go exporters do.
+  @Test func colonPortListensOnBothFamilies() throws {
+    let fixture = try RoutesFixture()
+    let address = try #require(SocketAddress.parseListen(":0"))
+    let server = try HTTPServer(address: address, handler: fixture.routes)
+    server.start()
+    defer { server.stop() }
+    let port = server.localAddress.port
+    #expect(try get(port, "/-/healthy")?.status == 200)
+    #expect(try get(port, "/-/healthy", ipv6: true)?.status == 200)
+  }
+
   @Test func answersGarbageWith400AndCloses() throws {
     try withServer { port, fixture, _ in
       let connection = try TestConnection(port: port)

@@ -36,7 +36,8 @@ import Testing
   }
 
   @Test func listenAddresses() {
-    #expect(SocketAddress.parseListen(":9469")?.description == "0.0.0.0:9469")
+    #expect(SocketAddress.parseListen(":9469")?.description == "[::]:9469")
+    #expect(SocketAddress.parseListen("0.0.0.0:9469")?.description == "0.0.0.0:9469")
     #expect(SocketAddress.parseListen("localhost:1")?.description == "127.0.0.1:1")
     #expect(SocketAddress.parseListen("[::1]:9469")?.description == "[::1]:9469")
     #expect(SocketAddress.parseListen("127.0.0.1:0")?.port == 0)

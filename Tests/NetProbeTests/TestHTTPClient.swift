@@ -7,17 +7,29 @@ import Foundation
 final class TestConnection: @unchecked Sendable {
   let fd: Int32
 
-  init(port: UInt16, timeoutSeconds: Int = 10) throws {
-    fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+  /// Connects to 127.0.0.1, or to ::1 with `ipv6`.
+  init(port: UInt16, ipv6: Bool = false, timeoutSeconds: Int = 10) throws {
+    fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw POSIXError(.init(rawValue: errno)!) }
     var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr = in_addr(s_addr: UInt32(0x7F00_0001).bigEndian)
-    let result = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    let result: Int32
+    if ipv6 {
+      var address = sockaddr_in6()
+      address.sin6_family = sa_family_t(AF_INET6)
+      address.sin6_port = port.bigEndian
+      address.sin6_addr.__in6_u.__u6_addr8.15 = 1
+      result = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+      }
+    } else {
+      var address = sockaddr_in()
+      address.sin_family = sa_family_t(AF_INET)
+      address.sin_port = port.bigEndian
+      address.sin_addr = in_addr(s_addr: UInt32(0x7F00_0001).bigEndian)
+      result = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+      }
     }
     guard result == 0 else {
       let code = errno
@@ -95,8 +107,8 @@ struct TestResponse {
 }
 
 /// One GET on a fresh connection.
-func get(_ port: UInt16, _ path: String, headers: String = "") throws -> TestResponse? {
-  let connection = try TestConnection(port: port)
+func get(_ port: UInt16, _ path: String, headers: String = "", ipv6: Bool = false) throws -> TestResponse? {
+  let connection = try TestConnection(port: port, ipv6: ipv6)
   connection.send("GET \(path) HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\(headers)\r\n")
   return connection.readResponse()
 }

@@ -45,11 +45,21 @@ public final class HTTPServer: Sendable {
   private let stats = HTTPServerStats()
 
   /// Binds and listens at once, so a port already in use fails here with a clear error.
+  /// `[::]` (and `:port`, which parses to it) listens on IPv4 too, through v4-mapped
+  /// addresses, as Go exporters do; where the kernel has no IPv6 it falls back to 0.0.0.0.
   public init(address: SocketAddress, handler: any HTTPHandler, options: HTTPServerOptions = HTTPServerOptions()) throws(SystemError) {
-    let socket = try Socket(family: address.addressFamily, type: Int32(SOCK_STREAM.rawValue))
+    var address = address
+    let dualStack = address.ip.family == .ip6 && address.ip.isUnspecified
+    let socket: Socket
+    do {
+      socket = try Socket(family: address.addressFamily, type: Int32(SOCK_STREAM.rawValue))
+    } catch where dualStack && error.errno == EAFNOSUPPORT {
+      address = SocketAddress(.v4(0), port: address.port)
+      socket = try Socket(family: address.addressFamily, type: Int32(SOCK_STREAM.rawValue))
+    }
     try socket.setOption(level: SOL_SOCKET, name: SO_REUSEADDR, value: Int32(1), label: "SO_REUSEADDR")
     if case .v6 = address.ip {
-      try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_V6ONLY, value: Int32(1), label: "IPV6_V6ONLY")
+      try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_V6ONLY, value: Int32(dualStack ? 0 : 1), label: "IPV6_V6ONLY")
     }
     try socket.bind(to: address)
     try socket.listen(backlog: 1024)

@@ -34,7 +34,8 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
       guard let ip = IPAddress(host), ip.family == .ip6 else { return nil }
       return SocketAddress(ip, port: port)
     }
-    if host.isEmpty { return SocketAddress(.v4(0), port: port) }
+    // `:port` is every address of both families, as Go exporters listen (see HTTPServer).
+    if host.isEmpty { return SocketAddress(.v6(IPv6Bytes([UInt8](repeating: 0, count: 16)), zone: nil), port: port) }
     if host == "localhost" { return SocketAddress(.v4(0x7F00_0001), port: port) }
     guard let ip = IPAddress(host), ip.family == .ip4 else { return nil }
     return SocketAddress(ip, port: port)
