@@ -14,6 +14,9 @@ import Testing
 
   /// Directories whose `.yml` files must be valid YAML-lite, searched recursively.
   static let directories = ["config", "Tests/NetProbeTests/Fixtures/valid", "Tests/NetProbeTests/Fixtures/yaml"]
+  /// Fixtures that break the schema, not YAML: valid YAML-lite all the same. (The invalid
+  /// `yaml-*` ones are YAML-lite errors and are checked against their golden files.)
+  static let schemaFixturePrefix = "Tests/NetProbeTests/Fixtures/invalid/schema-"
 
   @Test func everyFixtureReadsAsPyYAMLReadsIt() throws {
     let files = Self.yamlFiles()
@@ -61,6 +64,11 @@ import Testing
       for case let file as URL in walker where file.pathExtension == "yml" {
         files.append(file)
       }
+    }
+    let invalid = root.appendingPathComponent("Tests/NetProbeTests/Fixtures/invalid")
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: invalid.path)) ?? []
+    for name in names where name.hasSuffix(".yml") && relative(invalid.appendingPathComponent(name)).hasPrefix(schemaFixturePrefix) {
+      files.append(invalid.appendingPathComponent(name))
     }
     return files.sorted { $0.path < $1.path }
   }
