@@ -48,6 +48,8 @@ bench:
 lint:
 	@scripts/install-deps.sh build
 	mkdir -p .build
+	@# SwiftPM repeats no warning for a file it does not recompile: rebuild our own modules.
+	rm -rf $(addprefix .build/debug/,NetProbe.build netprobe_exporter.build netprobe_fuzz.build NetProbeTests.build CNetShims.build CCurl.build)
 	$(SWIFT) build --build-tests 2>&1 | tee .build/lint.log
 	@! grep -E '^/.*(Sources|Tests)/.*: warning:' .build/lint.log || { echo "lint: warnings above"; exit 1; }
 	@if command -v promtool >/dev/null; then promtool check rules deploy/prometheus/netprobe.rules.yml deploy/prometheus/netprobe.alerts.yml; fi

@@ -27,6 +27,9 @@ case "${1:-build}" in
     want_pkg tcpdump
     want_pkg systemd       # systemd-analyze verify|security on deploy/systemd (Tests/deploy)
     want_pkg libcap2-bin   # setcap: the container image's file capability (Tests/deploy)
+    # PyYAML for the YAML conformance test: from Debian for the system python3 (any other
+    # python3 first on PATH, pyenv or a venv, gets it from PyPI below).
+    if [ "$(command -v python3 || echo /usr/bin/python3)" = /usr/bin/python3 ]; then want_pkg python3-yaml; fi
     ;;
   bench)
     want_pkg wrk
@@ -48,13 +51,7 @@ if ((${#need[@]})); then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# PyYAML for the YAML conformance test: from Debian for the system python3, from PyPI for
-# any other python3 first on PATH (pyenv, venv).
 if [ "${1:-build}" = test ] && ! python3 -c 'import yaml' 2>/dev/null; then
-  if [ "$(command -v python3)" = /usr/bin/python3 ]; then
-    [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-yaml >/dev/null
-  else
-    python3 -m pip install --quiet pyyaml
-  fi
+  python3 -m pip install --quiet pyyaml
   python3 -c 'import yaml' || { echo "PyYAML is missing: apt-get install python3-yaml (or pip install pyyaml)" >&2; exit 1; }
 fi
