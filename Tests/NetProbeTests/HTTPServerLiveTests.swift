@@ -33,6 +33,33 @@ import Testing
     }
   }
 
+  /// A body as large as a 10,000-target scrape, for the in-flight budget.
+  struct LargeBodyHandler: HTTPHandler {
+    let body = [UInt8](repeating: UInt8(ascii: "x"), count: 32 << 20)
+    func respond(to request: HTTPRequest) -> HTTPResponse { HTTPResponse(.ok, body: body) }
+    func handlerLabel(for request: HTTPRequest) -> String { "metrics" }
+  }
+
+  /// Clients that ask and never read hold their responses; past the budget a new request
+  /// gets 503 at once instead of one more copy in memory, and is served again once the
+  /// reader has taken its response.
+  @Test func slowReadersCannotHoldMoreThanTheBudget() throws {
+    var options = HTTPServerOptions()
+    options.maxResponseBytesInFlight = 40 << 20
+    let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: LargeBodyHandler(), options: options)
+    server.start()
+    defer { server.stop() }
+    let port = server.localAddress.port
+    let stalled = try TestConnection(port: port)
+    stalled.send("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+    Thread.sleep(forTimeInterval: 0.5)  // rendered, and stuck behind the full socket buffers
+    let refused = try #require(try get(port, "/metrics"))
+    #expect(refused.status == 503 && refused.headers["retry-after"] == "1")
+    let first = try #require(stalled.readResponse())
+    #expect(first.status == 200 && first.body.count == 32 << 20)
+    #expect(try get(port, "/metrics")?.status == 200)
+  }
+
   /// `--web.listen-address=:PORT` serves IPv4 and IPv6 clients alike, as Go exporters do.
   @Test func colonPortListensOnBothFamilies() throws {
     let fixture = try RoutesFixture()

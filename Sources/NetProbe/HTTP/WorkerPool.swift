@@ -30,7 +30,9 @@ final class WorkerPool: Sendable {
   func shutdown(timeout: DispatchTimeInterval = .seconds(1)) {
     stopping.store(true, ordering: .releasing)
     for _ in 0..<threadCount { available.signal() }
-    for _ in 0..<threadCount { _ = finished.wait(timeout: .now() + timeout) }
+    // One deadline for all of them: a stuck worker must not multiply the wait.
+    let deadline = DispatchTime.now() + timeout
+    for _ in 0..<threadCount { _ = finished.wait(timeout: deadline) }
   }
 
   private func run() {
