@@ -226,17 +226,28 @@ def cpu_seconds(pid):
     return total / CLK_TCK
 
 
-def peak_rss_mib(pid):
+def _status_mib(pid, field):
     total = 0
     for member in process_tree(pid):
         try:
             with open("/proc/%d/status" % member) as f:
                 for line in f:
-                    if line.startswith("VmHWM:"):
+                    if line.startswith(field + ":"):
                         total += int(line.split()[1])
         except OSError:
             pass
     return total / PAGE_MIB
+
+
+def peak_rss_mib(pid):
+    """VmHWM: the high-water mark, scrapes included."""
+    return _status_mib(pid, "VmHWM")
+
+
+def rss_mib(pid):
+    """VmRSS now: read at the end of the window, long after the last scrape (memory held
+    between scrapes, the figure the exporter's memory goal is about)."""
+    return _status_mib(pid, "VmRSS")
 
 
 def comm(pid):
@@ -326,7 +337,7 @@ def target_addresses(n):
 class Result:
     def __init__(self, tool, n):
         self.tool, self.n = tool, n
-        self.cpu = self.window = self.rss = None
+        self.cpu = self.window = self.rss = self.rss_now = None
         self.sent = self.answered = None
         self.note = None
         self.command = None
@@ -381,6 +392,7 @@ def measure_http(result, namespace, process, sent_family, answered_family, args)
     time.sleep(args.seconds)
     cpu1, t1 = cpu_seconds(process.pid), time.monotonic()
     result.rss = peak_rss_mib(process.pid)
+    result.rss_now = rss_mib(process.pid)
     after = scrape(namespace, families)
     if "error" in after or process.poll() is not None:
         result.note = "final scrape failed: %s %s" % (after.get("error", ""), tail(result.stderr_path))
@@ -467,6 +479,7 @@ def run_one(tool, n, args, workdir):
             time.sleep(args.seconds)
             cpu1, t1 = cpu_seconds(process.pid), time.monotonic()
             result.rss = peak_rss_mib(process.pid)
+            result.rss_now = rss_mib(process.pid)
             alive = process.poll() is None
             t_b, lines_b, sent, answered = fping_split(process, result.stderr_path, n)
             if not alive:
@@ -546,17 +559,17 @@ def report(results, args):
     print("ICMP echo probing, 1 probe/s per target on 127.1.0.0/16 in a private namespace; "
           "%g s window after %g s warm-up; %d CPU(s)." % (args.seconds, args.warmup, os.cpu_count()))
     print()
-    print("| tool | N | CPU s per 1,000 probes | % of one core | peak RSS MiB | answered / sent "
-          "| sent / expected |")
-    print("|---|---:|---:|---:|---:|---|---:|")
+    print("| tool | N | CPU s per 1,000 probes | % of one core | RSS MiB between scrapes | peak RSS MiB "
+          "| answered / sent | sent / expected |")
+    print("|---|---:|---:|---:|---:|---:|---|---:|")
     for r in results:
         label = TOOLS[r.tool]["label"] + (" " + r.version if r.version and r.version != "?" else "")
         if r.cpu is None or not r.sent:
-            print("| %s | %d | n/a | n/a | n/a | n/a | n/a |" % (label, r.n))
+            print("| %s | %d | n/a | n/a | n/a | n/a | n/a | n/a |" % (label, r.n))
             continue
         expected = r.n * r.window
-        print("| %s | %d | %.3f | %.1f | %.1f | %d / %d (%.2f%%) | %.1f%% |" % (
-            label, r.n, per_thousand(r), 100 * r.cpu / r.window, r.rss, round(r.answered),
+        print("| %s | %d | %.3f | %.1f | %s | %.1f | %d / %d (%.2f%%) | %.1f%% |" % (
+            label, r.n, per_thousand(r), 100 * r.cpu / r.window, fmt(r.rss_now, ".1f"), r.rss, round(r.answered),
             round(r.sent), 100 * r.answered / r.sent, 100 * r.sent / expected))
     print()
     ns = sorted({r.n for r in results})
