@@ -91,6 +91,21 @@ import Testing
     #expect(captured[2].contains("msg=\"push failed\"") && captured[2].contains("error=\"timed out\""))
   }
 
+  @Test func anotherKindOfFailureIsLoggedAtOnce() {
+    let (logger, lines) = capturingLogger()
+    var log = FailureLog()
+    log.report(.failed(.failure("Operation timed out")), logger: logger, now: Self.start)
+    log.report(.failed(.rejected(status: 500, body: Array("storage broke".utf8))), logger: logger, now: Self.start + 15)
+    log.report(.failed(.rejected(status: 500, body: Array("storage broke".utf8))), logger: logger, now: Self.start + 30)
+    log.report(.failed(.failure("Operation timed out")), logger: logger, now: Self.start + 45)
+    log.report(.failed(.rejected(status: 503, body: [])), logger: logger, now: Self.start + 50)
+    let captured = lines.withLock { $0 }
+    #expect(captured.count == 3)
+    #expect(captured[0].contains("error=\"Operation timed out\""))
+    #expect(captured[1].contains("status=500") && captured[1].contains("body=\"storage broke\""))
+    #expect(captured[2].contains("status=503"))
+  }
+
   @Test func aFlappingGatewayLogsAtMostThreeLinesAMinute() {
     let (logger, lines) = capturingLogger()
     var log = FailureLog()

@@ -2,16 +2,19 @@ import FoundationEssentials
 import Logging
 
 /// The push loop's log lines, rate-limited: a gateway down for a day gives a few dozen
-/// lines, not 5,760, and a flapping one at most three a minute.
+/// lines, not 5,760, and a flapping one at most three a minute (for one kind of failure).
 ///
 /// - Failures (and non-2xx answers a retry cured, with the gateway's answer): the first at
-///   once, then at most one a minute with the count of those not logged.
+///   once, then at most one a minute with the count of those not logged, for each kind of
+///   failure: no answer, or each HTTP status. A gateway that stops timing out and starts
+///   answering 500 is news, logged at once with its answer.
 /// - Recoveries: at most one a minute. A logged recovery ends the outage, so the first
 ///   failure of the next one is logged at once; failures not logged meanwhile are counted
 ///   on the recovery line.
 struct FailureLog {
   private var failingSince: Date?
-  private var failureLimit = LogRateLimit(interval: 60)
+  /// By kind of failure (see `kind`).
+  private var failureLimits: [String: LogRateLimit] = [:]
   private var recoveryLimit = LogRateLimit(interval: 60)
   private var suppressedFailures = 0
   private var suppressedRecoveries = 0
@@ -31,7 +34,8 @@ struct FailureLog {
   }
 
   private mutating func failed(_ problem: PushProblem, retries: Int, cured: Bool, logger: Logger, now: Date) {
-    guard failureLimit.allows(now) else {
+    let kind = Self.kind(problem)
+    guard failureLimits[kind, default: LogRateLimit(interval: 60)].allows(now) else {
       suppressedFailures += 1
       return
     }
@@ -60,6 +64,14 @@ struct FailureLog {
     logger.info("push recovered", metadata: metadata)
     suppressedFailures = 0
     suppressedRecoveries = 0
-    failureLimit.reset()
+    failureLimits.removeAll()
+  }
+
+  /// What makes one failure news after another: no answer at all, or the HTTP status.
+  private static func kind(_ problem: PushProblem) -> String {
+    switch problem {
+    case .failure: "failure"
+    case .rejected(let status, _): "status \(status)"
+    }
   }
 }
