@@ -236,6 +236,21 @@ class PushTest(unittest.TestCase):
         self.assertIsNone(exporter.sample("netprobe_push_interval_seconds"))
         self.assertGreaterEqual(exporter.sample('netprobe_pushes_total{result="success"}'), 2)
 
+    def test_a_reload_that_first_adds_push_loads_libcurl_and_pushes(self):
+        gateway = Gateway(self)
+        directory = temporary_directory(self)
+        exporter = Exporter(self, config=push_config(directory, gateway.port, push=False))
+        self.assertIsNone(exporter.sample('netprobe_pushes_total{result="success"}'))
+        # No push at start-up: libcurl was never opened.
+        with open(f"/proc/{exporter.process.pid}/maps") as maps:
+            self.assertNotIn("libcurl", maps.read())
+        push_config(directory, gateway.port)
+        exporter.signal(signal.SIGHUP)
+        wait_for(lambda: 'site="fra"' in gateway.metrics(), what="the first push after the reload")
+        self.assertEqual(exporter.sample("netprobe_push_interval_seconds"), 1)
+        with open(f"/proc/{exporter.process.pid}/maps") as maps:
+            self.assertIn("libcurl", maps.read())
+
     def test_a_proxy_in_the_environment_is_ignored(self):
         gateway = Gateway(self)
         # Every variable libcurl reads, pointing at a closed port: a push through it would fail.
