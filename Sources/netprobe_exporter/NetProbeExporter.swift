@@ -103,6 +103,8 @@ struct NetProbeExporter: ParsableCommand {
       for line in errors.lines { logger.error("invalid configuration", metadata: ["error": "\(line)"]) }
       throw ExitCode(2)
     }
+    // libcurl and curl_global_init while this is still the only thread (when pushing).
+    Pusher.prepare(for: config, logger: logger)
 
     let registry = MetricsRegistry()
     let agent = Agent(source: source, config: config, logger: logger)

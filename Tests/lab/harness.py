@@ -51,12 +51,15 @@ def request(port, method, path, headers=None, body=None, timeout=10):
 class Exporter:
     """The exporter binary as a child process, listening on an ephemeral loopback port."""
 
-    def __init__(self, test, *args, config=None):
+    def __init__(self, test, *args, config=None, env=None, wrapper=()):
+        """`env`: variables added to the environment; `wrapper`: a command the exporter runs
+        under (e.g. `unshare -m …`), which must exec it."""
         self.stderr = tempfile.TemporaryFile()
-        command = [BINARY, "--web.listen-address=127.0.0.1:0", *args]
+        command = [*wrapper, BINARY, "--web.listen-address=127.0.0.1:0", *args]
         if config:
             command.append(f"--config.file={config}")
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.stderr,
+                                        env={**os.environ, **env} if env else None)
         test.addCleanup(self.kill)
         self.port = wait_for(self._listening_port, what="the exporter to listen")
 

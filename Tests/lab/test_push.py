@@ -1,7 +1,9 @@
 """Pushing to a real prometheus-pushgateway on loopback, and to a misbehaving one."""
 import http.server
 import os
+import re
 import signal
+import subprocess
 import threading
 import time
 import unittest
@@ -10,18 +12,72 @@ from harness import (Exporter, free_port, request, require_tool, start_process, 
                      wait_for)
 
 
-def push_config(directory, port, extra=""):
+def push_config(directory, port, extra="", site="fra", interval="1s", timeout="800ms", push=True):
     path = os.path.join(directory, "netprobe.yml")
     with open(path, "w") as f:
-        f.write("targets:\n  - {name: lo, host: 127.0.0.1}\n"
-                "push:\n"
-                f"  url: http://127.0.0.1:{port}\n"
-                "  job: netprobe-lab\n"
-                "  instance: agent-1\n"
-                "  grouping: {owner: \"ops team/eu\", site: fra}\n"
-                "  interval: 1s\n"
-                "  timeout: 800ms\n" + extra)
+        f.write("targets:\n  - {name: lo, host: 127.0.0.1, interval: 200ms}\n")
+        if push:
+            f.write("push:\n"
+                    f"  url: http://127.0.0.1:{port}\n"
+                    "  job: netprobe-lab\n"
+                    "  instance: agent-1\n"
+                    f"  grouping: {{owner: \"ops team/eu\", site: {site}}}\n"
+                    f"  interval: {interval}\n"
+                    f"  timeout: {timeout}\n" + extra)
     return path
+
+
+def ping_counts(exporter):
+    """(sent, received) echo requests and replies, summed over the targets."""
+    text = exporter.metrics()
+
+    def total(family):
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(family + "{"))
+    return total("netprobe_ping_packets_sent_total"), total("netprobe_ping_packets_received_total")
+
+
+class FakeGateway:
+    """A gateway on loopback that answers PUTs as `mode` says: "slow" sleeps 10 s before a
+    500, "error" answers 500 with a body at once, "hang" and DELETEs never answer."""
+
+    def __init__(self, test, mode):
+        self.mode = mode
+        self.hits = []
+        gateway = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_PUT(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                gateway.hits.append(gateway.mode)
+                if gateway.mode == "hang":
+                    time.sleep(30)
+                    return
+                if gateway.mode == "slow":
+                    time.sleep(10)
+                body = b"storage broke\n"
+                try:
+                    self.send_response(500)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the agent gave up on this push (its timeout)
+
+            def do_DELETE(self):
+                gateway.hits.append("DELETE")
+                time.sleep(30)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        test.addCleanup(self.server.server_close)
+        test.addCleanup(self.server.shutdown)
 
 
 class Gateway:
@@ -60,6 +116,7 @@ class PushTest(unittest.TestCase):
         for label in ['instance="agent-1"', 'job="netprobe-lab"', 'owner="ops team/eu"', 'site="fra"']:
             self.assertIn(label, lines[0])
         self.assertIn(f'push_time_seconds{{{self.GROUP}}}', text)
+        self.assertRegex(text, r'netprobe_push_interval_seconds\{[^}]*site="fra"[^}]*\} 1\n')
         wait_for(lambda: exporter.sample('netprobe_pushes_total{result="success"}') >= 2, what="two pushes")
         self.assertEqual(exporter.sample('netprobe_pushes_total{result="failure"}'), 0)
         self.assertGreater(exporter.sample("netprobe_push_last_success_timestamp_seconds"), time.time() - 60)
@@ -69,9 +126,12 @@ class PushTest(unittest.TestCase):
         exporter = Exporter(self, config=push_config(temporary_directory(self), gateway.port))
         wait_for(lambda: exporter.sample('netprobe_pushes_total{result="success"}') >= 1, what="a push")
         gateway.stop()
+        sent, received = ping_counts(exporter)
         wait_for(lambda: exporter.sample('netprobe_pushes_total{result="failure"}') >= 2, what="failed pushes")
-        status, _, _ = exporter.get("/metrics")
-        self.assertEqual(status, 200)
+        # The probes do not wait on the push: 200 ms pings went on through two failed pushes.
+        sent_after, received_after = ping_counts(exporter)
+        self.assertGreaterEqual(sent_after - sent, 4, "pings stalled while the gateway was down")
+        self.assertGreaterEqual(received_after - received, 4, "pings stalled while the gateway was down")
         self.assertIn("push failed", exporter.log())
         self.assertIn("Failed to connect to 127.0.0.1 port", exporter.log())
         before = exporter.sample('netprobe_pushes_total{result="success"}')
@@ -93,49 +153,135 @@ class PushTest(unittest.TestCase):
         self.assertNotIn("netprobe_build_info{", gateway.metrics())
         self.assertNotIn(f'push_time_seconds{{{self.GROUP}}}', gateway.metrics())
 
-    def test_slow_or_failing_gateway_never_delays_scrapes(self):
-        behaviour = {"mode": "slow"}
-        hits = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_PUT(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hits.append(behaviour["mode"])
-                if behaviour["mode"] == "slow":
-                    time.sleep(10)
-                body = b"storage broke\n"
-                self.send_response(500)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.addCleanup(server.server_close)
-        self.addCleanup(server.shutdown)
-        exporter = Exporter(self, config=push_config(temporary_directory(self), server.server_address[1]))
-        wait_for(lambda: hits, what="a push to the slow gateway")
+    def timed_scrapes(self, exporter, count):
+        """The slowest of `count` scrapes, 100 ms apart."""
         worst = 0.0
-        for _ in range(20):
+        for _ in range(count):
             started = time.monotonic()
             self.assertEqual(exporter.get("/metrics")[0], 200)
             worst = max(worst, time.monotonic() - started)
             time.sleep(0.1)
-        self.assertLess(worst, 0.5, "a scrape waited on the push")
+        return worst
+
+    def test_slow_or_failing_gateway_never_delays_scrapes(self):
+        gateway = FakeGateway(self, "slow")
+        exporter = Exporter(self, config=push_config(temporary_directory(self), gateway.port))
+        wait_for(lambda: gateway.hits, what="a push to the slow gateway")
+        self.assertLess(self.timed_scrapes(exporter, 20), 0.5, "a scrape waited on the slow push")
         wait_for(lambda: exporter.sample('netprobe_pushes_total{result="failure"}') >= 1, what="the timeout")
-        behaviour["mode"] = "error"
-        wait_for(lambda: "status=500" in exporter.log() or hits.count("error") >= 3, what="500 answers")
-        started = time.monotonic()
-        self.assertEqual(exporter.get("/metrics")[0], 200)
-        self.assertLess(time.monotonic() - started, 0.5)
+        self.assertIn("Operation timed out", exporter.log())
+        gateway.mode = "error"
+        wait_for(lambda: gateway.hits.count("error") >= 3, what="500 answers")
+        self.assertLess(self.timed_scrapes(exporter, 10), 0.5, "a scrape waited on a failing push")
+        # The gateway's answer reaches the log, with its status.
+        line = wait_for(lambda: next((l for l in exporter.log().splitlines()
+                                      if "push rejected by the gateway" in l and "status=500" in l), None),
+                        what="the 500 in the log")
+        self.assertIn('body="storage broke"', line)
         # A 500 is retried after a backoff: the retry is counted when it starts.
         wait_for(lambda: exporter.sample("netprobe_push_retries_total") > 0, timeout=15, what="a retry after a 500")
+
+    def test_sigterm_abandons_a_push_in_flight(self):
+        gateway = FakeGateway(self, "hang")
+        # A 5 s timeout: waiting for the push would take up to 5 s.
+        exporter = Exporter(self, config=push_config(temporary_directory(self), gateway.port,
+                                                     interval="10s", timeout="5s"))
+        wait_for(lambda: gateway.hits, what="a push to the gateway that never answers")
+        time.sleep(0.3)
+        started = time.monotonic()
+        exporter.signal(signal.SIGTERM)
+        exporter.process.wait(timeout=10)
+        took = time.monotonic() - started
+        print(f"\n  SIGTERM to exit with a push in flight: {took:.2f}s", end=" ")
+        self.assertEqual(exporter.process.returncode, 0)
+        self.assertLess(took, 1.5, "stopping waited on the push in flight")
+
+    def test_the_delete_on_shutdown_is_bounded(self):
+        gateway = FakeGateway(self, "hang")
+        exporter = Exporter(self, config=push_config(temporary_directory(self), gateway.port, "  delete_on_shutdown: true\n",
+                                                     interval="30s", timeout="20s"))
+        wait_for(lambda: gateway.hits, what="a push to the gateway that never answers")
+        started = time.monotonic()
+        exporter.signal(signal.SIGTERM)
+        exporter.process.wait(timeout=15)
+        took = time.monotonic() - started
+        print(f"\n  SIGTERM to exit with a push in flight and a DELETE nobody answers: {took:.2f}s", end=" ")
+        self.assertIn("DELETE", gateway.hits)
+        self.assertIn("deleting the push group on shutdown failed", exporter.log())
+        # 3 s for the DELETE, whatever the 20 s push timeout: well within the 10 s that
+        # systemd (TimeoutStopSec) and the DaemonSet (terminationGracePeriodSeconds) allow.
+        self.assertGreaterEqual(took, 2.9)
+        self.assertLess(took, 6)
+
+    def test_a_reload_that_moves_the_group_deletes_the_old_one(self):
+        gateway = Gateway(self)
+        directory = temporary_directory(self)
+        config = push_config(directory, gateway.port, "  delete_on_shutdown: true\n")
+        exporter = Exporter(self, config=config)
+        wait_for(lambda: 'site="fra"' in gateway.metrics(), what="the first group")
+        push_config(directory, gateway.port, "  delete_on_shutdown: true\n", site="ber")
+        exporter.signal(signal.SIGHUP)
+        wait_for(lambda: 'site="ber"' in gateway.metrics() and 'site="fra"' not in gateway.metrics(),
+                 what="the new group, the old one gone")
+        self.assertIn("deleted the push group the new configuration no longer pushes to", exporter.log())
+        # The old loop is gone: two intervals later its group has not come back.
+        time.sleep(2.5)
+        self.assertNotIn('site="fra"', gateway.metrics())
+        # No push section any more: the group goes, and nothing pushes.
+        push_config(directory, gateway.port, push=False)
+        exporter.signal(signal.SIGHUP)
+        wait_for(lambda: "netprobe_build_info{" not in gateway.metrics(), what="the group deleted")
+        time.sleep(2.5)
+        self.assertNotIn("netprobe_build_info{", gateway.metrics())
+        self.assertIsNone(exporter.sample("netprobe_push_interval_seconds"))
+        self.assertGreaterEqual(exporter.sample('netprobe_pushes_total{result="success"}'), 2)
+
+    def test_a_reload_that_first_adds_push_loads_libcurl_and_pushes(self):
+        gateway = Gateway(self)
+        directory = temporary_directory(self)
+        exporter = Exporter(self, config=push_config(directory, gateway.port, push=False))
+        self.assertIsNone(exporter.sample('netprobe_pushes_total{result="success"}'))
+        # No push at start-up: libcurl was never opened.
+        with open(f"/proc/{exporter.process.pid}/maps") as maps:
+            self.assertNotIn("libcurl", maps.read())
+        push_config(directory, gateway.port)
+        exporter.signal(signal.SIGHUP)
+        wait_for(lambda: 'site="fra"' in gateway.metrics(), what="the first push after the reload")
+        self.assertEqual(exporter.sample("netprobe_push_interval_seconds"), 1)
+        with open(f"/proc/{exporter.process.pid}/maps") as maps:
+            self.assertIn("libcurl", maps.read())
+
+    def test_a_proxy_in_the_environment_is_ignored(self):
+        gateway = Gateway(self)
+        # Every variable libcurl reads, pointing at a closed port: a push through it would fail.
+        proxy = "http://127.0.0.1:1"
+        exporter = Exporter(self, config=push_config(temporary_directory(self), gateway.port),
+                            env={"http_proxy": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy,
+                                 "HTTPS_PROXY": proxy, "all_proxy": proxy, "ALL_PROXY": proxy,
+                                 "no_proxy": "", "NO_PROXY": ""})
+        wait_for(lambda: exporter.sample('netprobe_pushes_total{result="success"}') >= 2, what="pushes past the proxy")
+        self.assertEqual(exporter.sample('netprobe_pushes_total{result="failure"}'), 0)
+        self.assertIn("netprobe_build_info{", gateway.metrics())
+
+    def test_without_libcurl_every_push_counts_a_failure(self):
+        unshare = require_tool(self, "unshare")
+        listing = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+        library = re.search(r"^\s*libcurl\.so\.4 \(.*x86-64.*\) => (\S+)$", listing, re.M) or \
+            re.search(r"^\s*libcurl\.so\.4 .* => (\S+)$", listing, re.M)
+        self.assertIsNotNone(library, "libcurl.so.4 is not in the linker cache")
+        # A mount namespace of its own, where libcurl.so.4 is an empty file; the host's stays.
+        wrapper = [unshare, "-m", "sh", "-c", 'mount --bind /dev/null "$0" && exec "$@"', library.group(1)]
+        exporter = Exporter(self, config=push_config(temporary_directory(self), free_port()), wrapper=wrapper)
+        wait_for(lambda: exporter.sample('netprobe_pushes_total{result="failure"}') >= 3, what="failed pushes")
+        self.assertEqual(exporter.sample('netprobe_pushes_total{result="success"}'), 0)
+        self.assertIsNone(exporter.sample("netprobe_push_last_success_timestamp_seconds"))
+        log = exporter.log()
+        self.assertIn("cannot load libcurl", log)
+        self.assertIn("file too short", log)
+        # Logged at start-up and once for the failures; the rest are summed up a minute later.
+        self.assertEqual(log.count('msg="push failed"'), 1, log)
+        status, _, _ = exporter.get("/metrics")
+        self.assertEqual(status, 200)
 
 
 if __name__ == "__main__":

@@ -24,12 +24,28 @@ const char *ccurl_easy_strerror(CURLcode code);
 struct curl_slist *ccurl_slist_append(struct curl_slist *list, const char *text);
 void ccurl_slist_free_all(struct curl_slist *list);
 
+// The multi interface, for one transfer at a time that the caller can abandon between two
+// calls: curl_easy_perform cannot be interrupted from another thread.
+CURLM *ccurl_multi_init(void);
+void ccurl_multi_cleanup(CURLM *m);
+CURLMcode ccurl_multi_add_handle(CURLM *m, CURL *h);
+CURLMcode ccurl_multi_remove_handle(CURLM *m, CURL *h);
+CURLMcode ccurl_multi_perform(CURLM *m, int *running);
+const char *ccurl_multi_strerror(CURLMcode code);
+/// Waits up to timeout_ms for activity on the transfers' sockets (curl_multi_poll, or
+/// curl_multi_wait before libcurl 7.66).
+CURLMcode ccurl_multi_poll(CURLM *m, int timeout_ms);
+/// 1 and the transfer's result when `h` has finished, else 0 (reads curl_multi_info_read).
+int ccurl_multi_done(CURLM *m, CURL *h, CURLcode *result);
+
 CURLcode ccurl_setopt_long(CURL *h, CURLoption o, long v);
 CURLcode ccurl_setopt_ptr(CURL *h, CURLoption o, const void *v);
 CURLcode ccurl_setopt_off(CURL *h, CURLoption o, curl_off_t v);
 CURLcode ccurl_setopt_slist(CURL *h, CURLoption o, struct curl_slist *v);
 typedef size_t (*ccurl_io_fn)(char *, size_t, size_t, void *);
 CURLcode ccurl_setopt_iofn(CURL *h, CURLoption o, ccurl_io_fn v);
+typedef int (*ccurl_seek_fn)(void *, curl_off_t, int);
+CURLcode ccurl_setopt_seekfn(CURL *h, CURLoption o, ccurl_seek_fn v);
 CURLcode ccurl_getinfo_long(CURL *h, CURLINFO i, long *v);
 CURLcode ccurl_getinfo_double(CURL *h, CURLINFO i, double *v);
 

@@ -193,6 +193,10 @@ public enum Catalogue {
     "netprobe_push_duration_seconds", .gauge,
     "Duration of the last push, retries included.")
 
+  public static let pushInterval = MetricFamily(
+    "netprobe_push_interval_seconds", .gauge,
+    "The configured time between pushes (push.interval), for alerts on the age of the last success.")
+
   // MARK: Process (as the Go client names them)
 
   public static let processCPU = MetricFamily(
@@ -218,7 +222,7 @@ public enum Catalogue {
     pathHopCount, pathReached, pathChanges, pathLastChange, pathHash, pathHopInfo, pathHopRTT, pathHopLoss,
     pathUnreachable, pathMTU, pathRounds, pathRoundDuration,
   ] + multicastFamilies + beaconFamilies + querierFamilies + [
-    pushes, pushRetries, pushLastSuccessTimestamp, pushDuration,
+    pushes, pushRetries, pushLastSuccessTimestamp, pushDuration, pushInterval,
     processCPU, processResidentMemory, processVirtualMemory, processOpenFDs, processMaxFDs, processStartTime,
   ]
 

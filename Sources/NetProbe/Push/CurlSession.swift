@@ -6,7 +6,9 @@ import FoundationEssentials
 struct CurlRequest {
   var method: String
   var url: String
-  var body: [UInt8] = []
+  /// The body, as buffers sent one after the other (the exposition's families, or one
+  /// gzip buffer): libcurl reads them as it sends, so they are never joined into a copy.
+  var body: [[UInt8]] = []
   var headers: [String] = []
   var connectTimeout: Duration
   var totalTimeout: Duration
@@ -27,47 +29,130 @@ struct CurlResponse: Equatable {
 }
 
 /// A transfer that did not complete, with curl's own words for why.
-struct CurlFailure: Error, CustomStringConvertible {
+public struct CurlFailure: Error, CustomStringConvertible {
   var code: Int32
   var message: String
-  var description: String { "curl error \(code): \(message)" }
+  public var description: String { "curl error \(code): \(message)" }
+
+  /// The code of a transfer given up because its owner is stopping (CURLE_ABORTED_BY_CALLBACK).
+  static let abandonedCode = Int32(CURLE_ABORTED_BY_CALLBACK.rawValue)
 }
 
-/// libcurl, opened and set up (curl_global_init) the first time a push needs it: an agent
-/// without `push` never maps it (see CCurl).
-enum Curl {
-  /// Loads libcurl once; the error says why it cannot be used.
-  static func load() throws(CurlFailure) {
+/// libcurl, opened and set up (curl_global_init) when a configuration first has `push`: an
+/// agent without it never maps the library (see CCurl).
+public enum Curl {
+  /// Loads libcurl once; later calls give the first call's result, so a host without
+  /// libcurl.so.4 needs a restart once it is installed. The error says why it cannot be used.
+  ///
+  /// Call it before threads start where possible (`main` does, when the first
+  /// configuration has `push`): curl_global_init is thread-safe only from libcurl 7.84. On
+  /// the reload that first adds `push` it runs while the engines' threads run; none of
+  /// them uses libcurl or its TLS library, which is what an older libcurl requires.
+  public static func load() throws(CurlFailure) {
     guard ccurl_load() == 0 else { throw CurlFailure(code: -1, message: "cannot load libcurl: \(String(cString: ccurl_load_error()))") }
   }
 }
 
-/// A libcurl easy handle owned by one thread. Reused across requests so connections are
-/// kept alive; every option is reset before each request.
+/// A libcurl easy handle and the multi handle it runs in, owned by one thread. Reused
+/// across requests so connections are kept alive; every option is reset before each request.
+///
+/// Transfers run through the multi interface, 100 ms of waiting at a time, so that the
+/// owner can abandon one in flight (`perform(_:abandon:)`): curl_easy_perform cannot be
+/// interrupted, and its progress callback may come only once a second on an idle transfer.
 final class CurlSession {
   private let handle: UnsafeMutableRawPointer
+  private let multi: UnsafeMutableRawPointer
   /// The most response body kept, for error logs.
   static let bodyLimit = 4096
+  /// The longest wait for the transfer's sockets before `abandon` is asked again.
+  static let abandonCheckMilliseconds: Int32 = 100
 
   init() throws(CurlFailure) {
     try Curl.load()
     guard let handle = ccurl_easy_init() else { throw CurlFailure(code: -1, message: "curl_easy_init failed") }
+    guard let multi = ccurl_multi_init() else {
+      ccurl_easy_cleanup(handle)
+      throw CurlFailure(code: -1, message: "curl_multi_init failed")
+    }
     self.handle = handle
+    self.multi = multi
   }
 
-  deinit { ccurl_easy_cleanup(handle) }
-
-  /// Collects the response body; passed to curl's write callback through `WRITEDATA`.
-  private final class Sink {
-    var body: [UInt8] = []
+  deinit {
+    // The handle is out of the multi handle after every transfer; the multi handle holds
+    // the kept connections, so it goes first.
+    ccurl_multi_cleanup(multi)
+    ccurl_easy_cleanup(handle)
   }
 
-  func perform(_ request: CurlRequest) -> Result<CurlResponse, CurlFailure> {
+  /// One transfer's state, reached from curl's callbacks through `READDATA`, `SEEKDATA`
+  /// and `WRITEDATA`: the body being sent (read straight from its parts) and the start of
+  /// the answer.
+  final class Transfer {
+    private let parts: [[UInt8]]
+    private var part = 0
+    private var offset = 0
+    private(set) var received: [UInt8] = []
+
+    init(body parts: [[UInt8]]) { self.parts = parts }
+
+    var bodySize: Int { parts.reduce(0) { $0 + $1.count } }
+
+    /// Copies the next bytes of the body into `destination`; 0 at the end.
+    func read(into destination: UnsafeMutableRawBufferPointer) -> Int {
+      var written = 0
+      while written < destination.count, part < parts.count {
+        let length = min(parts[part].count - offset, destination.count - written)
+        if length > 0 {
+          parts[part].withUnsafeBytes { source in
+            destination.baseAddress!.advanced(by: written).copyMemory(from: source.baseAddress!.advanced(by: offset), byteCount: length)
+          }
+          written += length
+          offset += length
+        }
+        if offset == parts[part].count {
+          part += 1
+          offset = 0
+        }
+      }
+      return written
+    }
+
+    /// Moves to byte `position` of the body, for a request libcurl sends again (a kept
+    /// connection the server had closed). False past the end.
+    func seek(to position: Int) -> Bool {
+      guard position >= 0 else { return false }
+      var start = 0
+      for (index, buffer) in parts.enumerated() {
+        if position < start + buffer.count {
+          part = index
+          offset = position - start
+          return true
+        }
+        start += buffer.count
+      }
+      guard position == start else { return false }
+      part = parts.count
+      offset = 0
+      return true
+    }
+
+    /// Keeps the first `limit` bytes of what the server sends.
+    func receive(_ bytes: UnsafeRawBufferPointer, limit: Int) {
+      let room = max(0, limit - received.count)
+      if room > 0 { received += bytes.prefix(room) }
+    }
+  }
+
+  /// Runs one request. `abandon` is asked before the transfer and every 100 ms during it;
+  /// when it says true, the transfer is dropped at once (its connection closed) and the
+  /// result is a failure with `CurlFailure.abandonedCode`.
+  func perform(_ request: CurlRequest, abandon: () -> Bool = { false }) -> Result<CurlResponse, CurlFailure> {
     ccurl_easy_reset(handle)
-    // The error buffer, header list and sink die with this call: the handle must not keep
-    // pointers to them (curl_easy_cleanup may still write an error on a kept connection).
+    // The error buffer, header list and transfer die with this call: the handle must not
+    // keep pointers to them (a kept connection may still write an error when it closes).
     defer { ccurl_easy_reset(handle) }
-    let sink = Sink()
+    let transfer = Transfer(body: request.body)
     var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     var headerList: UnsafeMutablePointer<curl_slist>?
     for header in request.headers + ["Expect:"] { headerList = ccurl_slist_append(headerList, header) }
@@ -79,17 +164,24 @@ final class CurlSession {
     func setString(_ option: CURLoption, _ value: String) { set(value.withCString { ccurl_setopt_ptr(handle, option, $0) }) }
 
     let write: ccurl_io_fn = { data, size, count, context in
-      let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
+      let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
       let length = size * count
-      let room = max(0, CurlSession.bodyLimit - sink.body.count)
-      if room > 0, let data {
-        data.withMemoryRebound(to: UInt8.self, capacity: length) { sink.body += UnsafeBufferPointer(start: $0, count: min(room, length)) }
-      }
+      if let data { transfer.receive(UnsafeRawBufferPointer(start: data, count: length), limit: CurlSession.bodyLimit) }
       return length
     }
+    let read: ccurl_io_fn = { data, size, count, context in
+      let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+      return transfer.read(into: UnsafeMutableRawBufferPointer(start: data, count: data == nil ? 0 : size * count))
+    }
+    let seek: ccurl_seek_fn = { context, offset, origin in
+      let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+      guard origin == SEEK_SET else { return Int32(CURL_SEEKFUNC_CANTSEEK) }
+      return transfer.seek(to: Int(offset)) ? Int32(CURL_SEEKFUNC_OK) : Int32(CURL_SEEKFUNC_FAIL)
+    }
 
-    return withExtendedLifetime(sink) {
+    return withExtendedLifetime(transfer) {
       errorBuffer.withUnsafeMutableBufferPointer { errorPointer in
+        let context = Unmanaged.passUnretained(transfer).toOpaque()
         set(ccurl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errorPointer.baseAddress))
         setString(CURLOPT_URL, request.url)
         // PROTOCOLS_STR needs libcurl 7.85; the host's libcurl.so.4 may be older (it is
@@ -103,11 +195,17 @@ final class CurlSession {
         set(ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, milliseconds(request.totalTimeout)))
         set(ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList))
         set(ccurl_setopt_iofn(handle, CURLOPT_WRITEFUNCTION, write))
-        set(ccurl_setopt_ptr(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(sink).toOpaque()))
+        set(ccurl_setopt_ptr(handle, CURLOPT_WRITEDATA, context))
         setString(CURLOPT_PROXY, request.proxy ?? "")
         if request.method != "GET" && request.method != "DELETE" {
-          set(ccurl_setopt_off(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count)))
-          set(request.body.withUnsafeBytes { ccurl_setopt_ptr(handle, CURLOPT_COPYPOSTFIELDS, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)) })
+          // An upload of known size read through the callback (CUSTOMREQUEST names the
+          // method): the body is not copied into libcurl as COPYPOSTFIELDS would.
+          set(ccurl_setopt_long(handle, CURLOPT_UPLOAD, 1))
+          set(ccurl_setopt_off(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(transfer.bodySize)))
+          set(ccurl_setopt_iofn(handle, CURLOPT_READFUNCTION, read))
+          set(ccurl_setopt_ptr(handle, CURLOPT_READDATA, context))
+          set(ccurl_setopt_seekfn(handle, CURLOPT_SEEKFUNCTION, seek))
+          set(ccurl_setopt_ptr(handle, CURLOPT_SEEKDATA, context))
         }
         if let username = request.username {
           setString(CURLOPT_USERNAME, username)
@@ -122,13 +220,43 @@ final class CurlSession {
           set(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 0))
         }
         if code != CURLE_OK { return .failure(failure(code, errorPointer)) }
-        let result = ccurl_easy_perform(handle)
+        if abandon() { return .failure(Self.abandoned) }
+        let result: CURLcode
+        switch run(abandon) {
+        case .success(let done): result = done
+        case .failure(let failure): return .failure(failure)
+        }
         if result != CURLE_OK { return .failure(failure(result, errorPointer)) }
         var status = 0
         _ = ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        return .success(CurlResponse(status: status, body: sink.body))
+        return .success(CurlResponse(status: status, body: transfer.received))
       }
     }
+  }
+
+  private static let abandoned = CurlFailure(code: CurlFailure.abandonedCode, message: "transfer abandoned: pushing is stopping")
+
+  /// Drives the transfer in the multi handle until it is done (its CURLcode) or abandoned.
+  private func run(_ abandon: () -> Bool) -> Result<CURLcode, CurlFailure> {
+    let added = ccurl_multi_add_handle(multi, handle)
+    guard added == CURLM_OK else { return .failure(multiFailure("curl_multi_add_handle", added)) }
+    // Removing the handle also drops an unfinished transfer and closes its connection.
+    defer { _ = ccurl_multi_remove_handle(multi, handle) }
+    while true {
+      var running: Int32 = 0
+      let performed = ccurl_multi_perform(multi, &running)
+      guard performed == CURLM_OK else { return .failure(multiFailure("curl_multi_perform", performed)) }
+      var result = CURLE_OK
+      if ccurl_multi_done(multi, handle, &result) != 0 { return .success(result) }
+      if running == 0 { return .failure(CurlFailure(code: -1, message: "the transfer ended without a result")) }
+      if abandon() { return .failure(Self.abandoned) }
+      let polled = ccurl_multi_poll(multi, Self.abandonCheckMilliseconds)
+      guard polled == CURLM_OK else { return .failure(multiFailure("curl_multi_poll", polled)) }
+    }
+  }
+
+  private func multiFailure(_ call: String, _ code: CURLMcode) -> CurlFailure {
+    CurlFailure(code: -1, message: "\(call): \(String(cString: ccurl_multi_strerror(code)))")
   }
 
   /// curl's error buffer when it says something, else curl_easy_strerror.

@@ -7,13 +7,16 @@ import Synchronization
 /// Pushes the exposition to a Pushgateway on a thread of its own, every push interval.
 ///
 /// A push replaces the group (`PUT`); failures are retried with exponential backoff and
-/// jitter, but never past the push timeout, which the config keeps shorter than the
-/// interval, so pushes never overlap. Nothing else in the agent waits on the network: the
-/// probe engines and `/metrics` only share the registry, which renders in milliseconds.
+/// jitter (`RetrySchedule`), but never past the push timeout, which the config keeps
+/// shorter than the interval, so pushes never overlap. Nothing else in the agent waits on
+/// the network: the probe engines and `/metrics` only share the registry, which renders in
+/// milliseconds.
 public final class Pusher: ConfigSubscriber {
   private let registry: MetricsRegistry
   private let logger: Logger
   private let stats = PushStats()
+  /// The running loop. Held while a loop stops, so that `apply` and `stop` are serialised:
+  /// an old loop is gone before its successor starts.
   private let running = Mutex<PushLoop?>(nil)
 
   public init(registry: MetricsRegistry, logger: Logger) {
@@ -24,28 +27,51 @@ public final class Pusher: ConfigSubscriber {
   /// The push metrics, registered by the caller so they are pushed too.
   public var metrics: any MetricsCollector { stats }
 
-  /// Starts, restarts or stops the loop to match `config.push`. An unchanged push section
-  /// leaves the running loop alone.
-  public func apply(_ config: NetProbeConfig) {
-    let target = config.push.map { PushTarget($0) }
-    let previous: PushLoop? = running.withLock { current in
-      if current?.target == target { return nil }
-      let old = current
-      current = target.map { PushLoop(target: $0, registry: registry, stats: stats, logger: logger) }
-      current?.start()
-      return old
+  /// Loads libcurl and runs curl_global_init when `config` pushes; `main` calls it with
+  /// the first configuration, before any thread starts. A failure is logged here and then
+  /// counted as a failed push every interval.
+  public static func prepare(for config: NetProbeConfig, logger: Logger) {
+    guard config.push != nil else { return }
+    do {
+      try Curl.load()
+    } catch {
+      logger.error("cannot load libcurl; every push will fail until it is installed and the agent restarted", metadata: ["error": "\(error.message)"])
     }
-    previous?.stop(deleteGroup: false)
-    stats.setConfigured(target != nil)
   }
 
-  /// Stops pushing; with `delete_on_shutdown`, deletes the group from the gateway first.
-  public func stop() {
-    let loop = running.withLock { current in
-      defer { current = nil }
-      return current
+  /// Starts, restarts or stops the loop to match `config.push`. An unchanged push section
+  /// leaves the running loop alone. A changed one stops the old loop (abandoning a push in
+  /// flight) before the new one starts; with the old `delete_on_shutdown`, a group the new
+  /// configuration no longer pushes to (another URL or grouping key, or no `push`) is
+  /// deleted from the gateway, within 3 s, so it does not linger there forever.
+  public func apply(_ config: NetProbeConfig) {
+    let target = config.push.map { PushTarget($0) }
+    running.withLock { current in
+      guard current?.target != target else { return }
+      if let old = current {
+        let orphaned = old.target.config.deleteOnShutdown && old.target.groupURL != target?.groupURL
+        old.stop(delete: orphaned ? .replaced : nil)
+      }
+      current = nil
+      stats.setConfigured(interval: target?.config.interval)
+      guard let target else { return }
+      // On the reload that first adds push, libcurl is set up here, before its loop
+      // starts (see Curl.load); a failure is counted by the loop.
+      try? Curl.load()
+      let loop = PushLoop(target: target, registry: registry, stats: stats, logger: logger)
+      loop.start()
+      current = loop
     }
-    loop?.stop(deleteGroup: loop?.target.config.deleteOnShutdown ?? false)
+  }
+
+  /// Stops pushing; with `delete_on_shutdown`, deletes the group from the gateway (within
+  /// 3 s). An in-flight push is abandoned at once, so stopping takes well under the
+  /// 10 s the systemd unit and the DaemonSet allow.
+  public func stop() {
+    running.withLock { current in
+      if let loop = current { loop.stop(delete: loop.target.config.deleteOnShutdown ? .shutdown : nil) }
+      current = nil
+    }
   }
 }
 
@@ -54,16 +80,58 @@ struct PushTarget: Equatable, Sendable {
   let config: PushConfig
   let groupURL: String
 
-  init(_ config: PushConfig) {
+  init(_ config: PushConfig, hostName: String = HostName.current()) {
     self.config = config
-    let instance = config.instance ?? HostName.current()
+    let instance = config.instance ?? hostName
     let labels = (instance.isEmpty ? [] : [Label("instance", instance)]) + config.grouping
     groupURL = PushURL.group(base: config.url, job: config.job, labels: labels)
+  }
+
+  /// The request for one attempt, with the password read from its file now (so a rotated
+  /// secret needs no reload); nil body for a DELETE.
+  func request(method: String, body: PushBody?, timeout: Duration) -> Result<CurlRequest, CurlFailure> {
+    var request = CurlRequest(method: method, url: groupURL, body: body?.parts ?? [],
+                              headers: body?.headers ?? [],
+                              connectTimeout: min(timeout, .seconds(5)), totalTimeout: timeout)
+    if let auth = config.basicAuth {
+      request.username = auth.username
+      do {
+        request.password = try Self.password(fromFile: auth.passwordFile)
+      } catch {
+        return .failure(CurlFailure(code: -1, message: "cannot read password_file \(auth.passwordFile): \(error)"))
+      }
+    }
+    request.caFile = config.tls.caFile
+    request.certFile = config.tls.certFile
+    request.keyFile = config.tls.keyFile
+    request.insecureSkipVerify = config.tls.insecureSkipVerify
+    request.proxy = config.proxyURL
+    return .success(request)
+  }
+
+  /// The file's text without the line breaks around it (the one an editor or `echo`
+  /// adds); spaces are kept, they may be part of the password.
+  static func password(fromFile path: String) throws(SystemError) -> String {
+    String(decoding: try FileContents.read(path), as: UTF8.self).trimming(\.isNewline)
   }
 }
 
 /// The thread that pushes for one configuration; replaced as a whole when it changes.
 final class PushLoop: Sendable {
+  /// Why the group is deleted as the loop stops.
+  enum Deletion: Sendable {
+    case shutdown
+    /// A reload moved the push to another group or removed it.
+    case replaced
+  }
+
+  /// The longest a DELETE may take, whatever the push timeout: stopping must end well
+  /// within systemd's TimeoutStopSec and Kubernetes' grace period (10 s in deploy/).
+  static let deleteTimeout = Duration.seconds(3)
+  /// How long `stop` waits for the thread besides the DELETE: a transfer in flight is
+  /// abandoned within 100 ms; only rendering a very large exposition takes longer.
+  static let stopGrace = Duration.seconds(1)
+
   let target: PushTarget
   private let registry: MetricsRegistry
   private let stats: PushStats
@@ -71,8 +139,8 @@ final class PushLoop: Sendable {
   private let wake = DispatchSemaphore(value: 0)
   private let stopping = Atomic<Bool>(false)
   private let finished = DispatchSemaphore(value: 0)
-  /// When the thread should delete the group on its way out.
-  private let deleteOnExit = Atomic<Bool>(false)
+  /// What the thread should delete on its way out: 0 nothing, 1 shutdown, 2 replaced.
+  private let deletion = Atomic<Int>(0)
 
   init(target: PushTarget, registry: MetricsRegistry, stats: PushStats, logger: Logger) {
     self.target = target
@@ -90,177 +158,117 @@ final class PushLoop: Sendable {
     }
   }
 
-  /// Ends the loop: an in-flight push may finish (it is bounded by the push timeout), then
-  /// the optional DELETE runs, also within the timeout.
-  func stop(deleteGroup: Bool) {
-    deleteOnExit.store(deleteGroup, ordering: .releasing)
+  /// Ends the loop and waits for it: a push in flight is abandoned, then the optional
+  /// DELETE runs, bounded by `deleteTimeout`.
+  func stop(delete: Deletion?) {
+    deletion.store(delete.map { $0 == .shutdown ? 1 : 2 } ?? 0, ordering: .relaxed)
     stopping.store(true, ordering: .releasing)
     wake.signal()
-    let limit = target.config.timeout * (deleteGroup ? 2 : 1) + .milliseconds(500)
-    _ = finished.wait(timeout: .now() + .nanoseconds(Int(limit.components.seconds) * 1_000_000_000 + Int(limit.components.attoseconds / 1_000_000_000)))
+    let limit = Self.stopGrace + (delete == nil ? .zero : deleteTimeout)
+    if finished.wait(timeout: .now() + .milliseconds(Self.milliseconds(limit))) == .timedOut {
+      logger.warning("the push thread did not stop in time; leaving it", metadata: ["waited": "\(limit)"])
+    }
   }
 
   private var isStopping: Bool { stopping.load(ordering: .acquiring) }
 
+  private var deleteTimeout: Duration { min(target.config.timeout, Self.deleteTimeout) }
+
   private func run() {
-    let session: CurlSession
-    do {
-      session = try CurlSession()
-    } catch {
-      logger.error("cannot start pushing", metadata: ["error": "\(error)"])
-      return
-    }
     let clock = ContinuousClock()
+    var session: CurlSession?
     var failureLog = FailureLog()
     while !isStopping {
       let started = clock.now
-      let outcome = pushOnce(session, deadline: started + target.config.timeout)
-      let duration = clock.now - started
-      stats.record(outcome, duration: duration.seconds, at: Date().timeIntervalSince1970)
-      failureLog.report(outcome, logger: logger)
+      let outcome: PushOutcome?
+      switch open(&session) {
+      case .success(let open): outcome = push(open, deadline: started + target.config.timeout)
+      case .failure(let failure): outcome = .failed(.failure(failure.description))
+      }
+      // An abandoned push (the loop is stopping) is neither a success nor a failure.
+      if let outcome {
+        stats.record(outcome, duration: (clock.now - started).seconds, at: Date().timeIntervalSince1970)
+        failureLog.report(outcome, logger: logger)
+      }
       sleep(until: started + target.config.interval, clock: clock)
     }
-    if deleteOnExit.load(ordering: .acquiring) {
-      let result = perform(session, method: "DELETE", body: [], timeout: target.config.timeout)
-      switch result {
-      case .success(let response) where (200..<300).contains(response.status):
-        logger.info("deleted the push group on shutdown")
-      case .success(let response):
-        logger.warning("deleting the push group failed", metadata: ["status": "\(response.status)", "body": "\(PushOutcome.excerpt(response.body))"])
-      case .failure(let failure):
-        logger.warning("deleting the push group failed", metadata: ["error": "\(failure)"])
-      }
+    switch deletion.load(ordering: .relaxed) {
+    case 1: deleteGroup(&session, reason: .shutdown)
+    case 2: deleteGroup(&session, reason: .replaced)
+    default: break
     }
   }
 
-  /// One push with its retries, all before `deadline`.
-  private func pushOnce(_ session: CurlSession, deadline: ContinuousClock.Instant) -> PushOutcome {
-    var body = registry.render()
-    if target.config.gzip, let compressed = Gzip.compress(body) { body = compressed }
-    var backoff = Duration.milliseconds(200)
-    var retries = 0
-    while true {
-      let remaining = ContinuousClock.now.duration(to: deadline)
-      guard remaining > .milliseconds(50) else { return .failure("push timeout reached", retries: retries) }
-      let outcome: PushOutcome
-      switch perform(session, method: "PUT", body: body, timeout: remaining) {
-      case .success(let response) where (200..<300).contains(response.status):
-        return .success(retries: retries)
-      case .success(let response):
-        outcome = .rejected(status: response.status, body: response.body, retries: retries)
-        // 4xx other than 408/429: the gateway will say the same again; do not insist.
-        if (400..<500).contains(response.status) && response.status != 408 && response.status != 429 { return outcome }
-      case .failure(let failure):
-        outcome = .failure(failure.description, retries: retries)
-      }
-      // Full jitter: a random wait up to the backoff, so agents restarted together spread out.
-      let wait = Duration.milliseconds(Int.random(in: 50...max(50, Int(backoff.seconds * 1000))))
-      if isStopping || ContinuousClock.now.duration(to: deadline) < wait + .milliseconds(100) { return outcome }
-      _ = self.wake.wait(timeout: .now() + .milliseconds(Int(wait.seconds * 1000)))
-      if isStopping { return outcome }
-      backoff = min(backoff * 2, .seconds(5))
-      retries += 1
+  /// The session, made on first use; without libcurl every push fails with its load error.
+  private func open(_ session: inout CurlSession?) -> Result<CurlSession, CurlFailure> {
+    if let session { return .success(session) }
+    do {
+      let made = try CurlSession()
+      session = made
+      return .success(made)
+    } catch {
+      return .failure(error)
     }
   }
 
-  private func perform(_ session: CurlSession, method: String, body: [UInt8], timeout: Duration) -> Result<CurlResponse, CurlFailure> {
-    let config = target.config
-    var headers = ["Content-Type: \(Exposition.contentType)"]
-    if config.gzip && method == "PUT" { headers.append("Content-Encoding: gzip") }
-    var request = CurlRequest(method: method, url: target.groupURL, body: body, headers: headers,
-                              connectTimeout: min(timeout, .seconds(5)), totalTimeout: timeout)
-    if let auth = config.basicAuth {
-      request.username = auth.username
-      do {
-        request.password = String(decoding: try FileContents.read(auth.passwordFile), as: UTF8.self).trimming(\.isNewline)
-      } catch {
-        return .failure(CurlFailure(code: -1, message: "cannot read password_file \(auth.passwordFile): \(error)"))
-      }
+  /// One push with its retries, all before `deadline`; nil when abandoned.
+  private func push(_ session: CurlSession, deadline: ContinuousClock.Instant) -> PushOutcome? {
+    let body = PushBody(registry.renderParts(), gzip: target.config.gzip)
+    if body.compressionFailed {
+      logger.warning("gzip failed; pushing this body uncompressed")
     }
-    request.caFile = config.tls.caFile
-    request.certFile = config.tls.certFile
-    request.keyFile = config.tls.keyFile
-    request.insecureSkipVerify = config.tls.insecureSkipVerify
-    request.proxy = config.proxyURL
-    return session.perform(request)
+    return RetrySchedule.push(
+      deadline: deadline, now: { ContinuousClock.now },
+      attempt: { timeout in
+        guard !isStopping else { return .abandoned }
+        let result = target.request(method: "PUT", body: body, timeout: timeout)
+          .flatMap { session.perform($0, abandon: { isStopping }) }
+        switch result {
+        case .success(let response) where (200..<300).contains(response.status): return .accepted
+        case .success(let response): return .problem(.rejected(status: response.status, body: response.body))
+        case .failure(let failure) where failure.code == CurlFailure.abandonedCode: return .abandoned
+        case .failure(let failure): return .problem(.failure(failure.description))
+        }
+      },
+      wait: { pause in
+        _ = wake.wait(timeout: .now() + .milliseconds(Self.milliseconds(pause)))
+        return !isStopping
+      })
+  }
+
+  private func deleteGroup(_ session: inout CurlSession?, reason: Deletion) {
+    let done = reason == .shutdown ? "deleted the push group on shutdown" : "deleted the push group the new configuration no longer pushes to"
+    let failed = reason == .shutdown ? "deleting the push group on shutdown failed" : "deleting the old push group failed"
+    let result = open(&session).flatMap { session in
+      target.request(method: "DELETE", body: nil, timeout: deleteTimeout).flatMap { session.perform($0) }
+    }
+    switch result {
+    case .success(let response) where (200..<300).contains(response.status):
+      logger.info("\(done)")
+    case .success(let response):
+      logger.warning("\(failed)", metadata: ["status": "\(response.status)", "body": "\(PushOutcome.excerpt(response.body))"])
+    case .failure(let failure):
+      logger.warning("\(failed)", metadata: ["error": "\(failure)"])
+    }
   }
 
   private func sleep(until instant: ContinuousClock.Instant, clock: ContinuousClock) {
     let remaining = clock.now.duration(to: instant)
     guard remaining > .zero, !isStopping else { return }
-    _ = wake.wait(timeout: .now() + .milliseconds(Int(remaining.seconds * 1000)))
+    _ = wake.wait(timeout: .now() + .milliseconds(Self.milliseconds(remaining)))
+  }
+
+  private static func milliseconds(_ duration: Duration) -> Int {
+    Int(duration.components.seconds) * 1000 + Int(duration.components.attoseconds / 1_000_000_000_000_000)
   }
 }
 
-/// How one push ended.
-enum PushOutcome: Equatable {
-  case success(retries: Int)
-  /// The gateway answered, but not 2xx.
-  case rejected(status: Int, body: [UInt8], retries: Int)
-  /// No answer: connection refused, timeout, TLS failure, unreadable password file.
-  case failure(String, retries: Int)
-
-  var retries: Int {
-    switch self {
-    case .success(let retries), .rejected(_, _, let retries), .failure(_, let retries): retries
-    }
-  }
-
-  var isSuccess: Bool {
-    if case .success = self { return true }
-    return false
-  }
-
-  /// The first line of a gateway's answer, for a log line.
-  static func excerpt(_ body: [UInt8]) -> String {
-    String(decoding: body.prefix(512), as: UTF8.self).trimmingWhitespace()
-  }
-}
-
-/// Logs the first failure at once, repeats at most once a minute while failures go on,
-/// and logs the recovery: a gateway down for a day gives a few dozen lines, not 5,760.
-struct FailureLog {
-  private var failingSince: Date?
-  private var lastLogged = Date.distantPast
-  private var suppressed = 0
-
-  mutating func report(_ outcome: PushOutcome, logger: Logger, now: Date = Date()) {
-    switch outcome {
-    case .success:
-      if let since = failingSince {
-        logger.info("push recovered", metadata: ["failing_for": "\(Int(now.timeIntervalSince(since)))s"])
-      }
-      failingSince = nil
-      suppressed = 0
-    case .rejected, .failure:
-      if failingSince == nil { failingSince = now }
-      guard now.timeIntervalSince(lastLogged) >= 60 else {
-        suppressed += 1
-        return
-      }
-      var metadata: Logger.Metadata = ["retries": "\(outcome.retries)"]
-      if suppressed > 0 { metadata["suppressed_failures"] = "\(suppressed)" }
-      switch outcome {
-      case .rejected(let status, let body, _):
-        metadata["status"] = "\(status)"
-        metadata["body"] = "\(PushOutcome.excerpt(body))"
-        logger.warning("push rejected by the gateway", metadata: metadata)
-      case .failure(let message, _):
-        metadata["error"] = "\(message)"
-        logger.warning("push failed", metadata: metadata)
-      case .success:
-        break
-      }
-      lastLogged = now
-      suppressed = 0
-    }
-  }
-}
-
-/// The push metrics: results, retries, the last success and the last push's duration.
+/// The push metrics: results, retries, the last success, the last push's duration and the
+/// configured interval.
 final class PushStats: MetricsCollector {
   private struct Counts {
-    var configured = false
+    /// The push interval in seconds while push is configured.
+    var interval: Double?
     var successes: UInt64 = 0
     var failures: UInt64 = 0
     var retries: UInt64 = 0
@@ -269,11 +277,11 @@ final class PushStats: MetricsCollector {
   }
   private let counts = Mutex(Counts())
 
-  func setConfigured(_ configured: Bool) { counts.withLock { $0.configured = configured } }
+  func setConfigured(interval: Duration?) { counts.withLock { $0.interval = interval?.seconds } }
 
   func record(_ outcome: PushOutcome, duration: Double, at time: Double) {
     counts.withLock { counts in
-      if outcome.isSuccess {
+      if outcome.succeeded {
         counts.successes += 1
         counts.lastSuccess = time
       } else {
@@ -286,11 +294,12 @@ final class PushStats: MetricsCollector {
 
   func collect(into exposition: inout Exposition) {
     let snapshot = counts.withLock { $0 }
-    guard snapshot.configured || snapshot.successes + snapshot.failures > 0 else { return }
+    guard snapshot.interval != nil || snapshot.successes + snapshot.failures > 0 else { return }
     exposition.add(Catalogue.pushes, LabelSet([("result", "failure")]), Double(snapshot.failures))
     exposition.add(Catalogue.pushes, LabelSet([("result", "success")]), Double(snapshot.successes))
     exposition.add(Catalogue.pushRetries, .empty, Double(snapshot.retries))
     if let lastSuccess = snapshot.lastSuccess { exposition.add(Catalogue.pushLastSuccessTimestamp, .empty, lastSuccess) }
     if let lastDuration = snapshot.lastDuration { exposition.add(Catalogue.pushDuration, .empty, lastDuration) }
+    if let interval = snapshot.interval { exposition.add(Catalogue.pushInterval, .empty, interval) }
   }
 }
