@@ -1,9 +1,10 @@
 """Path tracing in the network lab: the first hop is the router in use, a route switch is
 one counted change, rate-limited routers are no change, datagram and raw sockets agree, and
 an unreachable target is reported with its code."""
+import subprocess
 import unittest
 
-from harness import LabExporter, wait_for, write_config
+from harness import LabExporter, require_tool, wait_for, write_config
 from netlab import Lab
 
 
@@ -31,12 +32,19 @@ class PathLabTest(unittest.TestCase):
             hops.setdefault(hop, []).append(labels.split('responder="')[1].split('"')[0])
         return {hop: sorted(responders) for hop, responders in hops.items()}
 
+    def assert_promtool_accepts(self, metrics):
+        """`promtool check metrics` on the live output of a traced target: no lint problem."""
+        check = subprocess.run([require_tool(self, "promtool"), "check", "metrics"], input=metrics.encode(),
+                               capture_output=True, timeout=30)
+        self.assertEqual(check.returncode, 0, check.stdout.decode() + check.stderr.decode())
+
     def test_first_hop_and_a_route_switch_counted_once(self):
         lab = self.lab()
         target = lab.target_v4(0)
         exporter = LabExporter(self, lab, config=write_config(self, trace_config(target)))
         wait_for(lambda: self.hops(exporter) == {1: ["198.18.1.1"], 2: [target]}, timeout=20, what="the path via r1")
-        self.assertEqual(exporter.target_value("netprobe_path_hop_count", "far"), 2)
+        self.assertEqual(exporter.target_value("netprobe_path_hops", "far"), 2)
+        self.assert_promtool_accepts(exporter.metrics())
         self.assertEqual(exporter.target_value("netprobe_path_destination_reached", "far"), 1)
         self.assertEqual(exporter.target_value("netprobe_path_changes_total", "far"), 0)
         hash_before = exporter.target_value("netprobe_path_hash", "far")

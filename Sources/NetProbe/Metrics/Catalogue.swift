@@ -126,8 +126,8 @@ public enum Catalogue {
 
   // MARK: Path (per traced target: the target labels, then hop where it applies)
 
-  public static let pathHopCount = MetricFamily(
-    "netprobe_path_hop_count", .gauge,
+  public static let pathHops = MetricFamily(
+    "netprobe_path_hops", .gauge,
     "Hops to the target on the confirmed path (the destination's TTL, or the last hop that answered).", labels: targetLabels)
 
   public static let pathReached = MetricFamily(
@@ -215,7 +215,7 @@ public enum Catalogue {
     pingTargetInfo, pingSent, pingReceived, pingDuplicates, pingLate, pingSendErrors, pingRTT, pingWindowProbes,
     pingLossRatio, pingRTTMin, pingRTTMean, pingRTTMax, pingRTTStandardDeviation, pingJitter, pingJitterRFC3550,
     pingReplyTTL, pingDNSFailures, pingUnexpected, pingSocketErrors,
-    pathHopCount, pathReached, pathChanges, pathLastChange, pathHash, pathHopInfo, pathHopRTT, pathHopLoss,
+    pathHops, pathReached, pathChanges, pathLastChange, pathHash, pathHopInfo, pathHopRTT, pathHopLoss,
     pathUnreachable, pathMTU, pathRounds, pathRoundDuration,
   ] + multicastFamilies + beaconFamilies + querierFamilies + [
     pushes, pushRetries, pushLastSuccessTimestamp, pushDuration,
