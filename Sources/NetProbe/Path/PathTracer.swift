@@ -236,11 +236,11 @@ private struct TracerState {
       case (.ip4, 2, ICMPType.timeExceededV4), (.ip6, 3, ICMPType.timeExceededV6):
         kind = .timeExceeded
       case (.ip4, 2, ICMPType.destinationUnreachableV4):
-        kind = error.code == 4 ? .mtuExceeded(mtu: Int(error.info)) : .unreachable(code: error.code)
+        kind = error.code == 4 ? .mtuExceeded(mtu: ICMPError.knownMTU(Int(error.info))) : .unreachable(code: error.code)
       case (.ip6, 3, ICMPType.destinationUnreachableV6):
         kind = .unreachable(code: error.code)
       case (.ip6, 3, ICMPType.packetTooBigV6):
-        kind = .mtuExceeded(mtu: Int(error.info))
+        kind = .mtuExceeded(mtu: ICMPError.knownMTU(Int(error.info)))
       default:
         continue
       }
@@ -280,7 +280,7 @@ private struct TracerState {
     case .unreachable(let code):
       round.round.unreachable.append((code, probe.ttl))
     case .mtuExceeded(let mtu):
-      round.round.mtu = min(round.round.mtu ?? Int.max, mtu)
+      if let mtu { round.round.mtu = min(round.round.mtu ?? Int.max, mtu) }
     }
     active[probe.slot] = round
   }
