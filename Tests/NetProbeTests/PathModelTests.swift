@@ -8,7 +8,7 @@ import Testing
   let destination = IPAddress("198.19.0.1")!
 
   func path(_ hops: [[IPAddress]], reached: Bool = true) -> PathIdentity {
-    PathIdentity(hops: hops.map(Set.init), reachedDestination: reached)
+    PathIdentity(hops: hops.map(Set.init), complete: reached)
   }
 
   @Test func identityTextAndHash() {
