@@ -98,6 +98,17 @@ import Testing
     #expect(probes.takeError(quoting: quotedRequest(sent), destination: target, identifiers: traceIDs) == nil)
     #expect(probes.count == 1, "another slot's probe stays")
   }
+
+  @Test func aProbeReplacedBySequenceWrapLeavesItsSlot() {
+    let old = probe(sequence: 7)
+    let newer = TraceProbe(slot: 6 | ProbePayload.traceSlotFlag, round: 1, ttl: 1, index: 0, sequence: 0x1_0007, sendTime: 2,
+                           address: target, payloadSize: 56)
+    var probes = table(old, newer)
+    probes.removeAll(slot: slot)
+    #expect(probes.probes[7] == newer, "removing the old probe's slot keeps the probe that took its sequence")
+    probes.removeAll(slot: newer.slot)
+    #expect(probes.count == 0)
+  }
 }
 
 @Suite struct TraceScheduleTests {

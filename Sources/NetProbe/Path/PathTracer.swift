@@ -62,11 +62,18 @@ private struct ActiveRound {
   var mtuLookups = 1
 
   var probesPerHop: Int { target.trace.probesPerHop }
+  var timeout: Int64 { target.ping.config.options.timeout.nanoseconds }
 
   /// The highest TTL to probe: the path's end once known, else max_hops.
   var maxTTL: Int { round.endTTL.map { min($0, target.trace.maxHops) } ?? target.trace.maxHops }
 
   var allSent: Bool { nextTTL > maxTTL && resends.isEmpty }
+}
+
+private struct RoundEvent {
+  var at: Int64
+  var slot: UInt32
+  var round: UInt64
 }
 
 private struct TracerState {
@@ -75,6 +82,13 @@ private struct TracerState {
   /// Due rounds; `following` is the round after this one.
   var schedule = MinHeap<(due: Int64, following: Int64, slot: UInt32, target: PathTarget)>(by: { $0.due < $1.due })
   var active: [UInt32: ActiveRound] = [:]
+  /// When each round's next step is due, and when it times out once all is sent: heaps
+  /// keyed by slot and round, so each event costs O(log rounds) however many overlap.
+  /// Entries that no longer match their round are skipped when they come up.
+  var steps = MinHeap<RoundEvent>(by: { $0.at < $1.at })
+  var deadlines = MinHeap<RoundEvent>(by: { $0.at < $1.at })
+  /// Rounds that may be complete: all sent and the last probe answered.
+  var settled: [UInt32] = []
   var probes: TraceProbeTable
   var budget: ProbeBudget
   var nextSequence: UInt32 = 0
@@ -106,11 +120,9 @@ private struct TracerState {
       for fd in socketsByDescriptor.keys { entries.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
       var next = now + 1_000_000_000
       if let due = schedule.min?.due { next = min(next, due) }
-      for round in active.values {
-        // A step held back by the budget waits for it, not for its own (past) time.
-        let step = throttledUntil.map { max($0, round.nextStep) } ?? round.nextStep
-        next = min(next, round.allSent ? round.lastSend + round.target.ping.config.options.timeout.nanoseconds : step)
-      }
+      // A step held back by the budget waits for it, not for its own (past) time.
+      if let step = throttledUntil ?? steps.min?.at { next = min(next, step) }
+      if let deadline = deadlines.min?.at { next = min(next, deadline) }
       let wait = max(0, next - Clocks.monotonicNanoseconds())
       _ = try? Poller.poll(&entries, timeoutMilliseconds: Int32(min(1000, (wait + 999_999) / 1_000_000)))
       if entries[0].revents != 0 { wakeup.drain() }
@@ -167,6 +179,7 @@ private struct TracerState {
         lookUpPathMTU(&round)
       }
       active[target.slot] = round
+      steps.insert(RoundEvent(at: now, slot: target.slot, round: round.id))
     }
   }
 
@@ -182,21 +195,25 @@ private struct TracerState {
   }
 
   /// Sends the probes of every round whose step is due, oldest first, as far as the
-  /// budget allows; returns when the budget lets the next one go if it held any back.
+  /// budget allows; returns when to try again if the budget held any back (after enough
+  /// has come back for several steps, so a throttled tracer wakes once per few steps).
   mutating func step(now: Int64) -> Int64? {
-    let due = active.values.filter { !$0.allSent && $0.nextStep <= now }.sorted { $0.nextStep < $1.nextStep }.map(\.target.slot)
-    for slot in due {
-      guard var round = active[slot] else { continue }
+    while let event = steps.min, event.at <= now {
+      guard var round = active[event.slot], round.id == event.round, !round.allSent, round.nextStep == event.at else {
+        steps.popMin()
+        continue
+      }
+      let need = round.resends.isEmpty ? round.probesPerHop : min(round.resends.count, round.probesPerHop)
+      guard budget.take(need, now: now) else { return budget.availableAt(need * 8, now: now) }
+      steps.popMin()
       if !round.resends.isEmpty {
         // Probes refused for their size first, at most a TTL's worth per step.
-        let resends = round.resends.prefix(round.probesPerHop)
-        guard budget.take(resends.count, now: now) else { return budget.availableAt(resends.count, now: now) }
+        let resends = round.resends.prefix(need)
         round.resends.removeFirst(resends.count)
         for resend in resends where resend.ttl <= round.maxTTL {
           if send(&round, ttl: resend.ttl, index: resend.index) { round.round.hops[resend.ttl - 1].probesSent += 1 }
         }
-      } else if round.nextTTL <= round.maxTTL {
-        guard budget.take(round.probesPerHop, now: now) else { return budget.availableAt(round.probesPerHop, now: now) }
+      } else {
         let ttl = round.nextTTL
         for index in 0..<round.probesPerHop {
           if send(&round, ttl: ttl, index: index) { round.round.hops[ttl - 1].probesSent += 1 }
@@ -205,7 +222,12 @@ private struct TracerState {
       }
       round.nextStep = now + stepNanoseconds
       round.lastSend = now
-      active[slot] = round
+      if round.allSent {
+        deadlines.insert(RoundEvent(at: now + round.timeout, slot: event.slot, round: round.id))
+      } else {
+        steps.insert(RoundEvent(at: round.nextStep, slot: event.slot, round: round.id))
+      }
+      active[event.slot] = round
     }
     return nil
   }
@@ -343,14 +365,30 @@ private struct TracerState {
   /// The destination answered a probe.
   mutating func answered(_ probe: TraceProbe, from source: IPAddress, at time: Int64) {
     guard var round = round(of: probe) else { return }
+    let (wasAllSent, wasDue) = (round.allSent, round.nextStep)
     round.outstanding -= 1
     round.round.recordReply(ttl: probe.ttl, from: source, rtt: Double(max(0, time - probe.sendTime)) / 1e9)
-    active[probe.slot] = round
+    update(round, wasAllSent: wasAllSent, wasDue: wasDue)
+  }
+
+  /// Stores a round an answer changed, and queues what it now waits for: its end (all is
+  /// sent: the path's end came in below the TTLs still to send), or a step (probes to send
+  /// again, after all was sent or sooner than the step queued).
+  mutating func update(_ round: ActiveRound, wasAllSent: Bool, wasDue: Int64) {
+    let slot = round.target.slot
+    active[slot] = round
+    if round.allSent {
+      if round.outstanding <= 0 { settled.append(slot) }
+      if !wasAllSent { deadlines.insert(RoundEvent(at: round.lastSend + round.timeout, slot: slot, round: round.id)) }
+    } else if wasAllSent || round.nextStep < wasDue {
+      steps.insert(RoundEvent(at: round.nextStep, slot: slot, round: round.id))
+    }
   }
 
   /// A router (or the destination's network) reported an error about a probe.
   mutating func erred(_ probe: TraceProbe, _ kind: ICMPError.Kind, from source: IPAddress, at time: Int64) {
     guard var round = round(of: probe) else { return }
+    let (wasAllSent, wasDue) = (round.allSent, round.nextStep)
     round.outstanding -= 1
     round.round.recordError(kind, ttl: probe.ttl, from: source, rtt: Double(max(0, time - probe.sendTime)) / 1e9)
     if case .mtuExceeded(let mtu) = kind {
@@ -365,20 +403,29 @@ private struct TracerState {
         round.nextStep = min(round.nextStep, Clocks.monotonicNanoseconds())
       }
     }
-    active[probe.slot] = round
+    update(round, wasAllSent: wasAllSent, wasDue: wasDue)
   }
 
   // MARK: Finishing
 
   /// Closes rounds whose probes are all out and either answered or past the timeout.
   mutating func finishRounds(now: Int64) {
-    for (slot, round) in active {
-      let timeout = round.target.ping.config.options.timeout.nanoseconds
-      guard round.allSent, round.outstanding <= 0 || now >= round.lastSend + timeout else { continue }
-      active[slot] = nil
-      probes.removeAll(slot: slot)
-      publish(round, duration: Double(now - round.startedAt) / 1e9)
+    for slot in settled {
+      guard let round = active[slot], round.allSent, round.outstanding <= 0 else { continue }
+      finish(round, now: now)
     }
+    settled.removeAll(keepingCapacity: true)
+    while let event = deadlines.min, event.at <= now {
+      deadlines.popMin()
+      guard let round = active[event.slot], round.id == event.round, round.allSent, now >= round.lastSend + round.timeout else { continue }
+      finish(round, now: now)
+    }
+  }
+
+  mutating func finish(_ round: ActiveRound, now: Int64) {
+    active[round.target.slot] = nil
+    probes.removeAll(slot: round.target.slot)
+    publish(round, duration: Double(now - round.startedAt) / 1e9)
   }
 
   func publish(_ active: ActiveRound, duration: Double) {

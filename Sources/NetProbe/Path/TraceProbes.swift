@@ -19,13 +19,26 @@ struct TraceProbe: Sendable, Equatable {
 struct TraceProbeTable: Sendable {
   let nonce: UInt64
   private(set) var probes: [UInt16: TraceProbe] = [:]
+  /// The sequences of each slot's probes, so a finished round's are dropped without a scan.
+  private var bySlot: [UInt32: Set<UInt16>] = [:]
 
   init(nonce: UInt64) { self.nonce = nonce }
 
   var count: Int { probes.count }
 
+  /// Adds a probe; one still there with the same 16-bit sequence (65,536 probes ago) is
+  /// forgotten.
   mutating func insert(_ probe: TraceProbe) {
-    probes[UInt16(truncatingIfNeeded: probe.sequence)] = probe
+    let key = UInt16(truncatingIfNeeded: probe.sequence)
+    if let old = probes[key] { bySlot[old.slot]?.remove(key) }
+    probes[key] = probe
+    bySlot[probe.slot, default: []].insert(key)
+  }
+
+  private mutating func take(_ key: UInt16) -> TraceProbe? {
+    guard let probe = probes.removeValue(forKey: key) else { return nil }
+    bySlot[probe.slot]?.remove(key)
+    return probe
   }
 
   /// The probe an echo reply answers, taken out of the table. `payload` is what
@@ -35,8 +48,7 @@ struct TraceProbeTable: Sendable {
     guard let probe = probes[icmpSequence], probe.sequence == payload.sequence, probe.slot == payload.slot,
       probe.sendTime == payload.sendTimeNanoseconds, probe.address == source
     else { return nil }
-    probes[icmpSequence] = nil
-    return probe
+    return take(icmpSequence)
   }
 
   /// The probe an ICMP error is about, taken out of the table. `echo` is the request the
@@ -55,13 +67,12 @@ struct TraceProbeTable: Sendable {
       ProbePayload(nonce: nonce, slot: probe.slot, sequence: probe.sequence, sendTimeNanoseconds: probe.sendTime).write(into: &expected)
       guard quoted.elementsEqual(expected.prefix(quoted.count)) else { return nil }
     }
-    probes[echo.sequence] = nil
-    return probe
+    return take(echo.sequence)
   }
 
   /// Forgets every probe of `slot` (a round finished, or its target was removed).
   mutating func removeAll(slot: UInt32) {
-    probes = probes.filter { $0.value.slot != slot }
+    for key in bySlot.removeValue(forKey: slot) ?? [] { probes[key] = nil }
   }
 }
 
