@@ -239,6 +239,10 @@ import Testing
     #expect(state.mtu == nil)
     _ = record(&state, tooBig, dontFragment: true)
     #expect(state.mtu == 1280)
+    _ = record(&state, round([r1], reached: false), dontFragment: true)
+    #expect(state.mtu == 1280, "a round that did not get through says nothing about the MTU")
+    _ = record(&state, round([r1]), dontFragment: true)
+    #expect(state.mtu == nil, "full-size probes reached the target: no MTU limits them any more")
   }
 }
 

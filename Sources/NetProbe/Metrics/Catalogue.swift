@@ -166,7 +166,7 @@ public enum Catalogue {
 
   public static let pathMTU = MetricFamily(
     "netprobe_path_mtu_bytes", .gauge,
-    "Path MTU of a target with dont_fragment: the next-hop MTU of \"fragmentation needed\" / \"packet too big\", or the kernel's cached path MTU when it is smaller than the probes.", labels: targetLabels)
+    "Path MTU of a target with dont_fragment: the next-hop MTU of \"fragmentation needed\" / \"packet too big\", or the kernel's cached path MTU when it is smaller than the probes; absent while no MTU limits them.", labels: targetLabels)
 
   public static let pathRounds = MetricFamily(
     "netprobe_path_rounds_total", .counter, "Trace rounds completed.", labels: targetLabels)

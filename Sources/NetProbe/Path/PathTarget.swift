@@ -55,7 +55,11 @@ struct PathState: Sendable {
     lastRoundDuration = duration
     lastRound = round
     for code in round.unreachableCodes { unreachable[code, default: 0] += 1 }
-    if let mtu = round.mtu, dontFragment { self.mtu = mtu }
+    if dontFragment {
+      // A round that reached the destination with probes of full size and no MTU report
+      // shows the path no longer limits them: the gauge goes rather than freeze.
+      if let mtu = round.mtu { self.mtu = mtu } else if round.destinationTTL != nil { self.mtu = nil }
+    }
     let before = detector.confirmed
     let changed = detector.observe(round.identity)
     if changed {
