@@ -8,7 +8,7 @@ import Testing
   let destination = IPAddress("198.19.0.1")!
 
   func path(_ hops: [[IPAddress]], reached: Bool = true) -> PathIdentity {
-    PathIdentity(hops: hops.map(Set.init), reachedDestination: reached)
+    PathIdentity(hops: hops.map(Set.init), complete: reached)
   }
 
   @Test func identityTextAndHash() {
@@ -155,13 +155,76 @@ import Testing
     #expect(ICMPError.decode(otherProtocol[...], family: .ip6) == nil)
   }
 
+  /// `struct sock_extended_err` as this host's kernel writes it (host byte order), then the
+  /// offender's sockaddr (its family in host order, the address in network order).
+  func extendedError(origin: UInt8, type: UInt8, code: UInt8, info: UInt32, offender: [UInt8]) -> [UInt8] {
+    var record = withUnsafeBytes(of: UInt32(113)) { Array($0) } + [origin, type, code, 0]
+    record += withUnsafeBytes(of: info) { Array($0) } + [0, 0, 0, 0]
+    return record + offender
+  }
+
+  func sockaddrIn(_ address: [UInt8]) -> [UInt8] {
+    withUnsafeBytes(of: UInt16(2)) { Array($0) } + [0, 0] + address + [UInt8](repeating: 0, count: 8)
+  }
+
+  func sockaddrIn6(_ address: [UInt8]) -> [UInt8] {
+    withUnsafeBytes(of: UInt16(10)) { Array($0) } + [0, 0, 0, 0, 0, 0] + address + [0, 0, 0, 0]
+  }
+
   @Test func decodesTheErrorQueueRecord() throws {
-    // struct sock_extended_err (little-endian host) then sockaddr_in for 198.18.1.1.
-    let record: [UInt8] = [113, 0, 0, 0, 2, 11, 0, 0, 0xDC, 0x05, 0, 0, 0, 0, 0, 0] + [2, 0, 0, 0, 198, 18, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+    let record = extendedError(origin: 2, type: 11, code: 0, info: 1500, offender: sockaddrIn([198, 18, 1, 1]))
     let error = try #require(ExtendedError.decode(record))
     #expect(error.origin == 2 && error.type == 11 && error.code == 0 && error.info == 1500)
     #expect(error.offender == IPAddress("198.18.1.1"))
     #expect(ExtendedError.decode(Array(record.prefix(15))) == nil)
+    #expect(ExtendedError.decode(Array(record.prefix(16)))?.offender == nil, "no offender address")
+    #expect(ExtendedError.decode(Array(record.prefix(23)))?.offender == nil, "a truncated sockaddr_in")
+    var unknownFamily = record
+    unknownFamily[16] = 99
+    unknownFamily[17] = 0
+    #expect(ExtendedError.decode(unknownFamily)?.offender == nil)
+  }
+
+  @Test func decodesAnIPv6OffenderAndItsMTU() throws {
+    let router = IPAddress("2001:db8:1::1")!
+    guard case .v6(let bytes, _) = router else { Issue.record("not IPv6"); return }
+    let record = extendedError(origin: 3, type: 2, code: 0, info: 1280, offender: sockaddrIn6(bytes.array))
+    let error = try #require(ExtendedError.decode(record))
+    #expect(error.origin == 3 && error.type == 2 && error.info == 1280)
+    #expect(error.offender == router)
+    #expect(ExtendedError.decode(Array(record.prefix(39)))?.offender == nil, "a truncated sockaddr_in6")
+  }
+
+  /// An ICMPv6 error about our echo request to 2001:db8:99::1: its header, the quoted IPv6
+  /// header and the request.
+  func ipv6Error(type: UInt8, code: UInt8, word: [UInt8] = [0, 0, 0, 0]) -> [UInt8] {
+    let request = ICMPEcho(type: 128, identifier: 0x4242, sequence: 7, payload: ProbePayload.padding(count: 32)).encoded(family: .ip6)
+    var inner = [UInt8](repeating: 0, count: 40)
+    inner[0] = 0x60
+    inner[6] = 58
+    guard case .v6(let destination, _) = IPAddress("2001:db8:99::1")! else { return [] }
+    inner.replaceSubrange(24..<40, with: destination.array)
+    return [type, code, 0, 0] + word + inner + request
+  }
+
+  @Test func decodesIPv6DestinationUnreachableWithItsCode() throws {
+    for code in [UInt8(0), 1, 3, 4] {
+      let error = try #require(ICMPError.decode(ipv6Error(type: 1, code: code)[...], family: .ip6))
+      #expect(error.kind == .unreachable(code: code))
+      #expect(error.quotedDestination == IPAddress("2001:db8:99::1"))
+      #expect(error.quotedEcho.identifier == 0x4242 && error.quotedEcho.sequence == 7)
+    }
+    #expect(ICMPError.decode(ipv6Error(type: 1, code: 3)[...], family: .ip4) == nil, "an ICMPv6 type read as ICMPv4")
+    var echoReply = ipv6Error(type: 1, code: 3)
+    echoReply[48] = 129
+    #expect(ICMPError.decode(echoReply[...], family: .ip6) == nil, "quotes a reply, not our request")
+    #expect(ICMPError.decode(ipv6Error(type: 1, code: 3).prefix(55)[...], family: .ip6) == nil, "the echo header cut short")
+  }
+
+  @Test func aNextHopMTUOfZeroIsUnknown() {
+    #expect(ICMPError.decode(ipv4Error(type: 3, code: 4, unused: [0, 0, 0, 0])[...], family: .ip4)?.kind == .mtuExceeded(mtu: nil))
+    #expect(ICMPError.decode(ipv6Error(type: 2, code: 0)[...], family: .ip6)?.kind == .mtuExceeded(mtu: nil))
+    #expect(ICMPError.decode(ipv6Error(type: 2, code: 0, word: [0, 0, 0x05, 0x00])[...], family: .ip6)?.kind == .mtuExceeded(mtu: 1280))
   }
 
   @Test func survivesRandomBytes() {
@@ -172,5 +235,39 @@ import Testing
       _ = ICMPError.decode(bytes[...], family: .ip6)
       _ = ExtendedError.decode(bytes)
     }
+  }
+
+  /// Random bytes rarely get past the type check; valid errors with a few bytes changed,
+  /// cut short or extended reach every later branch. Whatever decodes must name a request
+  /// (an echo request quoted behind an ICMP-carrying header).
+  @Test func survivesMutatedErrors() {
+    var generator = SystemRandomNumberGenerator()
+    let seeds: [([UInt8], IPAddress.Family)] = [
+      (ipv4Error(type: 11, code: 0), .ip4), (ipv4Error(type: 3, code: 1), .ip4),
+      (ipv4Error(type: 3, code: 4, unused: [0, 0, 0x05, 0xDC]), .ip4), (ipv4Error(type: 11, code: 0, quoteBytes: 28), .ip4),
+      (ipv6Error(type: 3, code: 0), .ip6), (ipv6Error(type: 1, code: 4), .ip6), (ipv6Error(type: 2, code: 0, word: [0, 0, 5, 0]), .ip6),
+      (extendedError(origin: 2, type: 11, code: 0, info: 1500, offender: sockaddrIn([198, 18, 1, 1])), .ip4),
+    ]
+    var decoded = 0
+    for _ in 0..<20_000 {
+      let (seed, family) = seeds.randomElement(using: &generator)!
+      var bytes = seed
+      for _ in 0..<Int.random(in: 1...4, using: &generator) {
+        switch Int.random(in: 0..<4, using: &generator) {
+        case 0: bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+        case 1: bytes[Int.random(in: 0..<min(bytes.count, 60), using: &generator)] ^= 1 << UInt8.random(in: 0..<8, using: &generator)
+        case 2: bytes = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &generator)))
+        default: bytes += (0..<Int.random(in: 1...8, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        }
+        if bytes.isEmpty { break }
+      }
+      if let error = ICMPError.decode(bytes[...], family: family) {
+        decoded += 1
+        #expect(error.quotedEcho.type == (family == .ip4 ? ICMPType.echoRequestV4 : ICMPType.echoRequestV6))
+        if case .mtuExceeded(let mtu?) = error.kind { #expect(mtu > 0) }
+      }
+      _ = ExtendedError.decode(bytes)
+    }
+    #expect(decoded > 1_000, "the mutations should leave many errors decodable")
   }
 }

@@ -126,9 +126,9 @@ public enum Catalogue {
 
   // MARK: Path (per traced target: the target labels, then hop where it applies)
 
-  public static let pathHopCount = MetricFamily(
-    "netprobe_path_hop_count", .gauge,
-    "Hops to the target on the confirmed path (the destination's TTL, or the last hop that answered).", labels: targetLabels)
+  public static let pathHops = MetricFamily(
+    "netprobe_path_hops", .gauge,
+    "Hops on the confirmed path: to the destination's TTL, to the TTL at which a router answered Destination Unreachable, or to the last hop that answered.", labels: targetLabels)
 
   public static let pathReached = MetricFamily(
     "netprobe_path_destination_reached", .gauge,
@@ -144,11 +144,11 @@ public enum Catalogue {
 
   public static let pathHash = MetricFamily(
     "netprobe_path_hash", .gauge,
-    "A 32-bit hash of the confirmed hop list: it changes exactly when the path does.", labels: targetLabels)
+    "A 32-bit hash of the confirmed hop list that netprobe_path_hop_info shows: it changes exactly when that list does (a confirmed change, a silent hop first answering, an ECMP responder learned or aged out).", labels: targetLabels)
 
   public static let pathHopInfo = MetricFamily(
     "netprobe_path_hop_info", .gauge,
-    "Always 1: one series per responder at each hop of the confirmed path (several under ECMP; responder=\"*\" for a silent hop).",
+    "Always 1: one series per responder at each hop of the confirmed path (several under ECMP; responder=\"*\" for a silent hop). A responder unseen for 10 rounds while another answers at its hop is dropped.",
     labels: targetLabels + ["hop", "responder"])
 
   public static let pathHopRTT = MetricFamily(
@@ -162,11 +162,11 @@ public enum Catalogue {
 
   public static let pathUnreachable = MetricFamily(
     "netprobe_path_unreachable_total", .counter,
-    "Trace rounds that got a Destination Unreachable, by ICMP code (1 host, 3 port, 13 prohibited…).", labels: targetLabels + ["code"])
+    "Trace rounds that got a Destination Unreachable, by ICMP code (1 host, 3 port, 13 prohibited…): once per round and code, however many probes drew one.", labels: targetLabels + ["code"])
 
   public static let pathMTU = MetricFamily(
     "netprobe_path_mtu_bytes", .gauge,
-    "Next-hop MTU reported by \"fragmentation needed\" / \"packet too big\" on a target with dont_fragment.", labels: targetLabels)
+    "Path MTU of a target with dont_fragment: the next-hop MTU of \"fragmentation needed\" / \"packet too big\", or the kernel's cached path MTU when it is smaller than the probes; absent while no MTU limits them.", labels: targetLabels)
 
   public static let pathRounds = MetricFamily(
     "netprobe_path_rounds_total", .counter, "Trace rounds completed.", labels: targetLabels)
@@ -219,7 +219,7 @@ public enum Catalogue {
     pingTargetInfo, pingSent, pingReceived, pingDuplicates, pingLate, pingSendErrors, pingRTT, pingWindowProbes,
     pingLossRatio, pingRTTMin, pingRTTMean, pingRTTMax, pingRTTStandardDeviation, pingJitter, pingJitterRFC3550,
     pingReplyTTL, pingDNSFailures, pingUnexpected, pingSocketErrors,
-    pathHopCount, pathReached, pathChanges, pathLastChange, pathHash, pathHopInfo, pathHopRTT, pathHopLoss,
+    pathHops, pathReached, pathChanges, pathLastChange, pathHash, pathHopInfo, pathHopRTT, pathHopLoss,
     pathUnreachable, pathMTU, pathRounds, pathRoundDuration,
   ] + multicastFamilies + beaconFamilies + querierFamilies + [
     pushes, pushRetries, pushLastSuccessTimestamp, pushDuration, pushInterval,

@@ -7,8 +7,9 @@ public struct ICMPError: Sendable, Equatable {
     /// With the ICMP code: 0 net, 1 host, 3 port, 4 fragmentation needed, 13 prohibited…
     /// (ICMPv6: 0 no route, 1 prohibited, 3 address, 4 port).
     case unreachable(code: UInt8)
-    /// IPv4 "fragmentation needed" or ICMPv6 "packet too big", with the next-hop MTU.
-    case mtuExceeded(mtu: Int)
+    /// IPv4 "fragmentation needed" or ICMPv6 "packet too big", with the next-hop MTU; nil
+    /// when the router left it 0 (routers older than RFC 1191 do): unknown, not 0 bytes.
+    case mtuExceeded(mtu: Int?)
   }
 
   public var kind: Kind
@@ -32,12 +33,12 @@ public struct ICMPError: Sendable, Equatable {
       kind = .timeExceeded
     case (.ip4, ICMPType.destinationUnreachableV4):
       kind = code == 4
-        ? .mtuExceeded(mtu: Int(message[base + 6]) << 8 | Int(message[base + 7]))
+        ? .mtuExceeded(mtu: knownMTU(Int(message[base + 6]) << 8 | Int(message[base + 7])))
         : .unreachable(code: code)
     case (.ip6, ICMPType.destinationUnreachableV6):
       kind = .unreachable(code: code)
     case (.ip6, ICMPType.packetTooBigV6):
-      kind = .mtuExceeded(mtu: message[(base + 4)..<(base + 8)].reduce(0) { $0 << 8 | Int($1) })
+      kind = .mtuExceeded(mtu: knownMTU(message[(base + 4)..<(base + 8)].reduce(0) { $0 << 8 | Int($1) }))
     default:
       return nil
     }
@@ -55,6 +56,9 @@ public struct ICMPError: Sendable, Equatable {
       return ICMPError(kind: kind, quotedDestination: destination, quotedEcho: echo)
     }
   }
+
+  /// A next-hop MTU as reported: 0 means the router did not say.
+  public static func knownMTU(_ value: Int) -> Int? { value > 0 ? value : nil }
 }
 
 /// What a datagram socket's error queue (IP_RECVERR / IPV6_RECVERR) says about a failed
@@ -69,22 +73,19 @@ public struct ExtendedError: Sendable, Equatable {
   /// The router (or host) that sent the error.
   public var offender: IPAddress?
 
-  /// Decodes the 16-byte struct (host byte order, as the kernel writes it) and the
-  /// `sockaddr_in`/`sockaddr_in6` after it.
+  /// Decodes the 16-byte struct and the `sockaddr_in`/`sockaddr_in6` after it. The kernel
+  /// writes `ee_info` and `sin_family` in host byte order: they are read as the host stores
+  /// them, whatever its endianness; the offender's address is in network byte order.
   public static func decode(_ bytes: [UInt8]) -> ExtendedError? {
     guard bytes.count >= 16 else { return nil }
-    func little32(_ at: Int) -> UInt32 {
-      UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
-    }
-    var error = ExtendedError(origin: bytes[4], type: bytes[5], code: bytes[6], info: little32(8), offender: nil)
-    let address = bytes.dropFirst(16)
-    if address.count >= 8 {
-      let family = UInt16(address[address.startIndex]) | UInt16(address[address.startIndex + 1]) << 8
-      if family == 2, address.count >= 8 {
-        error.offender = .v4(address[(address.startIndex + 4)..<(address.startIndex + 8)].reduce(0) { $0 << 8 | UInt32($1) })
-      } else if family == 10, address.count >= 24 {
-        error.offender = .v6(IPv6Bytes(Array(address[(address.startIndex + 8)..<(address.startIndex + 24)])), zone: nil)
-      }
+    let info = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self) }
+    var error = ExtendedError(origin: bytes[4], type: bytes[5], code: bytes[6], info: info, offender: nil)
+    guard bytes.count >= 18 else { return error }
+    let family = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 16, as: UInt16.self) }
+    if family == 2, bytes.count >= 24 {
+      error.offender = .v4(bytes[20..<24].reduce(0) { $0 << 8 | UInt32($1) })
+    } else if family == 10, bytes.count >= 40 {
+      error.offender = .v6(IPv6Bytes(Array(bytes[24..<40])), zone: nil)
     }
     return error
   }

@@ -14,6 +14,10 @@ public struct ProbePayload: Sendable, Equatable {
   public static let headerSize = 24
   /// Set in `slot` on the path tracer's probes, clear on the ping engine's.
   public static let traceSlotFlag: UInt32 = 0x8000_0000
+  /// Set in the ICMP identifier of the path tracer's probes, clear in the ping engine's: on
+  /// raw sockets, which see every ICMP error of the host, an error that quotes only the 8
+  /// bytes of a request's ICMP header (RFC 792) names the engine it is for by this bit.
+  public static let traceIdentifierBit: UInt16 = 0x8000
 
   public var nonce: UInt64
   public var slot: UInt32

@@ -37,16 +37,76 @@ public struct TraceRound: Sendable, Equatable {
     hops = [Hop](repeating: Hop(), count: maxHops)
   }
 
-  /// The hops up to the destination (or to the last that answered when it never did).
+  /// The lowest TTL whose probe drew a Destination Unreachable: no probe got farther.
+  public var unreachableTTL: Int? { unreachable.lazy.map(\.ttl).min() }
+
+  /// Where the path ends: the destination's TTL, or the lower TTL at which a router said
+  /// the destination is unreachable. Nil while neither happened.
+  public var endTTL: Int? {
+    switch (destinationTTL, unreachableTTL) {
+    case (let a?, let b?): min(a, b)
+    case (let a?, nil): a
+    case (nil, let b?): b
+    case (nil, nil): nil
+    }
+  }
+
+  /// The hops up to the end (or to the last that answered when the path has none).
   public var relevantHops: ArraySlice<Hop> {
-    if let destinationTTL { return hops.prefix(destinationTTL) }
+    if let endTTL { return hops.prefix(endTTL) }
     let last = hops.lastIndex { !$0.responders.isEmpty } ?? -1
     return hops.prefix(last + 1)
   }
 
   /// The ordered hop list of this round: its identity.
   public var identity: PathIdentity {
-    PathIdentity(hops: relevantHops.map { Set($0.addresses) }, reachedDestination: destinationTTL != nil)
+    PathIdentity(hops: relevantHops.map { Set($0.addresses) }, complete: endTTL != nil)
+  }
+
+  /// The unreachable codes of this round, each once: the counter counts rounds, not
+  /// error messages (every probe past the router that refuses draws one).
+  public var unreachableCodes: Set<UInt8> { Set(unreachable.map(\.code)) }
+
+  /// The round as it is published: probes above the end may have been sent before the
+  /// answer came back, and what they drew is not part of the path.
+  public func trimmed() -> TraceRound {
+    guard let end = endTTL else { return self }
+    var round = self
+    for index in end..<round.hops.count { round.hops[index] = Hop() }
+    round.unreachable.removeAll { $0.ttl > end }
+    if let destination = round.destinationTTL, destination > end { round.destinationTTL = nil }
+    return round
+  }
+
+  /// Records the destination's echo reply to the probe sent with `ttl`. False (and nothing
+  /// recorded) for a TTL this round did not probe.
+  @discardableResult
+  public mutating func recordReply(ttl: Int, from source: IPAddress, rtt: Double) -> Bool {
+    guard hops.indices.contains(ttl - 1) else { return false }
+    hops[ttl - 1].record(source, rtt: rtt)
+    destinationTTL = min(destinationTTL ?? Int.max, ttl)
+    return true
+  }
+
+  /// Records an ICMP error about the probe sent with `ttl`. A Time Exceeded or Unreachable
+  /// names the router at that TTL. A "fragmentation needed" does not: the router that
+  /// refused the probe may be nearer than its TTL, so only its MTU is kept, and the probe
+  /// no longer counts as sent (the tracer sends that TTL again, smaller). False for a TTL
+  /// this round did not probe.
+  @discardableResult
+  public mutating func recordError(_ kind: ICMPError.Kind, ttl: Int, from source: IPAddress, rtt: Double) -> Bool {
+    guard hops.indices.contains(ttl - 1) else { return false }
+    switch kind {
+    case .timeExceeded:
+      hops[ttl - 1].record(source, rtt: rtt)
+    case .unreachable(let code):
+      hops[ttl - 1].record(source, rtt: rtt)
+      unreachable.append((code, ttl))
+    case .mtuExceeded(let reported):
+      if let reported { mtu = min(mtu ?? Int.max, reported) }
+      hops[ttl - 1].probesSent = max(0, hops[ttl - 1].probesSent - 1)
+    }
+    return true
   }
 
   public static func == (a: TraceRound, b: TraceRound) -> Bool {
@@ -55,15 +115,18 @@ public struct TraceRound: Sendable, Equatable {
   }
 }
 
-/// A path: for each TTL the set of routers seen there (empty: silent, `*`), and whether it
-/// ends at the destination.
+/// A path: for each TTL the set of routers seen there (empty: silent, `*`), and whether its
+/// end is known.
 public struct PathIdentity: Sendable, Equatable {
   public var hops: [Set<IPAddress>]
-  public var reachedDestination: Bool
+  /// True when the path ends at its last hop: the destination answered there, or a router
+  /// there said the destination is unreachable. An incomplete path may go on past its last
+  /// responder.
+  public var complete: Bool
 
-  public init(hops: [Set<IPAddress>], reachedDestination: Bool) {
+  public init(hops: [Set<IPAddress>], complete: Bool) {
     self.hops = hops
-    self.reachedDestination = reachedDestination
+    self.complete = complete
   }
 
   /// `198.18.1.1|*|198.18.3.2`, responders of one hop sorted and joined by `,`.
@@ -82,10 +145,13 @@ public struct PathIdentity: Sendable, Equatable {
   }
 
   /// True when the two cannot be the same path: at some TTL both saw routers and none in
-  /// common, or both reached the destination at different TTLs. Silent hops never
-  /// conflict, so a router that rate-limits its ICMP errors does not make a path change.
+  /// common, both are complete at different lengths, or one is complete and the other saw a
+  /// router past its end. Silent hops never conflict, so a router that rate-limits its ICMP
+  /// errors does not make a path change.
   public func conflicts(with other: PathIdentity) -> Bool {
-    if reachedDestination && other.reachedDestination && hops.count != other.hops.count { return true }
+    if complete && other.complete && hops.count != other.hops.count { return true }
+    if complete && other.hops.dropFirst(hops.count).contains(where: { !$0.isEmpty }) { return true }
+    if other.complete && hops.dropFirst(other.hops.count).contains(where: { !$0.isEmpty }) { return true }
     for (mine, theirs) in zip(hops, other.hops) where !mine.isEmpty && !theirs.isEmpty {
       if mine.isDisjoint(with: theirs) { return true }
     }
@@ -93,42 +159,53 @@ public struct PathIdentity: Sendable, Equatable {
   }
 
   /// This path with `other`'s observations added: silent hops filled, ECMP responders
-  /// joined. Only for paths that do not conflict.
+  /// joined, the length of whichever is complete. Only for paths that do not conflict.
   public func merged(with other: PathIdentity) -> PathIdentity {
-    var hops = self.hops
-    if other.hops.count > hops.count && !reachedDestination {
-      hops += [Set<IPAddress>](repeating: [], count: other.hops.count - hops.count)
+    let length = complete ? hops.count : other.complete ? other.hops.count : max(hops.count, other.hops.count)
+    let merged = (0..<length).map { index in
+      (index < hops.count ? hops[index] : []).union(index < other.hops.count ? other.hops[index] : [])
     }
-    for index in hops.indices where index < other.hops.count {
-      hops[index].formUnion(other.hops[index])
-    }
-    return PathIdentity(hops: hops, reachedDestination: reachedDestination || other.reachedDestination)
+    return PathIdentity(hops: merged, complete: complete || other.complete)
   }
 }
 
 /// Decides when the path has changed: only when K consecutive rounds agree on a path that
-/// conflicts with the confirmed one. Pure, so its hysteresis is tested round by round.
+/// conflicts with the confirmed one. Keeps the confirmed path to what the rounds still see:
+/// a responder unseen for `responderLifetime` rounds while another answers at its hop has
+/// gone (an ECMP branch withdrawn) and is dropped; a hop where nobody answers keeps its
+/// responders (silence is no evidence). Pure, so its hysteresis is tested round by round.
 public struct PathChangeDetector: Sendable, Equatable {
   public private(set) var confirmed: PathIdentity?
   public private(set) var candidate: PathIdentity?
   public private(set) var candidateRounds = 0
   public private(set) var changes = 0
   public let confirmRounds: Int
+  public let responderLifetime: Int
+  /// For each hop of the confirmed path: the round in which each responder was last seen.
+  private var lastSeen: [[IPAddress: Int]] = []
+  /// Rounds observed that had any answer.
+  private var round = 0
 
-  public init(confirmRounds: Int) {
+  public static let defaultResponderLifetime = 10
+
+  public init(confirmRounds: Int, responderLifetime: Int = PathChangeDetector.defaultResponderLifetime) {
     self.confirmRounds = max(1, confirmRounds)
+    self.responderLifetime = max(1, responderLifetime)
   }
 
   /// Feeds one round's path; true when it confirmed a change.
   public mutating func observe(_ path: PathIdentity) -> Bool {
     // A round in which nothing answered says nothing about the path.
     guard path.hops.contains(where: { !$0.isEmpty }) else { return false }
+    round += 1
     guard let current = confirmed else {
-      confirmed = path
+      adopt(path)
       return false
     }
     if !path.conflicts(with: current) {
       confirmed = current.merged(with: path)
+      note(path)
+      ageOut()
       candidate = nil
       candidateRounds = 0
       return false
@@ -141,11 +218,37 @@ public struct PathChangeDetector: Sendable, Equatable {
       candidateRounds = 1
     }
     guard candidateRounds >= confirmRounds, let newPath = candidate else { return false }
-    confirmed = newPath
+    adopt(newPath)
     candidate = nil
     candidateRounds = 0
     changes += 1
     return true
+  }
+
+  private mutating func adopt(_ path: PathIdentity) {
+    confirmed = path
+    lastSeen = []
+    note(path)
+  }
+
+  private mutating func note(_ path: PathIdentity) {
+    let length = confirmed?.hops.count ?? 0
+    if lastSeen.count > length { lastSeen.removeLast(lastSeen.count - length) }
+    while lastSeen.count < length { lastSeen.append([:]) }
+    for (index, hop) in path.hops.enumerated() where index < length {
+      for responder in hop { lastSeen[index][responder] = round }
+    }
+  }
+
+  private mutating func ageOut() {
+    guard var path = confirmed else { return }
+    for index in lastSeen.indices where lastSeen[index].values.contains(where: { round - $0 < responderLifetime }) {
+      for (responder, seen) in lastSeen[index] where round - seen >= responderLifetime {
+        lastSeen[index][responder] = nil
+        path.hops[index].remove(responder)
+      }
+    }
+    confirmed = path
   }
 }
 

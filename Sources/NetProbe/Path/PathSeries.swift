@@ -21,7 +21,7 @@ enum PathSeries {
     }
     if let mtu = state.mtu { exposition.add(Catalogue.pathMTU, labels, Double(mtu)) }
     guard let path else { return }
-    exposition.add(Catalogue.pathHopCount, labels, Double(path.hops.count))
+    exposition.add(Catalogue.pathHops, labels, Double(path.hops.count))
     exposition.add(Catalogue.pathHash, labels, Double(path.hash))
     for (index, responders) in path.hops.enumerated() {
       let hop = String(index + 1)

@@ -14,9 +14,7 @@ final class PathTarget: Sendable {
     self.ping = ping
     self.slot = slot | ProbePayload.traceSlotFlag
     flow = UInt16.random(in: 1...UInt16.max)
-    let trace = ping.config.options.trace
-    state = Mutex(PathState(detector: PathChangeDetector(confirmRounds: trace.confirmRounds),
-                            hops: [HopHistory](repeating: HopHistory(), count: trace.maxHops)))
+    state = Mutex(PathState(trace: ping.config.options.trace))
   }
 
   var trace: TraceOptions { ping.config.options.trace }
@@ -31,8 +29,61 @@ struct PathState: Sendable {
   var rounds: UInt64 = 0
   var lastRoundDuration: Double?
   var lastChangeTime: Double?
+  /// Rounds that drew a Destination Unreachable, by code.
   var unreachable: [UInt8: UInt64] = [:]
   var mtu: Int?
   /// The address the rounds were traced to: a new address starts a new path.
   var tracedAddress: IPAddress?
+
+  init(trace: TraceOptions) {
+    detector = PathChangeDetector(confirmRounds: trace.confirmRounds)
+    hops = [HopHistory](repeating: HopHistory(), count: trace.maxHops)
+  }
+
+  /// Takes in a finished round to `address`; true when it confirmed a path change.
+  /// `wallClock`: Unix time now, for the last change's timestamp.
+  mutating func record(_ finished: TraceRound, address: IPAddress, duration: Double, wallClock: Double,
+                       dontFragment: Bool) -> Bool {
+    if tracedAddress != address {
+      // A new address (DNS) is a new path to learn, not a change of this one: nothing of
+      // the old one's (its series carry the old address) is kept.
+      self = PathState(confirmRounds: detector.confirmRounds, responderLifetime: detector.responderLifetime, maxHops: hops.count)
+      tracedAddress = address
+    }
+    let round = finished.trimmed()
+    rounds += 1
+    lastRoundDuration = duration
+    lastRound = round
+    for code in round.unreachableCodes { unreachable[code, default: 0] += 1 }
+    if dontFragment {
+      // A round that reached the destination with probes of full size and no MTU report
+      // shows the path no longer limits them: the gauge goes rather than freeze.
+      if let mtu = round.mtu { self.mtu = mtu } else if round.destinationTTL != nil { self.mtu = nil }
+    }
+    let before = detector.confirmed
+    let changed = detector.observe(round.identity)
+    if changed {
+      lastChangeTime = wallClock
+      // A hop whose routers changed starts its RTT and loss afresh: the old router's
+      // replies are not the new one's.
+      let after = detector.confirmed?.hops ?? []
+      for index in hops.indices {
+        let old = before.flatMap { index < $0.hops.count ? $0.hops[index] : nil } ?? []
+        let new = index < after.count ? after[index] : []
+        if old != new { hops[index] = HopHistory(capacity: hops[index].capacity) }
+      }
+    }
+    // Loss per hop of the confirmed path, also where nothing answered this round (past
+    // the last hop that did): probes sent there without reply are lost.
+    let length = min(detector.confirmed?.hops.count ?? 0, hops.count, round.hops.count)
+    for index in 0..<length where round.hops[index].probesSent > 0 {
+      hops[index].record(sent: round.hops[index].probesSent, rtts: round.hops[index].responders.flatMap(\.rtts))
+    }
+    return changed
+  }
+
+  private init(confirmRounds: Int, responderLifetime: Int, maxHops: Int) {
+    detector = PathChangeDetector(confirmRounds: confirmRounds, responderLifetime: responderLifetime)
+    hops = [HopHistory](repeating: HopHistory(), count: maxHops)
+  }
 }

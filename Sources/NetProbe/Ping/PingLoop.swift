@@ -9,14 +9,15 @@ final class PingContext: Sendable {
   /// Random per process: replies carrying another nonce are not ours.
   let nonce: UInt64
   /// The ICMP identifier in use and the one before it (rotation keeps the old one valid
-  /// for the replies still in flight), packed as previous << 16 | current.
+  /// for the replies still in flight), packed as previous << 16 | current. Both have
+  /// `ProbePayload.traceIdentifierBit` clear: the path tracer's have it set.
   let identifiers: Atomic<UInt32>
   let logger: Logger
   let stats: PingEngineStats
 
   init(logger: Logger, stats: PingEngineStats) {
     nonce = UInt64.random(in: 1...UInt64.max)
-    let first = UInt32(UInt16.random(in: 1...UInt16.max))
+    let first = UInt32(UInt16.random(in: 1..<ProbePayload.traceIdentifierBit))
     identifiers = Atomic(first << 16 | first)
     self.logger = logger
     self.stats = stats
@@ -30,9 +31,16 @@ final class PingContext: Sendable {
   /// Picks a new random identifier, keeping the current one as the previous.
   func rotateIdentifier() {
     let current = identifiers.load(ordering: .relaxed) & 0xFFFF
-    var next = UInt32(UInt16.random(in: 1...UInt16.max))
-    while next == current { next = UInt32(UInt16.random(in: 1...UInt16.max)) }
+    var next = UInt32(UInt16.random(in: 1..<ProbePayload.traceIdentifierBit))
+    while next == current { next = UInt32(UInt16.random(in: 1..<ProbePayload.traceIdentifierBit)) }
     identifiers.store(current << 16 | next, ordering: .relaxed)
+  }
+
+  /// The path tracer's identifiers: the ping engine's with the trace bit set, so they
+  /// rotate together and never meet.
+  var traceIdentifiers: (UInt16, UInt16) {
+    let (current, previous) = currentIdentifiers
+    return (current | ProbePayload.traceIdentifierBit, previous | ProbePayload.traceIdentifierBit)
   }
 }
 

@@ -42,14 +42,18 @@ public struct ReplyMatcher: Sendable {
   }
 
   /// `identifiers`: the ICMP identifiers we use (raw sockets only; the kernel rewrites them
-  /// on datagram sockets and delivers only replies to ours).
+  /// on datagram sockets and delivers only replies to ours). The trace bit is ignored here:
+  /// each engine's replies carry this process's identifier with or without it, and the
+  /// payload's slot says which engine they are for.
   public func match(_ message: ArraySlice<UInt8>, identifiers: (UInt16, UInt16)) -> Result {
     guard let echo = ICMPEcho.decode(message) else { return .unexpected(.malformed) }
     let replyType = family == .ip4 ? ICMPType.echoReplyV4 : ICMPType.echoReplyV6
     guard echo.type == replyType else { return .ignored }
     guard echo.code == 0 else { return .unexpected(.malformed) }
     if family == .ip4 && kind == .raw && !InternetChecksum.isValid(message) { return .unexpected(.malformed) }
-    if kind == .raw && echo.identifier != identifiers.0 && echo.identifier != identifiers.1 { return .unexpected(.foreign) }
+    let engineFree = ~ProbePayload.traceIdentifierBit
+    if kind == .raw && echo.identifier & engineFree != identifiers.0 & engineFree
+      && echo.identifier & engineFree != identifiers.1 & engineFree { return .unexpected(.foreign) }
     guard let payload = ProbePayload.decode(echo.payload) else { return .unexpected(.foreign) }
     guard payload.nonce == nonce else { return .unexpected(.badNonce) }
     guard (payload.slot & ProbePayload.traceSlotFlag != 0) == forTracer else { return .ignored }

@@ -141,6 +141,11 @@ public final class ICMPSocket: Sendable {
     }
   }
 
+  /// Wraps `getsockopt(SO_ERROR)` (see `Socket.takePendingError`). A datagram ICMP socket
+  /// with IP_RECVERR sets its pending error with every ICMP error, also one the kernel could
+  /// not queue (the receive buffer full): POLLERR then stays up over an empty error queue.
+  public func takePendingError() -> Int32? { socket.takePendingError() }
+
   /// Wraps `recvmsg(2)` for one datagram, reading the timestamp and TTL control messages.
   /// Returns nil when nothing is waiting. `buffer` receives the bytes; the result slices it.
   public func receive(into buffer: inout [UInt8], control: inout [UInt8]) throws(SystemError) -> ReceivedICMP? {

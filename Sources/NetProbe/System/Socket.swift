@@ -32,6 +32,16 @@ public final class Socket: Sendable {
     if fd >= 0 { _ = Glibc.close(fd) }
   }
 
+  /// Wraps `getsockopt(SO_ERROR)`: the socket's pending error, which reading it clears.
+  /// Nil when there is none (or the call fails). A pending error keeps poll(2) reporting
+  /// POLLERR, so a loop that waits on the socket must read it.
+  public func takePendingError() -> Int32? {
+    var value: Int32 = 0
+    var length = socklen_t(MemoryLayout<Int32>.size)
+    guard getsockopt(fileDescriptor, SOL_SOCKET, SO_ERROR, &value, &length) == 0, value != 0 else { return nil }
+    return value
+  }
+
   /// Wraps `setsockopt(2)` for any plain value type.
   public func setOption<T: BitwiseCopyable>(level: Int32, name: Int32, value: T, label: String) throws(SystemError) {
     let fd = fileDescriptor
