@@ -79,7 +79,7 @@ func fuzzICMP(iterations: Int, seed: UInt64) -> Int {
     let errorInput = index % 4 == 1 ? mutator.randomInput(maxLength: 160) : mutator.mutate(quoted.bytes)
     if let decoded = ICMPError.decode(errorInput[...], family: quoted.family) {
       precondition(decoded.quotedDestination.family == quoted.family, "a quote of another family")
-      if case .mtuExceeded(let mtu) = decoded.kind { precondition(mtu >= 0, "negative MTU") }
+      if case .mtuExceeded(let mtu?) = decoded.kind { precondition(mtu > 0, "an MTU of 0 must be unknown (nil)") }
       errors += 1
     }
     if let header = IPv4Header.decode(input[...]) {
