@@ -106,6 +106,11 @@ extension Catalogue {
   public static let beaconBytesSent = MetricFamily(
     "netprobe_beacon_bytes_sent_total", .counter, "Beacon UDP payload bytes sent.", labels: beaconLabels)
 
+  public static let beaconPacketsSkipped = MetricFamily(
+    "netprobe_beacon_packets_skipped_total", .counter,
+    "Beacon datagrams not sent because the sender fell more than one interval behind its schedule (descheduled, or a rate the host cannot sustain): skipped rather than sent in a burst, without a sequence number, so receivers count no loss for them.",
+    labels: beaconLabels)
+
   public static let beaconSendErrors = MetricFamily(
     "netprobe_beacon_send_errors_total", .counter,
     "Beacon datagrams that could not be sent, by errno.", labels: beaconLabels + ["errno"])
@@ -158,7 +163,7 @@ extension Catalogue {
     multicastJoinTestLatency, multicastJoinTestFailures,
   ]
 
-  static let beaconFamilies: [MetricFamily] = [beaconInfo, beaconPacketsSent, beaconBytesSent, beaconSendErrors]
+  static let beaconFamilies: [MetricFamily] = [beaconInfo, beaconPacketsSent, beaconBytesSent, beaconPacketsSkipped, beaconSendErrors]
 
   static let querierFamilies: [MetricFamily] = [
     querierPresent, querierInfo, querierQueries, querierLastGeneralQuery, querierQueryInterval, querierMaxResponse,
