@@ -151,6 +151,30 @@ class MulticastLabTest(unittest.TestCase):
         self.assertEqual(series(receiver, "netprobe_multicast_packets_late_total", "beacon", metrics), 0)
         self.assertEqual(series(receiver, "netprobe_multicast_sequence_resets_total", "beacon", metrics), 0)
 
+    def test_beacon_socket_that_cannot_open_counts_once(self):
+        lab = self.lab()
+        # A veth pair inside the agent's namespace, IPv6 off on mc0: an IPv6 beacon's
+        # connect() fails (ENETUNREACH or EADDRNOTAVAIL) at every retry, once a second.
+        for argv in (["ip", "link", "add", "mc0", "type", "veth", "peer", "name", "mc1"],
+                     ["sysctl", "-qw", "net.ipv6.conf.mc0.disable_ipv6=1"],
+                     ["sh", "-c", "ip link set mc0 up && ip link set mc1 up"]):
+            self.assertEqual(lab.run("agent", argv).returncode, 0, argv)
+        exporter = LabExporter(self, lab, config=write_config(
+            self, 'beacons:\n  - {name: b6, group: "ff15::42", port: 5011, interface: mc0, rate: 50}\n'))
+        failure = "cannot open the beacon's socket"
+        wait_for(lambda: failure in exporter.log(), what="the open failure logged")
+        time.sleep(3.5)  # three more retries, failing the same way
+        errors = exporter.samples("netprobe_beacon_send_errors_total")
+        self.assertEqual(list(errors.values()), [1], errors)
+        self.assertRegex(next(iter(errors)), r'errno="(ENETUNREACH|EADDRNOTAVAIL)"')
+        self.assertEqual(exporter.log().count(failure), 1, exporter.log())
+        self.assertEqual(list(exporter.samples("netprobe_beacon_packets_sent_total").values()), [0])
+        # IPv6 back on: the next retry opens the socket and the beacon is sent.
+        self.assertEqual(lab.run("agent", ["sysctl", "-qw", "net.ipv6.conf.mc0.disable_ipv6=0"]).returncode, 0)
+        wait_for(lambda: list(exporter.samples("netprobe_beacon_packets_sent_total").values())[0] >= 50, timeout=15,
+                 what="the beacon sending once IPv6 is back")
+        self.assertEqual(list(exporter.samples("netprobe_beacon_send_errors_total").values()), [1])
+
     def test_join_latency_test_measures_then_fails_without_a_router(self):
         lab = self.lab()
         router = start_igmpproxy(self, lab)

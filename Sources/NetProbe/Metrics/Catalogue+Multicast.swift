@@ -113,7 +113,8 @@ extension Catalogue {
 
   public static let beaconSendErrors = MetricFamily(
     "netprobe_beacon_send_errors_total", .counter,
-    "Beacon datagrams that could not be sent, by errno.", labels: beaconLabels + ["errno"])
+    "Beacon datagrams that could not be sent, by errno; a socket that cannot be opened (ENODEV: no such interface) counts once per episode, not per retry.",
+    labels: beaconLabels + ["errno"])
 
   // MARK: Querier watch (interface, protocol igmp|mld)
 

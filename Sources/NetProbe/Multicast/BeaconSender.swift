@@ -79,7 +79,8 @@ struct BeaconStats: Sendable {
   var sequence: UInt64 = 0
   /// Packets given up because the sender fell more than one interval behind its grid.
   var skipped: UInt64 = 0
-  /// Failed sends by errno name (EAGAIN: the socket buffer was full).
+  /// Failed sends by errno name (EAGAIN: the socket buffer was full), and sockets that
+  /// could not be opened, once per episode.
   var errors: [String: UInt64] = [:]
 }
 
@@ -174,7 +175,11 @@ private final class BeaconLoop: @unchecked Sendable {
         shared.logger.info("sending", metadata: ["beacon": "\(config.name)", "group": "\(config.group)",
                                                  "interface": "\(config.interface)", "rate": "\(config.rate)"])
       } catch {
-        report(&slots[index], errno: error.errno, "cannot open the beacon's socket: \(error)")
+        // Retried every second; counted once per distinct error, since no datagram is lost
+        // at each retry (the socket's absence is the one failure).
+        if slots[index].lastError != Errno.name(error.errno) {
+          report(&slots[index], errno: error.errno, "cannot open the beacon's socket; retrying every second: \(error)")
+        }
       }
     }
   }
