@@ -248,9 +248,11 @@ public struct QuerierWatchConfig: Sendable, Equatable {
   /// What to watch on every interface. IGMP alone by default, so an IPv4-only network does
   /// not report a missing MLD querier.
   public var protocols: [QuerierProtocol] = [.igmp]
-  /// The network's query interval, for IGMPv2/MLDv1 queries that do not carry one.
+  /// The network's query interval, until a query announces one (IGMPv1/v2 and MLDv1 do not).
   public var queryInterval: Duration?
+  /// The network's max response time, until a query announces one (IGMPv1 queries do not).
   public var queryResponseInterval: Duration = .seconds(10)
+  /// The network's robustness variable, until a query announces one (QRV of IGMPv3 / MLDv2).
   public var robustness = 2
 
   public init(interfaces: [String]) { self.interfaces = interfaces }

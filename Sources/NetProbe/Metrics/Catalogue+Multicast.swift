@@ -141,16 +141,16 @@ extension Catalogue {
 
   public static let querierQueryInterval = MetricFamily(
     "netprobe_querier_query_interval_seconds", .gauge,
-    "Query interval in force: announced by the querier (QQIC, IGMPv3 / MLDv2), else the configured query_interval, else 125 s.",
+    "Query interval the querier announced (QQIC of IGMPv3 / MLDv2), the last one announced; absent until one is. IGMPv1/v2 and MLDv1 announce none: the timeout then uses the configured query_interval, else 125 s.",
     labels: querierLabels)
 
   public static let querierMaxResponse = MetricFamily(
     "netprobe_querier_max_response_seconds", .gauge,
-    "Maximum response time announced in the last general query (10 s for IGMPv1, which announces none).", labels: querierLabels)
+    "Maximum response time in force: the last one a general query announced, else the configured query_response_interval (IGMPv1 announces none).", labels: querierLabels)
 
   public static let querierRobustness = MetricFamily(
     "netprobe_querier_robustness", .gauge,
-    "Robustness variable announced in the last general query (QRV), else the configured one.", labels: querierLabels)
+    "Robustness variable in force: the last QRV a general query announced (IGMPv3 / MLDv2), else the configured robustness.", labels: querierLabels)
 
   public static let querierMalformed = MetricFamily(
     "netprobe_querier_malformed_packets_total", .counter,

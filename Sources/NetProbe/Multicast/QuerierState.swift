@@ -1,6 +1,7 @@
 /// What the watch knows about the querier of one interface and protocol: the queries seen,
-/// the last general query, and from it whether a querier is present. Pure: times are passed
-/// in (monotonic nanoseconds for the deadline, Unix nanoseconds for the timestamp metric).
+/// the last general query, the timers queries announced, and from them whether a querier
+/// is present. Pure: times are passed in (monotonic nanoseconds for the deadline, Unix
+/// nanoseconds for the timestamp metric).
 ///
 /// A querier is present while the last general query is younger than the Other Querier
 /// Present Interval of RFC 3376 8.5 / RFC 3810 9.5, robustness × query interval + max
@@ -12,11 +13,11 @@ struct QuerierState: Sendable, Equatable {
 
   /// The network's timers as configured, for what the queries do not announce.
   struct Settings: Sendable, Equatable {
-    /// For IGMPv1/v2 and MLDv1 queries, which carry no interval; nil means 125 s.
+    /// Until a query announces one (IGMPv1/v2 and MLDv1 queries carry none); nil means 125 s.
     var queryInterval: Duration?
-    /// The max response assumed until a general query announces one.
+    /// Until a query announces one (IGMPv1 queries carry none).
     var queryResponseInterval: Duration
-    /// For queries without QRV (older versions, or QRV 0).
+    /// Until a query announces one (older versions carry none; QRV 0 means above 7).
     var robustness: Int
 
     init(queryInterval: Duration? = nil, queryResponseInterval: Duration = .seconds(10), robustness: Int = 2) {
@@ -35,13 +36,20 @@ struct QuerierState: Sendable, Equatable {
   struct GeneralQuery: Sendable, Equatable {
     var querier: IPAddress
     var version: Int
-    var maxResponseMilliseconds: Int
-    /// QQIC in seconds, when the query carried a nonzero one.
-    var announcedInterval: Int?
-    /// QRV, when the query carried a nonzero one.
-    var announcedRobustness: Int?
     var monotonicNanoseconds: Int64
     var unixNanoseconds: Int64
+  }
+
+  /// The timers general queries announced, each the last one announced. A query that
+  /// announces none (IGMPv2 has no QQIC or QRV, IGMPv1 no max response either) leaves the
+  /// others' values in place: with an IGMPv2 and an IGMPv3 querier on one link, or a v2
+  /// proxy query between v3 ones, the timeout stays that of the querier that said it.
+  struct Announced: Sendable, Equatable {
+    /// QQIC, in seconds.
+    var queryIntervalSeconds: Int?
+    /// QRV.
+    var robustness: Int?
+    var maxResponseMilliseconds: Int?
   }
 
   struct CountKey: Sendable, Hashable, Comparable {
@@ -55,16 +63,20 @@ struct QuerierState: Sendable, Equatable {
   private(set) var queries: [CountKey: UInt64] = [:]
   private(set) var malformed: UInt64 = 0
   private(set) var lastGeneral: GeneralQuery?
+  private(set) var announced = Announced()
 
   init(settings: Settings) { self.settings = settings }
 
-  /// Counts `query`; a general one becomes the last general query.
+  /// Counts `query`; a general one becomes the last general query, and the timers it
+  /// announces replace those announced before.
   mutating func record(_ query: MembershipQuery, monotonicNanoseconds: Int64, unixNanoseconds: Int64) {
     queries[CountKey(version: query.version, kind: query.kind), default: 0] += 1
     guard query.kind == .general else { return }
-    lastGeneral = GeneralQuery(querier: query.querier, version: query.version, maxResponseMilliseconds: query.maxResponseMilliseconds,
-                               announcedInterval: query.queryIntervalSeconds, announcedRobustness: query.robustness,
-                               monotonicNanoseconds: monotonicNanoseconds, unixNanoseconds: unixNanoseconds)
+    lastGeneral = GeneralQuery(querier: query.querier, version: query.version, monotonicNanoseconds: monotonicNanoseconds,
+                               unixNanoseconds: unixNanoseconds)
+    if let interval = query.queryIntervalSeconds { announced.queryIntervalSeconds = interval }
+    if let robustness = query.robustness { announced.robustness = robustness }
+    if let maxResponse = query.maxResponseMilliseconds { announced.maxResponseMilliseconds = maxResponse }
   }
 
   mutating func recordMalformed() { malformed += 1 }
@@ -72,17 +84,17 @@ struct QuerierState: Sendable, Equatable {
   /// The query interval in force: announced (QQIC of IGMPv3 / MLDv2), else configured, else
   /// the RFC default.
   var queryIntervalSeconds: Double {
-    if let announced = lastGeneral?.announcedInterval { return Double(announced) }
+    if let announced = announced.queryIntervalSeconds { return Double(announced) }
     if let configured = settings.queryInterval { return configured.seconds }
     return Double(Self.defaultQueryIntervalSeconds)
   }
 
   /// The robustness variable in force: announced (QRV), else configured.
-  var robustness: Int { lastGeneral?.announcedRobustness ?? settings.robustness }
+  var robustness: Int { announced.robustness ?? settings.robustness }
 
-  /// The max response time in force: the last general query's, else configured.
+  /// The max response time in force: announced, else configured.
   var maxResponseSeconds: Double {
-    if let last = lastGeneral { return Double(last.maxResponseMilliseconds) / 1000 }
+    if let announced = announced.maxResponseMilliseconds { return Double(announced) / 1000 }
     return settings.queryResponseInterval.seconds
   }
 

@@ -57,7 +57,8 @@ public final class QuerierWatch: ConfigSubscriber, MetricsCollector {
 /// Renders the querier states as the `netprobe_querier_*` series.
 enum QuerierSeries {
   /// Present and malformed always; query counts once a query of that version and kind
-  /// arrived; the querier's info, timestamp and timers once a general query arrived.
+  /// arrived; the querier's info, timestamp, max response and robustness once a general
+  /// query arrived; the query interval once a query announced one.
   static func collect(_ snapshot: [(QuerierWatch.Key, QuerierState)], now: Int64, into exposition: inout Exposition) {
     for (key, state) in snapshot {
       let base = [("interface", key.interface), ("protocol", key.querierProtocol.rawValue)]
@@ -70,7 +71,9 @@ enum QuerierSeries {
       guard let last = state.lastGeneral else { continue }
       exposition.add(Catalogue.querierInfo, LabelSet(base + [("querier", last.querier.description), ("version", String(last.version))]), 1)
       exposition.add(Catalogue.querierLastGeneralQuery, labels, Double(last.unixNanoseconds) / 1e9)
-      exposition.add(Catalogue.querierQueryInterval, labels, state.queryIntervalSeconds)
+      if let interval = state.announced.queryIntervalSeconds {
+        exposition.add(Catalogue.querierQueryInterval, labels, Double(interval))
+      }
       exposition.add(Catalogue.querierMaxResponse, labels, state.maxResponseSeconds)
       exposition.add(Catalogue.querierRobustness, labels, Double(state.robustness))
     }
@@ -309,7 +312,7 @@ private struct QuerierLoop {
     else { return }
     var details: Logger.Metadata = [
       "querier": "\(query.querier)", "version": "\(query.version)", "kind": "\(query.kind.rawValue)",
-      "max_response_seconds": "\(Exposition.formatValue(Double(query.maxResponseMilliseconds) / 1000))",
+      "max_response_seconds": "\(query.maxResponseMilliseconds.map { Exposition.formatValue(Double($0) / 1000) } ?? "none")",
     ]
     if query.kind != .general {
       details["group"] = "\(query.group)"
