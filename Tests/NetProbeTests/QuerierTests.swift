@@ -307,6 +307,36 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
                  unixNanoseconds: 0)
     #expect(state.queryIntervalSeconds == 10 && state.robustness == 3 && state.maxResponseSeconds == 4)
   }
+
+  @Test func startingToListenIsNotEvidenceOfAbsence() {
+    // Standard timers: for 255 s after the watch opens its socket, no query yet is no alarm.
+    var state = QuerierState(settings: .init())
+    #expect(!state.isPresent(atMonotonicNanoseconds: 0), "not listening, nothing heard")
+    state.startedListening(atMonotonicNanoseconds: 1_000 * second)
+    #expect(state.isPresent(atMonotonicNanoseconds: 1_000 * second))
+    #expect(state.isPresent(atMonotonicNanoseconds: 1_060 * second), "a minute after start: a 125 s querier may not have spoken")
+    #expect(state.isPresent(atMonotonicNanoseconds: 1_255 * second))
+    #expect(!state.isPresent(atMonotonicNanoseconds: 1_255 * second + 1), "a full timeout of silence")
+    #expect(state.presentUntil(atMonotonicNanoseconds: 1_100 * second) == 1_255 * second + 1)
+    #expect(state.presentUntil(atMonotonicNanoseconds: 1_256 * second) == nil)
+    #expect(state.lastGeneral == nil)
+
+    // The test's short timers: 2 × 3 s + 1 s / 2 = 6.5 s; a query during the grace extends it.
+    var short = QuerierState(settings: .init(queryInterval: .seconds(3), queryResponseInterval: .seconds(1)))
+    short.startedListening(atMonotonicNanoseconds: 10 * second)
+    short.record(igmp(version: 2, maxResponse: 1_000), monotonicNanoseconds: 12 * second, unixNanoseconds: 0)
+    #expect(short.presentUntil(atMonotonicNanoseconds: 13 * second) == 18_500_000_001)
+    #expect(short.isPresent(atMonotonicNanoseconds: 18_500_000_000))
+    #expect(!short.isPresent(atMonotonicNanoseconds: 18_500_000_001))
+
+    // A socket that closed (the interface went away) gives no grace; one opened again does.
+    var closed = QuerierState(settings: .init(queryInterval: .seconds(3), queryResponseInterval: .seconds(1)))
+    closed.startedListening(atMonotonicNanoseconds: 0)
+    closed.stoppedListening()
+    #expect(!closed.isPresent(atMonotonicNanoseconds: second))
+    closed.startedListening(atMonotonicNanoseconds: 20 * second)
+    #expect(closed.isPresent(atMonotonicNanoseconds: 26 * second) && !closed.isPresent(atMonotonicNanoseconds: 27 * second))
+  }
 }
 
 @Suite struct QuerierSeriesTests {
@@ -327,7 +357,11 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
       #"netprobe_querier_malformed_packets_total{interface="eth0",protocol="mld"} 0"#,
       #"netprobe_querier_present{interface="eth0",protocol="igmp"} 0"#,
       #"netprobe_querier_present{interface="eth0",protocol="mld"} 0"#,
-    ])
+    ], "not listening yet: nothing to go by")
+    // Listening on IGMP since 0: present for the 6.5 s a querier has to be heard in.
+    board.listening(igmp, since: 0)
+    #expect(render(board, now: 6_500_000_000).contains(#"netprobe_querier_present{interface="eth0",protocol="igmp"} 1"#))
+    #expect(render(board, now: 6_500_000_001).contains(#"netprobe_querier_present{interface="eth0",protocol="igmp"} 0"#))
     let datagram = hex("46 c0 00 24 00 00 40 00 01 02 42 69 c0 a8 01 01 e0 00 00 01 94 04 00 00 11 64 ec 1e 00 00 00 00 02 7d 00 00")
     let query = try #require(expectQuery(MembershipQuery.decodeIGMP(datagram[...])))
     _ = board.record(igmp, query, monotonicNanoseconds: 0, unixNanoseconds: 1_700_000_000_500_000_000)
@@ -353,6 +387,7 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
   @Test func theQueryIntervalSeriesShowsOnlyAnAnnouncedInterval() throws {
     let board = QuerierBoard()
     board.configure([igmp], settings: .init(queryInterval: .seconds(3), queryResponseInterval: .seconds(1), robustness: 2))
+    board.listening(igmp, since: 0)
     // An IGMPv2 general query: no QQIC, so no interval series (the timeout uses the configured 3 s).
     let v2 = try #require(expectQuery(MembershipQuery.decodeIGMPMessage(hex("11 64 ee 9b 00 00 00 00")[...], source: router)))
     _ = board.record(igmp, v2, monotonicNanoseconds: 0, unixNanoseconds: 0)
@@ -376,10 +411,14 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
     board.configure([igmp, mld], settings: .init())
     board.recordMalformed(igmp)
     board.recordMalformed(mld)
+    board.listening(igmp, since: 5)
     board.configure([igmp], settings: .init(queryInterval: .seconds(30)))
     let snapshot = board.snapshot()
     #expect(snapshot.map(\.0) == [igmp])
     #expect(snapshot.first?.1.malformed == 1 && snapshot.first?.1.settings.queryInterval == .seconds(30))
+    #expect(snapshot.first?.1.listeningSince == 5, "a reload does not restart the grace of a socket that stays open")
+    board.listening(igmp, since: nil)
+    #expect(board.snapshot().first?.1.listeningSince == nil)
     let query = try #require(expectQuery(MembershipQuery.decodeMLD(hex("82 00 00 00 27 10 00 00" + String(repeating: "00", count: 16))[...],
                                                              source: linkLocal)))
     #expect(board.record(mld, query, monotonicNanoseconds: 0, unixNanoseconds: 0) == nil, "a key no longer watched")

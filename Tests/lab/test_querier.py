@@ -105,7 +105,7 @@ class QuerierLabTest(unittest.TestCase):
         exporter = self.exporter(watch_config())
         wait_for(lambda: "listening for queries" in exporter.log(), what="the watch listening")
         metrics = exporter.metrics()
-        self.assertEqual(self.value(metrics, f"netprobe_querier_present{{{IGMP}}}"), 0, "no query yet")
+        self.assertEqual(self.value(metrics, f"netprobe_querier_present{{{IGMP}}}"), 1, "no query yet, but not a full timeout either")
         self.assertNotIn("netprobe_querier_info{", metrics)
         self.assertIsNone(self.value(metrics, f"netprobe_querier_present{{{MLD}}}"), "MLD is not watched by default")
 
@@ -152,6 +152,31 @@ class QuerierLabTest(unittest.TestCase):
                         timeout=deadline + 4 - time.time(), interval=0.1, what="querier present to drop to 0")
         self.assertGreaterEqual(gone, deadline - 0.3, f"dropped {deadline - gone:.2f}s before the deadline")
         wait_for(lambda: "querier absent" in exporter.log(), timeout=3, what="the absence logged")
+
+    def test_start_up_without_and_with_a_querier(self):
+        # No querier: present for 2 × 3 s + 1 s / 2 = 6.5 s of listening (a working querier
+        # may not have spoken yet), then 0. Listening starts after `started`.
+        started = time.monotonic()
+        exporter = self.exporter(watch_config())
+        wait_for(lambda: "listening for queries" in exporter.log(), what="the watch listening")
+        self.assertEqual(exporter.sample(f"netprobe_querier_present{{{IGMP}}}"), 1)
+        gone = wait_for(lambda: exporter.sample(f"netprobe_querier_present{{{IGMP}}}") == 0 and time.monotonic(),
+                        timeout=15, interval=0.1, what="querier present to drop to 0 at the end of the first timeout")
+        self.assertGreaterEqual(gone - started, 6.5, "absence claimed before a full timeout of listening")
+        wait_for(lambda: "querier absent" in exporter.log(), timeout=3, what="the absence logged")
+        self.assertIn("last_querier=none", exporter.log())
+        exporter.kill()
+
+        # A querier that speaks for the first time 4 s after the start: present throughout.
+        exporter = self.exporter(watch_config())
+        wait_for(lambda: "listening for queries" in exporter.log(), what="the watch listening")
+        time.sleep(4)
+        self.querier("igmp2,mrc=10")
+        until = time.monotonic() + 6
+        while time.monotonic() < until:
+            self.assertEqual(exporter.sample(f"netprobe_querier_present{{{IGMP}}}"), 1)
+            time.sleep(0.5)
+        self.assertNotIn("querier absent", exporter.log())
 
     def test_v2_queries_keep_the_interval_a_v3_querier_announced(self):
         # A v3 querier (QQIC 4 s) and a v2 one (no QQIC) on one link, the v2 query last in
@@ -242,7 +267,8 @@ class QuerierLabTest(unittest.TestCase):
         metrics = wait_for(lambda: (m := exporter.metrics()) and self.value(m, f"netprobe_querier_query_interval_seconds{{{late}}}") == 5 and m,
                            timeout=10, what="queries on the new late0")
         self.assertEqual(self.value(metrics, f"netprobe_querier_present{{{late}}}"), 1)
-        self.assertEqual(self.value(metrics, f"netprobe_querier_present{{{IGMP}}}"), 0, "r1 has no querier")
+        # r1 has no querier: absent once 2 × 3 s + 1 s / 2 of listening passed.
+        wait_for(lambda: exporter.sample(f"netprobe_querier_present{{{IGMP}}}") == 0, timeout=10, what="r1 without a querier")
 
     def test_without_cap_net_raw(self):
         exporter = self.exporter(watch_config(protocols="[igmp, mld]"), user=65534)

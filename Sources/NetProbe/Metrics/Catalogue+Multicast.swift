@@ -122,7 +122,7 @@ extension Catalogue {
 
   public static let querierPresent = MetricFamily(
     "netprobe_querier_present", .gauge,
-    "1 while general queries arrive: 0 once none came within robustness × query interval + max response / 2 (255 s with the standard timers), and before the first.",
+    "1 while general queries arrive: 0 once none came within robustness × query interval + max response / 2 (255 s with the standard timers). 1 as well for that long after the watch starts listening on the interface (agent start, interface back), since silence proves nothing sooner; 0 while it cannot listen and heard none.",
     labels: querierLabels)
 
   public static let querierInfo = MetricFamily(

@@ -7,6 +7,13 @@
 /// Present Interval of RFC 3376 8.5 / RFC 3810 9.5, robustness × query interval + max
 /// response / 2: 2 × 125 s + 10 s / 2 = 255 s with the standard values, 5 s before the
 /// memberships it keeps alive would expire (robustness × interval + max response).
+///
+/// For that long after the watch starts listening on an interface it is counted present
+/// too: a working querier may not have sent its next general query yet (with 125 s
+/// between them, most starts hear none in the first minutes), so silence proves nothing
+/// until it lasted the full timeout. An agent's start, or an interface that came back,
+/// then raises no alarm; a link without a querier is reported one timeout after the
+/// start, as one whose querier stopped is one timeout after its last query.
 struct QuerierState: Sendable, Equatable {
   /// The RFC default query interval (RFC 3376 8.2, RFC 3810 9.2).
   static let defaultQueryIntervalSeconds = 125
@@ -64,6 +71,8 @@ struct QuerierState: Sendable, Equatable {
   private(set) var malformed: UInt64 = 0
   private(set) var lastGeneral: GeneralQuery?
   private(set) var announced = Announced()
+  /// When the watch's socket for this interface opened (monotonic ns); nil while it is closed.
+  private(set) var listeningSince: Int64?
 
   init(settings: Settings) { self.settings = settings }
 
@@ -80,6 +89,13 @@ struct QuerierState: Sendable, Equatable {
   }
 
   mutating func recordMalformed() { malformed += 1 }
+
+  /// The watch's socket opened at `monotonicNanoseconds`: a querier is given one timeout to
+  /// be heard before it is called absent.
+  mutating func startedListening(atMonotonicNanoseconds now: Int64) { listeningSince = now }
+
+  /// The watch's socket closed (the interface went away): no more benefit of the doubt.
+  mutating func stoppedListening() { listeningSince = nil }
 
   /// The query interval in force: announced (QQIC of IGMPv3 / MLDv2), else configured, else
   /// the RFC default.
@@ -103,10 +119,20 @@ struct QuerierState: Sendable, Equatable {
     Int64((Double(robustness) * queryIntervalSeconds + maxResponseSeconds / 2) * 1e9)
   }
 
-  /// True while the last general query arrived no longer than `timeoutNanoseconds` ago;
-  /// false before the first one.
+  /// True while the last general query, or the start of listening, is no more than
+  /// `timeoutNanoseconds` old; false once both are older, and while not listening before
+  /// any general query.
   func isPresent(atMonotonicNanoseconds now: Int64) -> Bool {
-    guard let last = lastGeneral else { return false }
-    return now - last.monotonicNanoseconds <= timeoutNanoseconds
+    let timeout = timeoutNanoseconds
+    if let last = lastGeneral, now - last.monotonicNanoseconds <= timeout { return true }
+    if let since = listeningSince, now - since <= timeout { return true }
+    return false
+  }
+
+  /// When `isPresent` turns false if nothing is heard meanwhile; nil when it is false already.
+  func presentUntil(atMonotonicNanoseconds now: Int64) -> Int64? {
+    guard isPresent(atMonotonicNanoseconds: now) else { return nil }
+    let latest = max(lastGeneral?.monotonicNanoseconds ?? .min, listeningSince ?? .min)
+    return latest + timeoutNanoseconds + 1
   }
 }

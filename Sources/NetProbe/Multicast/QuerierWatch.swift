@@ -113,6 +113,17 @@ final class QuerierBoard: Sendable {
     }
   }
 
+  /// The watch's socket for `key` opened at `since`, or closed (`since` nil).
+  func listening(_ key: QuerierWatch.Key, since now: Int64?) {
+    contents.withLock { contents in
+      if let now {
+        contents.states[key]?.startedListening(atMonotonicNanoseconds: now)
+      } else {
+        contents.states[key]?.stoppedListening()
+      }
+    }
+  }
+
   func recordMalformed(_ key: QuerierWatch.Key) {
     contents.withLock { contents in contents.states[key]?.recordMalformed() }
   }
@@ -201,6 +212,7 @@ private struct QuerierLoop {
     guard let socket = sockets.removeValue(forKey: key) else { return }
     keysByDescriptor[socket.fileDescriptor] = nil
     socket.close()
+    board.listening(key, since: nil)
   }
 
   mutating func openDue(now: Int64) {
@@ -212,6 +224,7 @@ private struct QuerierLoop {
         keysByDescriptor[socket.fileDescriptor] = key
         retryAt[key] = nil
         reported[key] = nil
+        board.listening(key, since: now)
         logger.info("listening for queries", metadata: metadata(key, [
           "ifindex": "\(socket.interfaceIndex)",
         ]))
@@ -256,20 +269,23 @@ private struct QuerierLoop {
     }
   }
 
-  /// Logs, once, a querier whose general queries stopped (what the gauge says at scrapes).
-  /// Returns when the next present querier would lapse, so the loop wakes for it.
+  /// Logs, once, a querier whose general queries stopped, or that was never heard in the
+  /// first timeout of listening (what the gauge says at scrapes). Returns when the next
+  /// present querier would lapse, so the loop wakes for it.
   mutating func reportAbsence(now: Int64) -> Int64 {
     var next = Int64.max
-    for (key, state) in board.snapshot() {
-      guard let last = state.lastGeneral, !reportedAbsent.contains(key) else { continue }
-      guard !state.isPresent(atMonotonicNanoseconds: now) else {
-        next = min(next, last.monotonicNanoseconds + state.timeoutNanoseconds + 1)
+    for (key, state) in board.snapshot() where !reportedAbsent.contains(key) {
+      if let until = state.presentUntil(atMonotonicNanoseconds: now) {
+        next = min(next, until)
         continue
       }
+      // Never listening and nothing heard: the failure to open is what was logged.
+      guard state.lastGeneral != nil || state.listeningSince != nil else { continue }
       reportedAbsent.insert(key)
       heard[key] = nil
       logger.warning("no general query within robustness × interval + max response / 2; querier absent", metadata: metadata(key, [
-        "last_querier": "\(last.querier)", "timeout_seconds": "\(Exposition.formatValue(Double(state.timeoutNanoseconds) / 1e9))",
+        "last_querier": "\(state.lastGeneral.map { "\($0.querier)" } ?? "none")",
+        "timeout_seconds": "\(Exposition.formatValue(Double(state.timeoutNanoseconds) / 1e9))",
       ]))
     }
     return next
