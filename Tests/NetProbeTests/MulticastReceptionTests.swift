@@ -76,6 +76,29 @@ import Testing
     #expect(schedule.nextEvent == 110 * second)
   }
 
+  @Test func aJoinTestsLatencyRunsFromItsOwnJoinAcrossRetries() throws {
+    let config = MulticastGroupConfig(name: "a", group: try #require(IPAddress("239.1.1.1")), port: 5000, interface: "eth0",
+                                      joinLatencyTest: JoinLatencyTest(interval: .seconds(30)), location: SourceLocation(line: 1, column: 1))
+    var stats = StreamStats(analyzer: PayloadAnalyzer(config: config), delayBuckets: [0.001])
+    stats.joined(at: 5 * second)
+    #expect(stats.awaitingSince == 5 * second && !stats.joinTestPending)
+    stats.awaitingSince = nil  // its first packet came
+    // The test joins again at 100 s; that join fails, maintain's retry works at 101 s: the
+    // test's latency still runs from 100 s.
+    stats.joinTestStarted(at: 100 * second)
+    #expect(stats.joinTestPending && stats.awaitingSince == 100 * second)
+    stats.joined(at: 101 * second)
+    #expect(stats.joinTestPending && stats.awaitingSince == 100 * second)
+    // After the test (its packet came), a join for another reason starts a new wait.
+    stats.joinTestPending = false
+    stats.awaitingSince = nil
+    stats.joined(at: 200 * second)
+    #expect(stats.awaitingSince == 200 * second)
+    // A join while an earlier join outside a test still waits: the new one counts.
+    stats.joined(at: 300 * second)
+    #expect(stats.awaitingSince == 300 * second)
+  }
+
   @Test func streamsFollowTheSources() throws {
     let source = try #require(IPAddress("198.18.3.2"))
     let other = try #require(IPAddress("198.18.3.3"))
