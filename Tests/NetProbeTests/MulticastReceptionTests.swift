@@ -99,6 +99,35 @@ import Testing
     #expect(stats.awaitingSince == 300 * second)
   }
 
+  /// The series a group exports: the one-way delay histogram only for beacon groups whose
+  /// clocks are synchronised, the join test's series only when the group has a test.
+  @Test func optionalSeriesFollowTheConfig() throws {
+    let address = try #require(IPAddress("239.1.1.1"))
+    func names(format: PayloadFormat, clockSynchronized: Bool, joinTest: Bool) -> Set<String> {
+      let config = MulticastGroupConfig(name: "g", group: address, port: 5000, interface: "eth0", format: format,
+                                        clockSynchronized: clockSynchronized,
+                                        joinLatencyTest: joinTest ? JoinLatencyTest(interval: .seconds(30)) : nil,
+                                        location: SourceLocation(line: 1, column: 1))
+      var exposition = Exposition()
+      MulticastSeries.collect(MulticastGroup(config: config, delayBuckets: [0.001, 0.01]), membership: KernelMembership(), now: 0,
+                              second: 0, into: &exposition)
+      let text = String(decoding: exposition.render(), as: UTF8.self)
+      return Set(text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { String($0.prefix { $0 != "{" && $0 != " " }) })
+    }
+    let delay: Set = ["netprobe_multicast_one_way_delay_seconds_bucket", "netprobe_multicast_one_way_delay_seconds_sum",
+                      "netprobe_multicast_one_way_delay_seconds_count"]
+    let joinTest: Set = ["netprobe_multicast_join_test_latency_seconds_bucket", "netprobe_multicast_join_test_latency_seconds_sum",
+                         "netprobe_multicast_join_test_latency_seconds_count", "netprobe_multicast_join_test_failures_total"]
+    let plain = names(format: .beacon, clockSynchronized: false, joinTest: false)
+    #expect(plain.contains("netprobe_multicast_packets_received_total") && plain.contains("netprobe_multicast_packets_lost_total"))
+    #expect(plain.isDisjoint(with: delay), "no one-way delay without clock_synchronized")
+    #expect(plain.isDisjoint(with: joinTest), "no join test series without a join_latency_test")
+    let full = names(format: .beacon, clockSynchronized: true, joinTest: true)
+    #expect(delay.isSubset(of: full) && joinTest.isSubset(of: full), "\(full.sorted())")
+    // clock_synchronized means nothing for a format that carries no send time.
+    #expect(names(format: .raw, clockSynchronized: true, joinTest: false).isDisjoint(with: delay))
+  }
+
   @Test func streamsFollowTheSources() throws {
     let source = try #require(IPAddress("198.18.3.2"))
     let other = try #require(IPAddress("198.18.3.3"))
