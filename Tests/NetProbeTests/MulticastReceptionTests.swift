@@ -70,6 +70,14 @@ import Testing
     #expect(schedule.phase == .steady(nextLeave: 29 * second))
   }
 
+  @Test func theDefaultLeaveWaitOutlastsTheLastMemberQueryTime() {
+    // Last Member Query Count (the robustness, 2) × Last Member Query Interval (1 s): the
+    // router prunes the group 2 s after the leave; the rejoin must come later.
+    let lastMemberQueryTime: Duration = .seconds(2 * 1)
+    #expect(JoinLatencyTest(interval: .seconds(60)).leaveWait > lastMemberQueryTime)
+    #expect(JoinLatencyTest(interval: .seconds(60)).leaveWait == .seconds(3))
+  }
+
   @Test func aJoinOutsideTheTestRestartsTheInterval() {
     var schedule = JoinTestSchedule(test: JoinLatencyTest(interval: .seconds(60)), joinedAt: 0)
     schedule.joinedOutsideTest(at: 50 * second)

@@ -156,8 +156,12 @@ public struct SequenceField: Sendable, Equatable {
 /// A periodic leave-and-rejoin that measures join latency.
 public struct JoinLatencyTest: Sendable, Equatable {
   public var interval: Duration
-  /// Time between the leave and the new join, so the router really prunes the group.
-  public var leaveWait: Duration = .seconds(2)
+  /// Time between the leave and the new join, so the router really prunes the group: 3 s
+  /// by default, longer than the Last Member Query Time with the standard timers (IGMPv2/v3
+  /// and MLD: 2 queries 1 s apart, RFC 2236 8.8, RFC 3376 8.14, RFC 3810 9.14) after which
+  /// the querier stops forwarding. At 2 s the new join could meet a group never pruned,
+  /// and the test would time nothing.
+  public var leaveWait: Duration = .seconds(3)
   /// A join with no packet within this time counts as a failure.
   public var deadline: Duration = .seconds(10)
 
