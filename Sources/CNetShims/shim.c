@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <malloc.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
@@ -77,6 +78,8 @@ const char *cns_build_revision(void) { return NETPROBE_REVISION; }
 
 int cns_malloc_trim(size_t pad) { return malloc_trim(pad); }
 int cns_set_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }
+
+int cns_set_timer_slack(unsigned long nanoseconds) { return prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0); }
 
 int cns_set_thread_name(const char *name) {
   char cut[16];

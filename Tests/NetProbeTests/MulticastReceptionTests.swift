@@ -70,10 +70,70 @@ import Testing
     #expect(schedule.phase == .steady(nextLeave: 29 * second))
   }
 
+  @Test func theDefaultLeaveWaitOutlastsTheLastMemberQueryTime() {
+    // Last Member Query Count (the robustness, 2) × Last Member Query Interval (1 s): the
+    // router prunes the group 2 s after the leave; the rejoin must come later.
+    let lastMemberQueryTime: Duration = .seconds(2 * 1)
+    #expect(JoinLatencyTest(interval: .seconds(60)).leaveWait > lastMemberQueryTime)
+    #expect(JoinLatencyTest(interval: .seconds(60)).leaveWait == .seconds(3))
+  }
+
   @Test func aJoinOutsideTheTestRestartsTheInterval() {
     var schedule = JoinTestSchedule(test: JoinLatencyTest(interval: .seconds(60)), joinedAt: 0)
     schedule.joinedOutsideTest(at: 50 * second)
     #expect(schedule.nextEvent == 110 * second)
+  }
+
+  @Test func aJoinTestsLatencyRunsFromItsOwnJoinAcrossRetries() throws {
+    let config = MulticastGroupConfig(name: "a", group: try #require(IPAddress("239.1.1.1")), port: 5000, interface: "eth0",
+                                      joinLatencyTest: JoinLatencyTest(interval: .seconds(30)), location: SourceLocation(line: 1, column: 1))
+    var stats = StreamStats(analyzer: PayloadAnalyzer(config: config), delayBuckets: [0.001])
+    stats.joined(at: 5 * second)
+    #expect(stats.awaitingSince == 5 * second && !stats.joinTestPending)
+    stats.awaitingSince = nil  // its first packet came
+    // The test joins again at 100 s; that join fails, maintain's retry works at 101 s: the
+    // test's latency still runs from 100 s.
+    stats.joinTestStarted(at: 100 * second)
+    #expect(stats.joinTestPending && stats.awaitingSince == 100 * second)
+    stats.joined(at: 101 * second)
+    #expect(stats.joinTestPending && stats.awaitingSince == 100 * second)
+    // After the test (its packet came), a join for another reason starts a new wait.
+    stats.joinTestPending = false
+    stats.awaitingSince = nil
+    stats.joined(at: 200 * second)
+    #expect(stats.awaitingSince == 200 * second)
+    // A join while an earlier join outside a test still waits: the new one counts.
+    stats.joined(at: 300 * second)
+    #expect(stats.awaitingSince == 300 * second)
+  }
+
+  /// The series a group exports: the one-way delay histogram only for beacon groups whose
+  /// clocks are synchronised, the join test's series only when the group has a test.
+  @Test func optionalSeriesFollowTheConfig() throws {
+    let address = try #require(IPAddress("239.1.1.1"))
+    func names(format: PayloadFormat, clockSynchronized: Bool, joinTest: Bool) -> Set<String> {
+      let config = MulticastGroupConfig(name: "g", group: address, port: 5000, interface: "eth0", format: format,
+                                        clockSynchronized: clockSynchronized,
+                                        joinLatencyTest: joinTest ? JoinLatencyTest(interval: .seconds(30)) : nil,
+                                        location: SourceLocation(line: 1, column: 1))
+      var exposition = Exposition()
+      MulticastSeries.collect(MulticastGroup(config: config, delayBuckets: [0.001, 0.01]), membership: KernelMembership(), now: 0,
+                              second: 0, into: &exposition)
+      let text = String(decoding: exposition.render(), as: UTF8.self)
+      return Set(text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { String($0.prefix { $0 != "{" && $0 != " " }) })
+    }
+    let delay: Set = ["netprobe_multicast_one_way_delay_seconds_bucket", "netprobe_multicast_one_way_delay_seconds_sum",
+                      "netprobe_multicast_one_way_delay_seconds_count"]
+    let joinTest: Set = ["netprobe_multicast_join_test_latency_seconds_bucket", "netprobe_multicast_join_test_latency_seconds_sum",
+                         "netprobe_multicast_join_test_latency_seconds_count", "netprobe_multicast_join_test_failures_total"]
+    let plain = names(format: .beacon, clockSynchronized: false, joinTest: false)
+    #expect(plain.contains("netprobe_multicast_packets_received_total") && plain.contains("netprobe_multicast_packets_lost_total"))
+    #expect(plain.isDisjoint(with: delay), "no one-way delay without clock_synchronized")
+    #expect(plain.isDisjoint(with: joinTest), "no join test series without a join_latency_test")
+    let full = names(format: .beacon, clockSynchronized: true, joinTest: true)
+    #expect(delay.isSubset(of: full) && joinTest.isSubset(of: full), "\(full.sorted())")
+    // clock_synchronized means nothing for a format that carries no send time.
+    #expect(names(format: .raw, clockSynchronized: true, joinTest: false).isDisjoint(with: delay))
   }
 
   @Test func streamsFollowTheSources() throws {

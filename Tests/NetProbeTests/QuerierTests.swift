@@ -24,7 +24,7 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
   @Test func igmpV1GeneralQuery() throws {
     let decoded = try #require(expectQuery(MembershipQuery.decodeIGMPMessage(hex("11 00 ee ff 00 00 00 00")[...], source: router)))
     #expect(decoded.version == 1 && decoded.kind == .general && decoded.querier == router)
-    #expect(decoded.maxResponseMilliseconds == 10_000, "v1 queries carry no max response: hosts use 10 s")
+    #expect(decoded.maxResponseMilliseconds == nil, "v1 queries carry no max response")
     #expect(decoded.queryIntervalSeconds == nil && decoded.robustness == nil)
   }
 
@@ -207,7 +207,7 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
   let second: Int64 = 1_000_000_000
 
   func igmp(version: Int, group: String = "0.0.0.0", interval: Int? = nil, robustness: Int? = nil,
-            maxResponse: Int = 10_000, from querier: String = "198.18.1.1") -> MembershipQuery {
+            maxResponse: Int? = 10_000, from querier: String = "198.18.1.1") -> MembershipQuery {
     MembershipQuery(querierProtocol: .igmp, version: version, querier: IPAddress(querier)!, group: IPAddress(group)!, sources: [],
                     maxResponseMilliseconds: maxResponse, suppressRouterSide: false, robustness: robustness,
                     queryIntervalSeconds: interval, ttl: 1, routerAlert: true)
@@ -253,8 +253,20 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
     var unconfigured = QuerierState(settings: .init())
     unconfigured.record(igmp(version: 2), monotonicNanoseconds: 0, unixNanoseconds: 0)
     #expect(unconfigured.queryIntervalSeconds == 125)
-    // Before any query the configured response interval is the one reported.
-    #expect(QuerierState(settings: .init(queryResponseInterval: .milliseconds(1500))).maxResponseSeconds == 1.5)
+  }
+
+  @Test func igmpV1QueriesTakeTheConfiguredResponseInterval() {
+    // IGMPv1 announces no max response: query_response_interval is the one in force.
+    var state = QuerierState(settings: .init(queryInterval: .seconds(20), queryResponseInterval: .milliseconds(1500)))
+    state.record(igmp(version: 1, maxResponse: nil), monotonicNanoseconds: 0, unixNanoseconds: 0)
+    #expect(state.maxResponseSeconds == 1.5)
+    #expect(state.timeoutNanoseconds == 40_750_000_000)
+    #expect(state.isPresent(atMonotonicNanoseconds: 40_750_000_000))
+    #expect(!state.isPresent(atMonotonicNanoseconds: 40_750_000_001))
+    // The default, 10 s, is what IGMPv1 hosts use (RFC 2236 4): 2 × 125 + 5 = 255 s.
+    var standard = QuerierState(settings: .init())
+    standard.record(igmp(version: 1, maxResponse: nil), monotonicNanoseconds: 0, unixNanoseconds: 0)
+    #expect(standard.timeoutNanoseconds == 255 * second)
   }
 
   @Test func countsByVersionAndKindAndFollowsTheLastGeneralQuery() {
@@ -268,7 +280,62 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
     #expect(state.queries == [.init(version: 3, kind: .general): 2, .init(version: 2, kind: .general): 2])
     #expect(state.malformed == 1)
     #expect(state.lastGeneral?.querier == IPAddress("0.0.0.0") && state.lastGeneral?.version == 2)
-    #expect(state.queryIntervalSeconds == 125, "the v2 query announced nothing; the v3 interval is not kept")
+    #expect(state.queryIntervalSeconds == 30, "the v2 queries announced no interval: the v3 querier's is kept")
+  }
+
+  @Test func v2AndV3QueriersOnOneLinkKeepOneTimeout() {
+    // A v3 querier announcing QQIC 10 s, QRV 3, max response 2 s, and a v2 proxy querier
+    // (no QQIC, no QRV, the same max response) taking turns: the timeout never flips back to the
+    // configured 125 s and robustness 2.
+    var state = QuerierState(settings: .init())
+    var timeouts: Set<Int64> = []
+    for round in Int64(0)..<6 {
+      state.record(igmp(version: 3, interval: 10, robustness: 3, maxResponse: 2_000), monotonicNanoseconds: round * 10 * second,
+                   unixNanoseconds: 0)
+      timeouts.insert(state.timeoutNanoseconds)
+      state.record(igmp(version: 2, maxResponse: 2_000, from: "0.0.0.0"), monotonicNanoseconds: round * 10 * second + second,
+                   unixNanoseconds: 0)
+      timeouts.insert(state.timeoutNanoseconds)
+    }
+    #expect(timeouts == [31 * second], "3 × 10 s + 2 s / 2")
+    #expect(state.announced == .init(queryIntervalSeconds: 10, robustness: 3, maxResponseMilliseconds: 2_000))
+    // A max response announced by the v2 querier replaces the v3 one; the interval stays.
+    state.record(igmp(version: 2, maxResponse: 4_000), monotonicNanoseconds: 100 * second, unixNanoseconds: 0)
+    #expect(state.queryIntervalSeconds == 10 && state.robustness == 3 && state.maxResponseSeconds == 4)
+    // A group-specific query announces nothing for the link.
+    state.record(igmp(version: 3, group: "239.1.1.1", interval: 99, robustness: 7, maxResponse: 100), monotonicNanoseconds: 101 * second,
+                 unixNanoseconds: 0)
+    #expect(state.queryIntervalSeconds == 10 && state.robustness == 3 && state.maxResponseSeconds == 4)
+  }
+
+  @Test func startingToListenIsNotEvidenceOfAbsence() {
+    // Standard timers: for 255 s after the watch opens its socket, no query yet is no alarm.
+    var state = QuerierState(settings: .init())
+    #expect(!state.isPresent(atMonotonicNanoseconds: 0), "not listening, nothing heard")
+    state.startedListening(atMonotonicNanoseconds: 1_000 * second)
+    #expect(state.isPresent(atMonotonicNanoseconds: 1_000 * second))
+    #expect(state.isPresent(atMonotonicNanoseconds: 1_060 * second), "a minute after start: a 125 s querier may not have spoken")
+    #expect(state.isPresent(atMonotonicNanoseconds: 1_255 * second))
+    #expect(!state.isPresent(atMonotonicNanoseconds: 1_255 * second + 1), "a full timeout of silence")
+    #expect(state.presentUntil(atMonotonicNanoseconds: 1_100 * second) == 1_255 * second + 1)
+    #expect(state.presentUntil(atMonotonicNanoseconds: 1_256 * second) == nil)
+    #expect(state.lastGeneral == nil)
+
+    // The test's short timers: 2 × 3 s + 1 s / 2 = 6.5 s; a query during the grace extends it.
+    var short = QuerierState(settings: .init(queryInterval: .seconds(3), queryResponseInterval: .seconds(1)))
+    short.startedListening(atMonotonicNanoseconds: 10 * second)
+    short.record(igmp(version: 2, maxResponse: 1_000), monotonicNanoseconds: 12 * second, unixNanoseconds: 0)
+    #expect(short.presentUntil(atMonotonicNanoseconds: 13 * second) == 18_500_000_001)
+    #expect(short.isPresent(atMonotonicNanoseconds: 18_500_000_000))
+    #expect(!short.isPresent(atMonotonicNanoseconds: 18_500_000_001))
+
+    // A socket that closed (the interface went away) gives no grace; one opened again does.
+    var closed = QuerierState(settings: .init(queryInterval: .seconds(3), queryResponseInterval: .seconds(1)))
+    closed.startedListening(atMonotonicNanoseconds: 0)
+    closed.stoppedListening()
+    #expect(!closed.isPresent(atMonotonicNanoseconds: second))
+    closed.startedListening(atMonotonicNanoseconds: 20 * second)
+    #expect(closed.isPresent(atMonotonicNanoseconds: 26 * second) && !closed.isPresent(atMonotonicNanoseconds: 27 * second))
   }
 }
 
@@ -290,7 +357,11 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
       #"netprobe_querier_malformed_packets_total{interface="eth0",protocol="mld"} 0"#,
       #"netprobe_querier_present{interface="eth0",protocol="igmp"} 0"#,
       #"netprobe_querier_present{interface="eth0",protocol="mld"} 0"#,
-    ])
+    ], "not listening yet: nothing to go by")
+    // Listening on IGMP since 0: present for the 6.5 s a querier has to be heard in.
+    board.listening(igmp, since: 0)
+    #expect(render(board, now: 6_500_000_000).contains(#"netprobe_querier_present{interface="eth0",protocol="igmp"} 1"#))
+    #expect(render(board, now: 6_500_000_001).contains(#"netprobe_querier_present{interface="eth0",protocol="igmp"} 0"#))
     let datagram = hex("46 c0 00 24 00 00 40 00 01 02 42 69 c0 a8 01 01 e0 00 00 01 94 04 00 00 11 64 ec 1e 00 00 00 00 02 7d 00 00")
     let query = try #require(expectQuery(MembershipQuery.decodeIGMP(datagram[...])))
     _ = board.record(igmp, query, monotonicNanoseconds: 0, unixNanoseconds: 1_700_000_000_500_000_000)
@@ -313,15 +384,41 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
     #expect(after.contains(#"netprobe_querier_info{interface="eth0",protocol="igmp",querier="192.168.1.1",version="3"} 1"#))
   }
 
+  @Test func theQueryIntervalSeriesShowsOnlyAnAnnouncedInterval() throws {
+    let board = QuerierBoard()
+    board.configure([igmp], settings: .init(queryInterval: .seconds(3), queryResponseInterval: .seconds(1), robustness: 2))
+    board.listening(igmp, since: 0)
+    // An IGMPv2 general query: no QQIC, so no interval series (the timeout uses the configured 3 s).
+    let v2 = try #require(expectQuery(MembershipQuery.decodeIGMPMessage(hex("11 64 ee 9b 00 00 00 00")[...], source: router)))
+    _ = board.record(igmp, v2, monotonicNanoseconds: 0, unixNanoseconds: 0)
+    var lines = render(board, now: 0)
+    #expect(!lines.contains { $0.hasPrefix("netprobe_querier_query_interval_seconds") }, "\(lines)")
+    #expect(lines.contains(#"netprobe_querier_max_response_seconds{interface="eth0",protocol="igmp"} 10"#))
+    // The query's 10 s max response replaced the configured 1 s: 2 × 3 s + 10 s / 2.
+    #expect(render(board, now: 11_000_000_000).contains(#"netprobe_querier_present{interface="eth0",protocol="igmp"} 1"#))
+    #expect(render(board, now: 11_000_000_001).contains(#"netprobe_querier_present{interface="eth0",protocol="igmp"} 0"#))
+    // An IGMPv3 one announcing QQIC 2 s, then the v2 one again: 2 s stays.
+    let v3 = try #require(expectQuery(MembershipQuery.decodeIGMPMessage(hex("11 0a ec f3 00 00 00 00 02 02 00 00")[...], source: router)))
+    _ = board.record(igmp, v3, monotonicNanoseconds: 0, unixNanoseconds: 0)
+    _ = board.record(igmp, v2, monotonicNanoseconds: 0, unixNanoseconds: 0)
+    lines = render(board, now: 0)
+    #expect(lines.contains(#"netprobe_querier_query_interval_seconds{interface="eth0",protocol="igmp"} 2"#), "\(lines)")
+    #expect(lines.contains(#"netprobe_querier_info{interface="eth0",protocol="igmp",querier="192.168.1.1",version="2"} 1"#))
+  }
+
   @Test func reconfiguringKeepsCountersOfKeptInterfaces() throws {
     let board = QuerierBoard()
     board.configure([igmp, mld], settings: .init())
     board.recordMalformed(igmp)
     board.recordMalformed(mld)
+    board.listening(igmp, since: 5)
     board.configure([igmp], settings: .init(queryInterval: .seconds(30)))
     let snapshot = board.snapshot()
     #expect(snapshot.map(\.0) == [igmp])
     #expect(snapshot.first?.1.malformed == 1 && snapshot.first?.1.settings.queryInterval == .seconds(30))
+    #expect(snapshot.first?.1.listeningSince == 5, "a reload does not restart the grace of a socket that stays open")
+    board.listening(igmp, since: nil)
+    #expect(board.snapshot().first?.1.listeningSince == nil)
     let query = try #require(expectQuery(MembershipQuery.decodeMLD(hex("82 00 00 00 27 10 00 00" + String(repeating: "00", count: 16))[...],
                                                              source: linkLocal)))
     #expect(board.record(mld, query, monotonicNanoseconds: 0, unixNanoseconds: 0) == nil, "a key no longer watched")

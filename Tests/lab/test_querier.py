@@ -103,15 +103,17 @@ class QuerierLabTest(unittest.TestCase):
     def test_igmp_v2_then_v3_then_silence(self):
         self.join("239.1.2.3")
         exporter = self.exporter(watch_config())
+        wait_for(lambda: "listening for queries" in exporter.log(), what="the watch listening")
         metrics = exporter.metrics()
-        self.assertEqual(self.value(metrics, f"netprobe_querier_present{{{IGMP}}}"), 0, "no query yet")
+        self.assertEqual(self.value(metrics, f"netprobe_querier_present{{{IGMP}}}"), 1, "no query yet, but not a full timeout either")
+        self.assertNotIn("netprobe_querier_info{", metrics)
         self.assertIsNone(self.value(metrics, f"netprobe_querier_present{{{MLD}}}"), "MLD is not watched by default")
 
-        # IGMPv2 carries no interval: the configured 3 s is reported.
+        # IGMPv2 carries no interval: none is reported (the timeout uses the configured 3 s).
         v2 = self.querier("igmp2,mrc=10", "igmp2,group=239.1.2.3,mrc=10", first=["igmp-bad-checksum"])
         metrics = self.wait_for_querier(exporter, IGMP, R1_ON_AGENT_LINK, 2)
         self.assertEqual(self.value(metrics, f"netprobe_querier_present{{{IGMP}}}"), 1)
-        self.assertEqual(self.value(metrics, f"netprobe_querier_query_interval_seconds{{{IGMP}}}"), 3)
+        self.assertIsNone(self.value(metrics, f"netprobe_querier_query_interval_seconds{{{IGMP}}}"))
         self.assertEqual(self.value(metrics, f"netprobe_querier_max_response_seconds{{{IGMP}}}"), 1)
         self.assertEqual(self.value(metrics, f"netprobe_querier_robustness{{{IGMP}}}"), 2)
         self.assertAlmostEqual(self.value(metrics, f"netprobe_querier_last_general_query_timestamp_seconds{{{IGMP}}}"),
@@ -151,6 +153,45 @@ class QuerierLabTest(unittest.TestCase):
         self.assertGreaterEqual(gone, deadline - 0.3, f"dropped {deadline - gone:.2f}s before the deadline")
         wait_for(lambda: "querier absent" in exporter.log(), timeout=3, what="the absence logged")
 
+    def test_start_up_without_and_with_a_querier(self):
+        # No querier: present for 2 × 3 s + 1 s / 2 = 6.5 s of listening (a working querier
+        # may not have spoken yet), then 0. Listening starts after `started`.
+        started = time.monotonic()
+        exporter = self.exporter(watch_config())
+        wait_for(lambda: "listening for queries" in exporter.log(), what="the watch listening")
+        self.assertEqual(exporter.sample(f"netprobe_querier_present{{{IGMP}}}"), 1)
+        gone = wait_for(lambda: exporter.sample(f"netprobe_querier_present{{{IGMP}}}") == 0 and time.monotonic(),
+                        timeout=15, interval=0.1, what="querier present to drop to 0 at the end of the first timeout")
+        self.assertGreaterEqual(gone - started, 6.5, "absence claimed before a full timeout of listening")
+        wait_for(lambda: "querier absent" in exporter.log(), timeout=3, what="the absence logged")
+        self.assertIn("last_querier=none", exporter.log())
+        exporter.kill()
+
+        # A querier that speaks for the first time 4 s after the start: present throughout.
+        exporter = self.exporter(watch_config())
+        wait_for(lambda: "listening for queries" in exporter.log(), what="the watch listening")
+        time.sleep(4)
+        self.querier("igmp2,mrc=10")
+        until = time.monotonic() + 6
+        while time.monotonic() < until:
+            self.assertEqual(exporter.sample(f"netprobe_querier_present{{{IGMP}}}"), 1)
+            time.sleep(0.5)
+        self.assertNotIn("querier absent", exporter.log())
+
+    def test_v2_queries_keep_the_interval_a_v3_querier_announced(self):
+        # A v3 querier (QQIC 4 s) and a v2 one (no QQIC) on one link, the v2 query last in
+        # every round: the announced 4 s stays, not the configured 3 s.
+        exporter = self.exporter(watch_config())
+        self.querier("igmp3,qqic=4,qrv=3,mrc=10", "igmp2,mrc=20")
+        wait_for(lambda: (exporter.sample(f'netprobe_querier_queries_received_total{{{IGMP},version="2",kind="general"}}') or 0) >= 2,
+                 what="IGMPv2 queries after the v3 ones")
+        for _ in range(4):
+            metrics = exporter.metrics()
+            self.assertEqual(self.value(metrics, f"netprobe_querier_query_interval_seconds{{{IGMP}}}"), 4)
+            self.assertEqual(self.value(metrics, f"netprobe_querier_robustness{{{IGMP}}}"), 3)
+            self.assertIn(self.value(metrics, f"netprobe_querier_max_response_seconds{{{IGMP}}}"), (1, 2))
+            time.sleep(0.5)
+
     def test_mld_v1_then_v2(self):
         self.join("ff3e::4242")
         exporter = self.exporter(watch_config(protocols="[igmp, mld]"))
@@ -158,10 +199,10 @@ class QuerierLabTest(unittest.TestCase):
         v1 = self.querier("mld1,mrd=1000", "mld1,group=ff3e::4242,mrd=1000", first=["mld-short"])
         metrics = self.wait_for_querier(exporter, MLD, querier, 1)
         self.assertEqual(self.value(metrics, f"netprobe_querier_present{{{MLD}}}"), 1)
-        self.assertEqual(self.value(metrics, f"netprobe_querier_query_interval_seconds{{{MLD}}}"), 3, "MLDv1: the configured interval")
+        self.assertIsNone(self.value(metrics, f"netprobe_querier_query_interval_seconds{{{MLD}}}"), "MLDv1 announces none")
         self.assertEqual(self.value(metrics, f"netprobe_querier_max_response_seconds{{{MLD}}}"), 1)
         self.assertEqual(self.value(metrics, f"netprobe_querier_malformed_packets_total{{{MLD}}}"), 1, "the 26-byte query")
-        self.assertEqual(self.value(metrics, f"netprobe_querier_present{{{IGMP}}}"), 0, "no IGMP querier here")
+        self.assertNotIn(f"netprobe_querier_info{{{IGMP}", metrics, "no IGMP querier here")
         wait_for(lambda: (exporter.sample(f'netprobe_querier_queries_received_total{{{MLD},version="1",kind="group"}}') or 0) >= 1,
                  what="an MLDv1 group-specific query counted")
         self.stop(v1)
@@ -226,7 +267,8 @@ class QuerierLabTest(unittest.TestCase):
         metrics = wait_for(lambda: (m := exporter.metrics()) and self.value(m, f"netprobe_querier_query_interval_seconds{{{late}}}") == 5 and m,
                            timeout=10, what="queries on the new late0")
         self.assertEqual(self.value(metrics, f"netprobe_querier_present{{{late}}}"), 1)
-        self.assertEqual(self.value(metrics, f"netprobe_querier_present{{{IGMP}}}"), 0, "r1 has no querier")
+        # r1 has no querier: absent once 2 × 3 s + 1 s / 2 of listening passed.
+        wait_for(lambda: exporter.sample(f"netprobe_querier_present{{{IGMP}}}") == 0, timeout=10, what="r1 without a querier")
 
     def test_without_cap_net_raw(self):
         exporter = self.exporter(watch_config(protocols="[igmp, mld]"), user=65534)
@@ -252,7 +294,8 @@ class QuerierLabTest(unittest.TestCase):
         self.addCleanup(self.stop, proxy)
         metrics = self.wait_for_querier(exporter, IGMP, R1_ON_AGENT_LINK, 2, timeout=30)
         self.assertEqual(self.value(metrics, f"netprobe_querier_present{{{IGMP}}}"), 1)
-        self.assertEqual(self.value(metrics, f"netprobe_querier_query_interval_seconds{{{IGMP}}}"), 125)
+        self.assertIsNone(self.value(metrics, f"netprobe_querier_query_interval_seconds{{{IGMP}}}"), "IGMPv2 announces none")
+        self.assertIsNotNone(self.value(metrics, f"netprobe_querier_max_response_seconds{{{IGMP}}}"))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ int cns_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 
 /// pthread_setname_np(3) on the calling thread (GNU-only); names longer than 15 bytes are cut.
 int cns_set_thread_name(const char *name);
+/// prctl(PR_SET_TIMERSLACK) on the calling thread (prctl is variadic, which Swift cannot call).
+int cns_set_timer_slack(unsigned long nanoseconds);
 /// ppoll(2) with a timeout in nanoseconds (negative: none), for loops that pace below a
 /// millisecond; also GNU-only.
 int cns_ppoll(struct pollfd *fds, unsigned long count, int64_t timeout_ns);

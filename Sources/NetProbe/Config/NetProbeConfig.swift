@@ -157,8 +157,12 @@ public struct SequenceField: Sendable, Equatable {
 /// A periodic leave-and-rejoin that measures join latency.
 public struct JoinLatencyTest: Sendable, Equatable {
   public var interval: Duration
-  /// Time between the leave and the new join, so the router really prunes the group.
-  public var leaveWait: Duration = .seconds(2)
+  /// Time between the leave and the new join, so the router really prunes the group: 3 s
+  /// by default, longer than the Last Member Query Time with the standard timers (IGMPv2/v3
+  /// and MLD: 2 queries 1 s apart, RFC 2236 8.8, RFC 3376 8.14, RFC 3810 9.14) after which
+  /// the querier stops forwarding. At 2 s the new join could meet a group never pruned,
+  /// and the test would time nothing.
+  public var leaveWait: Duration = .seconds(3)
   /// A join with no packet within this time counts as a failure.
   public var deadline: Duration = .seconds(10)
 
@@ -249,9 +253,11 @@ public struct QuerierWatchConfig: Sendable, Equatable {
   /// What to watch on every interface. IGMP alone by default, so an IPv4-only network does
   /// not report a missing MLD querier.
   public var protocols: [QuerierProtocol] = [.igmp]
-  /// The network's query interval, for IGMPv2/MLDv1 queries that do not carry one.
+  /// The network's query interval, until a query announces one (IGMPv1/v2 and MLDv1 do not).
   public var queryInterval: Duration?
+  /// The network's max response time, until a query announces one (IGMPv1 queries do not).
   public var queryResponseInterval: Duration = .seconds(10)
+  /// The network's robustness variable, until a query announces one (QRV of IGMPv3 / MLDv2).
   public var robustness = 2
 
   public init(interfaces: [String]) { self.interfaces = interfaces }

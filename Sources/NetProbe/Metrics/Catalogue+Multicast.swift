@@ -106,9 +106,15 @@ extension Catalogue {
   public static let beaconBytesSent = MetricFamily(
     "netprobe_beacon_bytes_sent_total", .counter, "Beacon UDP payload bytes sent.", labels: beaconLabels)
 
+  public static let beaconPacketsSkipped = MetricFamily(
+    "netprobe_beacon_packets_skipped_total", .counter,
+    "Beacon datagrams not sent because the sender fell more than one interval behind its schedule (descheduled, or a rate the host cannot sustain): skipped rather than sent in a burst, without a sequence number, so receivers count no loss for them.",
+    labels: beaconLabels)
+
   public static let beaconSendErrors = MetricFamily(
     "netprobe_beacon_send_errors_total", .counter,
-    "Beacon datagrams that could not be sent, by errno.", labels: beaconLabels + ["errno"])
+    "Beacon datagrams that could not be sent, by errno; a socket that cannot be opened (ENODEV: no such interface) counts once per episode, not per retry.",
+    labels: beaconLabels + ["errno"])
 
   // MARK: Querier watch (interface, protocol igmp|mld)
 
@@ -116,7 +122,7 @@ extension Catalogue {
 
   public static let querierPresent = MetricFamily(
     "netprobe_querier_present", .gauge,
-    "1 while general queries arrive: 0 once none came within robustness × query interval + max response / 2 (255 s with the standard timers), and before the first.",
+    "1 while general queries arrive: 0 once none came within robustness × query interval + max response / 2 (255 s with the standard timers). 1 as well for that long after the watch starts listening on the interface (agent start, interface back), since silence proves nothing sooner; 0 while it cannot listen and heard none.",
     labels: querierLabels)
 
   public static let querierInfo = MetricFamily(
@@ -135,16 +141,16 @@ extension Catalogue {
 
   public static let querierQueryInterval = MetricFamily(
     "netprobe_querier_query_interval_seconds", .gauge,
-    "Query interval in force: announced by the querier (QQIC, IGMPv3 / MLDv2), else the configured query_interval, else 125 s.",
+    "Query interval the querier announced (QQIC of IGMPv3 / MLDv2), the last one announced; absent until one is. IGMPv1/v2 and MLDv1 announce none: the timeout then uses the configured query_interval, else 125 s.",
     labels: querierLabels)
 
   public static let querierMaxResponse = MetricFamily(
     "netprobe_querier_max_response_seconds", .gauge,
-    "Maximum response time announced in the last general query (10 s for IGMPv1, which announces none).", labels: querierLabels)
+    "Maximum response time in force: the last one a general query announced, else the configured query_response_interval (IGMPv1 announces none).", labels: querierLabels)
 
   public static let querierRobustness = MetricFamily(
     "netprobe_querier_robustness", .gauge,
-    "Robustness variable announced in the last general query (QRV), else the configured one.", labels: querierLabels)
+    "Robustness variable in force: the last QRV a general query announced (IGMPv3 / MLDv2), else the configured robustness.", labels: querierLabels)
 
   public static let querierMalformed = MetricFamily(
     "netprobe_querier_malformed_packets_total", .counter,
@@ -158,7 +164,7 @@ extension Catalogue {
     multicastJoinTestLatency, multicastJoinTestFailures,
   ]
 
-  static let beaconFamilies: [MetricFamily] = [beaconInfo, beaconPacketsSent, beaconBytesSent, beaconSendErrors]
+  static let beaconFamilies: [MetricFamily] = [beaconInfo, beaconPacketsSent, beaconBytesSent, beaconPacketsSkipped, beaconSendErrors]
 
   static let querierFamilies: [MetricFamily] = [
     querierPresent, querierInfo, querierQueries, querierLastGeneralQuery, querierQueryInterval, querierMaxResponse,

@@ -43,6 +43,7 @@ public final class BeaconSender: ConfigSubscriber, MetricsCollector {
       exposition.add(Catalogue.beaconInfo, labels.appending([("stream_id", String(config.streamID)), ("sender_id", senderID)]), 1)
       exposition.add(Catalogue.beaconPacketsSent, labels, Double(stats.packets))
       exposition.add(Catalogue.beaconBytesSent, labels, Double(stats.bytes))
+      exposition.add(Catalogue.beaconPacketsSkipped, labels, Double(stats.skipped))
       for (errno, count) in stats.errors.sorted(by: { $0.key < $1.key }) {
         exposition.add(Catalogue.beaconSendErrors, labels.appending([("errno", errno)]), Double(count))
       }
@@ -76,7 +77,10 @@ struct BeaconStats: Sendable {
   var bytes: UInt64 = 0
   /// The next sequence number to send.
   var sequence: UInt64 = 0
-  /// Failed sends by errno name (EAGAIN: the socket buffer was full).
+  /// Packets given up because the sender fell more than one interval behind its grid.
+  var skipped: UInt64 = 0
+  /// Failed sends by errno name (EAGAIN: the socket buffer was full), and sockets that
+  /// could not be opened, once per episode.
   var errors: [String: UInt64] = [:]
 }
 
@@ -86,6 +90,8 @@ private final class BeaconLoop: @unchecked Sendable {
     let beacon: RunningBeacon
     var socket: MulticastSendSocket?
     var interfaceIndex: UInt32?
+    /// The beacon's place in the configuration, for its phase on the grid.
+    var index: Int
     var schedule: PacingSchedule
     var lastError: String?
   }
@@ -98,6 +104,13 @@ private final class BeaconLoop: @unchecked Sendable {
   init(shared: BeaconShared) { self.shared = shared }
 
   func run(_ thread: LoopThread<[RunningBeacon]>) {
+    // Packets are due every 10 µs at the highest rate: wake-ups that the kernel may put off
+    // by its default 50 µs slack would have them skipped.
+    do {
+      try SystemThread.setTimerSlack(nanoseconds: 1_000)
+    } catch {
+      shared.logger.info("the beacon thread keeps the default timer slack", metadata: ["error": "\(error)"])
+    }
     var entries = [pollfd(fd: thread.wakeup.fileDescriptor, events: Int16(POLLIN), revents: 0)]
     while !thread.isStopping {
       if let latest = thread.takeCommands().last { reconcile(latest) }
@@ -109,7 +122,9 @@ private final class BeaconLoop: @unchecked Sendable {
       for index in slots.indices where slots[index].socket != nil {
         // One packet per beacon per pass: a beacon that is due again is sent after the
         // others had their turn, never in a run.
-        if slots[index].schedule.take(now: Clocks.monotonicNanoseconds()) { send(&slots[index]) }
+        guard let due = slots[index].schedule.take(now: Clocks.monotonicNanoseconds()) else { continue }
+        if due.skipped > 0 { slots[index].beacon.stats.withLock { $0.skipped += UInt64(due.skipped) } }
+        send(&slots[index])
       }
       let wake = slots.reduce(nextCheck) { $1.socket == nil ? $0 : min($0, $1.schedule.nextDue) }
       entries[0].revents = 0
@@ -121,11 +136,13 @@ private final class BeaconLoop: @unchecked Sendable {
 
   private func reconcile(_ next: [RunningBeacon]) {
     var kept: [Slot] = []
-    for beacon in next {
-      if let existing = slots.first(where: { $0.beacon === beacon }) {
+    for (index, beacon) in next.enumerated() {
+      if var existing = slots.first(where: { $0.beacon === beacon }) {
+        existing.index = index
         kept.append(existing)
       } else {
-        kept.append(Slot(beacon: beacon, schedule: PacingSchedule(rate: beacon.config.rate, start: Clocks.monotonicNanoseconds())))
+        let schedule = PacingSchedule(rate: beacon.config.rate, start: Clocks.monotonicNanoseconds(), index: index)
+        kept.append(Slot(beacon: beacon, index: index, schedule: schedule))
       }
     }
     for slot in slots where !next.contains(where: { $0 === slot.beacon }) { slot.socket?.close() }
@@ -153,12 +170,16 @@ private final class BeaconLoop: @unchecked Sendable {
       do {
         slots[index].socket = try MulticastSendSocket(group: config.group, port: UInt16(config.port), interface: interface,
                                                       ttl: config.ttl)
-        slots[index].schedule = PacingSchedule(rate: config.rate, start: Clocks.monotonicNanoseconds())
+        slots[index].schedule = PacingSchedule(rate: config.rate, start: Clocks.monotonicNanoseconds(), index: slots[index].index)
         slots[index].lastError = nil
         shared.logger.info("sending", metadata: ["beacon": "\(config.name)", "group": "\(config.group)",
                                                  "interface": "\(config.interface)", "rate": "\(config.rate)"])
       } catch {
-        report(&slots[index], errno: error.errno, "cannot open the beacon's socket: \(error)")
+        // Retried every second; counted once per distinct error, since no datagram is lost
+        // at each retry (the socket's absence is the one failure).
+        if slots[index].lastError != Errno.name(error.errno) {
+          report(&slots[index], errno: error.errno, "cannot open the beacon's socket; retrying every second: \(error)")
+        }
       }
     }
   }

@@ -73,3 +73,23 @@ struct JoinTestSchedule: Sendable, Equatable {
     if case .steady = phase { phase = .steady(nextLeave: now + test.interval.nanoseconds) }
   }
 }
+
+/// Where a stream's join latency runs from.
+extension StreamStats {
+  /// A join latency test joins again at `now`: its latency runs from here, whether or not
+  /// this join works.
+  mutating func joinTestStarted(at now: Int64) {
+    joinTestPending = true
+    awaitingSince = now
+  }
+
+  /// The group's join succeeded; `now` was read right before its first join call. The
+  /// first packet is awaited from then, except by a join latency test still waiting for
+  /// one: a retry after the test's failed join (or one after an interface flap) keeps the
+  /// test's start, so the latency is the user's, not the last attempt's. A join after a
+  /// leave or an outage resumes the stream: the pause is not its loss.
+  mutating func joined(at now: Int64) {
+    if !joinTestPending || awaitingSince == nil { awaitingSince = now }
+    if packets > 0 { analyzer.resume() }
+  }
+}

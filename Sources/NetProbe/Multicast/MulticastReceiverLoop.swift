@@ -37,7 +37,9 @@ final class MulticastReceiverLoop: @unchecked Sendable {
         maintain(now: now)
         nextMaintenance = now + 1_000_000_000
       }
-      stepJoinTests(now: now)
+      // After the maintenance, which may have taken a while: the tests' phases and deadlines
+      // run from when they really step.
+      stepJoinTests(now: Clocks.monotonicNanoseconds())
       entries.removeAll(keepingCapacity: true)
       entries.append(pollfd(fd: wakeup.fileDescriptor, events: Int16(POLLIN), revents: 0))
       for fd in owners.keys { entries.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
@@ -95,7 +97,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
       }
       if state.joined && state.interfaceIndex == index { continue }
       close(group)
-      if join(group, interface: index, now: now), let test = group.config.joinLatencyTest {
+      if join(group, interface: index), let test = group.config.joinLatencyTest {
         let key = ObjectIdentifier(group)
         if joinTests[key] == nil {
           joinTests[key] = JoinTestSchedule(test: test, joinedAt: now)
@@ -123,9 +125,12 @@ final class MulticastReceiverLoop: @unchecked Sendable {
         close(group)
       case .rejoin:
         // Pending whether or not the join works: a failed join is a failed test, counted
-        // at the deadline (maintain retries the join meanwhile).
-        for stream in group.streams.values { stream.stats.withLock { $0.joinTestPending = true } }
-        if let index = NetworkInterface.index(of: group.config.interface) { _ = join(group, interface: index, now: now) }
+        // at the deadline (maintain retries the join meanwhile, and the test's latency
+        // still runs from here). The clock is read now, not at the top of the pass: the
+        // maintenance before may have taken a while.
+        let startedAt = Clocks.monotonicNanoseconds()
+        for stream in group.streams.values { stream.stats.withLock { $0.joinTestStarted(at: startedAt) } }
+        if let index = NetworkInterface.index(of: group.config.interface) { _ = join(group, interface: index) }
       case .expire:
         for stream in group.streams.values {
           stream.stats.withLock { stats in
@@ -143,9 +148,13 @@ final class MulticastReceiverLoop: @unchecked Sendable {
 
   /// Joins every source of `group` (or the group alone) on `interface`; false on failure,
   /// which is counted, logged once per distinct error, and retried by `maintain`.
-  private func join(_ group: MulticastGroup, interface: UInt32, now: Int64) -> Bool {
+  private func join(_ group: MulticastGroup, interface: UInt32) -> Bool {
     let config = group.config
     var opened: [MulticastSocket] = []
+    // The join latency runs from the first join call (the report leaves with it), read
+    // here rather than at the top of the loop's pass, which other groups' joins and the
+    // kernel's membership tables may have taken.
+    var joinedAt: Int64?
     do {
       let chunks: [[IPAddress?]] = config.sources.isEmpty
         ? [[nil]]
@@ -155,7 +164,10 @@ final class MulticastReceiverLoop: @unchecked Sendable {
       for chunk in chunks {
         let socket = try MulticastSocket(family: config.group.family, port: UInt16(config.port))
         opened.append(socket)
-        for source in chunk { try socket.join(config.group, source: source, interface: interface) }
+        for source in chunk {
+          if joinedAt == nil { joinedAt = Clocks.monotonicNanoseconds() }
+          try socket.join(config.group, source: source, interface: interface)
+        }
       }
     } catch {
       for socket in opened { socket.close() }
@@ -188,13 +200,8 @@ final class MulticastReceiverLoop: @unchecked Sendable {
       state.interfaceIndex = interface
       state.lastError = nil
     }
-    for stream in group.streams.values {
-      stream.stats.withLock { stats in
-        stats.awaitingSince = now
-        // A join after a leave or an outage: the stream resumes, the pause is not its loss.
-        if stats.packets > 0 { stats.analyzer.resume() }
-      }
-    }
+    let joined = joinedAt ?? Clocks.monotonicNanoseconds()
+    for stream in group.streams.values { stream.stats.withLock { $0.joined(at: joined) } }
     logger.info("joined", metadata: [
       "group": "\(config.name)", "address": "\(config.group)", "interface": "\(config.interface)",
       "sources": "\(config.sources.map(\.description).joined(separator: ","))",

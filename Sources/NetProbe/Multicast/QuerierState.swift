@@ -1,22 +1,30 @@
 /// What the watch knows about the querier of one interface and protocol: the queries seen,
-/// the last general query, and from it whether a querier is present. Pure: times are passed
-/// in (monotonic nanoseconds for the deadline, Unix nanoseconds for the timestamp metric).
+/// the last general query, the timers queries announced, and from them whether a querier
+/// is present. Pure: times are passed in (monotonic nanoseconds for the deadline, Unix
+/// nanoseconds for the timestamp metric).
 ///
 /// A querier is present while the last general query is younger than the Other Querier
 /// Present Interval of RFC 3376 8.5 / RFC 3810 9.5, robustness × query interval + max
 /// response / 2: 2 × 125 s + 10 s / 2 = 255 s with the standard values, 5 s before the
 /// memberships it keeps alive would expire (robustness × interval + max response).
+///
+/// For that long after the watch starts listening on an interface it is counted present
+/// too: a working querier may not have sent its next general query yet (with 125 s
+/// between them, most starts hear none in the first minutes), so silence proves nothing
+/// until it lasted the full timeout. An agent's start, or an interface that came back,
+/// then raises no alarm; a link without a querier is reported one timeout after the
+/// start, as one whose querier stopped is one timeout after its last query.
 struct QuerierState: Sendable, Equatable {
   /// The RFC default query interval (RFC 3376 8.2, RFC 3810 9.2).
   static let defaultQueryIntervalSeconds = 125
 
   /// The network's timers as configured, for what the queries do not announce.
   struct Settings: Sendable, Equatable {
-    /// For IGMPv1/v2 and MLDv1 queries, which carry no interval; nil means 125 s.
+    /// Until a query announces one (IGMPv1/v2 and MLDv1 queries carry none); nil means 125 s.
     var queryInterval: Duration?
-    /// The max response assumed until a general query announces one.
+    /// Until a query announces one (IGMPv1 queries carry none).
     var queryResponseInterval: Duration
-    /// For queries without QRV (older versions, or QRV 0).
+    /// Until a query announces one (older versions carry none; QRV 0 means above 7).
     var robustness: Int
 
     init(queryInterval: Duration? = nil, queryResponseInterval: Duration = .seconds(10), robustness: Int = 2) {
@@ -35,13 +43,20 @@ struct QuerierState: Sendable, Equatable {
   struct GeneralQuery: Sendable, Equatable {
     var querier: IPAddress
     var version: Int
-    var maxResponseMilliseconds: Int
-    /// QQIC in seconds, when the query carried a nonzero one.
-    var announcedInterval: Int?
-    /// QRV, when the query carried a nonzero one.
-    var announcedRobustness: Int?
     var monotonicNanoseconds: Int64
     var unixNanoseconds: Int64
+  }
+
+  /// The timers general queries announced, each the last one announced. A query that
+  /// announces none (IGMPv2 has no QQIC or QRV, IGMPv1 no max response either) leaves the
+  /// others' values in place: with an IGMPv2 and an IGMPv3 querier on one link, or a v2
+  /// proxy query between v3 ones, the timeout stays that of the querier that said it.
+  struct Announced: Sendable, Equatable {
+    /// QQIC, in seconds.
+    var queryIntervalSeconds: Int?
+    /// QRV.
+    var robustness: Int?
+    var maxResponseMilliseconds: Int?
   }
 
   struct CountKey: Sendable, Hashable, Comparable {
@@ -55,34 +70,47 @@ struct QuerierState: Sendable, Equatable {
   private(set) var queries: [CountKey: UInt64] = [:]
   private(set) var malformed: UInt64 = 0
   private(set) var lastGeneral: GeneralQuery?
+  private(set) var announced = Announced()
+  /// When the watch's socket for this interface opened (monotonic ns); nil while it is closed.
+  private(set) var listeningSince: Int64?
 
   init(settings: Settings) { self.settings = settings }
 
-  /// Counts `query`; a general one becomes the last general query.
+  /// Counts `query`; a general one becomes the last general query, and the timers it
+  /// announces replace those announced before.
   mutating func record(_ query: MembershipQuery, monotonicNanoseconds: Int64, unixNanoseconds: Int64) {
     queries[CountKey(version: query.version, kind: query.kind), default: 0] += 1
     guard query.kind == .general else { return }
-    lastGeneral = GeneralQuery(querier: query.querier, version: query.version, maxResponseMilliseconds: query.maxResponseMilliseconds,
-                               announcedInterval: query.queryIntervalSeconds, announcedRobustness: query.robustness,
-                               monotonicNanoseconds: monotonicNanoseconds, unixNanoseconds: unixNanoseconds)
+    lastGeneral = GeneralQuery(querier: query.querier, version: query.version, monotonicNanoseconds: monotonicNanoseconds,
+                               unixNanoseconds: unixNanoseconds)
+    if let interval = query.queryIntervalSeconds { announced.queryIntervalSeconds = interval }
+    if let robustness = query.robustness { announced.robustness = robustness }
+    if let maxResponse = query.maxResponseMilliseconds { announced.maxResponseMilliseconds = maxResponse }
   }
 
   mutating func recordMalformed() { malformed += 1 }
 
+  /// The watch's socket opened at `monotonicNanoseconds`: a querier is given one timeout to
+  /// be heard before it is called absent.
+  mutating func startedListening(atMonotonicNanoseconds now: Int64) { listeningSince = now }
+
+  /// The watch's socket closed (the interface went away): no more benefit of the doubt.
+  mutating func stoppedListening() { listeningSince = nil }
+
   /// The query interval in force: announced (QQIC of IGMPv3 / MLDv2), else configured, else
   /// the RFC default.
   var queryIntervalSeconds: Double {
-    if let announced = lastGeneral?.announcedInterval { return Double(announced) }
+    if let announced = announced.queryIntervalSeconds { return Double(announced) }
     if let configured = settings.queryInterval { return configured.seconds }
     return Double(Self.defaultQueryIntervalSeconds)
   }
 
   /// The robustness variable in force: announced (QRV), else configured.
-  var robustness: Int { lastGeneral?.announcedRobustness ?? settings.robustness }
+  var robustness: Int { announced.robustness ?? settings.robustness }
 
-  /// The max response time in force: the last general query's, else configured.
+  /// The max response time in force: announced, else configured.
   var maxResponseSeconds: Double {
-    if let last = lastGeneral { return Double(last.maxResponseMilliseconds) / 1000 }
+    if let announced = announced.maxResponseMilliseconds { return Double(announced) / 1000 }
     return settings.queryResponseInterval.seconds
   }
 
@@ -91,10 +119,20 @@ struct QuerierState: Sendable, Equatable {
     Int64((Double(robustness) * queryIntervalSeconds + maxResponseSeconds / 2) * 1e9)
   }
 
-  /// True while the last general query arrived no longer than `timeoutNanoseconds` ago;
-  /// false before the first one.
+  /// True while the last general query, or the start of listening, is no more than
+  /// `timeoutNanoseconds` old; false once both are older, and while not listening before
+  /// any general query.
   func isPresent(atMonotonicNanoseconds now: Int64) -> Bool {
-    guard let last = lastGeneral else { return false }
-    return now - last.monotonicNanoseconds <= timeoutNanoseconds
+    let timeout = timeoutNanoseconds
+    if let last = lastGeneral, now - last.monotonicNanoseconds <= timeout { return true }
+    if let since = listeningSince, now - since <= timeout { return true }
+    return false
+  }
+
+  /// When `isPresent` turns false if nothing is heard meanwhile; nil when it is false already.
+  func presentUntil(atMonotonicNanoseconds now: Int64) -> Int64? {
+    guard isPresent(atMonotonicNanoseconds: now) else { return nil }
+    let latest = max(lastGeneral?.monotonicNanoseconds ?? .min, listeningSince ?? .min)
+    return latest + timeoutNanoseconds + 1
   }
 }

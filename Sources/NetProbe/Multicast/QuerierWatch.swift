@@ -57,7 +57,8 @@ public final class QuerierWatch: ConfigSubscriber, MetricsCollector {
 /// Renders the querier states as the `netprobe_querier_*` series.
 enum QuerierSeries {
   /// Present and malformed always; query counts once a query of that version and kind
-  /// arrived; the querier's info, timestamp and timers once a general query arrived.
+  /// arrived; the querier's info, timestamp, max response and robustness once a general
+  /// query arrived; the query interval once a query announced one.
   static func collect(_ snapshot: [(QuerierWatch.Key, QuerierState)], now: Int64, into exposition: inout Exposition) {
     for (key, state) in snapshot {
       let base = [("interface", key.interface), ("protocol", key.querierProtocol.rawValue)]
@@ -70,7 +71,9 @@ enum QuerierSeries {
       guard let last = state.lastGeneral else { continue }
       exposition.add(Catalogue.querierInfo, LabelSet(base + [("querier", last.querier.description), ("version", String(last.version))]), 1)
       exposition.add(Catalogue.querierLastGeneralQuery, labels, Double(last.unixNanoseconds) / 1e9)
-      exposition.add(Catalogue.querierQueryInterval, labels, state.queryIntervalSeconds)
+      if let interval = state.announced.queryIntervalSeconds {
+        exposition.add(Catalogue.querierQueryInterval, labels, Double(interval))
+      }
       exposition.add(Catalogue.querierMaxResponse, labels, state.maxResponseSeconds)
       exposition.add(Catalogue.querierRobustness, labels, Double(state.robustness))
     }
@@ -107,6 +110,17 @@ final class QuerierBoard: Sendable {
       guard contents.states[key] != nil else { return nil }
       contents.states[key]!.record(query, monotonicNanoseconds: monotonicNanoseconds, unixNanoseconds: unixNanoseconds)
       return contents.states[key]!
+    }
+  }
+
+  /// The watch's socket for `key` opened at `since`, or closed (`since` nil).
+  func listening(_ key: QuerierWatch.Key, since now: Int64?) {
+    contents.withLock { contents in
+      if let now {
+        contents.states[key]?.startedListening(atMonotonicNanoseconds: now)
+      } else {
+        contents.states[key]?.stoppedListening()
+      }
     }
   }
 
@@ -198,6 +212,7 @@ private struct QuerierLoop {
     guard let socket = sockets.removeValue(forKey: key) else { return }
     keysByDescriptor[socket.fileDescriptor] = nil
     socket.close()
+    board.listening(key, since: nil)
   }
 
   mutating func openDue(now: Int64) {
@@ -209,6 +224,7 @@ private struct QuerierLoop {
         keysByDescriptor[socket.fileDescriptor] = key
         retryAt[key] = nil
         reported[key] = nil
+        board.listening(key, since: now)
         logger.info("listening for queries", metadata: metadata(key, [
           "ifindex": "\(socket.interfaceIndex)",
         ]))
@@ -253,20 +269,23 @@ private struct QuerierLoop {
     }
   }
 
-  /// Logs, once, a querier whose general queries stopped (what the gauge says at scrapes).
-  /// Returns when the next present querier would lapse, so the loop wakes for it.
+  /// Logs, once, a querier whose general queries stopped, or that was never heard in the
+  /// first timeout of listening (what the gauge says at scrapes). Returns when the next
+  /// present querier would lapse, so the loop wakes for it.
   mutating func reportAbsence(now: Int64) -> Int64 {
     var next = Int64.max
-    for (key, state) in board.snapshot() {
-      guard let last = state.lastGeneral, !reportedAbsent.contains(key) else { continue }
-      guard !state.isPresent(atMonotonicNanoseconds: now) else {
-        next = min(next, last.monotonicNanoseconds + state.timeoutNanoseconds + 1)
+    for (key, state) in board.snapshot() where !reportedAbsent.contains(key) {
+      if let until = state.presentUntil(atMonotonicNanoseconds: now) {
+        next = min(next, until)
         continue
       }
+      // Never listening and nothing heard: the failure to open is what was logged.
+      guard state.lastGeneral != nil || state.listeningSince != nil else { continue }
       reportedAbsent.insert(key)
       heard[key] = nil
       logger.warning("no general query within robustness × interval + max response / 2; querier absent", metadata: metadata(key, [
-        "last_querier": "\(last.querier)", "timeout_seconds": "\(Exposition.formatValue(Double(state.timeoutNanoseconds) / 1e9))",
+        "last_querier": "\(state.lastGeneral.map { "\($0.querier)" } ?? "none")",
+        "timeout_seconds": "\(Exposition.formatValue(Double(state.timeoutNanoseconds) / 1e9))",
       ]))
     }
     return next
@@ -309,7 +328,7 @@ private struct QuerierLoop {
     else { return }
     var details: Logger.Metadata = [
       "querier": "\(query.querier)", "version": "\(query.version)", "kind": "\(query.kind.rawValue)",
-      "max_response_seconds": "\(Exposition.formatValue(Double(query.maxResponseMilliseconds) / 1000))",
+      "max_response_seconds": "\(query.maxResponseMilliseconds.map { Exposition.formatValue(Double($0) / 1000) } ?? "none")",
     ]
     if query.kind != .general {
       details["group"] = "\(query.group)"

@@ -15,8 +15,9 @@ public struct MembershipQuery: Sendable, Equatable {
   public var group: IPAddress
   /// The sources of a group-and-source-specific query (IGMPv3, MLDv2).
   public var sources: [IPAddress]
-  /// The maximum response time, decoded (IGMPv1 queries carry none: hosts use 10 s).
-  public var maxResponseMilliseconds: Int
+  /// The maximum response time, decoded; nil for IGMPv1, whose queries carry none (hosts
+  /// use 10 s, RFC 2236 4; the querier watch assumes its `query_response_interval`).
+  public var maxResponseMilliseconds: Int?
   /// The S flag (IGMPv3, MLDv2): routers skip their timer updates.
   public var suppressRouterSide: Bool
   /// QRV, the querier's robustness variable; nil when absent (older versions) or 0.
@@ -79,8 +80,6 @@ public enum MembershipPacket: Sendable, Equatable {
 extension MembershipQuery {
   public static let igmpQueryType: UInt8 = 0x11
   public static let mldQueryType: UInt8 = 130
-  /// IGMPv1 queries have no Max Response Time; hosts wait up to 10 s (RFC 2236 4).
-  public static let igmpV1MaxResponseMilliseconds = 10_000
 
   /// Decodes an IPv4 datagram read from a raw `IPPROTO_IGMP` socket (IP header included, as
   /// Linux delivers it, total length in network order).
@@ -110,7 +109,7 @@ extension MembershipQuery {
     let group = IPAddress.v4(word32(message, base + 4))
     guard group.isUnspecified || group.isMulticast else { return .malformed(.invalidGroup) }
     var query = MembershipQuery(querierProtocol: .igmp, version: 1, querier: source, group: group, sources: [],
-                                maxResponseMilliseconds: igmpV1MaxResponseMilliseconds, suppressRouterSide: false,
+                                maxResponseMilliseconds: nil, suppressRouterSide: false,
                                 robustness: nil, queryIntervalSeconds: nil, ttl: ttl, routerAlert: routerAlert)
     switch message.count {
     case 8:
