@@ -23,12 +23,13 @@ private let yamlTokens = [
 ]
 
 /// Feeds random and mutated documents to `YAMLLite.parse` and, for those it accepts, walks
-/// the tree: `canonicalJSON()` and every scalar's `resolved`. Returns the inputs run; a
+/// the tree: `canonicalJSON()`, every scalar's `resolved`, and the schema's checks. Returns the inputs run; a
 /// crash or a hang is the failure, and the seed replays it.
 func fuzzYAML(iterations: Int, seed: UInt64) -> Int {
   var mutator = Mutator(seed: seed, dictionary: yamlTokens)
   let seeds = yamlSeedFiles().map { Array($0.utf8) }
   var accepted = 0
+  var valid = 0
   for index in 0..<iterations {
     let input = index % 2 == 0
       ? mutator.randomInput(maxLength: 256)
@@ -37,8 +38,13 @@ func fuzzYAML(iterations: Int, seed: UInt64) -> Int {
     accepted += 1
     _ = root.canonicalJSON()
     touchScalars(root)
+    // And the schema on top: every value check and cross-reference, with its messages.
+    switch ConfigSchema.decode(root) {
+    case .success: valid += 1
+    case .failure(let errors): precondition(!errors.diagnostics.isEmpty, "a failure without a message")
+    }
   }
-  print("yaml: \(iterations) inputs from \(seeds.count) seeds, \(accepted) accepted, no crash (seed \(seed))")
+  print("yaml: \(iterations) inputs from \(seeds.count) seeds, \(accepted) accepted, \(valid) valid configurations, no crash (seed \(seed))")
   return iterations
 }
 
