@@ -86,6 +86,32 @@ class MulticastLabTest(unittest.TestCase):
         start_sender(lab, "239.1.1.1", 5001, "raw", rate=200)
         wait_series(exporter, "netprobe_multicast_receiving", "tv", lambda v: v == 1, timeout=10)
 
+    def test_malformed_datagrams_are_not_traffic(self):
+        lab = self.lab()
+        start_igmpproxy(self, lab)
+        exporter = LabExporter(self, lab, config=write_config(self, group_config("bad", "239.1.3.1", 5011, extra="format: beacon")))
+        wait_series(exporter, "netprobe_multicast_membership", "bad", lambda v: v == 1)
+        time.sleep(0.5)  # the router learns the join before the stream starts
+        # 100 zero bytes: no beacon magic, so every datagram is malformed.
+        junk = sender_report(start_sender(lab, "239.1.3.1", 5011, "raw", rate=300, count=300))
+        wait_series(exporter, "netprobe_multicast_unexpected_packets_total", "bad", lambda v: v >= junk["sent"],
+                    reason="malformed")
+        metrics = exporter.metrics()
+        self.assertEqual(series(exporter, "netprobe_multicast_unexpected_packets_total", "bad", metrics, reason="malformed"),
+                         junk["sent"])
+        for family in ("packets_received_total", "bytes_received_total", "receiving"):
+            self.assertEqual(series(exporter, f"netprobe_multicast_{family}", "bad", metrics), 0, family)
+        for family in ("join_latency_seconds", "last_packet_timestamp_seconds"):
+            self.assertIsNone(series(exporter, f"netprobe_multicast_{family}", "bad", metrics), family)
+        # Beacons afterwards are the stream's first traffic.
+        beacons = sender_report(start_sender(lab, "239.1.3.1", 5011, "beacon", rate=300, count=300))
+        wait_series(exporter, "netprobe_multicast_packets_received_total", "bad", lambda v: v >= beacons["sent"])
+        metrics = exporter.metrics()
+        self.assertEqual(series(exporter, "netprobe_multicast_packets_received_total", "bad", metrics), beacons["sent"])
+        self.assertEqual(series(exporter, "netprobe_multicast_unexpected_packets_total", "bad", metrics, reason="malformed"),
+                         junk["sent"])
+        self.assertIsNotNone(series(exporter, "netprobe_multicast_join_latency_seconds", "bad", metrics))
+
     def test_source_specific_join_counts_only_its_source(self):
         lab = self.lab()
         start_igmpproxy(self, lab)

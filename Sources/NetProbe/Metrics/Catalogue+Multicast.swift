@@ -11,11 +11,12 @@ extension Catalogue {
     labels: streamLabels)
 
   public static let multicastPackets = MetricFamily(
-    "netprobe_multicast_packets_received_total", .counter, "Datagrams received for the group from this source.",
+    "netprobe_multicast_packets_received_total", .counter,
+    "Datagrams received for the group from this source in the group's format; malformed ones count only as unexpected.",
     labels: streamLabels)
 
   public static let multicastBytes = MetricFamily(
-    "netprobe_multicast_bytes_received_total", .counter, "UDP payload bytes received.", labels: streamLabels)
+    "netprobe_multicast_bytes_received_total", .counter, "UDP payload bytes of the datagrams received.", labels: streamLabels)
 
   public static let multicastLastPacket = MetricFamily(
     "netprobe_multicast_last_packet_timestamp_seconds", .gauge,

@@ -230,6 +230,12 @@ final class MulticastReceiverLoop: @unchecked Sendable {
     let arrival = datagram.kernelTimestamp ?? Clocks.realtimeNanoseconds()
     let now = Clocks.monotonicNanoseconds()
     let verdict = stream.stats.withLock { stats -> PayloadVerdict in
+      // Decoded first: a datagram not in the group's format is no traffic of the stream,
+      // so it moves no counter, rate, `receiving` or join latency, only unexpected{malformed}.
+      let verdict = stats.analyzer.analyze(datagram.payload, arrival: arrival)
+      // The analyzer gives a delay only for beacon groups whose clocks are synchronised.
+      guard case .accepted(let delay) = verdict else { return verdict }
+      if let delay { stats.oneWayDelay.record(delay) }
       stats.packets += 1
       stats.bytes += UInt64(datagram.payload.count)
       stats.lastPacketTime = Double(arrival) / 1e9
@@ -244,9 +250,6 @@ final class MulticastReceiverLoop: @unchecked Sendable {
           stats.joinTestLatency.record(latency)
         }
       }
-      let verdict = stats.analyzer.analyze(datagram.payload, arrival: arrival)
-      // The analyzer gives a delay only for beacon groups whose clocks are synchronised.
-      if case .accepted(let delay?) = verdict { stats.oneWayDelay.record(delay) }
       return verdict
     }
     if verdict == .malformed { group.counters.withLock { $0.malformed += 1 } }
