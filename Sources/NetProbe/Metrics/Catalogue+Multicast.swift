@@ -41,20 +41,21 @@ extension Catalogue {
 
   public static let multicastLost = MetricFamily(
     "netprobe_multicast_packets_lost_total", .counter,
-    "Datagrams missing from the sequence, counted once 64 numbers behind the newest (so reordering is not loss), for formats with sequence numbers.",
+    "Sequence numbers never received: a hole counted once 64 numbers behind the newest (reordering within 64 is not loss) or at a sender restart; lost / (lost + received - duplicate) is the loss ratio.",
     labels: streamLabels)
 
   public static let multicastDuplicates = MetricFamily(
-    "netprobe_multicast_packets_duplicate_total", .counter, "Datagrams whose sequence number was already received.",
+    "netprobe_multicast_packets_duplicate_total", .counter,
+    "Datagrams that bring no new sequence number: a copy of a received one, one that came after its number was counted lost (over 64 late), or a lone number far from the stream.",
     labels: streamLabels)
 
   public static let multicastLate = MetricFamily(
     "netprobe_multicast_packets_late_total", .counter,
-    "Datagrams that arrived after a higher sequence number (reordered), first copies only; not counted lost unless 64 or more behind.", labels: streamLabels)
+    "Datagrams that arrived after a higher sequence number in time (within 64) to fill their hole: reordered, never counted lost.", labels: streamLabels)
 
   public static let multicastResets = MetricFamily(
     "netprobe_multicast_sequence_resets_total", .counter,
-    "Sender restarts: jumps of the sequence too large to be loss, or an RTP SSRC change.", labels: streamLabels)
+    "Sender restarts: a jump of the sequence too large to be loss that the next number confirms, or an RTP SSRC change.", labels: streamLabels)
 
   public static let multicastJitter = MetricFamily(
     "netprobe_multicast_jitter_seconds", .gauge,

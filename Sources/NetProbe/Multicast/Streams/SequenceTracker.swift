@@ -7,19 +7,26 @@
 /// - ahead by 1: in order; ahead by 2...`maxForwardJump`: a gap, the numbers between are
 ///   missing;
 /// - the highest itself, or behind it within the 1024-number window and already received:
-///   a duplicate; behind within the window and not received: late;
-/// - anything else (far ahead, or behind by the window or more): a stray, counted late.
-///   If the next number follows it (RFC 3550 A.1's probation), the sender restarted: that
-///   next packet counts a reset and tracking restarts there. Otherwise the stray was a
-///   single old or corrupt packet and the stream goes on as before: resetting at once would
-///   make the next normal packet a gap of thousands that never existed.
+///   a duplicate;
+/// - behind within the window, not received, and its hole still open: late; its hole
+///   already counted lost (later than the reorder horizon): duplicate, since it brings no
+///   number the accounting has not already counted;
+/// - anything else (far ahead, or behind by the window or more): a stray, counted nowhere
+///   until the next number decides. If that number follows it (RFC 3550 A.1's probation),
+///   the sender restarted: one reset, and tracking restarts at the stray. Otherwise the
+///   stray was a single old or corrupt datagram, which brings no number either: a
+///   duplicate, and the stream goes on as before (resetting at once would make the next
+///   normal packet a gap of thousands that never existed).
 ///
-/// A missing number is counted lost only once it falls `reorderHorizon` (64) numbers
-/// behind the highest, or at a reset, still not received. So a reordered packet counts
-/// late and never lost, and no counter is ever taken back (Prometheus counters cannot go
-/// down): loss is reported up to 64 packets after the gap. A packet later than that was
-/// already counted lost when it arrives, and counts late too — the one overlap, for
-/// reordering deeper than any network should do. Holes still pending at a reset are lost.
+/// Lost counts sequence numbers (holes), the other classes datagrams: a missing number is
+/// counted lost only once it falls `reorderHorizon` (64) numbers behind the highest, or at
+/// a reset, still not received. So a reordered packet counts late and never lost; one
+/// later than that was counted lost before it came and counts duplicate, never late as
+/// well. Every datagram is received and at most one of duplicate, late or reset, and no
+/// counter is ever taken back (Prometheus counters cannot go down). `received − duplicate`
+/// is the count of distinct numbers received, none of them counted lost, so
+/// `lost / (lost + received − duplicate)` is the stream's loss ratio. Loss is reported up
+/// to 64 packets after the gap; holes still pending at a reset are lost.
 public struct SequenceTracker: Sendable {
   /// RFC 3550 A.1's MAX_DROPOUT: the largest forward jump still counted as loss.
   public static let defaultMaxForwardJump: UInt64 = 3000
@@ -33,8 +40,12 @@ public struct SequenceTracker: Sendable {
   public let maxForwardJump: UInt64
   private let mask: UInt64
   private var highest: UInt64?
-  /// After a stray: the number that, arriving next, confirms a sender restart.
+  /// After a stray: the number that, arriving next, confirms a sender restart. The stray
+  /// itself is counted (reset or duplicate) when that next number comes.
   private var probation: UInt64?
+  /// Numbers tracked since the last start, up to the window: a number behind by less was
+  /// tracked, so, when missing and no longer pending, it was counted lost.
+  private var span: UInt64 = 0
   /// Numbers in (highest − pending, highest] are not yet decided: a missing one there may
   /// still arrive late. At most `reorderHorizon`.
   private var pending: UInt64 = 0
@@ -91,8 +102,11 @@ public struct SequenceTracker: Sendable {
         seen.insert(sequence)
         self.highest = sequence
         pending = 2
+        span = 2
         return .reset
       }
+      // The stray stood alone: an old or corrupt datagram, no number of the stream.
+      counts.duplicate &+= 1
     }
     let ahead = (sequence &- highest) & mask
     if ahead == 0 {
@@ -113,6 +127,7 @@ public struct SequenceTracker: Sendable {
       }
       seen.insert(sequence)
       self.highest = sequence
+      span = min(UInt64(Self.window), span + ahead)
       if ahead == 1 { return .inOrder }
       return .gap(missing: ahead - 1)
     }
@@ -123,12 +138,16 @@ public struct SequenceTracker: Sendable {
         return .duplicate
       }
       seen.insert(sequence)
+      if behind >= pending && behind < span {
+        // Tracked, given up and counted lost before it came.
+        counts.duplicate &+= 1
+        return .tooLate
+      }
       counts.late &+= 1
       return .late
     }
-    // Far from the stream: a stray until the next number says otherwise.
+    // Far from the stream: a stray until the next number says what it was.
     probation = (sequence &+ 1) & mask
-    counts.late &+= 1
     return .stray
   }
 
@@ -140,7 +159,6 @@ public struct SequenceTracker: Sendable {
     counts.received &+= 1
     counts.resets &+= 1
     closeOut()
-    probation = nil
     start(at: sequence & mask)
     return .reset
   }
@@ -151,7 +169,6 @@ public struct SequenceTracker: Sendable {
   public mutating func resume() {
     closeOut()
     highest = nil
-    probation = nil
     seen.removeAll()
   }
 
@@ -160,6 +177,7 @@ public struct SequenceTracker: Sendable {
     seen.insert(sequence)
     highest = sequence
     pending = 1
+    span = 1
   }
 
   /// The highest moves from `highest` by `ahead`: the numbers that leave the horizon are
@@ -183,8 +201,12 @@ public struct SequenceTracker: Sendable {
   }
 
   /// Ends the stream (a reset, or a tracker given up): the holes still undecided can no
-  /// longer arrive and are counted lost.
+  /// longer arrive and are counted lost, and a stray no number followed stood alone.
   mutating func closeOut() {
+    if probation != nil {
+      probation = nil
+      counts.duplicate &+= 1
+    }
     guard let highest else { return }
     var number = highest
     for _ in 0..<pending {
