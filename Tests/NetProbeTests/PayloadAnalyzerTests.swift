@@ -146,6 +146,29 @@ import Testing
     #expect(snapshot.jitterSeconds == 0)
   }
 
+  /// Datagrams the socket dropped are the host's, not the stream's: no RTP loss, and the
+  /// continuity counters start again after them instead of counting an error.
+  @Test func theHostsDropsAreNoLossAndNoContinuityError() throws {
+    var analyzer = PayloadAnalyzer(config: config(.mpegts))
+    func send(_ sequence: UInt16, dropped: UInt64 = 0) -> PayloadVerdict {
+      let payload = P.pat(counter: UInt8(sequence & 0xF)) + P.run(pid: 0x100, from: UInt8((sequence * 6) & 0xF), count: 6)
+      let bytes = P.rtp(sequence: sequence, timestamp: UInt32(sequence) * 900, payload: payload)
+      return analyzer.analyze(P.embedded(bytes), arrival: epoch + Int64(sequence) * 10_000_000, hostDropped: dropped)
+    }
+    #expect(send(1) == accepted && send(2) == accepted)
+    #expect(send(6, dropped: 3) == accepted)  // 3, 4 and 5 dropped by the socket
+    for sequence in UInt16(7)...80 { _ = send(sequence) }
+    var snapshot = analyzer.snapshot
+    #expect(snapshot.counts == SequenceCounts(received: 77))
+    #expect(try #require(snapshot.mpegtsErrors).continuity == 0)
+    // The same gap without drops is the network's: 3 lost, and a continuity error per PID.
+    _ = send(84)
+    for sequence in UInt16(85)...150 { _ = send(sequence) }
+    snapshot = analyzer.snapshot
+    #expect(snapshot.lost == 3)
+    #expect(try #require(snapshot.mpegtsErrors).continuity == 2)
+  }
+
   @Test func anRTPHeaderAroundOtherContentIsNotTransportStream() {
     var analyzer = PayloadAnalyzer(config: config(.mpegts))
     // RTP with a 20-byte non-TS payload: neither TS in RTP nor whole TS packets.

@@ -238,6 +238,27 @@ import Testing
     #expect(!tracker.advances(100) && !tracker.advances(99) && !tracker.advances(3101))
   }
 
+  @Test func theHostsDropsAreNotLoss() {
+    var tracker = SequenceTracker(width: 32)
+    for sequence in 1...10 { tracker.record(UInt64(sequence)) }
+    // The socket dropped 11…19 (its drop count grew by 9 when 20 was queued).
+    #expect(tracker.record(20, hostDropped: 9) == .inOrder)
+    // 21…29 missing: 5 dropped by the host, 4 lost on the way.
+    #expect(tracker.record(30, hostDropped: 5) == .gap(missing: 4))
+    // More drops than the gap (another stream's, or a count that lagged): only the gap.
+    #expect(tracker.record(36, hostDropped: 50) == .inOrder)
+    for sequence in 37...200 { tracker.record(UInt64(sequence)) }
+    #expect(tracker.counts == SequenceCounts(received: 177, lost: 4))
+    // A dropped number that arrives after all brings nothing new.
+    #expect(tracker.record(150, hostDropped: 0) == .duplicate)
+    #expect(tracker.record(15) == .duplicate)
+    // Drops wider than the horizon and the window: none of them lost.
+    #expect(tracker.record(3000, hostDropped: 2799) == .inOrder)
+    #expect(tracker.record(3300, hostDropped: 100) == .gap(missing: 199))
+    for sequence in 3301...3400 { tracker.record(UInt64(sequence)) }
+    #expect(tracker.lost == 4 + 199)
+  }
+
   /// A random walk of numbers (mostly in order, with gaps, reordering, duplicates and
   /// jumps) against a model that remembers every number in a Set, 16 and 64 bits.
   @Test(arguments: [16, 64]) func agreesWithASetModel(width: Int) {
@@ -255,9 +276,11 @@ import Testing
       case 90..<99: position -= Int64(random.next(below: 1100))
       default: position += random.next(below: 2) == 0 ? 5000 : -5000
       }
-      let expected = model.record(position)
+      // Now and then the socket dropped some datagrams before this one.
+      let dropped = random.next(below: 20) == 0 ? random.next(below: 80) : 0
+      let expected = model.record(position, hostDropped: dropped)
       let mask: UInt64 = width == 64 ? .max : (1 << UInt64(width)) - 1
-      let event = tracker.record(UInt64(bitPattern: position) & mask)
+      let event = tracker.record(UInt64(bitPattern: position) & mask, hostDropped: dropped)
       events.insert(event)
       #expect(event == expected, "at \(position)")
       if event != expected { return }
@@ -293,7 +316,7 @@ struct TrackerModel {
 
   init(width: Int) { self.width = width }
 
-  mutating func record(_ sequence: Int64) -> SequenceEvent {
+  mutating func record(_ sequence: Int64, hostDropped: UInt64 = 0) -> SequenceEvent {
     counts.received += 1
     guard let highest else { return restart(sequence, .first) }
     if let expected = probation {
@@ -316,8 +339,12 @@ struct TrackerModel {
     if ahead >= 1 && ahead <= 3000 {
       self.highest = sequence
       received.insert(sequence)
+      // The newest numbers of the gap are the host's drops: as good as received.
+      let excused = min(Int64(hostDropped), ahead - 1)
+      if excused > 0 { for number in (sequence - excused)..<sequence { received.insert(number) } }
       decide(upTo: sequence - 64)
-      return ahead == 1 ? .inOrder : .gap(missing: UInt64(ahead - 1))
+      let missing = ahead - 1 - excused
+      return missing == 0 ? .inOrder : .gap(missing: UInt64(missing))
     }
     if ahead < 0 && -ahead < 1024 {
       guard received.insert(sequence).inserted else {

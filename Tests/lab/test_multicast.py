@@ -1,6 +1,7 @@
 """Multicast reception in the network lab: joins that the kernel confirms, interfaces that
 vanish and return, streams forwarded by igmpproxy, source-specific joins, and each payload
 format's accounting against what the sender says it did."""
+import os
 import signal
 import subprocess
 import time
@@ -112,6 +113,54 @@ class MulticastLabTest(unittest.TestCase):
                          junk["sent"])
         self.assertIsNotNone(series(exporter, "netprobe_multicast_join_latency_seconds", "bad", metrics))
 
+    def test_socket_drops_are_counted_apart_from_loss(self):
+        lab = self.lab()
+        start_igmpproxy(self, lab)
+        # A 4 KiB buffer holds a handful of datagrams (root: SO_RCVBUFFORCE grants it as asked).
+        exporter = LabExporter(self, lab, config=write_config(self, group_config(
+            "burst", "239.1.3.2", 5012,
+            extra="format: sequence\nsequence: {offset: 0, width: 4, endianness: little}\nreceive_buffer: 4096")))
+        wait_series(exporter, "netprobe_multicast_membership", "burst", lambda v: v == 1)
+        self.assertNotIn("receive buffer capped", exporter.log())
+        time.sleep(0.5)  # the router learns the join before the stream starts
+        first = sender_report(start_sender(lab, "239.1.3.2", 5012, "sequence", rate=500, count=100))
+        wait_series(exporter, "netprobe_multicast_packets_received_total", "burst", lambda v: v >= first["sent"])
+        # The agent stops reading (SIGSTOP, by PID) while 1,000 datagrams arrive: the socket
+        # keeps a few and drops the rest. The sender paces them, so the lab's links lose none.
+        os.kill(exporter.process.pid, signal.SIGSTOP)
+        self.addCleanup(lambda: exporter.process.poll() is None and os.kill(exporter.process.pid, signal.SIGCONT))
+        burst = sender_report(start_sender(lab, "239.1.3.2", 5012, "sequence", rate=5000, count=1000, start=100))
+        os.kill(exporter.process.pid, signal.SIGCONT)
+        last = sender_report(start_sender(lab, "239.1.3.2", 5012, "sequence", rate=500, count=100, start=1100))
+        sent = first["sent"] + burst["sent"] + last["sent"]
+
+        def accounted():
+            metrics = exporter.metrics()
+            return (series(exporter, "netprobe_multicast_packets_received_total", "burst", metrics)
+                    + series(exporter, "netprobe_multicast_socket_drops_total", "burst", metrics)) >= sent
+        wait_for(accounted, timeout=10, what="every datagram received or dropped")
+        metrics = exporter.metrics()
+        drops = series(exporter, "netprobe_multicast_socket_drops_total", "burst", metrics)
+        received = series(exporter, "netprobe_multicast_packets_received_total", "burst", metrics)
+        self.assertGreater(drops, 500)
+        self.assertEqual(received + drops, sent)
+        # The host's drops are not the network's loss, nor anything else.
+        self.assertEqual(self.counters(exporter, metrics, "burst"),
+                         {"received": received, "lost": 0, "duplicate": 0, "late": 0, "resets": 0})
+
+    def test_a_capped_receive_buffer_is_logged(self):
+        lab = self.lab()
+        with open("/proc/sys/net/core/rmem_max") as f:
+            rmem_max = int(f.read())
+        if 2 * rmem_max > 1 << 30:
+            self.skipTest(f"net.core.rmem_max is {rmem_max}: receive_buffer cannot ask for more")
+        # As nobody: no CAP_NET_ADMIN, so SO_RCVBUFFORCE fails and rmem_max caps SO_RCVBUF.
+        exporter = LabExporter(self, lab, user=65534, config=write_config(self, group_config(
+            "capped", "239.1.3.3", 5013, extra=f"receive_buffer: {2 * rmem_max}")))
+        wait_series(exporter, "netprobe_multicast_membership", "capped", lambda v: v == 1)
+        wait_for(lambda: "receive buffer capped" in exporter.log(), timeout=5, what="the capped buffer's warning")
+        self.assertRegex(exporter.log(), rf"receive buffer capped.*bytes={rmem_max}\b.*wanted={2 * rmem_max}\b")
+
     def test_source_specific_join_counts_only_its_source(self):
         lab = self.lab()
         start_igmpproxy(self, lab)
@@ -211,10 +260,10 @@ class MulticastLabTest(unittest.TestCase):
                     lambda v: v >= report["sent"], timeout=10)
         return report, exporter.metrics(), exporter
 
-    def counters(self, exporter, metrics):
-        return {kind: series(exporter, f"netprobe_multicast_packets_{kind}_total", "feed", metrics)
+    def counters(self, exporter, metrics, name="feed"):
+        return {kind: series(exporter, f"netprobe_multicast_packets_{kind}_total", name, metrics)
                 for kind in ("received", "lost", "duplicate", "late")} | {
-            "resets": series(exporter, "netprobe_multicast_sequence_resets_total", "feed", metrics)}
+            "resets": series(exporter, "netprobe_multicast_sequence_resets_total", name, metrics)}
 
     def test_sequence_field_gaps_duplicates_and_reordering(self):
         report, metrics, exporter = self.run_stream(

@@ -153,7 +153,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
           Array(config.sources[$0..<min($0 + sourcesPerSocket, config.sources.count)])
         }
       for chunk in chunks {
-        let socket = try MulticastSocket(family: config.group.family, port: UInt16(config.port))
+        let socket = try MulticastSocket(family: config.group.family, port: UInt16(config.port), receiveBuffer: config.receiveBuffer)
         opened.append(socket)
         for source in chunk { try socket.join(config.group, source: source, interface: interface) }
       }
@@ -178,9 +178,10 @@ final class MulticastReceiverLoop: @unchecked Sendable {
     sockets[ObjectIdentifier(group)] = opened
     for socket in opened {
       owners[socket.fileDescriptor] = (group, socket)
-      if socket.receiveBufferBytes < MulticastSocket.wantedReceiveBuffer / 2 {
-        logger.info("receive buffer capped by net.core.rmem_max; raise it for bursty streams",
-                    metadata: ["group": "\(config.name)", "bytes": "\(socket.receiveBufferBytes)"])
+      if socket.receiveBufferBytes < config.receiveBuffer {
+        logger.warning("receive buffer capped by net.core.rmem_max; raise it, or grant CAP_NET_ADMIN, for bursty streams",
+                       metadata: ["group": "\(config.name)", "bytes": "\(socket.receiveBufferBytes)",
+                                  "wanted": "\(config.receiveBuffer)"])
       }
     }
     group.join.withLock { state in
@@ -211,11 +212,14 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   }
 
   private func handle(_ datagram: MulticastSocket.Datagram, socket: MulticastSocket, group: MulticastGroup) {
+    // Drops counted when the socket queued this datagram: they came just before it.
+    var hostDropped: UInt64 = 0
     if let total = datagram.droppedTotal {
       let previous = lastDrops[socket.fileDescriptor] ?? 0
       if total != previous {
         lastDrops[socket.fileDescriptor] = total
-        group.counters.withLock { $0.socketDrops += UInt64(total &- previous) }
+        hostDropped = UInt64(total &- previous)
+        group.counters.withLock { $0.socketDrops += hostDropped }
       }
     }
     // IP_MULTICAST_ALL=0 keeps other groups away; check the group anyway, and the sender.
@@ -232,7 +236,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
     let verdict = stream.stats.withLock { stats -> PayloadVerdict in
       // Decoded first: a datagram not in the group's format is no traffic of the stream,
       // so it moves no counter, rate, `receiving` or join latency, only unexpected{malformed}.
-      let verdict = stats.analyzer.analyze(datagram.payload, arrival: arrival)
+      let verdict = stats.analyzer.analyze(datagram.payload, arrival: arrival, hostDropped: hostDropped)
       // The analyzer gives a delay only for beacon groups whose clocks are synchronised.
       guard case .accepted(let delay) = verdict else { return verdict }
       if let delay { stats.oneWayDelay.record(delay) }

@@ -23,10 +23,6 @@ public final class MulticastSocket: Sendable {
 
   public var fileDescriptor: Int32 { socket.fileDescriptor }
 
-  /// The receive buffer asked for: a second of a 60 Mbit/s stream, so a scheduling hiccup
-  /// of the receiver thread loses nothing.
-  public static let wantedReceiveBuffer = 8 << 20
-
   // Values from <bits/in.h> and <linux/in6.h> that Swift's Glibc module leaves out.
   private static let mcastJoinGroup: Int32 = 42
   private static let mcastJoinSourceGroup: Int32 = 46
@@ -37,7 +33,9 @@ public final class MulticastSocket: Sendable {
   private static let socketRXQueueOverflow: Int32 = 40
 
   /// Wraps socket(2), the options above and bind(2) to the wildcard address and `port`.
-  public init(family: IPAddress.Family, port: UInt16, receiveBuffer: Int = MulticastSocket.wantedReceiveBuffer) throws(SystemError) {
+  /// `receiveBuffer` is asked for with SO_RCVBUFFORCE (CAP_NET_ADMIN), else SO_RCVBUF,
+  /// which net.core.rmem_max caps; `receiveBufferBytes` says what was granted.
+  public init(family: IPAddress.Family, port: UInt16, receiveBuffer: Int) throws(SystemError) {
     self.family = family
     self.port = port
     let domain = family == .ip4 ? AF_INET : AF_INET6

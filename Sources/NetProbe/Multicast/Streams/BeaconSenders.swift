@@ -35,12 +35,12 @@ struct BeaconSenders: Sendable {
       jitter.reset()
     }
 
-    mutating func record(_ beacon: BeaconPayload, arrival: Int64) {
+    mutating func record(_ beacon: BeaconPayload, arrival: Int64, hostDropped: UInt64) {
       let event: SequenceEvent
       if tracker.highestSequence != nil, !tracker.advances(beacon.sequence), beacon.sendTimeNanoseconds > newestSendTime {
         event = tracker.restart(at: beacon.sequence)
       } else {
-        event = tracker.record(beacon.sequence)
+        event = tracker.record(beacon.sequence, hostDropped: hostDropped)
       }
       if event == .reset {
         jitter.reset()
@@ -68,12 +68,14 @@ struct BeaconSenders: Sendable {
     for index in senders.indices { senders[index].resume() }
   }
 
-  mutating func record(_ beacon: BeaconPayload, arrival: Int64) {
+  /// `hostDropped` (the socket's drops just before this packet) goes to this packet's
+  /// sender: exact when one sender feeds the group, a guess when several interleave.
+  mutating func record(_ beacon: BeaconPayload, arrival: Int64, hostDropped: UInt64 = 0) {
     let key = UInt64(beacon.senderID) << 32 | UInt64(beacon.streamID)
     let index = slot(for: key)
     uses &+= 1
     senders[index].lastUse = uses
-    senders[index].record(beacon, arrival: arrival)
+    senders[index].record(beacon, arrival: arrival, hostDropped: hostDropped)
     lastArrival = arrival
     recent = index
   }

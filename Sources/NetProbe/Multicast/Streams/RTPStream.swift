@@ -26,13 +26,13 @@ struct RTPStream: Sendable {
     jitter?.reset()
   }
 
-  mutating func record(_ packet: RTPPacket, arrival: Int64) {
+  mutating func record(_ packet: RTPPacket, arrival: Int64, hostDropped: UInt64 = 0) {
     let sequence = UInt64(packet.sequence)
     let event: SequenceEvent
     if let ssrc, ssrc != packet.ssrc {
       event = tracker.restart(at: sequence)
     } else {
-      event = tracker.record(sequence)
+      event = tracker.record(sequence, hostDropped: hostDropped)
     }
     ssrc = packet.ssrc
     if event == .reset { jitter?.reset() }

@@ -84,8 +84,14 @@ public struct SequenceTracker: Sendable {
   }
 
   /// Classifies `sequence` (taken modulo 2^width) and counts it.
+  ///
+  /// `hostDropped`: datagrams the socket dropped for want of buffer space since the one
+  /// before this (SO_RXQ_OVFL's count grows when a datagram is queued after drops, so they
+  /// came just before this one). When this number opens a gap, that many of its newest
+  /// missing numbers are the host's drops, counted in socket_drops_total: they are not the
+  /// network's loss, so they count neither lost nor received.
   @discardableResult
-  public mutating func record(_ sequence: UInt64) -> SequenceEvent {
+  public mutating func record(_ sequence: UInt64, hostDropped: UInt64 = 0) -> SequenceEvent {
     let sequence = sequence & mask
     counts.received &+= 1
     guard let highest else {
@@ -114,7 +120,8 @@ public struct SequenceTracker: Sendable {
       return .duplicate
     }
     if ahead <= maxForwardJump {
-      decide(advancingFrom: highest, by: ahead)
+      let excused = min(hostDropped, ahead - 1)
+      decide(advancingFrom: highest, by: ahead, excused: excused)
       if ahead >= UInt64(Self.window) {
         seen.removeAll()
       } else {
@@ -126,10 +133,17 @@ public struct SequenceTracker: Sendable {
         }
       }
       seen.insert(sequence)
+      // The host's drops read as received within the window: never counted lost, and a
+      // copy arriving after all (it was not dropped) brings no new number.
+      var dropped = sequence
+      for _ in 0..<min(excused, UInt64(Self.window) - 1) {
+        dropped = (dropped &- 1) & mask
+        seen.insert(dropped)
+      }
       self.highest = sequence
       span = min(UInt64(Self.window), span + ahead)
-      if ahead == 1 { return .inOrder }
-      return .gap(missing: ahead - 1)
+      let missing = ahead - 1 - excused
+      return missing == 0 ? .inOrder : .gap(missing: missing)
     }
     let behind = (highest &- sequence) & mask
     if behind < UInt64(Self.window) {
@@ -181,9 +195,10 @@ public struct SequenceTracker: Sendable {
   }
 
   /// The highest moves from `highest` by `ahead`: the numbers that leave the horizon are
-  /// decided, and those not received counted lost. Runs before the bitmap forgets slots,
-  /// while every undecided number at or below `highest` can still be looked up.
-  private mutating func decide(advancingFrom highest: UInt64, by ahead: UInt64) {
+  /// decided, and those not received counted lost, except the newest `excused` numbers of
+  /// the gap (the host's drops). Runs before the bitmap forgets slots, while every
+  /// undecided number at or below `highest` can still be looked up.
+  private mutating func decide(advancingFrom highest: UInt64, by ahead: UInt64, excused: UInt64) {
     let total = pending + ahead
     let kept = min(Self.reorderHorizon, total)
     let leaving = total - kept
@@ -195,8 +210,12 @@ public struct SequenceTracker: Sendable {
       if !seen.contains(number) { lost += 1 }
       number = (number &+ 1) & mask
     }
-    // The rest lie in the gap just opened: never received.
-    counts.lost &+= lost + (leaving - looked)
+    // The rest are the oldest numbers of the gap just opened: never received, unless they
+    // are among its newest `excused`, which the host dropped.
+    let gapLeaving = leaving - looked
+    let overlap = (gapLeaving + excused).subtractingReportingOverflow(ahead - 1)
+    let excusedLeaving = overlap.overflow ? 0 : overlap.partialValue
+    counts.lost &+= lost + gapLeaving - excusedLeaving
     pending = kept
   }
 
