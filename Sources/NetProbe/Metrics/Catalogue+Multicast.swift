@@ -55,11 +55,12 @@ extension Catalogue {
 
   public static let multicastResets = MetricFamily(
     "netprobe_multicast_sequence_resets_total", .counter,
-    "Sender restarts: a jump of the sequence too large to be loss that the next number confirms, or an RTP SSRC change.", labels: streamLabels)
+    "Sender restarts: a jump of the sequence too large to be loss that the next number confirms, or a new RTP SSRC after the first (each SSRC has its own sequence).",
+    labels: streamLabels)
 
   public static let multicastJitter = MetricFamily(
     "netprobe_multicast_jitter_seconds", .gauge,
-    "Interarrival jitter (RFC 3550 A.8) in seconds: RTP from the payload type's clock or clock_rate, beacon from its send time.",
+    "Interarrival jitter (RFC 3550 A.8) in seconds: RTP from the payload type's clock or clock_rate, beacon from its send time; the worst sender of the last 10 s.",
     labels: streamLabels)
 
   public static let multicastOneWayDelay = MetricFamily(

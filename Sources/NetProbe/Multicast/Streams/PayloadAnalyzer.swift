@@ -121,9 +121,9 @@ public struct PayloadAnalyzer: Sendable {
     case .beacon:
       PayloadSnapshot(sequenced: true, counts: beacons?.counts ?? SequenceCounts(), jitterSeconds: beacons?.jitterSeconds)
     case .rtp:
-      PayloadSnapshot(sequenced: true, counts: rtp?.tracker.counts ?? SequenceCounts(), jitterSeconds: rtp?.jitterSeconds)
+      PayloadSnapshot(sequenced: true, counts: rtp?.counts ?? SequenceCounts(), jitterSeconds: rtp?.jitterSeconds)
     case .mpegts:
-      PayloadSnapshot(sequenced: carriesRTP, counts: rtp?.tracker.counts ?? SequenceCounts(),
+      PayloadSnapshot(sequenced: carriesRTP, counts: rtp?.counts ?? SequenceCounts(),
                       jitterSeconds: carriesRTP ? rtp?.jitterSeconds : nil, mpegtsErrors: transport?.errors ?? MPEGTSErrorCounts())
     case .sequence:
       PayloadSnapshot(sequenced: sequenceField != nil, counts: fieldTracker?.counts ?? SequenceCounts())
