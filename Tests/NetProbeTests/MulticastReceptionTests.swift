@@ -91,6 +91,14 @@ import Testing
                                    location: SourceLocation(line: 1, column: 1)),
       delayBuckets: [0.001])
     #expect(asm.stream(for: other) === asm.streams[""])
+    let v6 = try #require(IPAddress("2001:db8::10"))
+    let ssm6 = MulticastGroup(
+      config: MulticastGroupConfig(name: "c", group: try #require(IPAddress("ff3e::1")), port: 5000, interface: "eth0",
+                                   sources: [v6], location: SourceLocation(line: 1, column: 1)),
+      delayBuckets: [0.001])
+    // A received address (no zone) finds the stream labelled with its text.
+    #expect(ssm6.stream(for: .v6(IPv6Bytes(v6.bytes), zone: nil)) === ssm6.streams["2001:db8::10"])
+    #expect(ssm6.stream(for: try #require(IPAddress("2001:db8::11"))) == nil)
   }
 
   @Test func sysctlsAreReadFromProc() throws {

@@ -9,8 +9,12 @@ final class MulticastGroup: Sendable {
   let config: MulticastGroupConfig
   /// Upper bounds of the one-way delay histogram (the ping RTT buckets).
   let delayBuckets: [Double]
-  /// Keyed by source address text; `""` for the any-source stream.
+  /// Keyed by source address text (the `source` label); `""` for the any-source stream.
   let streams: [String: MulticastStream]
+  /// The same streams by source address, for the receive path: no text per datagram.
+  private let bySource: [IPAddress: MulticastStream]
+  /// The stream of an any-source group; nil for a source-specific one.
+  private let anySource: MulticastStream?
   let join = Mutex(JoinState())
   /// What belongs to the group rather than to one source: drops in the host, packets that
   /// fit no stream or no format.
@@ -20,20 +24,26 @@ final class MulticastGroup: Sendable {
     self.config = config
     self.delayBuckets = delayBuckets
     var streams: [String: MulticastStream] = [:]
+    var bySource: [IPAddress: MulticastStream] = [:]
     if config.sources.isEmpty {
-      streams[""] = MulticastStream(group: config, source: nil, delayBuckets: delayBuckets)
+      anySource = MulticastStream(group: config, source: nil, delayBuckets: delayBuckets)
+      streams[""] = anySource
     } else {
+      anySource = nil
       for source in config.sources {
-        streams[source.description] = MulticastStream(group: config, source: source, delayBuckets: delayBuckets)
+        let stream = MulticastStream(group: config, source: source, delayBuckets: delayBuckets)
+        streams[source.description] = stream
+        bySource[source] = stream
       }
     }
     self.streams = streams
+    self.bySource = bySource
   }
 
   /// The stream a datagram from `source` belongs to; nil for a source-specific group when
   /// the sender is not one of its sources.
   func stream(for source: IPAddress) -> MulticastStream? {
-    config.sources.isEmpty ? streams[""] : streams[source.description]
+    anySource ?? bySource[source]
   }
 }
 
