@@ -101,6 +101,27 @@ import Testing
     #expect(ssm6.stream(for: try #require(IPAddress("2001:db8::11"))) == nil)
   }
 
+  @Test func aMembershipTheKernelLostIsRepairedWithBackoff() {
+    var state = JoinState()
+    func checks(_ listed: [Bool]) -> [Bool] { listed.map { state.kernelCheck(listed: $0) } }
+    // Missing for three checks (seconds): join again.
+    #expect(checks([true, false, false, false]) == [false, false, false, true])
+    // Still missing after that rejoin: the next one waits twice as long, and so on.
+    #expect(checks(Array(repeating: false, count: 6)) == [false, false, false, false, false, true])
+    var waits: [Int] = []
+    var count = 0
+    while waits.count < 8 {
+      count += 1
+      if state.kernelCheck(listed: false) {
+        waits.append(count)
+        count = 0
+      }
+    }
+    #expect(waits == [12, 24, 48, 96, 192, 300, 300, 300])
+    // Listed again: the backoff starts over; a moment's absence is no reason to rejoin.
+    #expect(checks([true, false, false, true, false, false, false]) == [false, false, false, false, false, false, true])
+  }
+
   @Test func sysctlsAreReadFromProc() throws {
     let limit = try #require(FileContents.sysctl("net.ipv4.igmp_max_msf"))
     #expect(limit > 0)

@@ -53,6 +53,22 @@ class MulticastLabTest(unittest.TestCase):
         self.assertIn("090909EF", kernel_groups(lab))
         self.assertEqual(series(exporter, "netprobe_multicast_join_errors_total", "dummy", errno="ENODEV"), 1)
 
+    def test_a_membership_the_kernel_lost_is_joined_again(self):
+        lab = self.lab()
+        make = "ip link add mc0 index 4242 type veth peer name mc1 && ip link set mc0 up && ip link set mc1 up"
+        self.assertEqual(lab.run("agent", ["sh", "-c", make]).returncode, 0)
+        exporter = LabExporter(self, lab, config=write_config(self, group_config("lost", "239.9.9.8", 5000, "mc0")))
+        wait_series(exporter, "netprobe_multicast_membership", "lost", lambda v: v == 1)
+        # Recreated under the same index at once: the agent's interface check sees nothing
+        # change, but the kernel dropped the membership with the old device.
+        self.assertEqual(lab.run("agent", ["sh", "-c", "ip link del mc0 && " + make]).returncode, 0)
+        self.assertNotIn("080909EF", kernel_groups(lab))
+        wait_for(lambda: "080909EF" in kernel_groups(lab), timeout=15, what="the agent to join again")
+        wait_series(exporter, "netprobe_multicast_membership", "lost", lambda v: v == 1)
+        # Almost always the repair; if the check ran in the instant the device was gone, the
+        # missing interface's path did the work.
+        self.assertRegex(exporter.log(), "the kernel no longer lists the membership|interface missing")
+
     def test_stream_through_a_router_then_silence(self):
         lab = self.lab()
         start_igmpproxy(self, lab)

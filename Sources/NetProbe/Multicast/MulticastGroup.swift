@@ -57,6 +57,30 @@ struct JoinState: Sendable {
   var errors: [String: UInt64] = [:]
   /// The last error, so it is logged once and not at every retry.
   var lastError: String?
+  /// Checks in a row (one a second) in which the kernel did not list the joined group.
+  var unlistedChecks = 0
+  /// Unlisted checks before the group is joined again: doubles each time a rejoin does not
+  /// bring the listing back, so a table the kernel never fills costs a rejoin every five
+  /// minutes, not every three seconds.
+  var repairAfter = JoinState.firstRepair
+
+  static let firstRepair = 3
+  static let latestRepair = 300
+
+  /// One check of the kernel's table for a joined group; true when the membership has
+  /// been missing long enough to join again.
+  mutating func kernelCheck(listed: Bool) -> Bool {
+    guard !listed else {
+      unlistedChecks = 0
+      repairAfter = Self.firstRepair
+      return false
+    }
+    unlistedChecks += 1
+    guard unlistedChecks >= repairAfter else { return false }
+    unlistedChecks = 0
+    repairAfter = min(repairAfter * 2, Self.latestRepair)
+    return true
+  }
 }
 
 /// Group-wide counters.

@@ -74,8 +74,10 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   }
 
   /// Once a second: interfaces that vanished, came back or changed index; joins to retry;
-  /// the kernel's membership tables.
+  /// memberships the kernel lost; the kernel's membership tables.
   private func maintain(now: Int64) {
+    var kernel = ProcNet.membership()
+    var joinedAny = false
     for group in groups where !(joinTests[ObjectIdentifier(group)]?.isLeft ?? false) {
       let index = NetworkInterface.index(of: group.config.interface)
       let state = group.join.withLock { $0 }
@@ -93,8 +95,19 @@ final class MulticastReceiverLoop: @unchecked Sendable {
         }
         continue
       }
-      if state.joined && state.interfaceIndex == index { continue }
+      if state.joined && state.interfaceIndex == index {
+        // Joined, but gone from the kernel's table (an interface recreated under the same
+        // index, say): joined again once it has been missing a while.
+        let listed = group.streams.values.allSatisfy {
+          kernel.isMember(group.config.group, interface: group.config.interface, source: $0.source)
+        }
+        guard group.join.withLock({ $0.kernelCheck(listed: listed) }) else { continue }
+        logger.warning("the kernel no longer lists the membership; joining again", metadata: [
+          "group": "\(group.config.name)", "address": "\(group.config.group)", "interface": "\(group.config.interface)",
+        ])
+      }
       close(group)
+      joinedAny = true
       if join(group, interface: index, now: now), let test = group.config.joinLatencyTest {
         let key = ObjectIdentifier(group)
         if joinTests[key] == nil {
@@ -104,7 +117,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
         }
       }
     }
-    let kernel = ProcNet.membership()
+    if joinedAny { kernel = ProcNet.membership() }
     shared.membership.withLock { $0 = kernel }
   }
 
@@ -188,6 +201,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
       state.joined = true
       state.interfaceIndex = interface
       state.lastError = nil
+      state.unlistedChecks = 0
     }
     for stream in group.streams.values {
       stream.stats.withLock { stats in
