@@ -122,6 +122,20 @@ import Testing
     #expect(checks([true, false, false, true, false, false, false]) == [false, false, false, false, false, false, true])
   }
 
+  @Test func joinErrorsCountOncePerEpisode() {
+    var state = JoinState()
+    // Retried every second: one episode, one count, one log line.
+    func failures(_ errnos: [String]) -> [Bool] { errnos.map { state.recordFailure($0) } }
+    #expect(failures(Array(repeating: "EADDRINUSE", count: 5)) == [true, false, false, false, false])
+    #expect(state.errors == ["EADDRINUSE": 1] && !state.joined)
+    // Another errno starts another episode; a successful join ends it.
+    #expect(failures(["ENODEV", "ENODEV"]) == [true, false])
+    state.joined = true
+    state.lastError = nil
+    #expect(failures(["ENODEV"]) == [true])
+    #expect(state.errors == ["EADDRINUSE": 1, "ENODEV": 2])
+  }
+
   @Test func sysctlsAreReadFromProc() throws {
     let limit = try #require(FileContents.sysctl("net.ipv4.igmp_max_msf"))
     #expect(limit > 0)

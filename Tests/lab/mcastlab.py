@@ -134,6 +134,19 @@ while True:
 """
 
 
+# A program holding a UDP port with SO_REUSEPORT alone (as some receivers do), printing
+# "bound" once it is; it runs until SIGTERM.
+PORT_HOLDER = """
+import signal, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind(("", int(sys.argv[1])))
+print("bound", flush=True)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+signal.pause()
+"""
+
+
 def start_capture(test, lab, ns, interface, expression):
     """tcpdump in `ns` on `interface`, writing text to a file; returns (process, path)."""
     path = os.path.join(temporary_directory(test), "capture.txt")

@@ -8,7 +8,7 @@ import time
 import unittest
 
 from harness import LabExporter, wait_for, write_config
-from mcastlab import (OTHER_RECEIVER, capture_text, drop_multicast, kernel_groups, sender_report, series,
+from mcastlab import (OTHER_RECEIVER, PORT_HOLDER, capture_text, drop_multicast, kernel_groups, sender_report, series,
                       start_capture, start_igmpproxy, start_sender, stop_process, wait_series)
 from netlab import Lab
 
@@ -354,6 +354,25 @@ class MulticastLabTest(unittest.TestCase):
                 self.assertEqual(series(exporter, "netprobe_multicast_unexpected_packets_total", name, metrics, reason=reason), 0)
         stop_process(other)
         self.assertGreater(int(other.stdout.read().strip() or 0), 900, "the other program got its group")
+
+    def test_a_port_held_without_reuseaddr_is_one_join_error_until_it_is_free(self):
+        lab = self.lab()
+        # Linux lets a socket with SO_REUSEADDR alone (ours) share no port with one that set
+        # SO_REUSEPORT alone: every attempt (one a second) fails with EADDRINUSE. Were ours to
+        # set SO_REUSEPORT too, the two would share the port and this test would fail.
+        holder = lab.popen("agent", ["python3", "-c", PORT_HOLDER, "5014"], stdout=subprocess.PIPE, text=True)
+        self.assertEqual(holder.stdout.readline().strip(), "bound")
+        exporter = LabExporter(self, lab, config=write_config(self, group_config("held", "239.1.3.4", 5014)))
+        wait_series(exporter, "netprobe_multicast_join_errors_total", "held", lambda v: v >= 1, errno="EADDRINUSE")
+        time.sleep(3.5)  # three or four more attempts: the same episode
+        metrics = exporter.metrics()
+        self.assertEqual(series(exporter, "netprobe_multicast_join_errors_total", "held", metrics, errno="EADDRINUSE"), 1)
+        self.assertEqual(series(exporter, "netprobe_multicast_membership", "held", metrics), 0)
+        self.assertEqual(exporter.log().count("cannot join the group"), 1)
+        self.assertIn("SO_REUSEPORT", exporter.log())  # the hint names the cause
+        stop_process(holder)
+        wait_series(exporter, "netprobe_multicast_membership", "held", lambda v: v == 1, timeout=10)
+        self.assertEqual(series(exporter, "netprobe_multicast_join_errors_total", "held", errno="EADDRINUSE"), 1)
 
     def test_link_down_and_up_rejoins(self):
         lab = self.lab()

@@ -84,7 +84,8 @@ extension Catalogue {
 
   public static let multicastJoinErrors = MetricFamily(
     "netprobe_multicast_join_errors_total", .counter,
-    "Failed joins by errno (retried every second).", labels: streamLabels + ["errno"])
+    "Failed joins by errno, once per episode: failures with one errno, retried every second, count 1 until a join succeeds or the errno changes.",
+    labels: streamLabels + ["errno"])
 
   public static let multicastJoinTestLatency = MetricFamily(
     "netprobe_multicast_join_test_latency_seconds", .histogram,

@@ -53,9 +53,10 @@ struct JoinState: Sendable {
   var interfaceIndex: UInt32?
   /// True once every join call of the group succeeded, until its sockets close.
   var joined = false
-  /// Failed joins by errno name.
+  /// Failed joins by errno name, one per episode: a run of failed attempts (retried every
+  /// second) with the same errno, ended by a successful join or another errno.
   var errors: [String: UInt64] = [:]
-  /// The last error, so it is logged once and not at every retry.
+  /// The error of the episode under way, so it is counted and logged once, not at every retry.
   var lastError: String?
   /// Checks in a row (one a second) in which the kernel did not list the joined group.
   var unlistedChecks = 0
@@ -63,6 +64,15 @@ struct JoinState: Sendable {
   /// bring the listing back, so a table the kernel never fills costs a rejoin every five
   /// minutes, not every three seconds.
   var repairAfter = JoinState.firstRepair
+
+  /// A join failed with `errno`: counted when it starts an episode (true: log it too).
+  mutating func recordFailure(_ errno: String) -> Bool {
+    joined = false
+    guard lastError != errno else { return false }
+    lastError = errno
+    errors[errno, default: 0] += 1
+    return true
+  }
 
   static let firstRepair = 3
   static let latestRepair = 300

@@ -89,8 +89,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
           close(group)
           group.join.withLock { state in
             state.interfaceIndex = nil
-            state.errors["ENODEV", default: 0] += 1
-            state.lastError = "ENODEV"
+            _ = state.recordFailure("ENODEV")
           }
         }
         continue
@@ -155,7 +154,8 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   }
 
   /// Joins every source of `group` (or the group alone) on `interface`; false on failure,
-  /// which is counted, logged once per distinct error, and retried by `maintain`.
+  /// which is counted and logged once per episode (`JoinState.recordFailure`) and retried
+  /// every second by `maintain`.
   private func join(_ group: MulticastGroup, interface: UInt32, now: Int64) -> Bool {
     let config = group.config
     var opened: [MulticastSocket] = []
@@ -174,11 +174,8 @@ final class MulticastReceiverLoop: @unchecked Sendable {
       for socket in opened { socket.close() }
       let name = Errno.name(error.errno)
       let isNew = group.join.withLock { state -> Bool in
-        state.errors[name, default: 0] += 1
-        state.joined = false
         state.interfaceIndex = interface
-        defer { state.lastError = name }
-        return state.lastError != name
+        return state.recordFailure(name)
       }
       if isNew {
         logger.error("cannot join the group; retrying every second", metadata: [
@@ -281,7 +278,8 @@ enum JoinAdvice {
     case ENOBUFS:
       "over net.ipv4.igmp_max_memberships (groups per socket) or igmp_max_msf (sources per group): raise the sysctl"
     case ENODEV: "the interface does not exist or has no multicast (ip link set DEV multicast on)"
-    case EADDRINUSE: "the group is already joined on this socket and interface"
+    case EADDRINUSE:
+      "another program holds the UDP port without SO_REUSEADDR (with SO_REUSEPORT alone, or neither); it must set SO_REUSEADDR to share it"
     case EINVAL: "a source of the wrong family, or any-source and source-specific joins mixed on one socket"
     case EADDRNOTAVAIL: "the interface has no address of the group's family"
     default: "check the interface and the group address"
