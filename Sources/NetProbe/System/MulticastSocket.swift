@@ -10,10 +10,12 @@ import CNetShims
 /// inside the host, kernel timestamps, `SO_REUSEADDR` so other receivers on the host keep
 /// working, and a large receive buffer.
 ///
-/// Not `SO_REUSEPORT`: measured in the lab (kernel 6.18), when two sockets on one port both
-/// set it, forwarded multicast goes to *one* socket of that reuseport group chosen by hash,
-/// whichever group it joined — ours would take another program's datagrams and it would
-/// lose them, and two of our own groups on one port would swap traffic.
+/// Not `SO_REUSEPORT`: measured in lab namespaces (kernel 6.18), two sockets on one port that
+/// both set it form a reuseport group, and the kernel then delivers some datagrams of one
+/// socket's group to the other by hash (4 to 6 ports of 12) — ours would take another
+/// program's datagrams and it would lose them. The price: a receiver with `SO_REUSEPORT`
+/// alone (or neither option) cannot share our port; the README's "Other receivers on the
+/// same port" has the table.
 public final class MulticastSocket: Sendable {
   public let family: IPAddress.Family
   public let port: UInt16
