@@ -276,7 +276,7 @@ enum JoinAdvice {
   static func text(errno: Int32) -> String {
     switch errno {
     case ENOBUFS:
-      "over net.ipv4.igmp_max_memberships (groups per socket) or igmp_max_msf (sources per group): raise the sysctl"
+      "more sources on one socket than net.ipv4.igmp_max_msf / net.ipv6.mld_max_msf allow (read at start: restart after lowering them), or socket option memory (net.core.optmem_max)"
     case ENODEV: "the interface does not exist or has no multicast (ip link set DEV multicast on)"
     case EADDRINUSE:
       "another program holds the UDP port without SO_REUSEADDR (with SO_REUSEPORT alone, or neither); it must set SO_REUSEADDR to share it"
