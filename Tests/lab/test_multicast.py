@@ -291,13 +291,16 @@ class MulticastLabTest(unittest.TestCase):
         self.assertEqual(series(exporter, "netprobe_multicast_unexpected_packets_total", "feed", metrics, reason="malformed"), 0)
 
     def test_rtp_ssrc_change_is_a_reset_not_loss(self):
-        # From 65,000: the 16-bit sequence wraps at the 536th packet.
-        report, metrics, exporter = self.run_stream("rtp", "format: rtp", start=65000, skip="65200", ssrc_change="65900")
+        # From 65,000: the 16-bit sequence wraps at the 536th packet. Each timestamp claims
+        # 900 units (10 ms at 90 kHz) more per packet than its send time: every transit
+        # difference is -900, so RFC 3550's jitter converges on exactly 0.010 s.
+        report, metrics, exporter = self.run_stream("rtp", "format: rtp", start=65000, skip="65200", ssrc_change="65900",
+                                                    timestamp_skew=900)
         counters = self.counters(exporter, metrics)
         self.assertEqual(counters, {"received": report["sent"], "lost": 1, "duplicate": 0, "late": 0, "resets": 1})
         jitter = series(exporter, "netprobe_multicast_jitter_seconds", "feed", metrics)
         self.assertIsNotNone(jitter)
-        self.assertLess(jitter, 0.05)
+        self.assertAlmostEqual(jitter, 0.010, delta=0.002)
 
     def test_mpegts_continuity_errors(self):
         report, metrics, exporter = self.run_stream("rtp-mpegts", "format: mpegts", cc_error="400,900")
@@ -307,6 +310,20 @@ class MulticastLabTest(unittest.TestCase):
         self.assertEqual(errors["continuity"], 4)
         self.assertEqual((errors["sync_byte"], errors["transport_error"], errors["pat_missing"]), (0, 0, 0))
         self.assertEqual(self.counters(exporter, metrics)["lost"], 0)
+        # Timestamps are the send times: the jitter is the lab path's, about 0.
+        self.assertLess(series(exporter, "netprobe_multicast_jitter_seconds", "feed", metrics), 0.002)
+
+    def test_plain_mpegts_continuity_errors(self):
+        # Transport packets straight in UDP, no RTP: counted by their continuity counters only.
+        report, metrics, exporter = self.run_stream("mpegts", "format: mpegts", cc_error="400,900")
+        errors = {t: series(exporter, "netprobe_multicast_mpegts_errors_total", "feed", metrics, type=t)
+                  for t in ("continuity", "sync_byte", "transport_error", "pat_missing")}
+        self.assertEqual(errors, {"continuity": 4, "sync_byte": 0, "transport_error": 0, "pat_missing": 0})
+        self.assertEqual(series(exporter, "netprobe_multicast_packets_received_total", "feed", metrics), report["sent"])
+        self.assertEqual(series(exporter, "netprobe_multicast_unexpected_packets_total", "feed", metrics, reason="malformed"), 0)
+        # No sequence numbers and no clock: no sequence counters and no jitter series.
+        for family in ("packets_lost_total", "packets_late_total", "sequence_resets_total", "jitter_seconds"):
+            self.assertIsNone(series(exporter, f"netprobe_multicast_{family}", "feed", metrics), family)
 
     def test_five_percent_loss_is_measured(self):
         lab = self.lab()
