@@ -96,10 +96,11 @@ final class MulticastReceiverLoop: @unchecked Sendable {
       }
       if state.joined && state.interfaceIndex == index {
         // Joined, but gone from the kernel's table (an interface recreated under the same
-        // index, say): joined again once it has been missing a while.
-        let listed = group.streams.values.allSatisfy {
-          kernel.isMember(group.config.group, interface: group.config.interface, source: $0.source)
-        }
+        // index, say): joined again once it has been missing a while. A table that does not
+        // list the interface at all cannot tell.
+        let config = group.config
+        let listed = !kernel.lists(interface: config.interface, family: config.group.family)
+          || group.streams.values.allSatisfy { kernel.isMember(config.group, interface: config.interface, source: $0.source) }
         guard group.join.withLock({ $0.kernelCheck(listed: listed) }) else { continue }
         logger.warning("the kernel no longer lists the membership; joining again", metadata: [
           "group": "\(group.config.name)", "address": "\(group.config.group)", "interface": "\(group.config.interface)",
