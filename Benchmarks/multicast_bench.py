@@ -17,7 +17,7 @@ again, and report:
     exporter counts them (counter deltas), and the kernel's own view in the agent
     namespace (veth RX packets, UDP RcvbufErrors),
   - exporter CPU seconds (utime + stime, /proc/PID/stat) per 100,000 packets received,
-    the share of one core of the whole process and of its busiest thread (the receiver),
+    the share of one core of the whole process and of its receiver thread (`multicast`),
   - zero loss: received == sent, lost 0, socket drops 0.
 Sequence numbers run on across the steps, so a step starts where the last ended (no reset).
 Rates rise until two steps in a row fail (or the list ends): a step fails when it is not
@@ -231,12 +231,13 @@ def threads(pid):
     return result
 
 
-def busiest_thread(before, after):
-    """CPU seconds of the thread that used the most between two `threads` readings: with
-    one busy group, the receiver thread (Foundation leaves every thread named after the
-    process, so it cannot be found by name)."""
-    deltas = [ticks - before.get(tid, ("", 0))[1] for tid, (_, ticks) in after.items()]
-    return max(deltas, default=0) / CLK_TCK
+def receiver_thread(before, after):
+    """CPU seconds of the receiver thread between two `threads` readings: the exporter names
+    its threads (`ps -L`), the receiver `multicast`; an exporter that does not gets its
+    busiest thread, which with one busy group is the receiver."""
+    deltas = {tid: (name, ticks - before.get(tid, ("", 0))[1]) for tid, (name, ticks) in after.items()}
+    named = [ticks for name, ticks in deltas.values() if name == "multicast"]
+    return (named[0] if named else max((ticks for _, ticks in deltas.values()), default=0)) / CLK_TCK
 
 
 def set_affinity(cpu):
@@ -344,7 +345,7 @@ def run_step(step, ctx, args, first):
     step.received, step.lost = int(delta["received"]), int(delta["lost"])
     step.dup_late = int(delta["duplicate"] + delta["late"])
     step.resets, step.drops, step.unexpected = int(delta["resets"]), int(delta["drops"]), int(delta["unexpected"])
-    step.cpu, step.thread_cpu, step.window = cpu1 - cpu0, busiest_thread(threads0, threads1), t1 - t0
+    step.cpu, step.thread_cpu, step.window = cpu1 - cpu0, receiver_thread(threads0, threads1), t1 - t0
     step.kernel = {key: k1[key] - k0[key] for key in k1 if isinstance(k1[key], int) and key in k0}
     if not drained:
         step.note = "the socket queue did not empty within 10 s"
@@ -378,7 +379,7 @@ def report(steps, args, ctx):
         print("Exporter peak RSS %.1f MiB." % ctx["rss"])
     print()
     print("| rate pps | sent | sender kept rate | received | lost | dup + late | socket drops "
-          "| CPU s per 100k pkts | % of one core (process / busiest thread) | zero loss |")
+          "| CPU s per 100k pkts | % of one core (process / receiver thread) | zero loss |")
     print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---|")
     for s in steps:
         if s.received is None:
@@ -398,7 +399,7 @@ def report(steps, args, ctx):
     if best:
         top = max(best, key=lambda s: s.rate)
         print("Highest zero-loss rate: %s packets/s (CPU %.3f s per 100,000 packets, %.1f%% of one core; "
-              "busiest thread %.1f%%)." % (fmt_int(top.rate), 1e5 * top.cpu / top.received,
+              "receiver thread %.1f%%)." % (fmt_int(top.rate), 1e5 * top.cpu / top.received,
                                             100 * top.cpu / top.window, 100 * top.thread_cpu / top.window))
     else:
         print("Highest zero-loss rate: none of the rates tried.")

@@ -37,6 +37,7 @@ import Testing
     #expect(ssm.sources == [IPAddress("198.18.1.1")!, IPAddress("198.18.1.2")!])
     #expect(ssm.format == .rtp && ssm.clockRate == 90_000)
     #expect(config.multicast[2].sequenceField == SequenceField(offset: 0, width: 8, endianness: .little))
+    #expect(config.multicast[2].receiveBuffer == 32 << 20 && ssm.receiveBuffer == MulticastGroupConfig.defaultReceiveBuffer)
     #expect(config.multicast[3].joinLatencyTest?.leaveWait == .seconds(3))
     #expect(config.multicast[3].clockSynchronized)
     #expect(config.multicast[4].group == IPAddress("ff3e::8000:1"))

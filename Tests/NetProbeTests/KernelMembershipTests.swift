@@ -41,6 +41,15 @@ import Testing
     #expect(bigEndian.isMember(IPAddress("3.2.1.232")!, interface: "lo", source: nil))
   }
 
+  @Test func tellsWhetherAnInterfaceIsListedAtAll() {
+    var membership = KernelMembership()
+    membership.parseIGMP(igmp)
+    membership.parseIGMP6(igmp6)
+    #expect(membership.lists(interface: "eth0", family: .ip4) && membership.lists(interface: "lo", family: .ip6))
+    #expect(!membership.lists(interface: "eth0", family: .ip6) && !membership.lists(interface: "eth1", family: .ip4))
+    #expect(!KernelMembership().lists(interface: "lo", family: .ip4))
+  }
+
   @Test func sourceSpecificNeedsTheSourceIncluded() {
     var membership = KernelMembership()
     membership.parseIGMP(igmp)

@@ -151,6 +151,49 @@ import Testing
                                    location: SourceLocation(line: 1, column: 1)),
       delayBuckets: [0.001])
     #expect(asm.stream(for: other) === asm.streams[""])
+    let v6 = try #require(IPAddress("2001:db8::10"))
+    let ssm6 = MulticastGroup(
+      config: MulticastGroupConfig(name: "c", group: try #require(IPAddress("ff3e::1")), port: 5000, interface: "eth0",
+                                   sources: [v6], location: SourceLocation(line: 1, column: 1)),
+      delayBuckets: [0.001])
+    // A received address (no zone) finds the stream labelled with its text.
+    #expect(ssm6.stream(for: .v6(IPv6Bytes(v6.bytes), zone: nil)) === ssm6.streams["2001:db8::10"])
+    #expect(ssm6.stream(for: try #require(IPAddress("2001:db8::11"))) == nil)
+  }
+
+  @Test func aMembershipTheKernelLostIsRepairedWithBackoff() {
+    var state = JoinState()
+    func checks(_ listed: [Bool]) -> [Bool] { listed.map { state.kernelCheck(listed: $0) } }
+    // Missing for three checks (seconds): join again.
+    #expect(checks([true, false, false, false]) == [false, false, false, true])
+    // Still missing after that rejoin: the next one waits twice as long, and so on.
+    #expect(checks(Array(repeating: false, count: 6)) == [false, false, false, false, false, true])
+    var waits: [Int] = []
+    var count = 0
+    while waits.count < 8 {
+      count += 1
+      if state.kernelCheck(listed: false) {
+        waits.append(count)
+        count = 0
+      }
+    }
+    #expect(waits == [12, 24, 48, 96, 192, 300, 300, 300])
+    // Listed again: the backoff starts over; a moment's absence is no reason to rejoin.
+    #expect(checks([true, false, false, true, false, false, false]) == [false, false, false, false, false, false, true])
+  }
+
+  @Test func joinErrorsCountOncePerEpisode() {
+    var state = JoinState()
+    // Retried every second: one episode, one count, one log line.
+    func failures(_ errnos: [String]) -> [Bool] { errnos.map { state.recordFailure($0) } }
+    #expect(failures(Array(repeating: "EADDRINUSE", count: 5)) == [true, false, false, false, false])
+    #expect(state.errors == ["EADDRINUSE": 1] && !state.joined)
+    // Another errno starts another episode; a successful join ends it.
+    #expect(failures(["ENODEV", "ENODEV"]) == [true, false])
+    state.joined = true
+    state.lastError = nil
+    #expect(failures(["ENODEV"]) == [true])
+    #expect(state.errors == ["EADDRINUSE": 1, "ENODEV": 2])
   }
 
   @Test func sysctlsAreReadFromProc() throws {

@@ -88,16 +88,51 @@ import Testing
     // One lost, and 10 ms late: D = 400 − 320 = 80 units, J = 80/16.
     #expect(send(103, ssrc: 0xA, timestamp: 480, at: 70) == accepted)
     #expect(try #require(analyzer.snapshot.jitterSeconds) == 5.0 / 8000)
-    // A new SSRC: new numbers and a new clock, one reset and no loss.
+    // A new SSRC: new numbers and a new clock, one reset and no loss for the distance; the
+    // old SSRC's hole (102) can no longer arrive and is lost.
     #expect(send(40_000, ssrc: 0xB, timestamp: 9_999_000, at: 80) == accepted)
-    #expect(analyzer.snapshot.jitterSeconds == nil)
     #expect(send(40_001, ssrc: 0xB, timestamp: 9_999_160, at: 100) == accepted)
     let snapshot = analyzer.snapshot
     #expect(snapshot.sequenced && snapshot.mpegtsErrors == nil)
     #expect(snapshot.counts == SequenceCounts(received: 5, lost: 1, resets: 1))
-    #expect(snapshot.jitterSeconds == 0)
+    // The worst of the SSRCs heard within 10 s: the old one's, until it falls silent.
+    #expect(snapshot.jitterSeconds == 5.0 / 8000)
+    // 10.9 s on (87,200 units at 8 kHz), only the new SSRC counts: steady, so 0.
+    #expect(send(40_002, ssrc: 0xB, timestamp: 9_999_160 + 87_200, at: 11_000) == accepted)
+    #expect(analyzer.snapshot.jitterSeconds == 0)
     #expect(analyzer.analyze(P.embedded([0x40] + P.rtp(sequence: 1).dropFirst()), arrival: epoch) == .malformed)
-    #expect(analyzer.snapshot.counts.received == 5)
+    #expect(analyzer.snapshot.counts.received == 6)
+  }
+
+  /// Two senders on one any-source group, interleaved: each SSRC keeps its own sequence and
+  /// jitter, so there is one SSRC change and neither gaps nor restarts per packet.
+  @Test func severalSSRCsOnOneGroupAreTrackedApart() throws {
+    var analyzer = PayloadAnalyzer(config: config(.rtp))
+    for index in 0..<500 {
+      let at = epoch + Int64(index) * 20_000_000
+      for (ssrc, first) in [(UInt32(0xA), 1000), (0xB, 60_000)] where !(ssrc == 0xB && index == 250) {
+        let sequence = UInt16(truncatingIfNeeded: first + index)
+        let bytes = P.rtp(payloadType: 0, sequence: sequence, timestamp: UInt32(index) * 160, ssrc: ssrc, payload: [0])
+        #expect(analyzer.analyze(bytes[...], arrival: at + (ssrc == 0xB ? 1_000_000 : 0)) == accepted)
+      }
+    }
+    let snapshot = analyzer.snapshot
+    // B's number 250 was not sent: one loss; B's 16-bit wrap at 65535 is in order.
+    #expect(snapshot.counts == SequenceCounts(received: 999, lost: 1, resets: 1))
+    #expect(snapshot.jitterSeconds == 0)
+  }
+
+  /// More SSRCs than the table holds: the least recently heard makes room, its counters
+  /// are kept, and each SSRC heard anew is one more change.
+  @Test func theSSRCTableIsBounded() {
+    var stream = RTPStream(clockRate: nil)
+    for ssrc in UInt32(0)..<100 {
+      for sequence in UInt16(0)..<3 {
+        stream.record(RTPPacket(parsing: P.rtp(sequence: sequence, ssrc: ssrc)[...])!, arrival: epoch)
+      }
+    }
+    #expect(stream.sourceCount == 64)
+    #expect(stream.counts == SequenceCounts(received: 300, resets: 99))
   }
 
   @Test func rtpJitterNeedsAKnownClock() throws {
@@ -144,6 +179,29 @@ import Testing
     #expect(try #require(snapshot.mpegtsErrors).continuity == 1)
     // 900 units at 90 kHz is exactly the 10 ms between arrivals.
     #expect(snapshot.jitterSeconds == 0)
+  }
+
+  /// Datagrams the socket dropped are the host's, not the stream's: no RTP loss, and the
+  /// continuity counters start again after them instead of counting an error.
+  @Test func theHostsDropsAreNoLossAndNoContinuityError() throws {
+    var analyzer = PayloadAnalyzer(config: config(.mpegts))
+    func send(_ sequence: UInt16, dropped: UInt64 = 0) -> PayloadVerdict {
+      let payload = P.pat(counter: UInt8(sequence & 0xF)) + P.run(pid: 0x100, from: UInt8((sequence * 6) & 0xF), count: 6)
+      let bytes = P.rtp(sequence: sequence, timestamp: UInt32(sequence) * 900, payload: payload)
+      return analyzer.analyze(P.embedded(bytes), arrival: epoch + Int64(sequence) * 10_000_000, hostDropped: dropped)
+    }
+    #expect(send(1) == accepted && send(2) == accepted)
+    #expect(send(6, dropped: 3) == accepted)  // 3, 4 and 5 dropped by the socket
+    for sequence in UInt16(7)...80 { _ = send(sequence) }
+    var snapshot = analyzer.snapshot
+    #expect(snapshot.counts == SequenceCounts(received: 77))
+    #expect(try #require(snapshot.mpegtsErrors).continuity == 0)
+    // The same gap without drops is the network's: 3 lost, and a continuity error per PID.
+    _ = send(84)
+    for sequence in UInt16(85)...150 { _ = send(sequence) }
+    snapshot = analyzer.snapshot
+    #expect(snapshot.lost == 3)
+    #expect(try #require(snapshot.mpegtsErrors).continuity == 2)
   }
 
   @Test func anRTPHeaderAroundOtherContentIsNotTransportStream() {

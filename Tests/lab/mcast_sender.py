@@ -5,10 +5,16 @@ chosen sequence numbers, and prints what it sent as JSON on exit.
     mcast_sender.py --group 239.1.1.1 --port 5000 --interface-address 198.18.3.2 \
         --format sequence|beacon|rtp|mpegts|rtp-mpegts|raw --rate 1000 --count 2000 \
         [--start N] [--skip 10,11] [--duplicate 20] [--swap 30] [--ssrc-change 40] \
-        [--cc-error 50] [--bind 198.19.0.1]
+        [--cc-error 50] [--timestamp-skew 900] [--bind 198.19.0.1]
 
 Sequence numbers are the format's own: a u32 little-endian at offset 0 (`sequence`), the
 beacon's u64, RTP's u16 (wrapping), and for MPEG-TS the per-PID continuity counter.
+
+RTP timestamps (payload type 33, 90 kHz) are the send time on that clock, taken just before
+each send, so they match the pacing whatever the scheduler does and a receiver's RFC 3550
+jitter measures only the path (about 0 in the lab). `--timestamp-skew N` adds N units per
+sequence number on top: each packet then claims to be N units (N/90 ms) later than it was
+sent, so the transit difference is -N at every packet and the jitter converges on N/90000 s.
 """
 import argparse
 import json
@@ -53,6 +59,7 @@ def main():
     p.add_argument("--swap", type=parse_list, default=set(), help="send N+1 before N")
     p.add_argument("--ssrc-change", type=parse_list, default=set())
     p.add_argument("--cc-error", type=parse_list, default=set())
+    p.add_argument("--timestamp-skew", type=int, default=0, help="RTP units added per sequence number")
     p.add_argument("--ttl", type=int, default=8)
     args = p.parse_args()
 
@@ -81,7 +88,8 @@ def main():
             if n in args.ssrc_change:
                 ssrc ^= 0x5A5A5A5A
             body = ts_packets(n, n in args.cc_error) if args.format == "rtp-mpegts" else bytes(160)
-            return struct.pack("!BBHII", 0x80, 33, n & 0xFFFF, (n * 3000) & 0xFFFFFFFF, ssrc) + body
+            timestamp = time.monotonic_ns() * 9 // 100_000 + args.timestamp_skew * (n - args.start)
+            return struct.pack("!BBHII", 0x80, 33, n & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc) + body
         if args.format == "mpegts":
             return ts_packets(n, n in args.cc_error)
         return bytes(100)

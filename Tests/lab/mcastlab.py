@@ -9,6 +9,7 @@ lab namespace and goes with it.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -19,6 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SENDER = os.path.join(HERE, "mcast_sender.py")
 TARGET_ON_R1 = "198.18.3.2"
 TABLE = "netprobe_mlab"
+COUNT_TABLE = "netprobe_mcount"
 
 
 def start_igmpproxy(test, lab, router=1):
@@ -97,6 +99,29 @@ def drop_multicast(lab, percent, ns="agent"):
         raise AssertionError(f"nft: {result.stderr}")
 
 
+def count_arrivals(lab, counters, ns="agent"):
+    """nftables counters of what arrives in `ns` before anything else sees it (ahead of
+    `drop_multicast`'s drop and of every socket): {name: match}, e.g.
+    {"other": "ip saddr 198.18.3.2 ip daddr 239.2.2.2 udp dport 5002"}. Read with `arrivals`."""
+    lines = [f"table inet {COUNT_TABLE} {{"]
+    lines += [f"  counter {name} {{}}" for name in counters]
+    lines += ["  chain input {", "    type filter hook prerouting priority -310; policy accept;"]
+    lines += [f"    {match} counter name {name}" for name, match in counters.items()]
+    lines += ["  }", "}", ""]
+    result = lab.run(ns, ["nft", "-f", "-"], input="\n".join(lines))
+    if result.returncode != 0:
+        raise AssertionError(f"nft: {result.stderr}")
+
+
+def arrivals(lab, name, ns="agent"):
+    """Packets counted so far by the `count_arrivals` counter `name`."""
+    result = lab.run(ns, ["nft", "list", "counter", "inet", COUNT_TABLE, name])
+    match = re.search(r"packets (\d+)", result.stdout)
+    if result.returncode != 0 or not match:
+        raise AssertionError(f"nft counter {name}: {result.stderr or result.stdout}")
+    return int(match.group(1))
+
+
 def kernel_groups(lab, ns="agent"):
     """The agent's /proc/net/igmp as text, for failure messages."""
     return lab.run(ns, ["cat", "/proc/net/igmp"]).stdout
@@ -131,6 +156,19 @@ signal.signal(signal.SIGTERM, lambda *_: (print(count, flush=True), sys.exit(0))
 while True:
     s.recv(2048)
     count += 1
+"""
+
+
+# A program holding a UDP port with SO_REUSEPORT alone (as some receivers do), printing
+# "bound" once it is; it runs until SIGTERM.
+PORT_HOLDER = """
+import signal, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind(("", int(sys.argv[1])))
+print("bound", flush=True)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+signal.pause()
 """
 
 

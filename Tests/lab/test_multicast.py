@@ -1,6 +1,7 @@
 """Multicast reception in the network lab: joins that the kernel confirms, interfaces that
 vanish and return, streams forwarded by igmpproxy, source-specific joins, and each payload
 format's accounting against what the sender says it did."""
+import os
 import signal
 import subprocess
 import threading
@@ -8,8 +9,8 @@ import time
 import unittest
 
 from harness import LabExporter, wait_for, write_config
-from mcastlab import (OTHER_RECEIVER, capture_text, drop_multicast, kernel_groups, sender_report, series,
-                      start_capture, start_igmpproxy, start_sender, stop_process, wait_series)
+from mcastlab import (OTHER_RECEIVER, PORT_HOLDER, arrivals, capture_text, count_arrivals, drop_multicast, kernel_groups,
+                      sender_report, series, start_capture, start_igmpproxy, start_sender, stop_process, wait_series)
 from netlab import Lab
 
 
@@ -53,14 +54,36 @@ class MulticastLabTest(unittest.TestCase):
         self.assertIn("090909EF", kernel_groups(lab))
         self.assertEqual(series(exporter, "netprobe_multicast_join_errors_total", "dummy", errno="ENODEV"), 1)
 
+    def test_a_membership_the_kernel_lost_is_joined_again(self):
+        lab = self.lab()
+        make = "ip link add mc0 index 4242 type veth peer name mc1 && ip link set mc0 up && ip link set mc1 up"
+        self.assertEqual(lab.run("agent", ["sh", "-c", make]).returncode, 0)
+        exporter = LabExporter(self, lab, config=write_config(self, group_config("lost", "239.9.9.8", 5000, "mc0")))
+        wait_series(exporter, "netprobe_multicast_membership", "lost", lambda v: v == 1)
+        # Recreated under the same index at once: the agent's interface check sees nothing
+        # change, but the kernel dropped the membership with the old device.
+        self.assertEqual(lab.run("agent", ["sh", "-c", "ip link del mc0 && " + make]).returncode, 0)
+        self.assertNotIn("080909EF", kernel_groups(lab))
+        wait_for(lambda: "080909EF" in kernel_groups(lab), timeout=15, what="the agent to join again")
+        wait_series(exporter, "netprobe_multicast_membership", "lost", lambda v: v == 1)
+        # Almost always the repair; if the check ran in the instant the device was gone, the
+        # missing interface's path did the work.
+        self.assertRegex(exporter.log(), "the kernel no longer lists the membership|interface missing")
+
     def test_stream_through_a_router_then_silence(self):
         lab = self.lab()
         start_igmpproxy(self, lab)
+        count_arrivals(lab, {"stream": "ip daddr 239.1.1.1 udp dport 5001"})
         sender = start_sender(lab, "239.1.1.1", 5001, "raw", rate=200)
         capture = start_capture(self, lab, "agent", "r1", "igmp")
+        # The stream runs, but the router forwards nothing to the agent's link before the join.
+        time.sleep(1.5)
+        self.assertIsNone(sender.poll())
+        self.assertEqual(arrivals(lab, "stream"), 0)
         exporter = LabExporter(self, lab, config=write_config(
             self, group_config("tv", "239.1.1.1", 5001, extra="expected_rate: 200")))
         wait_series(exporter, "netprobe_multicast_receiving", "tv", lambda v: v == 1)
+        self.assertGreater(arrivals(lab, "stream"), 0)
         # Three complete seconds give a rate.
         rate = wait_series(exporter, "netprobe_multicast_rate_packets_per_second", "tv", lambda v: v > 0, timeout=15)
         time.sleep(3)
@@ -87,10 +110,86 @@ class MulticastLabTest(unittest.TestCase):
         start_sender(lab, "239.1.1.1", 5001, "raw", rate=200)
         wait_series(exporter, "netprobe_multicast_receiving", "tv", lambda v: v == 1, timeout=10)
 
+    def test_malformed_datagrams_are_not_traffic(self):
+        lab = self.lab()
+        start_igmpproxy(self, lab)
+        exporter = LabExporter(self, lab, config=write_config(self, group_config("bad", "239.1.3.1", 5011, extra="format: beacon")))
+        wait_series(exporter, "netprobe_multicast_membership", "bad", lambda v: v == 1)
+        time.sleep(0.5)  # the router learns the join before the stream starts
+        # 100 zero bytes: no beacon magic, so every datagram is malformed.
+        junk = sender_report(start_sender(lab, "239.1.3.1", 5011, "raw", rate=300, count=300))
+        wait_series(exporter, "netprobe_multicast_unexpected_packets_total", "bad", lambda v: v >= junk["sent"],
+                    reason="malformed")
+        metrics = exporter.metrics()
+        self.assertEqual(series(exporter, "netprobe_multicast_unexpected_packets_total", "bad", metrics, reason="malformed"),
+                         junk["sent"])
+        for family in ("packets_received_total", "bytes_received_total", "receiving"):
+            self.assertEqual(series(exporter, f"netprobe_multicast_{family}", "bad", metrics), 0, family)
+        for family in ("join_latency_seconds", "last_packet_timestamp_seconds"):
+            self.assertIsNone(series(exporter, f"netprobe_multicast_{family}", "bad", metrics), family)
+        # Beacons afterwards are the stream's first traffic.
+        beacons = sender_report(start_sender(lab, "239.1.3.1", 5011, "beacon", rate=300, count=300))
+        wait_series(exporter, "netprobe_multicast_packets_received_total", "bad", lambda v: v >= beacons["sent"])
+        metrics = exporter.metrics()
+        self.assertEqual(series(exporter, "netprobe_multicast_packets_received_total", "bad", metrics), beacons["sent"])
+        self.assertEqual(series(exporter, "netprobe_multicast_unexpected_packets_total", "bad", metrics, reason="malformed"),
+                         junk["sent"])
+        self.assertIsNotNone(series(exporter, "netprobe_multicast_join_latency_seconds", "bad", metrics))
+
+    def test_socket_drops_are_counted_apart_from_loss(self):
+        lab = self.lab()
+        start_igmpproxy(self, lab)
+        # A 4 KiB buffer holds a handful of datagrams (root: SO_RCVBUFFORCE grants it as asked).
+        exporter = LabExporter(self, lab, config=write_config(self, group_config(
+            "burst", "239.1.3.2", 5012,
+            extra="format: sequence\nsequence: {offset: 0, width: 4, endianness: little}\nreceive_buffer: 4096")))
+        wait_series(exporter, "netprobe_multicast_membership", "burst", lambda v: v == 1)
+        self.assertNotIn("receive buffer capped", exporter.log())
+        time.sleep(0.5)  # the router learns the join before the stream starts
+        first = sender_report(start_sender(lab, "239.1.3.2", 5012, "sequence", rate=500, count=100))
+        wait_series(exporter, "netprobe_multicast_packets_received_total", "burst", lambda v: v >= first["sent"])
+        # The agent stops reading (SIGSTOP, by PID) while 1,000 datagrams arrive: the socket
+        # keeps a few and drops the rest. The sender paces them, so the lab's links lose none.
+        os.kill(exporter.process.pid, signal.SIGSTOP)
+        self.addCleanup(lambda: exporter.process.poll() is None and os.kill(exporter.process.pid, signal.SIGCONT))
+        burst = sender_report(start_sender(lab, "239.1.3.2", 5012, "sequence", rate=5000, count=1000, start=100))
+        os.kill(exporter.process.pid, signal.SIGCONT)
+        last = sender_report(start_sender(lab, "239.1.3.2", 5012, "sequence", rate=500, count=100, start=1100))
+        sent = first["sent"] + burst["sent"] + last["sent"]
+
+        def accounted():
+            metrics = exporter.metrics()
+            return (series(exporter, "netprobe_multicast_packets_received_total", "burst", metrics)
+                    + series(exporter, "netprobe_multicast_socket_drops_total", "burst", metrics)) >= sent
+        wait_for(accounted, timeout=10, what="every datagram received or dropped")
+        metrics = exporter.metrics()
+        drops = series(exporter, "netprobe_multicast_socket_drops_total", "burst", metrics)
+        received = series(exporter, "netprobe_multicast_packets_received_total", "burst", metrics)
+        self.assertGreater(drops, 500)
+        self.assertEqual(received + drops, sent)
+        # The host's drops are not the network's loss, nor anything else.
+        self.assertEqual(self.counters(exporter, metrics, "burst"),
+                         {"received": received, "lost": 0, "duplicate": 0, "late": 0, "resets": 0})
+
+    def test_a_capped_receive_buffer_is_logged(self):
+        lab = self.lab()
+        with open("/proc/sys/net/core/rmem_max") as f:
+            rmem_max = int(f.read())
+        if 2 * rmem_max > 1 << 30:
+            self.skipTest(f"net.core.rmem_max is {rmem_max}: receive_buffer cannot ask for more")
+        # As nobody: no CAP_NET_ADMIN, so SO_RCVBUFFORCE fails and rmem_max caps SO_RCVBUF.
+        exporter = LabExporter(self, lab, user=65534, config=write_config(self, group_config(
+            "capped", "239.1.3.3", 5013, extra=f"receive_buffer: {2 * rmem_max}")))
+        wait_series(exporter, "netprobe_multicast_membership", "capped", lambda v: v == 1)
+        wait_for(lambda: "receive buffer capped" in exporter.log(), timeout=5, what="the capped buffer's warning")
+        self.assertRegex(exporter.log(), rf"receive buffer capped.*bytes={rmem_max}\b.*wanted={2 * rmem_max}\b")
+
     def test_source_specific_join_counts_only_its_source(self):
         lab = self.lab()
         start_igmpproxy(self, lab)
         wanted, other = lab.target_v4(0), "198.18.3.2"
+        # What reaches the agent's link from the other sender, before any socket filters it.
+        count_arrivals(lab, {"other": f"ip saddr {other} ip daddr 239.2.2.2 udp dport 5002"})
         start_sender(lab, "239.2.2.2", 5002, "raw", rate=100, bind=wanted)
         start_sender(lab, "239.2.2.2", 5002, "raw", rate=100)
         exporter = LabExporter(self, lab, config=write_config(
@@ -100,6 +199,11 @@ class MulticastLabTest(unittest.TestCase):
         received = exporter.samples("netprobe_multicast_packets_received_total", metrics)
         self.assertEqual(len(received), 1, received)
         self.assertNotIn(other, metrics)
+        # igmpproxy forwards the other sender too (it ignores source lists): it arrives at the
+        # agent at the same rate, and the source-specific socket never passes it on.
+        self.assertGreater(arrivals(lab, "other"), 250)
+        self.assertEqual(series(exporter, "netprobe_multicast_unexpected_packets_total", "ssm", metrics,
+                                reason="wrong_source"), 0)
         self.assertEqual(series(exporter, "netprobe_multicast_membership", "ssm", metrics, source=wanted), 1)
         # /proc/net/mcfilter: group and source in network byte order, INCLUDE mode.
         mcfilter = lab.run("agent", ["cat", "/proc/net/mcfilter"]).stdout
@@ -246,10 +350,10 @@ class MulticastLabTest(unittest.TestCase):
                     lambda v: v >= report["sent"], timeout=10)
         return report, exporter.metrics(), exporter
 
-    def counters(self, exporter, metrics):
-        return {kind: series(exporter, f"netprobe_multicast_packets_{kind}_total", "feed", metrics)
+    def counters(self, exporter, metrics, name="feed"):
+        return {kind: series(exporter, f"netprobe_multicast_packets_{kind}_total", name, metrics)
                 for kind in ("received", "lost", "duplicate", "late")} | {
-            "resets": series(exporter, "netprobe_multicast_sequence_resets_total", "feed", metrics)}
+            "resets": series(exporter, "netprobe_multicast_sequence_resets_total", name, metrics)}
 
     def test_sequence_field_gaps_duplicates_and_reordering(self):
         report, metrics, exporter = self.run_stream(
@@ -261,13 +365,16 @@ class MulticastLabTest(unittest.TestCase):
         self.assertEqual(series(exporter, "netprobe_multicast_unexpected_packets_total", "feed", metrics, reason="malformed"), 0)
 
     def test_rtp_ssrc_change_is_a_reset_not_loss(self):
-        # From 65,000: the 16-bit sequence wraps at the 536th packet.
-        report, metrics, exporter = self.run_stream("rtp", "format: rtp", start=65000, skip="65200", ssrc_change="65900")
+        # From 65,000: the 16-bit sequence wraps at the 536th packet. Each timestamp claims
+        # 900 units (10 ms at 90 kHz) more per packet than its send time: every transit
+        # difference is -900, so RFC 3550's jitter converges on exactly 0.010 s.
+        report, metrics, exporter = self.run_stream("rtp", "format: rtp", start=65000, skip="65200", ssrc_change="65900",
+                                                    timestamp_skew=900)
         counters = self.counters(exporter, metrics)
         self.assertEqual(counters, {"received": report["sent"], "lost": 1, "duplicate": 0, "late": 0, "resets": 1})
         jitter = series(exporter, "netprobe_multicast_jitter_seconds", "feed", metrics)
         self.assertIsNotNone(jitter)
-        self.assertLess(jitter, 0.05)
+        self.assertAlmostEqual(jitter, 0.010, delta=0.002)
 
     def test_mpegts_continuity_errors(self):
         report, metrics, exporter = self.run_stream("rtp-mpegts", "format: mpegts", cc_error="400,900")
@@ -277,6 +384,20 @@ class MulticastLabTest(unittest.TestCase):
         self.assertEqual(errors["continuity"], 4)
         self.assertEqual((errors["sync_byte"], errors["transport_error"], errors["pat_missing"]), (0, 0, 0))
         self.assertEqual(self.counters(exporter, metrics)["lost"], 0)
+        # Timestamps are the send times: the jitter is the lab path's, about 0.
+        self.assertLess(series(exporter, "netprobe_multicast_jitter_seconds", "feed", metrics), 0.002)
+
+    def test_plain_mpegts_continuity_errors(self):
+        # Transport packets straight in UDP, no RTP: counted by their continuity counters only.
+        report, metrics, exporter = self.run_stream("mpegts", "format: mpegts", cc_error="400,900")
+        errors = {t: series(exporter, "netprobe_multicast_mpegts_errors_total", "feed", metrics, type=t)
+                  for t in ("continuity", "sync_byte", "transport_error", "pat_missing")}
+        self.assertEqual(errors, {"continuity": 4, "sync_byte": 0, "transport_error": 0, "pat_missing": 0})
+        self.assertEqual(series(exporter, "netprobe_multicast_packets_received_total", "feed", metrics), report["sent"])
+        self.assertEqual(series(exporter, "netprobe_multicast_unexpected_packets_total", "feed", metrics, reason="malformed"), 0)
+        # No sequence numbers and no clock: no sequence counters and no jitter series.
+        for family in ("packets_lost_total", "packets_late_total", "sequence_resets_total", "jitter_seconds"):
+            self.assertIsNone(series(exporter, f"netprobe_multicast_{family}", "feed", metrics), family)
 
     def test_five_percent_loss_is_measured(self):
         lab = self.lab()
@@ -308,7 +429,7 @@ class MulticastLabTest(unittest.TestCase):
             self, group_config("ours", "239.8.8.1", 5008) + group_config("ours2", "239.8.8.3", 5008).replace("multicast:\n", "")))
         wait_series(exporter, "netprobe_multicast_membership", "ours", lambda v: v == 1)
         wait_series(exporter, "netprobe_multicast_membership", "ours2", lambda v: v == 1)
-        wait_for(lambda: "239.8.8.2" not in kernel_groups(lab) or "020808EF" in kernel_groups(lab), what="the other join")
+        wait_for(lambda: "020808EF" in kernel_groups(lab), what="the other program's join of 239.8.8.2")
         time.sleep(0.5)
         theirs = start_sender(lab, "239.8.8.2", 5008, "raw", rate=500, count=1000)
         ours2 = start_sender(lab, "239.8.8.3", 5008, "raw", rate=300, count=600)
@@ -324,6 +445,25 @@ class MulticastLabTest(unittest.TestCase):
                 self.assertEqual(series(exporter, "netprobe_multicast_unexpected_packets_total", name, metrics, reason=reason), 0)
         stop_process(other)
         self.assertGreater(int(other.stdout.read().strip() or 0), 900, "the other program got its group")
+
+    def test_a_port_held_without_reuseaddr_is_one_join_error_until_it_is_free(self):
+        lab = self.lab()
+        # Linux lets a socket with SO_REUSEADDR alone (ours) share no port with one that set
+        # SO_REUSEPORT alone: every attempt (one a second) fails with EADDRINUSE. Were ours to
+        # set SO_REUSEPORT too, the two would share the port and this test would fail.
+        holder = lab.popen("agent", ["python3", "-c", PORT_HOLDER, "5014"], stdout=subprocess.PIPE, text=True)
+        self.assertEqual(holder.stdout.readline().strip(), "bound")
+        exporter = LabExporter(self, lab, config=write_config(self, group_config("held", "239.1.3.4", 5014)))
+        wait_series(exporter, "netprobe_multicast_join_errors_total", "held", lambda v: v >= 1, errno="EADDRINUSE")
+        time.sleep(3.5)  # three or four more attempts: the same episode
+        metrics = exporter.metrics()
+        self.assertEqual(series(exporter, "netprobe_multicast_join_errors_total", "held", metrics, errno="EADDRINUSE"), 1)
+        self.assertEqual(series(exporter, "netprobe_multicast_membership", "held", metrics), 0)
+        self.assertEqual(exporter.log().count("cannot join the group"), 1)
+        self.assertIn("SO_REUSEPORT", exporter.log())  # the hint names the cause
+        stop_process(holder)
+        wait_series(exporter, "netprobe_multicast_membership", "held", lambda v: v == 1, timeout=10)
+        self.assertEqual(series(exporter, "netprobe_multicast_join_errors_total", "held", errno="EADDRINUSE"), 1)
 
     def test_link_down_and_up_rejoins(self):
         lab = self.lab()

@@ -171,6 +171,11 @@ public struct JoinLatencyTest: Sendable, Equatable {
 
 /// One multicast group to join and watch.
 public struct MulticastGroupConfig: Sendable, Equatable {
+  /// A second of a 60 Mbit/s stream, so a scheduling hiccup of the receiver thread loses
+  /// nothing.
+  public static let defaultReceiveBuffer = 8 << 20
+  public static let receiveBufferRange = 4096...(1 << 30)
+
   public var name: String
   public var group: IPAddress
   public var port: Int
@@ -184,6 +189,8 @@ public struct MulticastGroupConfig: Sendable, Equatable {
   /// Packets per second the sender is expected to send.
   public var expectedRate: Double?
   public var noDataTimeout: Duration
+  /// The socket receive buffer to ask for, in bytes (the kernel may grant less).
+  public var receiveBuffer: Int
   /// The sender's and our clocks agree (PTP/NTP), so one-way delay means something.
   public var clockSynchronized: Bool
   public var joinLatencyTest: JoinLatencyTest?
@@ -192,7 +199,8 @@ public struct MulticastGroupConfig: Sendable, Equatable {
 
   public init(name: String, group: IPAddress, port: Int, interface: String, sources: [IPAddress] = [],
               format: PayloadFormat = .raw, sequenceField: SequenceField? = nil, clockRate: Int? = nil,
-              expectedRate: Double? = nil, noDataTimeout: Duration = .seconds(5), clockSynchronized: Bool = false,
+              expectedRate: Double? = nil, noDataTimeout: Duration = .seconds(5),
+              receiveBuffer: Int = MulticastGroupConfig.defaultReceiveBuffer, clockSynchronized: Bool = false,
               joinLatencyTest: JoinLatencyTest? = nil, labels: [Label] = [], location: SourceLocation) {
     self.name = name
     self.group = group
@@ -204,6 +212,7 @@ public struct MulticastGroupConfig: Sendable, Equatable {
     self.clockRate = clockRate
     self.expectedRate = expectedRate
     self.noDataTimeout = noDataTimeout
+    self.receiveBuffer = receiveBuffer
     self.clockSynchronized = clockSynchronized
     self.joinLatencyTest = joinLatencyTest
     self.labels = labels

@@ -11,11 +11,12 @@ extension Catalogue {
     labels: streamLabels)
 
   public static let multicastPackets = MetricFamily(
-    "netprobe_multicast_packets_received_total", .counter, "Datagrams received for the group from this source.",
+    "netprobe_multicast_packets_received_total", .counter,
+    "Datagrams received for the group from this source in the group's format; malformed ones count only as unexpected.",
     labels: streamLabels)
 
   public static let multicastBytes = MetricFamily(
-    "netprobe_multicast_bytes_received_total", .counter, "UDP payload bytes received.", labels: streamLabels)
+    "netprobe_multicast_bytes_received_total", .counter, "UDP payload bytes of the datagrams received.", labels: streamLabels)
 
   public static let multicastLastPacket = MetricFamily(
     "netprobe_multicast_last_packet_timestamp_seconds", .gauge,
@@ -40,24 +41,26 @@ extension Catalogue {
 
   public static let multicastLost = MetricFamily(
     "netprobe_multicast_packets_lost_total", .counter,
-    "Datagrams missing from the sequence, counted once 64 numbers behind the newest (so reordering is not loss), for formats with sequence numbers.",
+    "Sequence numbers never received: a hole counted once 64 numbers behind the newest (reordering within 64 is not loss) or at a sender restart; lost / (lost + received - duplicate) is the loss ratio.",
     labels: streamLabels)
 
   public static let multicastDuplicates = MetricFamily(
-    "netprobe_multicast_packets_duplicate_total", .counter, "Datagrams whose sequence number was already received.",
+    "netprobe_multicast_packets_duplicate_total", .counter,
+    "Datagrams that bring no new sequence number: a copy of a received one, one that came after its number was counted lost (over 64 late), or a lone number far from the stream.",
     labels: streamLabels)
 
   public static let multicastLate = MetricFamily(
     "netprobe_multicast_packets_late_total", .counter,
-    "Datagrams that arrived after a higher sequence number (reordered), first copies only; not counted lost unless 64 or more behind.", labels: streamLabels)
+    "Datagrams that arrived after a higher sequence number in time (within 64) to fill their hole: reordered, never counted lost.", labels: streamLabels)
 
   public static let multicastResets = MetricFamily(
     "netprobe_multicast_sequence_resets_total", .counter,
-    "Sender restarts: jumps of the sequence too large to be loss, or an RTP SSRC change.", labels: streamLabels)
+    "Sender restarts: a jump of the sequence too large to be loss that the next number confirms, or a new RTP SSRC after the first (each SSRC has its own sequence).",
+    labels: streamLabels)
 
   public static let multicastJitter = MetricFamily(
     "netprobe_multicast_jitter_seconds", .gauge,
-    "Interarrival jitter (RFC 3550 A.8) in seconds: RTP from the payload type's clock or clock_rate, beacon from its send time.",
+    "Interarrival jitter (RFC 3550 A.8) in seconds: RTP from the payload type's clock or clock_rate, beacon from its send time; the worst sender of the last 10 s.",
     labels: streamLabels)
 
   public static let multicastOneWayDelay = MetricFamily(
@@ -81,7 +84,8 @@ extension Catalogue {
 
   public static let multicastJoinErrors = MetricFamily(
     "netprobe_multicast_join_errors_total", .counter,
-    "Failed joins by errno (retried every second).", labels: streamLabels + ["errno"])
+    "Failed joins by errno, once per episode: failures with one errno, retried every second, count 1 until a join succeeds or the errno changes.",
+    labels: streamLabels + ["errno"])
 
   public static let multicastJoinTestLatency = MetricFamily(
     "netprobe_multicast_join_test_latency_seconds", .histogram,

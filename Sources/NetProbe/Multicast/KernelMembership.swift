@@ -21,6 +21,14 @@ public struct KernelMembership: Sendable, Equatable {
     return sources[key]?.contains(source) ?? false
   }
 
+  /// True when the table lists any group of `family` on `interface`. An interface with
+  /// multicast always holds the all-hosts group (224.0.0.1, ff02::1), so when it is listed
+  /// the table can be trusted about our group; when it is not (no such file, IPv6 off),
+  /// a missing group proves nothing.
+  public func lists(interface: String, family: IPAddress.Family) -> Bool {
+    groups.contains { $0.interface == interface && $0.group.family == family }
+  }
+
   /// /proc/net/igmp: a device line (`Idx Device : Count Querier`) then one line per group,
   /// the address printed with `%08X` from its network-order bytes read as a host integer —
   /// on a little-endian host `010000E0` is 224.0.0.1. The kernel prints the name with

@@ -9,8 +9,12 @@ final class MulticastGroup: Sendable {
   let config: MulticastGroupConfig
   /// Upper bounds of the one-way delay histogram (the ping RTT buckets).
   let delayBuckets: [Double]
-  /// Keyed by source address text; `""` for the any-source stream.
+  /// Keyed by source address text (the `source` label); `""` for the any-source stream.
   let streams: [String: MulticastStream]
+  /// The same streams by source address, for the receive path: no text per datagram.
+  private let bySource: [IPAddress: MulticastStream]
+  /// The stream of an any-source group; nil for a source-specific one.
+  private let anySource: MulticastStream?
   let join = Mutex(JoinState())
   /// What belongs to the group rather than to one source: drops in the host, packets that
   /// fit no stream or no format.
@@ -20,20 +24,26 @@ final class MulticastGroup: Sendable {
     self.config = config
     self.delayBuckets = delayBuckets
     var streams: [String: MulticastStream] = [:]
+    var bySource: [IPAddress: MulticastStream] = [:]
     if config.sources.isEmpty {
-      streams[""] = MulticastStream(group: config, source: nil, delayBuckets: delayBuckets)
+      anySource = MulticastStream(group: config, source: nil, delayBuckets: delayBuckets)
+      streams[""] = anySource
     } else {
+      anySource = nil
       for source in config.sources {
-        streams[source.description] = MulticastStream(group: config, source: source, delayBuckets: delayBuckets)
+        let stream = MulticastStream(group: config, source: source, delayBuckets: delayBuckets)
+        streams[source.description] = stream
+        bySource[source] = stream
       }
     }
     self.streams = streams
+    self.bySource = bySource
   }
 
   /// The stream a datagram from `source` belongs to; nil for a source-specific group when
   /// the sender is not one of its sources.
   func stream(for source: IPAddress) -> MulticastStream? {
-    config.sources.isEmpty ? streams[""] : streams[source.description]
+    anySource ?? bySource[source]
   }
 }
 
@@ -43,10 +53,44 @@ struct JoinState: Sendable {
   var interfaceIndex: UInt32?
   /// True once every join call of the group succeeded, until its sockets close.
   var joined = false
-  /// Failed joins by errno name.
+  /// Failed joins by errno name, one per episode: a run of failed attempts (retried every
+  /// second) with the same errno, ended by a successful join or another errno.
   var errors: [String: UInt64] = [:]
-  /// The last error, so it is logged once and not at every retry.
+  /// The error of the episode under way, so it is counted and logged once, not at every retry.
   var lastError: String?
+  /// Checks in a row (one a second) in which the kernel did not list the joined group.
+  var unlistedChecks = 0
+  /// Unlisted checks before the group is joined again: doubles each time a rejoin does not
+  /// bring the listing back, so a table the kernel never fills costs a rejoin every five
+  /// minutes, not every three seconds.
+  var repairAfter = JoinState.firstRepair
+
+  /// A join failed with `errno`: counted when it starts an episode (true: log it too).
+  mutating func recordFailure(_ errno: String) -> Bool {
+    joined = false
+    guard lastError != errno else { return false }
+    lastError = errno
+    errors[errno, default: 0] += 1
+    return true
+  }
+
+  static let firstRepair = 3
+  static let latestRepair = 300
+
+  /// One check of the kernel's table for a joined group; true when the membership has
+  /// been missing long enough to join again.
+  mutating func kernelCheck(listed: Bool) -> Bool {
+    guard !listed else {
+      unlistedChecks = 0
+      repairAfter = Self.firstRepair
+      return false
+    }
+    unlistedChecks += 1
+    guard unlistedChecks >= repairAfter else { return false }
+    unlistedChecks = 0
+    repairAfter = min(repairAfter * 2, Self.latestRepair)
+    return true
+  }
 }
 
 /// Group-wide counters.

@@ -76,8 +76,10 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   }
 
   /// Once a second: interfaces that vanished, came back or changed index; joins to retry;
-  /// the kernel's membership tables.
+  /// memberships the kernel lost; the kernel's membership tables.
   private func maintain(now: Int64) {
+    var kernel = ProcNet.membership()
+    var joinedAny = false
     for group in groups where !(joinTests[ObjectIdentifier(group)]?.isLeft ?? false) {
       let index = NetworkInterface.index(of: group.config.interface)
       let state = group.join.withLock { $0 }
@@ -89,14 +91,25 @@ final class MulticastReceiverLoop: @unchecked Sendable {
           close(group)
           group.join.withLock { state in
             state.interfaceIndex = nil
-            state.errors["ENODEV", default: 0] += 1
-            state.lastError = "ENODEV"
+            _ = state.recordFailure("ENODEV")
           }
         }
         continue
       }
-      if state.joined && state.interfaceIndex == index { continue }
+      if state.joined && state.interfaceIndex == index {
+        // Joined, but gone from the kernel's table (an interface recreated under the same
+        // index, say): joined again once it has been missing a while. A table that does not
+        // list the interface at all cannot tell.
+        let config = group.config
+        let listed = !kernel.lists(interface: config.interface, family: config.group.family)
+          || group.streams.values.allSatisfy { kernel.isMember(config.group, interface: config.interface, source: $0.source) }
+        guard group.join.withLock({ $0.kernelCheck(listed: listed) }) else { continue }
+        logger.warning("the kernel no longer lists the membership; joining again", metadata: [
+          "group": "\(group.config.name)", "address": "\(group.config.group)", "interface": "\(group.config.interface)",
+        ])
+      }
       close(group)
+      joinedAny = true
       if join(group, interface: index), let test = group.config.joinLatencyTest {
         let key = ObjectIdentifier(group)
         if joinTests[key] == nil {
@@ -106,7 +119,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
         }
       }
     }
-    let kernel = ProcNet.membership()
+    if joinedAny { kernel = ProcNet.membership() }
     shared.membership.withLock { $0 = kernel }
   }
 
@@ -147,7 +160,8 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   }
 
   /// Joins every source of `group` (or the group alone) on `interface`; false on failure,
-  /// which is counted, logged once per distinct error, and retried by `maintain`.
+  /// which is counted and logged once per episode (`JoinState.recordFailure`) and retried
+  /// every second by `maintain`.
   private func join(_ group: MulticastGroup, interface: UInt32) -> Bool {
     let config = group.config
     var opened: [MulticastSocket] = []
@@ -162,7 +176,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
           Array(config.sources[$0..<min($0 + sourcesPerSocket, config.sources.count)])
         }
       for chunk in chunks {
-        let socket = try MulticastSocket(family: config.group.family, port: UInt16(config.port))
+        let socket = try MulticastSocket(family: config.group.family, port: UInt16(config.port), receiveBuffer: config.receiveBuffer)
         opened.append(socket)
         for source in chunk {
           if joinedAt == nil { joinedAt = Clocks.monotonicNanoseconds() }
@@ -173,11 +187,8 @@ final class MulticastReceiverLoop: @unchecked Sendable {
       for socket in opened { socket.close() }
       let name = Errno.name(error.errno)
       let isNew = group.join.withLock { state -> Bool in
-        state.errors[name, default: 0] += 1
-        state.joined = false
         state.interfaceIndex = interface
-        defer { state.lastError = name }
-        return state.lastError != name
+        return state.recordFailure(name)
       }
       if isNew {
         logger.error("cannot join the group; retrying every second", metadata: [
@@ -190,15 +201,17 @@ final class MulticastReceiverLoop: @unchecked Sendable {
     sockets[ObjectIdentifier(group)] = opened
     for socket in opened {
       owners[socket.fileDescriptor] = (group, socket)
-      if socket.receiveBufferBytes < MulticastSocket.wantedReceiveBuffer / 2 {
-        logger.info("receive buffer capped by net.core.rmem_max; raise it for bursty streams",
-                    metadata: ["group": "\(config.name)", "bytes": "\(socket.receiveBufferBytes)"])
+      if socket.receiveBufferBytes < config.receiveBuffer {
+        logger.warning("receive buffer capped by net.core.rmem_max; raise it, or grant CAP_NET_ADMIN, for bursty streams",
+                       metadata: ["group": "\(config.name)", "bytes": "\(socket.receiveBufferBytes)",
+                                  "wanted": "\(config.receiveBuffer)"])
       }
     }
     group.join.withLock { state in
       state.joined = true
       state.interfaceIndex = interface
       state.lastError = nil
+      state.unlistedChecks = 0
     }
     let joined = joinedAt ?? Clocks.monotonicNanoseconds()
     for stream in group.streams.values { stream.stats.withLock { $0.joined(at: joined) } }
@@ -218,11 +231,14 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   }
 
   private func handle(_ datagram: MulticastSocket.Datagram, socket: MulticastSocket, group: MulticastGroup) {
+    // Drops counted when the socket queued this datagram: they came just before it.
+    var hostDropped: UInt64 = 0
     if let total = datagram.droppedTotal {
       let previous = lastDrops[socket.fileDescriptor] ?? 0
       if total != previous {
         lastDrops[socket.fileDescriptor] = total
-        group.counters.withLock { $0.socketDrops += UInt64(total &- previous) }
+        hostDropped = UInt64(total &- previous)
+        group.counters.withLock { $0.socketDrops += hostDropped }
       }
     }
     // IP_MULTICAST_ALL=0 keeps other groups away; check the group anyway, and the sender.
@@ -237,6 +253,12 @@ final class MulticastReceiverLoop: @unchecked Sendable {
     let arrival = datagram.kernelTimestamp ?? Clocks.realtimeNanoseconds()
     let now = Clocks.monotonicNanoseconds()
     let verdict = stream.stats.withLock { stats -> PayloadVerdict in
+      // Decoded first: a datagram not in the group's format is no traffic of the stream,
+      // so it moves no counter, rate, `receiving` or join latency, only unexpected{malformed}.
+      let verdict = stats.analyzer.analyze(datagram.payload, arrival: arrival, hostDropped: hostDropped)
+      // The analyzer gives a delay only for beacon groups whose clocks are synchronised.
+      guard case .accepted(let delay) = verdict else { return verdict }
+      if let delay { stats.oneWayDelay.record(delay) }
       stats.packets += 1
       stats.bytes += UInt64(datagram.payload.count)
       stats.lastPacketTime = Double(arrival) / 1e9
@@ -251,9 +273,6 @@ final class MulticastReceiverLoop: @unchecked Sendable {
           stats.joinTestLatency.record(latency)
         }
       }
-      let verdict = stats.analyzer.analyze(datagram.payload, arrival: arrival)
-      // The analyzer gives a delay only for beacon groups whose clocks are synchronised.
-      if case .accepted(let delay?) = verdict { stats.oneWayDelay.record(delay) }
       return verdict
     }
     if verdict == .malformed { group.counters.withLock { $0.malformed += 1 } }
@@ -265,9 +284,10 @@ enum JoinAdvice {
   static func text(errno: Int32) -> String {
     switch errno {
     case ENOBUFS:
-      "over net.ipv4.igmp_max_memberships (groups per socket) or igmp_max_msf (sources per group): raise the sysctl"
+      "more sources on one socket than net.ipv4.igmp_max_msf / net.ipv6.mld_max_msf allow (read at start: restart after lowering them), or socket option memory (net.core.optmem_max)"
     case ENODEV: "the interface does not exist or has no multicast (ip link set DEV multicast on)"
-    case EADDRINUSE: "the group is already joined on this socket and interface"
+    case EADDRINUSE:
+      "another program holds the UDP port without SO_REUSEADDR (with SO_REUSEPORT alone, or neither); it must set SO_REUSEADDR to share it"
     case EINVAL: "a source of the wrong family, or any-source and source-specific joins mixed on one socket"
     case EADDRNOTAVAIL: "the interface has no address of the group's family"
     default: "check the interface and the group address"

@@ -243,12 +243,13 @@ enum ControlMessages {
     return (count, storage, controlLength)
   }
 
+  /// Reads `control` in place: the CMSG_* macros take a mutable msghdr but only read
+  /// through it, so the buffer is not copied per datagram.
   static func walk(_ control: [UInt8], length: Int, _ visit: (Int32, Int32, UnsafeRawBufferPointer) -> Void) {
     guard length > 0 else { return }
-    var control = control
-    control.withUnsafeMutableBytes { bytes in
+    control.withUnsafeBytes { bytes in
       var header = msghdr()
-      header.msg_control = bytes.baseAddress
+      header.msg_control = UnsafeMutableRawPointer(mutating: bytes.baseAddress)
       header.msg_controllen = min(length, bytes.count)
       var cursor = cns_cmsg_firsthdr(&header)
       while let message = cursor {

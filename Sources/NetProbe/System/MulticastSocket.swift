@@ -10,10 +10,12 @@ import CNetShims
 /// inside the host, kernel timestamps, `SO_REUSEADDR` so other receivers on the host keep
 /// working, and a large receive buffer.
 ///
-/// Not `SO_REUSEPORT`: measured in the lab (kernel 6.18), when two sockets on one port both
-/// set it, forwarded multicast goes to *one* socket of that reuseport group chosen by hash,
-/// whichever group it joined — ours would take another program's datagrams and it would
-/// lose them, and two of our own groups on one port would swap traffic.
+/// Not `SO_REUSEPORT`: measured in lab namespaces (kernel 6.18), two sockets on one port that
+/// both set it form a reuseport group, and the kernel then delivers some datagrams of one
+/// socket's group to the other by hash (4 to 6 ports of 12) — ours would take another
+/// program's datagrams and it would lose them. The price: a receiver with `SO_REUSEPORT`
+/// alone (or neither option) cannot share our port; the README's "Other receivers on the
+/// same port" has the table.
 public final class MulticastSocket: Sendable {
   public let family: IPAddress.Family
   public let port: UInt16
@@ -22,10 +24,6 @@ public final class MulticastSocket: Sendable {
   private let socket: Socket
 
   public var fileDescriptor: Int32 { socket.fileDescriptor }
-
-  /// The receive buffer asked for: a second of a 60 Mbit/s stream, so a scheduling hiccup
-  /// of the receiver thread loses nothing.
-  public static let wantedReceiveBuffer = 8 << 20
 
   // Values from <bits/in.h> and <linux/in6.h> that Swift's Glibc module leaves out.
   private static let mcastJoinGroup: Int32 = 42
@@ -37,7 +35,9 @@ public final class MulticastSocket: Sendable {
   private static let socketRXQueueOverflow: Int32 = 40
 
   /// Wraps socket(2), the options above and bind(2) to the wildcard address and `port`.
-  public init(family: IPAddress.Family, port: UInt16, receiveBuffer: Int = MulticastSocket.wantedReceiveBuffer) throws(SystemError) {
+  /// `receiveBuffer` is asked for with SO_RCVBUFFORCE (CAP_NET_ADMIN), else SO_RCVBUF,
+  /// which net.core.rmem_max caps; `receiveBufferBytes` says what was granted.
+  public init(family: IPAddress.Family, port: UInt16, receiveBuffer: Int) throws(SystemError) {
     self.family = family
     self.port = port
     let domain = family == .ip4 ? AF_INET : AF_INET6

@@ -49,8 +49,14 @@ public struct MPEGTSAnalyzer: Sendable {
   /// After a pause in reception: every PID's counter and the PAT clock start again, so
   /// the packets missed while not listening are no continuity or PAT error.
   public mutating func resume() {
-    for index in continuity.indices { continuity[index] = 0 }
+    resynchronize()
     patReference = nil
+  }
+
+  /// After datagrams the host itself dropped (a full socket buffer): every PID's counter
+  /// starts again, so the host's drop is no continuity error of the stream.
+  public mutating func resynchronize() {
+    for index in continuity.indices { continuity[index] = 0 }
   }
 
   /// True when `bytes` is one or more whole transport packets.

@@ -58,25 +58,27 @@ public struct PayloadAnalyzer: Sendable {
 
   /// Decodes one datagram's UDP payload, received at `arrival` (CLOCK_REALTIME ns).
   /// `payload` may be a slice of a larger receive buffer: its indices need not start at 0.
-  public mutating func analyze(_ payload: ArraySlice<UInt8>, arrival: Int64) -> PayloadVerdict {
+  /// `hostDropped`: datagrams the socket dropped just before this one (SO_RXQ_OVFL), which
+  /// the sequence accounting does not count lost and the continuity check resynchronises on.
+  public mutating func analyze(_ payload: ArraySlice<UInt8>, arrival: Int64, hostDropped: UInt64 = 0) -> PayloadVerdict {
     switch format {
     case .raw:
       return .accepted(oneWayDelay: nil)
     case .beacon:
       guard let beacon = BeaconPayload(parsing: payload) else { return .malformed }
-      beacons?.record(beacon, arrival: arrival)
+      beacons?.record(beacon, arrival: arrival, hostDropped: hostDropped)
       let delay = reportsOneWayDelay ? arrival.difference(from: beacon.sendTimeNanoseconds) / 1e9 : nil
       return .accepted(oneWayDelay: delay)
     case .rtp:
       guard let packet = RTPPacket(parsing: payload) else { return .malformed }
-      rtp?.record(packet, arrival: arrival)
+      rtp?.record(packet, arrival: arrival, hostDropped: hostDropped)
       return .accepted(oneWayDelay: nil)
     case .mpegts:
-      return analyzeTransportStream(payload, arrival: arrival)
+      return analyzeTransportStream(payload, arrival: arrival, hostDropped: hostDropped)
     case .sequence:
       guard let sequenceField else { return .accepted(oneWayDelay: nil) }
       guard let value = sequenceField.value(in: payload) else { return .malformed }
-      fieldTracker?.record(value)
+      fieldTracker?.record(value, hostDropped: hostDropped)
       return .accepted(oneWayDelay: nil)
     }
   }
@@ -84,18 +86,20 @@ public struct PayloadAnalyzer: Sendable {
   /// RTP first: a plain TS datagram starts with 0x47, which as an RTP header is version
   /// 1, so the two never collide. An RTP header whose payload is not TS leaves the plain
   /// reading (a first sync byte lost in a datagram of whole packets).
-  private mutating func analyzeTransportStream(_ payload: ArraySlice<UInt8>, arrival: Int64) -> PayloadVerdict {
+  private mutating func analyzeTransportStream(_ payload: ArraySlice<UInt8>, arrival: Int64, hostDropped: UInt64) -> PayloadVerdict {
     if let packet = RTPPacket(parsing: payload) {
       let inner = packet.payload(of: payload)
       if packet.payloadType == RTPPacket.mpegTransportStreamPayloadType || MPEGTSAnalyzer.looksLikeTransportStream(inner) {
         guard MPEGTSAnalyzer.isWholePackets(inner) else { return .malformed }
-        rtp?.record(packet, arrival: arrival)
+        rtp?.record(packet, arrival: arrival, hostDropped: hostDropped)
+        if hostDropped > 0 { transport?.resynchronize() }
         transport?.analyze(inner, arrival: arrival)
         carriesRTP = true
         return .accepted(oneWayDelay: nil)
       }
     }
     guard MPEGTSAnalyzer.isWholePackets(payload) else { return .malformed }
+    if hostDropped > 0 { transport?.resynchronize() }
     transport?.analyze(payload, arrival: arrival)
     return .accepted(oneWayDelay: nil)
   }
@@ -117,9 +121,9 @@ public struct PayloadAnalyzer: Sendable {
     case .beacon:
       PayloadSnapshot(sequenced: true, counts: beacons?.counts ?? SequenceCounts(), jitterSeconds: beacons?.jitterSeconds)
     case .rtp:
-      PayloadSnapshot(sequenced: true, counts: rtp?.tracker.counts ?? SequenceCounts(), jitterSeconds: rtp?.jitterSeconds)
+      PayloadSnapshot(sequenced: true, counts: rtp?.counts ?? SequenceCounts(), jitterSeconds: rtp?.jitterSeconds)
     case .mpegts:
-      PayloadSnapshot(sequenced: carriesRTP, counts: rtp?.tracker.counts ?? SequenceCounts(),
+      PayloadSnapshot(sequenced: carriesRTP, counts: rtp?.counts ?? SequenceCounts(),
                       jitterSeconds: carriesRTP ? rtp?.jitterSeconds : nil, mpegtsErrors: transport?.errors ?? MPEGTSErrorCounts())
     case .sequence:
       PayloadSnapshot(sequenced: sequenceField != nil, counts: fieldTracker?.counts ?? SequenceCounts())

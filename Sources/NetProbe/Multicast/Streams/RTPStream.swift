@@ -1,43 +1,77 @@
-/// What is known of the RTP session received on a group: the sequence of its current
-/// SSRC and its interarrival jitter.
+/// What is known of the RTP traffic received on a group: per SSRC its sequence and its
+/// interarrival jitter (RFC 3550 keeps both per source), in a bounded `SenderTable`.
 ///
-/// A new SSRC is a new sender (RFC 3550 8.2: a restart picks a new random SSRC), so it
-/// counts one reset and restarts both the sequence and the jitter; counters carry on.
+/// Several SSRCs on one group (senders sharing an any-source group, or one sender with
+/// several sources) are each tracked apart, so their interleaved packets are neither gaps
+/// nor restarts. An SSRC heard for the first time after the stream's first is an SSRC
+/// change (RFC 3550 8.2: a restarted sender picks a new random SSRC): it counts one reset,
+/// its own numbers start a sequence of their own, and the other SSRCs' open holes are
+/// decided (lost) then, as a restarted sender's can no longer arrive — whether the old
+/// SSRC stopped (a restart) or goes on (a second sender, counted once). Counters carry on.
+///
 /// Jitter uses the group's configured `clock_rate` when set (the operator's word beats
 /// the table, e.g. for a static type misused), else the payload type's static rate;
 /// packets with neither (a dynamic type, say telephone events) do not feed it. A change
-/// of rate restarts the estimate, as timestamps in different clocks cannot be compared.
+/// of rate restarts the SSRC's estimate, as timestamps in different clocks cannot be
+/// compared. The stream's figure is the worst of the SSRCs heard within the last 10 s.
 struct RTPStream: Sendable {
-  private(set) var tracker = SequenceTracker(width: 16)
-  private var ssrc: UInt32?
-  private var jitter: RTPJitter?
+  struct Source: TrackedSender {
+    let key: UInt64
+    var tracker = SequenceTracker(width: 16)
+    var jitter: RTPJitter?
+    var lastArrival: Int64 = 0
+
+    init(key: UInt64) { self.key = key }
+
+    var jitterSeconds: Double? { jitter?.seconds }
+
+    mutating func resume() {
+      tracker.resume()
+      jitter?.reset()
+    }
+  }
+
+  private var sources = SenderTable<Source>()
+  /// SSRCs heard after the first, counted as resets.
+  private var ssrcChanges: UInt64 = 0
+  private var heardAny = false
   private let configuredClockRate: Int?
 
   init(clockRate: Int?) {
     configuredClockRate = clockRate.flatMap { $0 > 0 ? $0 : nil }
   }
 
-  var jitterSeconds: Double? { jitter?.seconds }
+  var jitterSeconds: Double? { sources.jitterSeconds }
 
-  /// After a pause in reception: sequence and jitter start again (the pause is no gap, and
-  /// its length no transit difference).
-  mutating func resume() {
-    tracker.resume()
-    jitter?.reset()
+  /// Every SSRC's counters, with the SSRC changes as resets.
+  var counts: SequenceCounts {
+    var counts = sources.counts
+    counts.resets &+= ssrcChanges
+    return counts
   }
 
-  mutating func record(_ packet: RTPPacket, arrival: Int64) {
-    let sequence = UInt64(packet.sequence)
-    let event: SequenceEvent
-    if let ssrc, ssrc != packet.ssrc {
-      event = tracker.restart(at: sequence)
-    } else {
-      event = tracker.record(sequence)
+  /// SSRCs in the table.
+  var sourceCount: Int { sources.count }
+
+  /// After a pause in reception: sequences and jitter start again (the pause is no gap, and
+  /// its length no transit difference).
+  mutating func resume() { sources.resume() }
+
+  mutating func record(_ packet: RTPPacket, arrival: Int64, hostDropped: UInt64 = 0) {
+    let rate = configuredClockRate ?? RTPPacket.clockRate(payloadType: packet.payloadType)
+    let isNew = sources.record(UInt64(packet.ssrc), arrival: arrival) { source, isNew -> Bool in
+      source.tracker.record(UInt64(packet.sequence), hostDropped: hostDropped)
+      source.lastArrival = arrival
+      if let rate {
+        if source.jitter?.clockRate != rate { source.jitter = RTPJitter(clockRate: rate) }
+        source.jitter?.record(arrival: arrival, timestamp: packet.timestamp)
+      }
+      return isNew
     }
-    ssrc = packet.ssrc
-    if event == .reset { jitter?.reset() }
-    guard let rate = configuredClockRate ?? RTPPacket.clockRate(payloadType: packet.payloadType) else { return }
-    if jitter?.clockRate != rate { jitter = RTPJitter(clockRate: rate) }
-    jitter?.record(arrival: arrival, timestamp: packet.timestamp)
+    if isNew && heardAny {
+      ssrcChanges &+= 1
+      sources.closeOut(except: UInt64(packet.ssrc))
+    }
+    heardAny = true
   }
 }

@@ -3,10 +3,15 @@
 public struct SequenceCounts: Sendable, Equatable {
   /// Packets recorded, whatever their class (duplicates included).
   public var received: UInt64
-  /// Sequence numbers skipped by gaps; late arrivals do not take them back.
+  /// Sequence numbers never received: holes given up 64 numbers behind the newest, or
+  /// left open at a reset. Nothing takes them back.
   public var lost: UInt64
+  /// Packets that brought no new number: copies of a received one, numbers already
+  /// counted lost, and single strays. `received − duplicate` are distinct numbers.
   public var duplicate: UInt64
+  /// Packets behind a higher number that came in time to fill their hole (never lost).
   public var late: UInt64
+  /// Sender restarts.
   public var resets: UInt64
 
   public init(received: UInt64 = 0, lost: UInt64 = 0, duplicate: UInt64 = 0, late: UInt64 = 0, resets: UInt64 = 0) {

@@ -7,19 +7,26 @@
 /// - ahead by 1: in order; ahead by 2...`maxForwardJump`: a gap, the numbers between are
 ///   missing;
 /// - the highest itself, or behind it within the 1024-number window and already received:
-///   a duplicate; behind within the window and not received: late;
-/// - anything else (far ahead, or behind by the window or more): a stray, counted late.
-///   If the next number follows it (RFC 3550 A.1's probation), the sender restarted: that
-///   next packet counts a reset and tracking restarts there. Otherwise the stray was a
-///   single old or corrupt packet and the stream goes on as before: resetting at once would
-///   make the next normal packet a gap of thousands that never existed.
+///   a duplicate;
+/// - behind within the window, not received, and its hole still open: late; its hole
+///   already counted lost (later than the reorder horizon): duplicate, since it brings no
+///   number the accounting has not already counted;
+/// - anything else (far ahead, or behind by the window or more): a stray, counted nowhere
+///   until the next number decides. If that number follows it (RFC 3550 A.1's probation),
+///   the sender restarted: one reset, and tracking restarts at the stray. Otherwise the
+///   stray was a single old or corrupt datagram, which brings no number either: a
+///   duplicate, and the stream goes on as before (resetting at once would make the next
+///   normal packet a gap of thousands that never existed).
 ///
-/// A missing number is counted lost only once it falls `reorderHorizon` (64) numbers
-/// behind the highest, or at a reset, still not received. So a reordered packet counts
-/// late and never lost, and no counter is ever taken back (Prometheus counters cannot go
-/// down): loss is reported up to 64 packets after the gap. A packet later than that was
-/// already counted lost when it arrives, and counts late too — the one overlap, for
-/// reordering deeper than any network should do. Holes still pending at a reset are lost.
+/// Lost counts sequence numbers (holes), the other classes datagrams: a missing number is
+/// counted lost only once it falls `reorderHorizon` (64) numbers behind the highest, or at
+/// a reset, still not received. So a reordered packet counts late and never lost; one
+/// later than that was counted lost before it came and counts duplicate, never late as
+/// well. Every datagram is received and at most one of duplicate, late or reset, and no
+/// counter is ever taken back (Prometheus counters cannot go down). `received − duplicate`
+/// is the count of distinct numbers received, none of them counted lost, so
+/// `lost / (lost + received − duplicate)` is the stream's loss ratio. Loss is reported up
+/// to 64 packets after the gap; holes still pending at a reset are lost.
 public struct SequenceTracker: Sendable {
   /// RFC 3550 A.1's MAX_DROPOUT: the largest forward jump still counted as loss.
   public static let defaultMaxForwardJump: UInt64 = 3000
@@ -33,8 +40,12 @@ public struct SequenceTracker: Sendable {
   public let maxForwardJump: UInt64
   private let mask: UInt64
   private var highest: UInt64?
-  /// After a stray: the number that, arriving next, confirms a sender restart.
+  /// After a stray: the number that, arriving next, confirms a sender restart. The stray
+  /// itself is counted (reset or duplicate) when that next number comes.
   private var probation: UInt64?
+  /// Numbers tracked since the last start, up to the window: a number behind by less was
+  /// tracked, so, when missing and no longer pending, it was counted lost.
+  private var span: UInt64 = 0
   /// Numbers in (highest − pending, highest] are not yet decided: a missing one there may
   /// still arrive late. At most `reorderHorizon`.
   private var pending: UInt64 = 0
@@ -73,8 +84,14 @@ public struct SequenceTracker: Sendable {
   }
 
   /// Classifies `sequence` (taken modulo 2^width) and counts it.
+  ///
+  /// `hostDropped`: datagrams the socket dropped for want of buffer space since the one
+  /// before this (SO_RXQ_OVFL's count grows when a datagram is queued after drops, so they
+  /// came just before this one). When this number opens a gap, that many of its newest
+  /// missing numbers are the host's drops, counted in socket_drops_total: they are not the
+  /// network's loss, so they count neither lost nor received.
   @discardableResult
-  public mutating func record(_ sequence: UInt64) -> SequenceEvent {
+  public mutating func record(_ sequence: UInt64, hostDropped: UInt64 = 0) -> SequenceEvent {
     let sequence = sequence & mask
     counts.received &+= 1
     guard let highest else {
@@ -91,8 +108,11 @@ public struct SequenceTracker: Sendable {
         seen.insert(sequence)
         self.highest = sequence
         pending = 2
+        span = 2
         return .reset
       }
+      // The stray stood alone: an old or corrupt datagram, no number of the stream.
+      counts.duplicate &+= 1
     }
     let ahead = (sequence &- highest) & mask
     if ahead == 0 {
@@ -100,7 +120,8 @@ public struct SequenceTracker: Sendable {
       return .duplicate
     }
     if ahead <= maxForwardJump {
-      decide(advancingFrom: highest, by: ahead)
+      let excused = min(hostDropped, ahead - 1)
+      decide(advancingFrom: highest, by: ahead, excused: excused)
       if ahead >= UInt64(Self.window) {
         seen.removeAll()
       } else {
@@ -112,9 +133,17 @@ public struct SequenceTracker: Sendable {
         }
       }
       seen.insert(sequence)
+      // The host's drops read as received within the window: never counted lost, and a
+      // copy arriving after all (it was not dropped) brings no new number.
+      var dropped = sequence
+      for _ in 0..<min(excused, UInt64(Self.window) - 1) {
+        dropped = (dropped &- 1) & mask
+        seen.insert(dropped)
+      }
       self.highest = sequence
-      if ahead == 1 { return .inOrder }
-      return .gap(missing: ahead - 1)
+      span = min(UInt64(Self.window), span + ahead)
+      let missing = ahead - 1 - excused
+      return missing == 0 ? .inOrder : .gap(missing: missing)
     }
     let behind = (highest &- sequence) & mask
     if behind < UInt64(Self.window) {
@@ -123,12 +152,16 @@ public struct SequenceTracker: Sendable {
         return .duplicate
       }
       seen.insert(sequence)
+      if behind >= pending && behind < span {
+        // Tracked, given up and counted lost before it came.
+        counts.duplicate &+= 1
+        return .tooLate
+      }
       counts.late &+= 1
       return .late
     }
-    // Far from the stream: a stray until the next number says otherwise.
+    // Far from the stream: a stray until the next number says what it was.
     probation = (sequence &+ 1) & mask
-    counts.late &+= 1
     return .stray
   }
 
@@ -140,7 +173,6 @@ public struct SequenceTracker: Sendable {
     counts.received &+= 1
     counts.resets &+= 1
     closeOut()
-    probation = nil
     start(at: sequence & mask)
     return .reset
   }
@@ -151,7 +183,6 @@ public struct SequenceTracker: Sendable {
   public mutating func resume() {
     closeOut()
     highest = nil
-    probation = nil
     seen.removeAll()
   }
 
@@ -160,12 +191,14 @@ public struct SequenceTracker: Sendable {
     seen.insert(sequence)
     highest = sequence
     pending = 1
+    span = 1
   }
 
   /// The highest moves from `highest` by `ahead`: the numbers that leave the horizon are
-  /// decided, and those not received counted lost. Runs before the bitmap forgets slots,
-  /// while every undecided number at or below `highest` can still be looked up.
-  private mutating func decide(advancingFrom highest: UInt64, by ahead: UInt64) {
+  /// decided, and those not received counted lost, except the newest `excused` numbers of
+  /// the gap (the host's drops). Runs before the bitmap forgets slots, while every
+  /// undecided number at or below `highest` can still be looked up.
+  private mutating func decide(advancingFrom highest: UInt64, by ahead: UInt64, excused: UInt64) {
     let total = pending + ahead
     let kept = min(Self.reorderHorizon, total)
     let leaving = total - kept
@@ -177,14 +210,22 @@ public struct SequenceTracker: Sendable {
       if !seen.contains(number) { lost += 1 }
       number = (number &+ 1) & mask
     }
-    // The rest lie in the gap just opened: never received.
-    counts.lost &+= lost + (leaving - looked)
+    // The rest are the oldest numbers of the gap just opened: never received, unless they
+    // are among its newest `excused`, which the host dropped.
+    let gapLeaving = leaving - looked
+    let overlap = (gapLeaving + excused).subtractingReportingOverflow(ahead - 1)
+    let excusedLeaving = overlap.overflow ? 0 : overlap.partialValue
+    counts.lost &+= lost + gapLeaving - excusedLeaving
     pending = kept
   }
 
   /// Ends the stream (a reset, or a tracker given up): the holes still undecided can no
-  /// longer arrive and are counted lost.
+  /// longer arrive and are counted lost, and a stray no number followed stood alone.
   mutating func closeOut() {
+    if probation != nil {
+      probation = nil
+      counts.duplicate &+= 1
+    }
     guard let highest else { return }
     var number = highest
     for _ in 0..<pending {
