@@ -6,6 +6,8 @@
 #include <malloc.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
@@ -80,6 +82,11 @@ int cns_malloc_trim(size_t pad) { return malloc_trim(pad); }
 int cns_set_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }
 
 int cns_set_timer_slack(unsigned long nanoseconds) { return prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0); }
+
+int cns_set_tcp_nodelay(int fd) {
+  int on = 1;
+  return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
 
 int cns_set_thread_name(const char *name) {
   char cut[16];

@@ -16,6 +16,9 @@ int cns_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int cns_set_thread_name(const char *name);
 /// prctl(PR_SET_TIMERSLACK) on the calling thread (prctl is variadic, which Swift cannot call).
 int cns_set_timer_slack(unsigned long nanoseconds);
+/// setsockopt(TCP_NODELAY, 1): <netinet/tcp.h>, imported into Swift, hides SOCK_* of the
+/// files that import only Glibc.
+int cns_set_tcp_nodelay(int fd);
 /// ppoll(2) with a timeout in nanoseconds (negative: none), for loops that pace below a
 /// millisecond; also GNU-only.
 int cns_ppoll(struct pollfd *fds, unsigned long count, int64_t timeout_ns);

@@ -223,6 +223,10 @@ public final class HTTPServer: Sendable {
           server.stats.rejected()
           continue
         }
+        // A response goes out in parts (head, then a buffer per metric family): without
+        // TCP_NODELAY, Nagle held the last part back until the client's delayed ACK, 40 ms
+        // per keep-alive request. The parts before it are sent with MSG_MORE instead.
+        try? socket.setNoDelay()
         let id = nextID
         nextID += 1
         connections[id] = Connection(socket: socket, deadline: clock.now.advanced(by: server.options.idleTimeout))
@@ -344,8 +348,9 @@ public final class HTTPServer: Sendable {
         }
         let result: Socket.IOResult
         do {
+          let more = connection.output.count > 1
           result = try chunk.withUnsafeBytes { bytes in
-            try connection.socket.send(UnsafeRawBufferPointer(rebasing: bytes[connection.written...]))
+            try connection.socket.send(UnsafeRawBufferPointer(rebasing: bytes[connection.written...]), more: more)
           }
         } catch {
           drop(id)

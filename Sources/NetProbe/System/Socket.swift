@@ -104,6 +104,12 @@ public final class Socket: Sendable {
     }
   }
 
+  /// Wraps `setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)`: small writes go out at once instead
+  /// of waiting for the peer's ACK of the previous segment (Nagle's algorithm).
+  public func setNoDelay() throws(SystemError) {
+    if cns_set_tcp_nodelay(fileDescriptor) != 0 { throw SystemError("setsockopt(TCP_NODELAY)", errno: errno) }
+  }
+
   /// Wraps `fcntl(F_SETFL, O_NONBLOCK)`.
   public func setNonBlocking() throws(SystemError) {
     let fd = fileDescriptor
@@ -134,10 +140,14 @@ public final class Socket: Sendable {
   }
 
   /// Wraps `send(2)` with MSG_NOSIGNAL (a vanished peer is an error, never a SIGPIPE).
-  public func send(_ bytes: UnsafeRawBufferPointer) throws(SystemError) -> IOResult {
+  ///
+  /// `more`: more of the same message follows (MSG_MORE), so the kernel holds a partial
+  /// segment back until the last part instead of sending a small packet per part.
+  public func send(_ bytes: UnsafeRawBufferPointer, more: Bool = false) throws(SystemError) -> IOResult {
     let fd = fileDescriptor
+    let flags = Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT) | (more ? Int32(MSG_MORE) : 0)
     while true {
-      let count = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+      let count = Glibc.send(fd, bytes.baseAddress, bytes.count, flags)
       if count >= 0 { return .bytes(count) }
       switch errno {
       case EINTR: continue
