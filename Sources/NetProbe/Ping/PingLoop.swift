@@ -130,10 +130,13 @@ private struct LoopState {
       var next = now + 1_000_000_000
       if let due = schedule.min?.due { next = min(next, due) }
       if let deadline = deadlines.min?.deadline { next = min(next, deadline) }
-      // ppoll's nanoseconds, not poll's milliseconds: at 10,000 probes a second the sends
-      // go out one by one, 100 µs apart, instead of ten at a time on each millisecond.
-      let waitNanoseconds = min(1_000_000_000, max(0, next - Clocks.monotonicNanoseconds()))
-      _ = try? Poller.poll(&entries, timeoutNanoseconds: waitNanoseconds)
+      // Whole milliseconds, rounded up so the loop never wakes a moment early and spins:
+      // sends are paced on a 1 ms grid (at 10,000 probes a second, ten each millisecond).
+      // Waking for every send with ppoll's nanoseconds cost 70 % more CPU per probe at
+      // 10,000 targets (0.020 against 0.012 CPU-seconds per 1,000 probes, make bench).
+      let waitNanoseconds = max(0, next - Clocks.monotonicNanoseconds())
+      let timeout = Int32(min(1000, (waitNanoseconds + 999_999) / 1_000_000))
+      _ = try? Poller.poll(&entries, timeoutMilliseconds: timeout)
       if entries[0].revents != 0 { wakeup.drain() }
       for entry in entries.dropFirst() where entry.revents != 0 {
         if let socket = socketsByDescriptor[entry.fd] { receiveAll(from: socket) }
