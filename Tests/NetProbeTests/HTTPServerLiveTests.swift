@@ -36,18 +36,25 @@ import Testing
   /// A body as large as a 10,000-target scrape, for the in-flight budget.
   struct LargeBodyHandler: HTTPHandler {
     let body = [UInt8](repeating: UInt8(ascii: "x"), count: 32 << 20)
-    func respond(to request: HTTPRequest) -> HTTPResponse { HTTPResponse(.ok, body: body) }
-    func handlerLabel(for request: HTTPRequest) -> String { "metrics" }
+    func respond(to request: HTTPRequest) -> HTTPResponse {
+      request.path == "/-/healthy" ? .text(.ok, "Healthy.\n") : HTTPResponse(.ok, body: body)
+    }
+    func handlerLabel(for request: HTTPRequest) -> String { request.path == "/-/healthy" ? "healthy" : "metrics" }
+  }
+
+  func largeBodyServer(budget: Int) throws -> HTTPServer {
+    var options = HTTPServerOptions()
+    options.maxResponseBytesInFlight = budget
+    let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: LargeBodyHandler(), options: options)
+    server.start()
+    return server
   }
 
   /// Clients that ask and never read hold their responses; past the budget a new request
   /// gets 503 at once instead of one more copy in memory, and is served again once the
-  /// reader has taken its response.
+  /// reader has taken its response. Health checks are answered all along.
   @Test func slowReadersCannotHoldMoreThanTheBudget() throws {
-    var options = HTTPServerOptions()
-    options.maxResponseBytesInFlight = 40 << 20
-    let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: LargeBodyHandler(), options: options)
-    server.start()
+    let server = try largeBodyServer(budget: 40 << 20)
     defer { server.stop() }
     let port = server.localAddress.port
     let stalled = try TestConnection(port: port)
@@ -55,9 +62,25 @@ import Testing
     Thread.sleep(forTimeInterval: 0.5)  // rendered, and stuck behind the full socket buffers
     let refused = try #require(try get(port, "/metrics"))
     #expect(refused.status == 503 && refused.headers["retry-after"] == "1")
+    #expect(try get(port, "/-/healthy")?.status == 200, "a small response is always served")
     let first = try #require(stalled.readResponse())
     #expect(first.status == 200 && first.body.count == 32 << 20)
     #expect(try get(port, "/metrics")?.status == 200)
+  }
+
+  /// A burst of scrapes that never read, before any response size is known: they are held
+  /// to the budget when their responses are built, not all kept (one is always served).
+  @Test func aBurstOfStalledScrapesIsHeldToTheBudget() throws {
+    let server = try largeBodyServer(budget: 40 << 20)
+    defer { server.stop() }
+    let port = server.localAddress.port
+    let burst = try (0..<6).map { _ in try TestConnection(port: port) }
+    for connection in burst { connection.send("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n") }
+    Thread.sleep(forTimeInterval: 1.5)  // all rendered and answered or refused
+    let statuses = burst.compactMap { $0.readResponse()?.status }
+    #expect(statuses.count == 6)
+    #expect(statuses.filter { $0 == 200 }.count >= 1 && statuses.filter { $0 == 200 }.count <= 2, "\(statuses)")
+    #expect(statuses.filter { $0 == 503 }.count >= 4, "\(statuses)")
   }
 
   /// `--web.listen-address=:PORT` serves IPv4 and IPv6 clients alike, as Go exporters do.

@@ -109,7 +109,14 @@ public final class HTTPServer: Sendable {
     /// Status line and headers, then the body: kept apart so a 40 MB body is never copied.
     var chunks: [[UInt8]]
     var close: Bool
+    /// For `netprobe_http_requests_total`, counted by the loop: it may still answer 503.
+    var label: String
+    var code: Int
   }
+
+  /// Responses up to this size are always served: health checks and the landing page must
+  /// answer while large scrapes hold the budget.
+  static let smallResponseBytes = 64 << 10
 
   /// State owned by the loop thread alone; nothing here is shared.
   private final class EventLoop {
@@ -120,10 +127,11 @@ public final class HTTPServer: Sendable {
     var readBuffer = [UInt8](repeating: 0, count: 16 * 1024)
     /// Response bytes held by connections still writing them.
     var heldBytes = 0
-    /// Requests handed to a worker whose response has not come back.
-    var processing = 0
-    /// The size of the last response a worker built: the estimate for each one in progress.
-    var lastResponseBytes = 0
+    /// What the requests handed to a worker are expected to weigh, by the last response of
+    /// their handler: a burst of scrapes is held to the budget before it is rendered.
+    var processingBytes = 0
+    /// The size of each handler's last response.
+    var responseEstimate: [String: Int] = [:]
 
     init(server: HTTPServer) { self.server = server }
 
@@ -139,6 +147,8 @@ public final class HTTPServer: Sendable {
       var output: [[UInt8]] = []
       /// Bytes of `output` not yet written, counted in the loop's `heldBytes`.
       var held = 0
+      /// While processing: the estimate counted in the loop's `processingBytes`.
+      var estimate = 0
       var written = 0
       var phase = Phase.reading
       /// When the current phase times out.
@@ -278,28 +288,24 @@ public final class HTTPServer: Sendable {
         let total = headLength + request.contentLength
         guard connection.input.count >= total else { return }
         connection.input.removeFirst(total)
-        let busy = heldBytes > 0 || processing > 0
-        if busy && heldBytes + (processing + 1) * lastResponseBytes > server.options.maxResponseBytesInFlight {
-          server.stats.count(handler: server.handler.handlerLabel(for: request), code: HTTPStatus.serviceUnavailable.code)
-          var response = HTTPResponse.text(.serviceUnavailable, "busy: too many responses waiting for their readers; retry\n",
-                                           closeConnection: true)
-          response.headers.append((name: "Retry-After", value: "1"))
-          respond(connection, response, head: request.method == "HEAD", keepAlive: false)
-          writable(id, connection)
+        let label = server.handler.handlerLabel(for: request)
+        let estimate = request.method == "HEAD" ? 0 : responseEstimate[label] ?? 0
+        if overBudget(adding: estimate) {
+          busy(id, connection, label: label, head: request.method == "HEAD")
           return
         }
-        processing += 1
+        connection.estimate = estimate
+        processingBytes += estimate
         connection.phase = .processing
         connection.deadline = clock.now.advanced(by: .seconds(3600))
         let server = self.server
         server.workers.submit {
-          let label = server.handler.handlerLabel(for: request)
           let response = server.handler.respond(to: request).compressedIfAccepted(by: request)
-          server.stats.count(handler: label, code: response.status.code)
           let keepAlive = request.keepAlive && !response.closeConnection
           let head = response.serializedHead(keepAlive: keepAlive)
           let chunks = request.method == "HEAD" ? [head] : [head] + response.bodyParts
-          server.completions.withLock { $0.append(Completion(connectionID: id, chunks: chunks, close: !keepAlive)) }
+          let completion = Completion(connectionID: id, chunks: chunks, close: !keepAlive, label: label, code: response.status.code)
+          server.completions.withLock { $0.append(completion) }
           server.wakeup.signal()
         }
       }
@@ -312,13 +318,39 @@ public final class HTTPServer: Sendable {
       }
       for completion in done {
         guard let connection = connections[completion.connectionID] else { continue }
-        processing -= 1
+        processingBytes -= connection.estimate
+        connection.estimate = 0
+        let size = completion.chunks.reduce(0) { $0 + $1.count }
+        if completion.chunks.count > 1 { responseEstimate[completion.label] = size }
+        // Checked again with the real size: requests that came in one burst, before their
+        // handler's size was known, are held to the budget too.
+        if overBudget(adding: size) {
+          busy(completion.connectionID, connection, label: completion.label, head: completion.chunks.count == 1)
+          continue
+        }
+        server.stats.count(handler: completion.label, code: completion.code)
         setOutput(connection, completion.chunks)
-        lastResponseBytes = connection.held
         connection.phase = .writing(closeAfter: completion.close)
         connection.deadline = clock.now.advanced(by: server.options.writeTimeout)
         writable(completion.connectionID, connection)
       }
+    }
+
+    /// Whether a response of `bytes` would take the responses in flight past the budget.
+    /// Small responses always pass, and so does one when nothing else is held.
+    func overBudget(adding bytes: Int) -> Bool {
+      bytes > HTTPServer.smallResponseBytes && heldBytes + processingBytes > 0
+        && heldBytes + processingBytes + bytes > server.options.maxResponseBytesInFlight
+    }
+
+    /// Answers 503 with Retry-After and closes: the budget is spent on slower readers.
+    func busy(_ id: Int, _ connection: Connection, label: String, head: Bool) {
+      server.stats.count(handler: label, code: HTTPStatus.serviceUnavailable.code)
+      var response = HTTPResponse.text(.serviceUnavailable, "busy: too many responses waiting for their readers; retry\n",
+                                       closeConnection: true)
+      response.headers.append((name: "Retry-After", value: "1"))
+      respond(connection, response, head: head, keepAlive: false)
+      writable(id, connection)
     }
 
     /// Queues a response built by the loop itself (errors, timeouts) and starts writing it.
@@ -398,7 +430,7 @@ public final class HTTPServer: Sendable {
     func drop(_ id: Int) {
       guard let connection = connections.removeValue(forKey: id) else { return }
       heldBytes -= connection.held
-      if case .processing = connection.phase { processing -= 1 }
+      processingBytes -= connection.estimate
       connection.socket.close()
       server.stats.setOpen(connections.count)
     }
