@@ -123,7 +123,6 @@ private struct LoopState {
       for command in thread.takeCommands() { handle(command) }
       let now = Clocks.monotonicNanoseconds()
       sendDue(now: now)
-      expire(now: Clocks.monotonicNanoseconds())
       entries.removeAll(keepingCapacity: true)
       entries.append(pollfd(fd: wakeup.fileDescriptor, events: Int16(POLLIN), revents: 0))
       for fd in socketsByDescriptor.keys { entries.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
@@ -141,6 +140,9 @@ private struct LoopState {
       for entry in entries.dropFirst() where entry.revents != 0 {
         if let socket = socketsByDescriptor[entry.fd] { receiveAll(from: socket) }
       }
+      // After the replies that arrived are read: one that came in time but waited in the
+      // socket while a burst of sends went out is matched before its deadline is checked.
+      expire(now: Clocks.monotonicNanoseconds())
     }
   }
 
