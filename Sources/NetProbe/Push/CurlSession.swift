@@ -191,6 +191,10 @@ final class CurlSession {
             ? ccurl_setopt_long(handle, CURLOPT_PROTOCOLS, Int(CURLPROTO_HTTP | CURLPROTO_HTTPS)) : byName)
         setString(CURLOPT_CUSTOMREQUEST, request.method)
         set(ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
+        // Abandoning a transfer that is still resolving the gateway's name must not wait
+        // for getaddrinfo (up to 30 s with dead nameservers): libcurl 7.87's QUICK_EXIT
+        // leaves the resolver thread behind instead. Older libcurl: unknown, ignored.
+        _ = ccurl_setopt_long(handle, CURLOPT_QUICK_EXIT, 1)
         set(ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(request.connectTimeout)))
         set(ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, milliseconds(request.totalTimeout)))
         set(ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList))

@@ -15,9 +15,14 @@ public final class Pusher: ConfigSubscriber {
   private let registry: MetricsRegistry
   private let logger: Logger
   private let stats = PushStats()
-  /// The running loop. Held while a loop stops, so that `apply` and `stop` are serialised:
-  /// an old loop is gone before its successor starts.
+  /// The running loop; taken only for a moment, never while a loop stops.
   private let running = Mutex<PushLoop?>(nil)
+  /// Serialises `apply` calls, across the old loop's stop: an old loop is gone before its
+  /// successor starts. `stop` does not take it, so shutdown never waits behind a reload's
+  /// DELETE of the group it leaves.
+  private let applying = Mutex(())
+  /// Set by `stop`: no loop starts after it.
+  private let stopped = Atomic<Bool>(false)
 
   public init(registry: MetricsRegistry, logger: Logger) {
     self.registry = registry
@@ -46,21 +51,30 @@ public final class Pusher: ConfigSubscriber {
   /// deleted from the gateway, within 3 s, so it does not linger there forever.
   public func apply(_ config: NetProbeConfig) {
     let target = config.push.map { PushTarget($0) }
-    running.withLock { current in
-      guard current?.target != target else { return }
-      if let old = current {
+    applying.withLock { _ in
+      guard !stopped.load(ordering: .acquiring) else { return }
+      // .none: the push section did not change; .some(old): the loop to replace, if any.
+      let replaced: PushLoop?? = running.withLock { current in
+        guard current?.target != target else { return .none }
+        defer { current = nil }
+        return .some(current)
+      }
+      guard case .some(let old) = replaced else { return }
+      if let old {
         let orphaned = old.target.config.deleteOnShutdown && old.target.groupURL != target?.groupURL
         old.stop(delete: orphaned ? .replaced : nil)
       }
-      current = nil
       stats.setConfigured(interval: target?.config.interval)
       guard let target else { return }
       // On the reload that first adds push, libcurl is set up here, before its loop
       // starts (see Curl.load); a failure is counted by the loop.
       try? Curl.load()
       let loop = PushLoop(target: target, registry: registry, stats: stats, logger: logger)
-      loop.start()
-      current = loop
+      running.withLock { current in
+        guard !stopped.load(ordering: .acquiring) else { return }
+        loop.start()
+        current = loop
+      }
     }
   }
 
@@ -68,10 +82,12 @@ public final class Pusher: ConfigSubscriber {
   /// 3 s). An in-flight push is abandoned at once, so stopping takes well under the
   /// 10 s the systemd unit and the DaemonSet allow.
   public func stop() {
-    running.withLock { current in
-      if let loop = current { loop.stop(delete: loop.target.config.deleteOnShutdown ? .shutdown : nil) }
-      current = nil
+    stopped.store(true, ordering: .releasing)
+    let loop = running.withLock { current in
+      defer { current = nil }
+      return current
     }
+    if let loop { loop.stop(delete: loop.target.config.deleteOnShutdown ? .shutdown : nil) }
   }
 }
 
