@@ -24,10 +24,19 @@ public struct KernelMembership: Sendable, Equatable {
   /// True when the table lists any group of `family` on `interface`. An interface with
   /// multicast always holds the all-hosts group (224.0.0.1, ff02::1), so when it is listed
   /// the table can be trusted about our group; when it is not (no such file, IPv6 off),
-  /// a missing group proves nothing.
+  /// a missing group proves nothing. One lookup, not a scan of `groups`: it runs for every
+  /// joined group each second.
   public func lists(interface: String, family: IPAddress.Family) -> Bool {
-    groups.contains { $0.interface == interface && $0.group.family == family }
+    listed.contains(Listed(interface: interface, family: family))
   }
+
+  struct Listed: Sendable, Hashable {
+    var interface: String
+    var family: IPAddress.Family
+  }
+
+  /// The interfaces with a group in the tables, per family, filled as `groups` is.
+  private var listed: Set<Listed> = []
 
   /// /proc/net/igmp: a device line (`Idx Device : Count Querier`) then one line per group,
   /// the address printed with `%08X` from its network-order bytes read as a host integer —
@@ -53,6 +62,7 @@ public struct KernelMembership: Sendable, Equatable {
       else { continue }
       let value = littleEndian ? raw.byteSwapped : raw
       groups.insert(Key(interface: device, group: .v4(value)))
+      listed.insert(Listed(interface: device, family: .ip4))
     }
     return names
   }
@@ -81,6 +91,7 @@ public struct KernelMembership: Sendable, Equatable {
       let fields = line.split(separator: " ", omittingEmptySubsequences: true)
       guard fields.count >= 3, let group = Self.hex128(fields[2]) else { continue }
       groups.insert(Key(interface: String(fields[1]), group: group))
+      listed.insert(Listed(interface: String(fields[1]), family: .ip6))
       if let index = Int(fields[0]) { names[index] = String(fields[1]) }
     }
     return names

@@ -13,6 +13,9 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   private var owners: [Int32: (group: MulticastGroup, socket: MulticastSocket)] = [:]
   /// SO_RXQ_OVFL is cumulative per socket: the last value seen, to count increases.
   private var lastDrops: [Int32: UInt32] = [:]
+  /// Socket drops not yet set against a stream's gap: they wait for the next datagram the
+  /// stream accepts (one that is rejected or malformed opens no gap).
+  private var pendingDrops: [Int32: UInt64] = [:]
   /// Join latency tests of the groups that have one.
   private var joinTests: [ObjectIdentifier: JoinTestSchedule] = [:]
   private var buffer = [UInt8](repeating: 0, count: 65_536)
@@ -70,6 +73,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
     for socket in sockets.removeValue(forKey: ObjectIdentifier(group)) ?? [] {
       owners[socket.fileDescriptor] = nil
       lastDrops[socket.fileDescriptor] = nil
+      pendingDrops[socket.fileDescriptor] = nil
       socket.close()
     }
     group.join.withLock { $0.joined = false }
@@ -232,15 +236,19 @@ final class MulticastReceiverLoop: @unchecked Sendable {
 
   private func handle(_ datagram: MulticastSocket.Datagram, socket: MulticastSocket, group: MulticastGroup) {
     // Drops counted when the socket queued this datagram: they came just before it.
-    var hostDropped: UInt64 = 0
+    let fd = socket.fileDescriptor
     if let total = datagram.droppedTotal {
-      let previous = lastDrops[socket.fileDescriptor] ?? 0
+      let previous = lastDrops[fd] ?? 0
       if total != previous {
-        lastDrops[socket.fileDescriptor] = total
-        hostDropped = UInt64(total &- previous)
-        group.counters.withLock { $0.socketDrops += hostDropped }
+        lastDrops[fd] = total
+        let dropped = UInt64(total &- previous)
+        pendingDrops[fd, default: 0] += dropped
+        group.counters.withLock { $0.socketDrops += dropped }
       }
     }
+    // Whose datagrams the socket dropped it cannot say: only a group with one stream can
+    // set them against that stream's gap (with several, their gaps count lost as well).
+    let hostDropped = group.streams.count == 1 ? pendingDrops[fd] ?? 0 : 0
     // IP_MULTICAST_ALL=0 keeps other groups away; check the group anyway, and the sender.
     guard datagram.group == nil || datagram.group == group.config.group else {
       group.counters.withLock { $0.wrongGroup += 1 }
@@ -258,6 +266,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
       let verdict = stats.analyzer.analyze(datagram.payload, arrival: arrival, hostDropped: hostDropped)
       // The analyzer gives a delay only for beacon groups whose clocks are synchronised.
       guard case .accepted(let delay) = verdict else { return verdict }
+      pendingDrops[fd] = nil
       if let delay { stats.oneWayDelay.record(delay) }
       stats.packets += 1
       stats.bytes += UInt64(datagram.payload.count)
