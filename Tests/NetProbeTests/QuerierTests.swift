@@ -308,6 +308,32 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
     #expect(state.queryIntervalSeconds == 10 && state.robustness == 3 && state.maxResponseSeconds == 4)
   }
 
+  @Test func aStrayAnnouncementLastsOnlyWhileItsQuerierIsHeard() {
+    // One IGMPv3 query from 198.18.1.9 announcing QQIC 31,744 s and QRV 7, on a link whose
+    // querier, 198.18.1.1, speaks IGMPv2 every 125 s: the stray's 62-hour timeout holds
+    // only until it has been silent for the configured timeout (255 s), not for days.
+    var state = QuerierState(settings: .init())
+    state.record(igmp(version: 3, interval: 31_744, robustness: 7, maxResponse: 10_000, from: "198.18.1.9"),
+                 monotonicNanoseconds: 0, unixNanoseconds: 0)
+    #expect(state.queryIntervalSeconds == 31_744 && state.robustness == 7)
+    var time: Int64 = 0
+    for _ in 0..<2 {
+      time += 125 * second
+      state.record(igmp(version: 2, from: "198.18.1.1"), monotonicNanoseconds: time, unixNanoseconds: 0)
+    }
+    #expect(state.queryIntervalSeconds == 31_744, "250 s after the stray: it may still be a querier")
+    time += 125 * second
+    state.record(igmp(version: 2, from: "198.18.1.1"), monotonicNanoseconds: time, unixNanoseconds: 0)
+    #expect(state.queryIntervalSeconds == 125 && state.robustness == 2 && state.timeoutNanoseconds == 255 * second)
+    #expect(state.announced.queryIntervalSeconds == nil, "the gauge shows no announced interval any more")
+    // The v2 querier dies: absent 255 s after its last query, not 62 hours.
+    #expect(!state.isPresent(atMonotonicNanoseconds: time + 255 * second + 1))
+    // Another v3 querier replaces the announcement rather than merging with it.
+    state.record(igmp(version: 3, interval: 20, robustness: nil, maxResponse: 1_000, from: "198.18.1.2"),
+                 monotonicNanoseconds: time + second, unixNanoseconds: 0)
+    #expect(state.queryIntervalSeconds == 20 && state.robustness == 2)
+  }
+
   @Test func startingToListenIsNotEvidenceOfAbsence() {
     // Standard timers: for 255 s after the watch opens its socket, no query yet is no alarm.
     var state = QuerierState(settings: .init())

@@ -51,6 +51,9 @@ struct QuerierState: Sendable, Equatable {
   /// announces none (IGMPv2 has no QQIC or QRV, IGMPv1 no max response either) leaves the
   /// others' values in place: with an IGMPv2 and an IGMPv3 querier on one link, or a v2
   /// proxy query between v3 ones, the timeout stays that of the querier that said it.
+  /// Only while that querier is heard, though: once it has been silent for the timeout the
+  /// configured timers give, another querier's query drops its QQIC and QRV, so that one
+  /// stray IGMPv3 query (QQIC up to 31,744 s) cannot hold the timeout for days.
   struct Announced: Sendable, Equatable {
     /// QQIC, in seconds.
     var queryIntervalSeconds: Int?
@@ -71,6 +74,12 @@ struct QuerierState: Sendable, Equatable {
   private(set) var malformed: UInt64 = 0
   private(set) var lastGeneral: GeneralQuery?
   private(set) var announced = Announced()
+  /// The querier whose QQIC and QRV are in `announced`, and when it was last heard.
+  struct Announcer: Sendable, Equatable {
+    var querier: IPAddress
+    var monotonicNanoseconds: Int64
+  }
+  private(set) var announcer: Announcer?
   /// When the watch's socket for this interface opened (monotonic ns); nil while it is closed.
   private(set) var listeningSince: Int64?
 
@@ -83,9 +92,30 @@ struct QuerierState: Sendable, Equatable {
     guard query.kind == .general else { return }
     lastGeneral = GeneralQuery(querier: query.querier, version: query.version, monotonicNanoseconds: monotonicNanoseconds,
                                unixNanoseconds: unixNanoseconds)
-    if let interval = query.queryIntervalSeconds { announced.queryIntervalSeconds = interval }
-    if let robustness = query.robustness { announced.robustness = robustness }
+    if query.queryIntervalSeconds != nil || query.robustness != nil {
+      if announcer?.querier != query.querier {
+        announced.queryIntervalSeconds = nil
+        announced.robustness = nil
+      }
+      announcer = Announcer(querier: query.querier, monotonicNanoseconds: monotonicNanoseconds)
+      if let interval = query.queryIntervalSeconds { announced.queryIntervalSeconds = interval }
+      if let robustness = query.robustness { announced.robustness = robustness }
+    } else if let current = announcer {
+      if current.querier == query.querier {
+        announcer = Announcer(querier: query.querier, monotonicNanoseconds: monotonicNanoseconds)
+      } else if monotonicNanoseconds - current.monotonicNanoseconds > configuredTimeoutNanoseconds {
+        announcer = nil
+        announced.queryIntervalSeconds = nil
+        announced.robustness = nil
+      }
+    }
     if let maxResponse = query.maxResponseMilliseconds { announced.maxResponseMilliseconds = maxResponse }
+  }
+
+  /// robustness × query interval + max response / 2 from the configured timers alone.
+  var configuredTimeoutNanoseconds: Int64 {
+    let interval = settings.queryInterval?.seconds ?? Double(Self.defaultQueryIntervalSeconds)
+    return Int64((Double(settings.robustness) * interval + settings.queryResponseInterval.seconds / 2) * 1e9)
   }
 
   mutating func recordMalformed() { malformed += 1 }
