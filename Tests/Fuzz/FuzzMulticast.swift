@@ -117,8 +117,8 @@ private struct Subject {
     self.expectAccepted = expectAccepted
   }
 
-  mutating func check(_ datagram: ArraySlice<UInt8>, arrival: Int64, input: Int, seed: UInt64) -> Bool {
-    let verdict = analyzer.analyze(datagram, arrival: arrival)
+  mutating func check(_ datagram: ArraySlice<UInt8>, arrival: Int64, hostDropped: UInt64, input: Int, seed: UInt64) -> Bool {
+    let verdict = analyzer.analyze(datagram, arrival: arrival, hostDropped: hostDropped)
     let now = analyzer.snapshot
     let before = previous
     previous = now
@@ -156,7 +156,10 @@ private struct Subject {
       let classes = (now.duplicate - before.duplicate) + (now.late - before.late) + (now.resets - before.resets)
       require(now.duplicate + now.late + now.resets <= now.received, "more classes than datagrams")
       if analyzer.format == .sequence { require(classes <= 2, "one packet settled \(classes) classes") }
-      require(now.lost == before.lost || now.resets > before.resets || classes <= 1, "loss from a late or duplicate packet")
+      // A late packet never moves loss, and a duplicate only as the stray it settles.
+      if now.lost != before.lost && now.resets == before.resets && analyzer.format == .sequence {
+        require(now.late == before.late && now.duplicate - before.duplicate <= 1, "loss from a late or duplicate packet")
+      }
       require(now.lost - before.lost <= 100_000, "a gap of \(now.lost - before.lost)")
       require(now.sequenced || now.counts == SequenceCounts(), "sequence counters on an unsequenced stream")
       return true
@@ -211,7 +214,10 @@ func fuzzMulticast(iterations: Int, seed: UInt64) -> Int {
       precondition(packet.payloadOffsets.lowerBound >= RTPPacket.fixedHeaderSize && packet.payloadOffsets.upperBound <= slice.count,
                    "multicast: RTP payload outside its datagram at input \(index) (seed \(seed))")
     }
-    for subject in subjects.indices where subjects[subject].check(slice, arrival: arrival, input: index, seed: seed) {
+    // Now and then the socket dropped datagrams just before this one (SO_RXQ_OVFL): they
+    // may excuse part of a gap, never make a counter go down or a class count twice.
+    let hostDropped = index % 16 == 5 ? UInt64.random(in: 1...2000, using: &rng) : 0
+    for subject in subjects.indices where subjects[subject].check(slice, arrival: arrival, hostDropped: hostDropped, input: index, seed: seed) {
       accepted[subject] += 1
     }
   }

@@ -170,7 +170,10 @@ class QuerierLabTest(unittest.TestCase):
         # A querier that speaks for the first time 4 s after the start: present throughout.
         exporter = self.exporter(watch_config())
         wait_for(lambda: "listening for queries" in exporter.log(), what="the watch listening")
-        time.sleep(4)
+        until = time.monotonic() + 4
+        while time.monotonic() < until:
+            self.assertEqual(exporter.sample(f"netprobe_querier_present{{{IGMP}}}"), 1, "absent before a query was due")
+            time.sleep(0.5)
         self.querier("igmp2,mrc=10")
         until = time.monotonic() + 6
         while time.monotonic() < until:
