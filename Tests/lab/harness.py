@@ -84,7 +84,12 @@ class Exporter:
 
     def sample(self, name_and_labels):
         """The value of one series in the current exposition, or None."""
-        for line in self.metrics().splitlines():
+        return self.value(self.metrics(), name_and_labels)
+
+    @staticmethod
+    def value(metrics, name_and_labels):
+        """The value of one series (`name{labels}` exactly as exposed) in `metrics`, or None."""
+        for line in metrics.splitlines():
             if line.startswith(name_and_labels + " "):
                 return float(line.rsplit(" ", 1)[1])
         return None

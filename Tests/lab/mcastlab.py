@@ -1,11 +1,21 @@
-"""Multicast in the network lab: igmpproxy in a router as the multicast router, a test
-stream sent from the target namespace, and nftables drops of multicast at the agent.
+"""Multicast in the network lab: r1 as the fabric between the target (the senders) and the
+agent, a test stream sent from the target namespace, and nftables drops of multicast at the
+agent.
 
-The stream leaves the target namespace on its link to r1 (198.18.3.2), igmpproxy in r1
-forwards it (upstream "target", downstream "agent") once the agent joins on its interface
-"r1", so the agent sees it from the source it was sent from. Everything started here is a
-process of the lab (`lab.popen`), ended by the lab's cleanup; the nftables table lives in a
-lab namespace and goes with it.
+Two fabrics carry a stream from the target's link to the agent's:
+
+- a switch (`start_switch`, the default): r1's two links become ports of a Linux bridge with
+  IGMP/MLD snooping, usually with its own querier. The agent's port floods no unregistered
+  multicast, so a group reaches the agent only after the agent joined it, as behind a real
+  snooping switch. It needs no multicast routing in the kernel.
+- a router (`start_igmpproxy`): igmpproxy in r1 forwards from its "target" link to its
+  "agent" link once the agent joins. It needs a kernel with multicast routing
+  (CONFIG_IP_MROUTE); where there is none, the test is skipped with that reason.
+
+Either way the stream leaves the target namespace on its link to r1 (198.18.3.2) and the
+agent sees it from the source it was sent from. Everything started here is a process of the
+lab (`lab.popen`), ended by the lab's cleanup; the bridge and the nftables tables live in lab
+namespaces and go with them.
 """
 import json
 import os
@@ -19,13 +29,28 @@ from harness import require_tool, temporary_directory, wait_for
 HERE = os.path.dirname(os.path.abspath(__file__))
 SENDER = os.path.join(HERE, "mcast_sender.py")
 TARGET_ON_R1 = "198.18.3.2"
+TARGET_ON_R1_V6 = "2001:db8:3::2"
+SWITCH = "br0"
+SWITCH_ADDRESS = "198.18.1.1"   # the switch's querier source: r1's address on the agent's link
+AGENT_ON_R1 = "198.18.1.2"
 TABLE = "netprobe_mlab"
 COUNT_TABLE = "netprobe_mcount"
 
 
+def multicast_routing_missing():
+    """Why this kernel cannot run a multicast router (igmpproxy), or None when it can."""
+    if not os.path.exists("/proc/net/ip_mr_vif"):
+        return "kernel has no multicast routing (CONFIG_IP_MROUTE)"
+    return None
+
+
 def start_igmpproxy(test, lab, router=1):
     """igmpproxy in router `router`, forwarding from its "target" link to its "agent" link;
-    returns the process once its virtual interfaces exist."""
+    returns the process once its virtual interfaces exist. Skips `test` on a kernel without
+    multicast routing, where igmpproxy exits at once."""
+    missing = multicast_routing_missing()
+    if missing:
+        test.skipTest(missing)
     directory = temporary_directory(test)
     conf = os.path.join(directory, "igmpproxy.conf")
     with open(conf, "w") as f:
@@ -45,6 +70,101 @@ def start_igmpproxy(test, lab, router=1):
         return len(table.strip().splitlines()) >= 3  # header and two interfaces
     wait_for(vifs, timeout=10, what="igmpproxy's virtual interfaces")
     return process
+
+
+def _centiseconds(seconds):
+    """The bridge's timers are set in USER_HZ ticks (1/100 s)."""
+    return str(int(round(seconds * 100)))
+
+
+def start_switch(test, lab, querier=True, igmp_version=3, mld_version=2, query_interval=1.0,
+                 response_interval=0.5, membership_interval=None, querier_interval=None):
+    """Make r1 an IGMP/MLD snooping switch: its "agent" and "target" links become ports of
+    bridge br0 (their routed addresses go; br0 takes 198.18.1.1/30 and 2001:db8:1::1/64 as
+    its querier's source), and the agent's port gets only the groups joined behind it.
+
+    querier: whether the bridge queries itself (IGMP `igmp_version`, MLD `mld_version`, every
+    `query_interval` seconds with `response_interval` as the maximum response time). With
+    it, this returns once a group the agent joins is forwarded to it. Without it (or before
+    `set_switch_querier(lab, True)`), nothing is forwarded to the agent unless another
+    querier is heard. `membership_interval` and `querier_interval` (seconds) shorten how long
+    the bridge keeps a membership after the last report and another querier after its last
+    query."""
+    options = ["mcast_snooping", "1", "mcast_querier", "0", "mcast_query_use_ifaddr", "1",
+               "mcast_igmp_version", str(igmp_version), "mcast_mld_version", str(mld_version),
+               "mcast_query_interval", _centiseconds(query_interval),
+               "mcast_startup_query_interval", _centiseconds(query_interval),
+               "mcast_query_response_interval", _centiseconds(response_interval)]
+    if membership_interval is not None:
+        options += ["mcast_membership_interval", _centiseconds(membership_interval)]
+    if querier_interval is not None:
+        options += ["mcast_querier_interval", _centiseconds(querier_interval)]
+    script = (f"set -e\n"
+              f"ip link add {SWITCH} type bridge {' '.join(options)}\n"
+              "ip addr flush dev agent\n"
+              "ip addr flush dev target\n"
+              f"ip link set agent master {SWITCH}\n"
+              f"ip link set target master {SWITCH}\n"
+              "bridge link set dev agent mcast_flood off\n"
+              f"ip addr add {SWITCH_ADDRESS}/30 dev {SWITCH}\n"
+              f"ip addr add 2001:db8:1::1/64 dev {SWITCH} nodad\n"
+              f"ip link set {SWITCH} up\n")
+    result = lab.run("r1", ["sh", "-c", script])
+    if result.returncode != 0 and "Unknown device type" in result.stderr:
+        test.skipTest("kernel has no Linux bridge (CONFIG_BRIDGE)")
+    if result.returncode != 0:
+        raise AssertionError(f"building the switch failed: {result.stderr.strip()}")
+    if querier:
+        set_switch_querier(lab, True)
+        wait_until_switch_forwards(lab)
+
+
+def set_switch_querier(lab, on):
+    """Turn the switch's own querier on or off. It is turned on only after the bridge has
+    its timers: the bridge waits one maximum response time from this moment before it
+    trusts its membership table (a querier set in `ip link add` would wait the default
+    10 s, whatever the response interval given beside it)."""
+    result = lab.run("r1", ["ip", "link", "set", SWITCH, "type", "bridge", "mcast_querier", "1" if on else "0"])
+    if result.returncode != 0:
+        raise AssertionError(f"switch querier: {result.stderr.strip()}")
+
+
+def set_switch_port(lab, port, forwarding):
+    """Stop (or resume) the switch forwarding anything through one of its ports ("agent" or
+    "target"), without taking the link down under the hosts."""
+    result = lab.run("r1", ["bridge", "link", "set", "dev", port, "state", "3" if forwarding else "0"])
+    if result.returncode != 0:
+        raise AssertionError(f"switch port {port}: {result.stderr.strip()}")
+
+
+# A receiver that joins a group on the agent's link and exits after its first datagram.
+FIRST_DATAGRAM = """
+import socket, sys
+group, port, address = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((group, port))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(group) + socket.inet_aton(address))
+s.settimeout(15)
+s.recv(2048)
+print("received", flush=True)
+"""
+
+
+def wait_until_switch_forwards(lab, timeout=15):
+    """Wait until the switch forwards a group joined behind the agent's port: a probe group
+    (239.255.77.77) joined in the agent and sent from the target until one datagram arrives.
+    Sleeping instead would guess at the bridge's start-up, which differs between kernels."""
+    receiver = lab.popen("agent", ["python3", "-c", FIRST_DATAGRAM, "239.255.77.77", "5999", AGENT_ON_R1],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sender = start_sender(lab, "239.255.77.77", 5999, "raw", rate=50)
+    try:
+        out, err = receiver.communicate(timeout=timeout + 5)
+        if "received" not in out:
+            raise AssertionError(f"the switch forwarded nothing to the agent within {timeout}s: {err.strip()}")
+    finally:
+        stop_process(sender)
+        sender.communicate()
 
 
 def stop_process(process, timeout=5):

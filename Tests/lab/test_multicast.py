@@ -1,17 +1,25 @@
 """Multicast reception in the network lab: joins that the kernel confirms, interfaces that
-vanish and return, streams forwarded by igmpproxy, source-specific joins, and each payload
+vanish and return, streams forwarded by a snooping switch (and by igmpproxy where the kernel
+routes multicast), source-specific joins, a switch that loses its querier, and each payload
 format's accounting against what the sender says it did."""
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import unittest
 
+import yaml
+
 from harness import LabExporter, wait_for, write_config
 from mcastlab import (OTHER_RECEIVER, PORT_HOLDER, arrivals, capture_text, count_arrivals, drop_multicast, kernel_groups,
-                      sender_report, series, start_capture, start_igmpproxy, start_sender, stop_process, wait_series)
+                      sender_report, series, set_switch_port, set_switch_querier, start_capture, start_igmpproxy,
+                      start_sender, start_switch, stop_process, wait_series)
 from netlab import Lab
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
 def group_config(name, group, port, interface="r1", extra="", top=""):
@@ -74,13 +82,20 @@ class MulticastLabTest(unittest.TestCase):
                 break
         self.assertIn("the kernel no longer lists the membership", exporter.log())
 
+    def test_stream_through_a_switch_then_silence(self):
+        self.stream_then_silence(start_switch)
+
     def test_stream_through_a_router_then_silence(self):
+        self.stream_then_silence(start_igmpproxy)
+
+    def stream_then_silence(self, start_fabric):
         lab = self.lab()
-        start_igmpproxy(self, lab)
+        start_fabric(self, lab)
         count_arrivals(lab, {"stream": "ip daddr 239.1.1.1 udp dport 5001"})
         sender = start_sender(lab, "239.1.1.1", 5001, "raw", rate=200)
         capture = start_capture(self, lab, "agent", "r1", "igmp")
-        # The stream runs, but the router forwards nothing to the agent's link before the join.
+        # The stream runs, but the switch or router forwards nothing to the agent's link
+        # before the join.
         time.sleep(1.5)
         self.assertIsNone(sender.poll())
         self.assertEqual(arrivals(lab, "stream"), 0)
@@ -106,7 +121,7 @@ class MulticastLabTest(unittest.TestCase):
         self.assertEqual(series(exporter, "netprobe_multicast_unexpected_packets_total", "tv", metrics,
                                 reason="wrong_source"), 0)
         self.assertIn('source=""', next(iter(exporter.samples("netprobe_multicast_packets_received_total", metrics))))
-        # The agent's membership report on the wire (IGMPv2 or v3, as igmpproxy's queries decide).
+        # The agent's membership report on the wire (IGMPv2 or v3, as the querier decides).
         self.assertRegex(capture_text(capture), r"(igmp v2 report 239\.1\.1\.1|igmp v3 report.*239\.1\.1\.1)")
         stop_process(sender)
         wait_series(exporter, "netprobe_multicast_receiving", "tv", lambda v: v == 0, timeout=5)
@@ -114,12 +129,66 @@ class MulticastLabTest(unittest.TestCase):
         start_sender(lab, "239.1.1.1", 5001, "raw", rate=200)
         wait_series(exporter, "netprobe_multicast_receiving", "tv", lambda v: v == 1, timeout=10)
 
+    def test_a_switch_without_a_querier_stops_the_stream_after_the_exporter_said_so(self):
+        # The failure operators meet most: a snooping switch that no querier keeps. A router
+        # queried once and went away; the agent's membership ages out of the switch and the
+        # stream stops. The exporter must have reported the missing querier before that.
+        lab = self.lab()
+        start_switch(self, lab, querier=False, membership_interval=6, querier_interval=10)
+        start_sender(lab, "239.1.4.1", 5015, "raw", rate=100)
+        exporter = LabExporter(self, lab, config=write_config(self, group_config("tv", "239.1.4.1", 5015) + (
+            "querier_watch:\n  interfaces: [r1]\n  protocols: [igmp]\n  query_interval: 1s\n"
+            "  query_response_interval: 1s\n  robustness: 2\n")))
+        wait_series(exporter, "netprobe_multicast_membership", "tv", lambda v: v == 1)
+        present = 'netprobe_querier_present{interface="r1",protocol="igmp"}'
+        # One IGMPv3 query (interval 1 s, maximum response 1 s) from a querier on the switch
+        # itself, as a multicast router or proxy there would send it (the switch does not
+        # flood link-local multicast from its other ports to the agent's).
+        querier = lab.popen("r1", [sys.executable, os.path.join(HERE, "querier.py"), "br0", "--rounds", "1",
+                                       "igmp3,qqic=1,mrc=10"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = querier.communicate(timeout=10)
+        self.assertEqual(querier.returncode, 0, err)
+        queried = time.monotonic()
+        wait_series(exporter, "netprobe_multicast_receiving", "tv", lambda v: v == 1, timeout=5)
+        wait_for(lambda: exporter.sample(f'netprobe_querier_info{{interface="r1",protocol="igmp",querier="198.18.1.1",version="3"}}') == 1,
+                 what="the querier seen")
+        # Sample until the stream has stopped: when did the exporter first say "no querier"?
+        said_absent = None
+        while True:
+            self.assertLess(time.monotonic() - queried, 20, "the stream never stopped: the switch kept forwarding")
+            metrics = exporter.metrics()
+            if said_absent is None and LabExporter.value(metrics, present) == 0:
+                said_absent = time.time()
+            if series(exporter, "netprobe_multicast_receiving", "tv", metrics) == 0:
+                break
+            time.sleep(0.1)
+        last_packet = series(exporter, "netprobe_multicast_last_packet_timestamp_seconds", "tv", metrics)
+        self.assertIsNotNone(said_absent, "netprobe_querier_present never dropped to 0")
+        self.assertLess(said_absent, last_packet, "the exporter said the querier was gone only after the stream stopped")
+        # The shipped alert's condition held (its `for:` is a production duration).
+        with open(os.path.join(ROOT, "deploy", "prometheus", "netprobe.alerts.yml")) as f:
+            rule = next(r for g in yaml.safe_load(f)["groups"] for r in g["rules"] if r.get("alert") == "NetprobeNoMulticastQuerier")
+        self.assertEqual(rule["expr"].strip(), "netprobe_querier_present == 0")
+        self.assertEqual(LabExporter.value(metrics, present), 0)
+        # The switch's own querier, once the other one has expired in it: the stream comes back and
+        # stays past several membership intervals.
+        time.sleep(max(0.0, queried + 10.5 - time.monotonic()))
+        set_switch_querier(lab, True)
+        wait_series(exporter, "netprobe_multicast_receiving", "tv", lambda v: v == 1, timeout=10)
+        wait_for(lambda: exporter.sample(present) == 1, what="the switch's querier seen")
+        before = series(exporter, "netprobe_multicast_packets_received_total", "tv")
+        for _ in range(14):  # 14 s: more than two membership intervals
+            time.sleep(1)
+            self.assertEqual(series(exporter, "netprobe_multicast_receiving", "tv"), 1, "the stream stopped again")
+        self.assertGreater(series(exporter, "netprobe_multicast_packets_received_total", "tv") - before, 1200)
+        self.assertEqual(exporter.sample(f'netprobe_querier_info{{interface="r1",protocol="igmp",querier="198.18.1.1",version="3"}}'), 1)
+
     def test_malformed_datagrams_are_not_traffic(self):
         lab = self.lab()
-        start_igmpproxy(self, lab)
+        start_switch(self, lab)
         exporter = LabExporter(self, lab, config=write_config(self, group_config("bad", "239.1.3.1", 5011, extra="format: beacon")))
         wait_series(exporter, "netprobe_multicast_membership", "bad", lambda v: v == 1)
-        time.sleep(0.5)  # the router learns the join before the stream starts
+        time.sleep(0.5)  # the switch learns the join before the stream starts
         # 100 zero bytes: no beacon magic, so every datagram is malformed.
         junk = sender_report(start_sender(lab, "239.1.3.1", 5011, "raw", rate=300, count=300))
         wait_series(exporter, "netprobe_multicast_unexpected_packets_total", "bad", lambda v: v >= junk["sent"],
@@ -142,14 +211,14 @@ class MulticastLabTest(unittest.TestCase):
 
     def test_socket_drops_are_counted_apart_from_loss(self):
         lab = self.lab()
-        start_igmpproxy(self, lab)
+        start_switch(self, lab)
         # A 4 KiB buffer holds a handful of datagrams (root: SO_RCVBUFFORCE grants it as asked).
         exporter = LabExporter(self, lab, config=write_config(self, group_config(
             "burst", "239.1.3.2", 5012,
             extra="format: sequence\nsequence: {offset: 0, width: 4, endianness: little}\nreceive_buffer: 4096")))
         wait_series(exporter, "netprobe_multicast_membership", "burst", lambda v: v == 1)
         self.assertNotIn("receive buffer capped", exporter.log())
-        time.sleep(0.5)  # the router learns the join before the stream starts
+        time.sleep(0.5)  # the switch learns the join before the stream starts
         first = sender_report(start_sender(lab, "239.1.3.2", 5012, "sequence", rate=500, count=100))
         wait_series(exporter, "netprobe_multicast_packets_received_total", "burst", lambda v: v >= first["sent"])
         # The agent stops reading (SIGSTOP, by PID) while 1,000 datagrams arrive: the socket
@@ -190,7 +259,8 @@ class MulticastLabTest(unittest.TestCase):
 
     def test_source_specific_join_counts_only_its_source(self):
         lab = self.lab()
-        start_igmpproxy(self, lab)
+        # An IGMPv2 switch knows no sources: it forwards every sender of the group.
+        start_switch(self, lab, igmp_version=2)
         wanted, other = lab.target_v4(0), "198.18.3.2"
         # What reaches the agent's link from the other sender, before any socket filters it.
         count_arrivals(lab, {"other": f"ip saddr {other} ip daddr 239.2.2.2 udp dport 5002"})
@@ -203,8 +273,8 @@ class MulticastLabTest(unittest.TestCase):
         received = exporter.samples("netprobe_multicast_packets_received_total", metrics)
         self.assertEqual(len(received), 1, received)
         self.assertNotIn(other, metrics)
-        # igmpproxy forwards the other sender too (it ignores source lists): it arrives at the
-        # agent at the same rate, and the source-specific socket never passes it on.
+        # The switch forwards the other sender too: it arrives at the agent at the same rate,
+        # and the source-specific socket never passes it on.
         self.assertGreater(arrivals(lab, "other"), 250)
         self.assertEqual(series(exporter, "netprobe_multicast_unexpected_packets_total", "ssm", metrics,
                                 reason="wrong_source"), 0)
@@ -229,7 +299,7 @@ class MulticastLabTest(unittest.TestCase):
 
     def test_beacons_between_two_agents_with_and_without_loss(self):
         lab = self.lab()
-        start_igmpproxy(self, lab)
+        start_switch(self, lab)
         rate = 200
         sender = LabExporter(self, lab, namespace="target", config=write_config(
             self, f"beacons:\n  - {{name: b1, group: 239.3.3.3, port: 5003, interface: r1, rate: {rate}, ttl: 4, size: 100,"
@@ -248,9 +318,9 @@ class MulticastLabTest(unittest.TestCase):
         def lost(metrics):
             return series(receiver, "netprobe_multicast_packets_lost_total", "beacon", metrics)
 
-        # Right after the join igmpproxy may deliver a packet it queued while the route was
-        # unresolved, then the live stream: a gap that is not the network's loss. Measure
-        # from a baseline taken once the stream flows.
+        # Measure from a baseline taken once the stream flows: the first datagrams after the
+        # join may come before the membership settles (a router can deliver one it queued
+        # while its route was unresolved), a gap that is not the network's loss.
         wait_series(receiver, "netprobe_multicast_packets_received_total", "beacon", lambda v: v >= 200, timeout=20)
         time.sleep(1)
         rx0, tx0, spread0 = self.scrape_both(receiver, sender)
@@ -320,9 +390,9 @@ class MulticastLabTest(unittest.TestCase):
                  what="the beacon sending once IPv6 is back")
         self.assertEqual(list(exporter.samples("netprobe_beacon_send_errors_total").values()), [1])
 
-    def test_join_latency_test_measures_then_fails_without_a_router(self):
+    def test_join_latency_test_measures_then_fails_when_nothing_is_forwarded(self):
         lab = self.lab()
-        router = start_igmpproxy(self, lab)
+        start_switch(self, lab)
         start_sender(lab, "239.4.4.4", 5004, "sequence", rate=100)
         exporter = LabExporter(self, lab, config=write_config(self, group_config(
             "rejoin", "239.4.4.4", 5004, extra="format: sequence\nsequence: {offset: 0, width: 4, endianness: little}\n"
@@ -336,19 +406,19 @@ class MulticastLabTest(unittest.TestCase):
         # The ~100 datagrams sent while the group was left are not the stream's loss.
         self.assertEqual(series(exporter, "netprobe_multicast_packets_lost_total", "rejoin", metrics), 0)
         self.assertEqual(series(exporter, "netprobe_multicast_sequence_resets_total", "rejoin", metrics), 0)
-        # Without the router nothing is forwarded: the next test times out.
-        stop_process(router)
+        # The switch's port to the senders stops forwarding: the next test times out.
+        set_switch_port(lab, "target", False)
         wait_series(exporter, "netprobe_multicast_join_test_failures_total", "rejoin", lambda v: v >= 1, timeout=30)
         self.assertIn("no datagram before the deadline", exporter.log())
 
     def run_stream(self, fmt, config_extra, **faults):
-        """Sends 1,500 datagrams of `fmt` with `faults` through igmpproxy to an agent joined
+        """Sends 1,500 datagrams of `fmt` with `faults` through the switch to an agent joined
         with `config_extra`; returns (the sender's report, the agent's metrics text, exporter)."""
         lab = self.lab()
-        start_igmpproxy(self, lab)
+        start_switch(self, lab)
         exporter = LabExporter(self, lab, config=write_config(self, group_config("feed", "239.5.5.5", 5005, extra=config_extra)))
         wait_series(exporter, "netprobe_multicast_membership", "feed", lambda v: v == 1)
-        time.sleep(0.5)  # the router learns the join before the stream starts
+        time.sleep(0.5)  # the switch learns the join before the stream starts
         report = sender_report(start_sender(lab, "239.5.5.5", 5005, fmt, rate=500, count=1500, **faults))
         wait_series(exporter, "netprobe_multicast_packets_received_total", "feed",
                     lambda v: v >= report["sent"], timeout=10)
@@ -405,7 +475,7 @@ class MulticastLabTest(unittest.TestCase):
 
     def test_five_percent_loss_is_measured(self):
         lab = self.lab()
-        start_igmpproxy(self, lab)
+        start_switch(self, lab)
         exporter = LabExporter(self, lab, config=write_config(self, group_config(
             "feed", "239.6.6.6", 5006, extra="format: sequence\nsequence: {offset: 0, width: 4, endianness: little}")))
         wait_series(exporter, "netprobe_multicast_membership", "feed", lambda v: v == 1)
@@ -424,7 +494,7 @@ class MulticastLabTest(unittest.TestCase):
 
     def test_another_program_on_the_same_port_changes_nothing(self):
         lab = self.lab()
-        start_igmpproxy(self, lab)
+        start_switch(self, lab)
         # Another receiver on the agent, joined to another group on our port.
         other = lab.popen("agent", ["python3", "-c", OTHER_RECEIVER, "239.8.8.2", "5008", "198.18.1.2"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -471,7 +541,7 @@ class MulticastLabTest(unittest.TestCase):
 
     def test_link_down_and_up_rejoins(self):
         lab = self.lab()
-        start_igmpproxy(self, lab)
+        start_switch(self, lab)
         start_sender(lab, "239.1.1.9", 5009, "raw", rate=200)
         exporter = LabExporter(self, lab, config=write_config(self, group_config("tv", "239.1.1.9", 5009)))
         wait_series(exporter, "netprobe_multicast_receiving", "tv", lambda v: v == 1)
@@ -485,7 +555,7 @@ class MulticastLabTest(unittest.TestCase):
 
     def test_reload_keeps_an_unchanged_group_and_leaves_a_removed_one(self):
         lab = self.lab()
-        start_igmpproxy(self, lab)
+        start_switch(self, lab)
         start_sender(lab, "239.1.2.1", 5010, "raw", rate=100)
         start_sender(lab, "239.1.2.2", 5010, "raw", rate=100)
         both = group_config("kept", "239.1.2.1", 5010) + group_config("gone", "239.1.2.2", 5010).replace("multicast:\n", "")

@@ -1,5 +1,6 @@
 """The IGMP / MLD querier watch in the network lab. A test querier (querier.py) in r1 sends
-queries on the r1–agent link; the agent's exporter watches its interface "r1" and must
+queries on the r1–agent link (and a Linux snooping bridge in r1 queries as IGMPv2/v3 and
+MLDv1/v2 switches do); the agent's exporter watches its interface "r1" and must
 report the querier's address, version, interval and the queries by kind, count malformed
 packets, and drop `netprobe_querier_present` to 0 once the querier has been silent for
 robustness × interval + max response / 2 — computed here from the test's short interval.
@@ -13,6 +14,7 @@ import time
 import unittest
 
 from harness import LabExporter, require_tool, temporary_directory, wait_for, write_config
+from mcastlab import SWITCH, multicast_routing_missing, start_switch
 from netlab import Lab
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -82,12 +84,7 @@ class QuerierLabTest(unittest.TestCase):
         self.addCleanup(self.stop, process)
         self.assertEqual(process.stdout.readline().strip(), "joined")
 
-    @staticmethod
-    def value(metrics, series):
-        for line in metrics.splitlines():
-            if line.startswith(series + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return None
+    value = staticmethod(LabExporter.value)
 
     def wait_for_querier(self, exporter, labels, querier, version, timeout=15):
         series = f'netprobe_querier_info{{{labels},querier="{querier}",version="{version}"}}'
@@ -217,6 +214,34 @@ class QuerierLabTest(unittest.TestCase):
         wait_for(lambda: (exporter.sample(f'netprobe_querier_queries_received_total{{{MLD},version="2",kind="group_source"}}') or 0) >= 1,
                  what="an MLDv2 group-and-source query counted")
 
+    def test_a_snooping_switch_as_igmpv2_and_mldv1_querier(self):
+        self.switch_querier(igmp_version=2, mld_version=1)
+
+    def test_a_snooping_switch_as_igmpv3_and_mldv2_querier(self):
+        self.switch_querier(igmp_version=3, mld_version=2)
+
+    def switch_querier(self, igmp_version, mld_version):
+        """The Linux bridge's own querier, every second with a 0.5 s maximum response: its
+        address on the agent's link, its version, and the interval IGMPv3 / MLDv2 announce."""
+        start_switch(self, self.lab, igmp_version=igmp_version, mld_version=mld_version, query_interval=1,
+                     response_interval=0.5)
+        exporter = self.exporter(watch_config(protocols="[igmp, mld]", query_interval="1s"))
+        metrics = self.wait_for_querier(exporter, IGMP, R1_ON_AGENT_LINK, igmp_version)
+        metrics = self.wait_for_querier(exporter, MLD, self.link_local("r1", SWITCH), mld_version)
+        for labels in (IGMP, MLD):
+            self.assertEqual(self.value(metrics, f"netprobe_querier_present{{{labels}}}"), 1, labels)
+            self.assertEqual(self.value(metrics, f"netprobe_querier_max_response_seconds{{{labels}}}"), 0.5, labels)
+        announced = {labels: self.value(metrics, f"netprobe_querier_query_interval_seconds{{{labels}}}") for labels in (IGMP, MLD)}
+        self.assertEqual(announced, {IGMP: 1 if igmp_version == 3 else None, MLD: 1 if mld_version == 2 else None},
+                         "IGMPv3 and MLDv2 announce their interval, IGMPv2 and MLDv1 do not")
+        kinds = (f'netprobe_querier_queries_received_total{{{IGMP},version="{igmp_version}",kind="general"}}',
+                 f'netprobe_querier_queries_received_total{{{MLD},version="{mld_version}",kind="general"}}')
+        first = [self.value(metrics, kind) for kind in kinds]
+        time.sleep(3)
+        metrics = exporter.metrics()
+        for kind, before in zip(kinds, first):
+            self.assertGreaterEqual(self.value(metrics, kind) - before, 2, f"{kind}: one general query a second")
+
     def test_reload_keeps_kept_interfaces_and_drops_removed_ones(self):
         path = write_config(self, watch_config())
         exporter = LabExporter(self, self.lab, config=path)
@@ -287,6 +312,9 @@ class QuerierLabTest(unittest.TestCase):
         self.assertEqual(exporter.log().count(failure), 2, exporter.log())
 
     def test_igmpproxy_is_seen_as_an_igmpv2_querier(self):
+        missing = multicast_routing_missing()
+        if missing:
+            self.skipTest(missing)
         directory = temporary_directory(self)
         path = os.path.join(directory, "igmpproxy.conf")
         with open(path, "w") as f:
