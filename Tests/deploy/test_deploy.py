@@ -41,6 +41,7 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "Tests"))
+from reachable import reachable_copy, reachable_directory  # noqa: E402
 from suite_runner import run_and_exit  # noqa: E402
 DEPLOY = os.path.join(ROOT, "deploy")
 PROM = os.path.join(DEPLOY, "prometheus")
@@ -785,16 +786,19 @@ def drop_to_nobody(no_new_privs):
 
 
 class PrivilegeTests(unittest.TestCase):
-    """The privilege models the deploy files rely on, tried on this kernel with raw ICMP."""
+    """The privilege models the deploy files rely on, tried on this kernel with raw ICMP.
+
+    The exporter runs as nobody, so it runs from copies that nobody can reach, never from the
+    checkout (which may sit under a directory only root may enter, such as /root)."""
 
     def setUp(self):
         if os.geteuid() != 0:
             self.skipTest("needs root (to change users and capabilities)")
         if not BINARY:
             self.skipTest("no --binary given")
-        self.directory = tempfile.mkdtemp()
+        self.binary = reachable_copy(BINARY)
+        self.directory = reachable_directory()
         self.addCleanup(shutil.rmtree, self.directory)
-        os.chmod(self.directory, 0o755)
         self.config = os.path.join(self.directory, "raw.yml")
         with open(self.config, "w") as f:
             f.write(RAW_CONFIG)
@@ -819,16 +823,17 @@ class PrivilegeTests(unittest.TestCase):
             self.fail("setpriv is missing (util-linux); `make test` installs it")
         command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
                    "--inh-caps=-all,+net_raw", "--ambient-caps=-all,+net_raw", "--bounding-set=-all,+net_raw",
-                   "--no-new-privs", BINARY]
+                   "--no-new-privs", self.binary]
         self.assertTrue(self.raw_ping_works(command))
 
     def test_without_capabilities_raw_sockets_are_refused_and_reported(self):
-        self.assertFalse(self.raw_ping_works([BINARY], drop_to_nobody(no_new_privs=False)))
+        self.assertFalse(self.raw_ping_works([self.binary], drop_to_nobody(no_new_privs=False)))
 
     def test_container_file_capability_works_unless_no_new_privs(self):
         setcap = shutil.which("setcap")
         if not setcap:
             self.fail("setcap is missing (libcap2-bin); `make test` installs it")
+        # A copy of its own: setcap marks the file, and the other tests' copy must stay bare.
         binary = os.path.join(self.directory, "netprobe_exporter")
         shutil.copy(BINARY, binary)
         os.chmod(binary, 0o755)

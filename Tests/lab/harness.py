@@ -8,11 +8,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "Tests"))
+from reachable import reachable_copy, reachable_directory  # noqa: E402
 BINARY = os.environ.get("NETPROBE_BINARY", os.path.join(ROOT, ".build", "debug", "netprobe_exporter"))
 
 
@@ -140,13 +143,18 @@ def gunzip(data):
 
 class LabExporter(Exporter):
     """The exporter inside a lab namespace (as `user` when given); scraped with curl run in
-    the same namespace, since its 127.0.0.1 is the namespace's own."""
+    the same namespace, since its 127.0.0.1 is the namespace's own.
+
+    As another user it runs a copy of the binary that every user can reach (reachable_copy):
+    the checkout may sit under a directory that only root may enter. Its config must be
+    readable by that user too: write it with write_config()."""
 
     def __init__(self, test, lab, *args, config=None, user=None, namespace="agent"):
         self.lab = lab
         self.namespace = namespace
         self.stderr = tempfile.TemporaryFile()
-        command = [BINARY, "--web.listen-address=127.0.0.1:0", *args]
+        binary = BINARY if user is None else reachable_copy(BINARY)
+        command = [binary, "--web.listen-address=127.0.0.1:0", *args]
         if config:
             command.append(f"--config.file={config}")
         self.process = lab.popen(namespace, command, user=user, stdout=subprocess.DEVNULL, stderr=self.stderr)
@@ -178,9 +186,10 @@ class LabExporter(Exporter):
 
 
 def write_config(test, text):
-    """A config file that any user can read (the lab runs the agent as nobody too)."""
-    directory = temporary_directory(test)
-    os.chmod(directory, 0o755)
+    """A config file that any user can read (the lab runs the agent as nobody too), in a
+    directory of its own under /tmp that the test removes when it ends."""
+    directory = reachable_directory(prefix="netprobe-lab-")
+    test.addCleanup(shutil.rmtree, directory, True)
     path = os.path.join(directory, "netprobe.yml")
     with open(path, "w") as f:
         f.write(text)
