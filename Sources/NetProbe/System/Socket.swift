@@ -123,6 +123,12 @@ public final class Socket: Sendable {
     try setOption(level: SOL_SOCKET, name: SO_SNDBUF, value: Int32(clamping: bytes), label: "SO_SNDBUF")
   }
 
+  /// Wraps `setsockopt(SOL_SOCKET, SO_RCVBUF)`: caps the kernel's receive queue (doubled
+  /// by the kernel, auto-tuning off), so a client cannot park megabytes there.
+  public func setReceiveBufferSize(_ bytes: Int) throws(SystemError) {
+    try setOption(level: SOL_SOCKET, name: SO_RCVBUF, value: Int32(clamping: bytes), label: "SO_RCVBUF")
+  }
+
   /// Wraps `ioctl(SIOCOUTQ)` (TIOCOUTQ): bytes written to this TCP socket that the peer has
   /// not acknowledged yet, still held in kernel memory.
   public func unacknowledgedOutputBytes() throws(SystemError) -> Int {
