@@ -45,6 +45,7 @@ import Testing
   func largeBodyServer(budget: Int) throws -> HTTPServer {
     var options = HTTPServerOptions()
     options.maxResponseBytesInFlight = budget
+    options.maxResponseBytesPerClient = budget  // all from 127.0.0.1: the overall budget is tested
     let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: LargeBodyHandler(), options: options)
     server.start()
     return server
@@ -66,6 +67,26 @@ import Testing
     let first = try #require(stalled.readResponse())
     #expect(first.status == 200 && first.body.count == 32 << 20)
     #expect(try get(port, "/metrics")?.status == 200)
+  }
+
+  /// One client's slow readers hold at most its share of the budget; another client is
+  /// still served.
+  @Test func oneClientHoldsOnlyItsShareOfTheBudget() throws {
+    var options = HTTPServerOptions()
+    options.maxResponseBytesInFlight = 1 << 30
+    options.maxResponseBytesPerClient = 40 << 20
+    let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: LargeBodyHandler(), options: options)
+    server.start()
+    defer { server.stop() }
+    let port = server.localAddress.port
+    let stalled = try TestConnection(port: port)
+    stalled.send("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+    Thread.sleep(forTimeInterval: 0.5)
+    #expect(try get(port, "/metrics")?.status == 503, "the same client, past its share")
+    let other = try TestConnection(port: port, source: 0x7F00_0002)
+    other.send("GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    #expect(other.readResponse()?.status == 200, "another client, within the overall budget")
+    withExtendedLifetime(stalled) {}
   }
 
   /// A burst of scrapes that never read, before any response size is known: they are held
@@ -160,6 +181,7 @@ import Testing
     var options = HTTPServerOptions()
     options.maxConnections = 2
     options.maxResponseBytesInFlight = 1 << 30
+    options.maxResponseBytesPerClient = 1 << 30
     let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: LargeBodyHandler(), options: options)
     server.start()
     defer { server.stop() }

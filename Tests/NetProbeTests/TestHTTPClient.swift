@@ -10,9 +10,23 @@ final class TestConnection: @unchecked Sendable {
   /// Connects to 127.0.0.1, or to ::1 with `ipv6`.
   /// `receiveBufferBytes`: SO_RCVBUF before connecting, to play a slow reader whose
   /// window closes after a few kilobytes.
-  init(port: UInt16, ipv6: Bool = false, timeoutSeconds: Int = 10, receiveBufferBytes: Int32? = nil) throws {
+  /// `source`: an IPv4 source address (host order, e.g. 127.0.0.2) to be another client.
+  init(port: UInt16, ipv6: Bool = false, timeoutSeconds: Int = 10, receiveBufferBytes: Int32? = nil, source: UInt32? = nil) throws {
     fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw POSIXError(.init(rawValue: errno)!) }
+    if let source {
+      var local = sockaddr_in()
+      local.sin_family = sa_family_t(AF_INET)
+      local.sin_addr = in_addr(s_addr: source.bigEndian)
+      let bound = withUnsafePointer(to: &local) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+      }
+      guard bound == 0 else {
+        let code = errno
+        close(fd)
+        throw POSIXError(.init(rawValue: code)!)
+      }
+    }
     if var size = receiveBufferBytes {
       setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     }

@@ -46,6 +46,10 @@ public struct HTTPServerOptions: Sendable {
   /// 4 MB gzipped): memory stays bounded when many clients scrape and never read. One
   /// response is always served, whatever its size.
   public var maxResponseBytesInFlight = 128 << 20
+  /// The share of that budget one client address may hold; a client holding nothing is
+  /// always served. Without it one client's slow readers took the whole budget and every
+  /// other scrape got 503.
+  public var maxResponseBytesPerClient = 32 << 20
 
   public init() {}
 }
@@ -451,7 +455,7 @@ public final class HTTPServer: Sendable {
         connection.input.removeFirst(total)
         let label = server.handler.handlerLabel(for: request)
         let estimate = request.method == "HEAD" ? 0 : responseEstimate[label] ?? 0
-        if overBudget(adding: estimate) {
+        if overBudget(adding: estimate, for: connection.client) {
           busy(id, connection, label: label, head: request.method == "HEAD")
           return
         }
@@ -485,7 +489,7 @@ public final class HTTPServer: Sendable {
         if completion.chunks.count > 1 { responseEstimate[completion.label] = size }
         // Checked again with the real size: requests that came in one burst, before their
         // handler's size was known, are held to the budget too.
-        if overBudget(adding: size) {
+        if overBudget(adding: size, for: connection.client) {
           busy(completion.connectionID, connection, label: completion.label, head: completion.chunks.count == 1)
           continue
         }
@@ -500,11 +504,27 @@ public final class HTTPServer: Sendable {
       }
     }
 
-    /// Whether a response of `bytes` would take the responses in flight past the budget.
-    /// Small responses always pass, and so does one when nothing else is held.
-    func overBudget(adding bytes: Int) -> Bool {
+    /// Whether a response of `bytes` would take the responses in flight past the budget,
+    /// or `client`'s in-flight responses past its share. Small responses always pass, and
+    /// so does one when nothing else is held (by anyone, or by that client).
+    func overBudget(adding bytes: Int, for client: IPAddress?) -> Bool {
+      guard bytes > HTTPServer.smallResponseBytes else { return false }
       let inFlight = heldBytes + processingBytes + kernelBytes
-      return bytes > HTTPServer.smallResponseBytes && inFlight > 0 && inFlight + bytes > options.maxResponseBytesInFlight
+      if inFlight > 0 && inFlight + bytes > options.maxResponseBytesInFlight { return true }
+      guard let client else { return false }
+      let clientInFlight = bytesInFlight(of: client)
+      return clientInFlight > 0 && clientInFlight + bytes > options.maxResponseBytesPerClient
+    }
+
+    /// Response bytes a client's connections hold: being built, in the process, in the
+    /// kernel. A scan, as it is only needed per large request and connections are few.
+    func bytesInFlight(of client: IPAddress) -> Int {
+      guard perClient[client] != nil else { return 0 }
+      var total = 0
+      for connection in connections.values where connection.client == client {
+        total += connection.held + connection.estimate + connection.kernelQueued
+      }
+      return total
     }
 
     /// Answers 503 with Retry-After and closes: the budget is spent on slower readers.
