@@ -54,4 +54,17 @@ import Testing
     #expect(Admission.underPressure(open: 384, limit: 512, descriptorsExhausted: false))
     #expect(Admission.underPressure(open: 0, limit: 512, descriptorsExhausted: true))
   }
+
+  @Test func rankingFollowsTheSameOrderAsTheSingleChoice() {
+    let candidates = [
+      candidate(1, prometheus, .idle, at: 0),
+      candidate(2, attacker, .incompleteRequest, at: 1),
+      candidate(3, attacker, .idle, at: 2),
+      candidate(4, attacker, .answering, at: -5),
+      candidate(5, attacker, .idle, at: 1),
+    ]
+    let counts = [attacker: 4, prometheus: 1]
+    #expect(Admission.ranked(candidates, connectionsPerClient: counts).map(\.id) == [5, 3, 1, 2])
+    #expect(Admission.victim(among: candidates, connectionsPerClient: counts)?.id == 5)
+  }
 }

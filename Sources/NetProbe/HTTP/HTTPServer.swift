@@ -30,7 +30,7 @@ public struct HTTPServerOptions: Sendable {
   /// body); 0 keeps auto-tuning, which lets a client that pipelines while its response
   /// is written park megabytes in the kernel's receive queue.
   public var receiveBufferBytes = 96 << 10
-  /// Threads that render responses.
+  /// Threads that render responses; one of them only builds small responses.
   public var workerThreads = 4
   /// Time from a request's first byte to its complete head and body.
   public var readTimeout: Duration = .seconds(10)
@@ -304,6 +304,25 @@ public final class HTTPServer: Sendable {
     var options: HTTPServerOptions { server.options }
 
     func acceptAll() {
+      // Victims for this burst, ranked once when first needed (see `Admission.ranked`).
+      var ranked: [Admission.Candidate]?
+      var nextVictim = 0
+      /// The next ranked connection still open and still evictable.
+      func globalVictim() -> Admission.Candidate? {
+        // Ranked again once used up: the burst's own newcomers may be idle by now.
+        for attempt in 0..<2 {
+          if ranked == nil || attempt == 1 {
+            ranked = rankedVictims()
+            nextVictim = 0
+          }
+          while let list = ranked, nextVictim < list.count {
+            let candidate = list[nextVictim]
+            nextVictim += 1
+            if let connection = connections[candidate.id], connection.admissionState != .answering { return candidate }
+          }
+        }
+        return nil
+      }
       while true {
         let accepted: (socket: Socket, peer: SocketAddress?)?
         do {
@@ -319,7 +338,7 @@ public final class HTTPServer: Sendable {
           descriptorsExhausted(error)
           // Out of descriptors: close the cheapest connection to make room for the one
           // waiting; with none to close, stop polling the listener until one closes.
-          if let victim = chooseVictim(onlyClient: nil) {
+          if let victim = globalVictim() {
             evict(victim)
             continue
           }
@@ -336,7 +355,7 @@ public final class HTTPServer: Sendable {
           evict(victim)
         }
         if connections.count >= options.maxConnections {
-          guard let victim = chooseVictim(onlyClient: nil) else {
+          guard let victim = globalVictim() else {
             refuse(socket)
             continue
           }
@@ -368,13 +387,21 @@ public final class HTTPServer: Sendable {
       server.stats.rejected()
     }
 
-    func chooseVictim(onlyClient: IPAddress?) -> Admission.Candidate? {
+    var candidates: some Sequence<Admission.Candidate> {
       let unknown = IPAddress.v4(0)
-      let candidates = connections.lazy.map { id, connection in
+      return connections.lazy.map { id, connection in
         Admission.Candidate(id: id, client: connection.client ?? unknown, state: connection.admissionState,
                             lastProgress: connection.lastProgress)
       }
-      return Admission.victim(among: candidates, connectionsPerClient: perClient, onlyClient: onlyClient)
+    }
+
+    /// The victim among one client's connections, for the per-client limit.
+    func chooseVictim(onlyClient: IPAddress) -> Admission.Candidate? {
+      Admission.victim(among: candidates, connectionsPerClient: perClient, onlyClient: onlyClient)
+    }
+
+    func rankedVictims() -> [Admission.Candidate] {
+      Admission.ranked(candidates, connectionsPerClient: perClient)
     }
 
     /// Closes a connection to make room for a newcomer, and counts it.
@@ -464,7 +491,11 @@ public final class HTTPServer: Sendable {
         connection.phase = .processing
         connection.deadline = clock.now.advanced(by: .seconds(3600))
         let server = self.server
-        server.workers.submit {
+        // A response small the last time (health, readiness, the landing page) goes ahead
+        // of large renders, on a thread kept for those; so does a handler's first, so that
+        // the first health check is not queued behind a burst of scrapes either.
+        let urgent = responseEstimate[label].map { $0 <= HTTPServer.smallResponseBytes } ?? true
+        server.workers.submit(urgent: urgent, client: connection.client) {
           let response = server.handler.respond(to: request).compressedIfAccepted(by: request)
           let keepAlive = request.keepAlive && !response.closeConnection
           let head = response.serializedHead(keepAlive: keepAlive)
