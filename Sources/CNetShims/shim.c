@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <malloc.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/prctl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -86,6 +88,10 @@ int cns_set_timer_slack(unsigned long nanoseconds) { return prctl(PR_SET_TIMERSL
 int cns_set_tcp_nodelay(int fd) {
   int on = 1;
   return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
+
+int cns_socket_outq(int fd, int *bytes) {
+  return ioctl(fd, SIOCOUTQ, bytes);
 }
 
 int cns_set_thread_name(const char *name) {

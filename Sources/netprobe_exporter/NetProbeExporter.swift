@@ -27,8 +27,11 @@ struct NetProbeExporter: ParsableCommand {
   @Option(name: .customLong("web.telemetry-path"), help: ArgumentHelp("Path of the metrics endpoint.", valueName: "path"))
   var telemetryPath = "/metrics"
 
-  @Option(name: .customLong("web.max-connections"), help: ArgumentHelp("HTTP connections held at once; more are answered 503.", valueName: "n"))
+  @Option(name: .customLong("web.max-connections"), help: ArgumentHelp("HTTP connections held at once (lowered to what the open-file limit leaves); a newcomer above it replaces an idle or unfinished connection.", valueName: "n"))
   var maxConnections = 512
+
+  @Option(name: .customLong("web.max-connections-per-ip"), help: ArgumentHelp("HTTP connections one client address may hold; 0 for no limit.", valueName: "n"))
+  var maxConnectionsPerIP = 32
 
   @Option(name: .customLong("log.level"), help: "Only log messages of this level or above: debug, info, warn, error.")
   var logLevel: LevelOption = .info
@@ -64,6 +67,7 @@ struct NetProbeExporter: ParsableCommand {
       throw ValidationError("--web.telemetry-path '\(telemetryPath)': expected a path starting with '/' that is not '/' or a /-/ endpoint")
     }
     guard maxConnections >= 1 else { throw ValidationError("--web.max-connections must be at least 1") }
+    guard maxConnectionsPerIP >= 0 else { throw ValidationError("--web.max-connections-per-ip must be 0 (no limit) or more") }
   }
 
   func run() throws {
@@ -112,13 +116,14 @@ struct NetProbeExporter: ParsableCommand {
     registry.register("process", ProcessMetricsCollector())
 
     var options = HTTPServerOptions()
-    options.maxConnections = maxConnections
+    options.maxConnections = connectionLimit(for: config, logger: logger)
+    options.maxConnectionsPerClient = maxConnectionsPerIP
     let server: HTTPServer
     do {
       server = try HTTPServer(
         address: SocketAddress.parseListen(listenAddress)!,
         handler: ExporterRoutes(telemetryPath: telemetryPath, registry: registry, agent: agent),
-        options: options)
+        options: options, logger: logger)
     } catch {
       logger.error("cannot listen", metadata: ["address": "\(listenAddress)", "error": "\(error)"])
       throw ExitCode(1)
@@ -164,5 +169,32 @@ struct NetProbeExporter: ParsableCommand {
     server.stop()
     agent.stop()
     logger.info("stopped")
+  }
+
+  /// Raises the soft open-file limit to the hard one, as Go's runtime does, and sizes
+  /// `--web.max-connections` to the descriptors left after the engines' sockets, saying so
+  /// when it had to lower it.
+  private func connectionLimit(for config: NetProbeConfig, logger: Logger) -> Int {
+    let before = try? OpenFileLimit.current()
+    let limit: OpenFileLimit
+    do {
+      limit = try OpenFileLimit.raiseSoftToHard()
+    } catch {
+      logger.warning("cannot raise the open-file limit", metadata: ["error": "\(error)"])
+      guard let before else { return maxConnections }
+      limit = before
+    }
+    if let before, before.soft < limit.soft {
+      logger.debug("raised the open-file limit", metadata: ["from": "\(before.soft)", "to": "\(limit.soft)"])
+    }
+    let budget = DescriptorBudget(requested: maxConnections, softLimit: limit.soft, openNow: OpenFileLimit.openDescriptors() ?? 16,
+                                  engineSockets: DescriptorBudget.engineSockets(for: config))
+    if budget.lowered {
+      logger.warning("--web.max-connections lowered to fit the open-file limit", metadata: [
+        "requested": "\(maxConnections)", "max_connections": "\(budget.connections)",
+        "open_files_limit": "\(limit.soft)", "reserved_descriptors": "\(budget.reserved)",
+      ])
+    }
+    return budget.connections
   }
 }

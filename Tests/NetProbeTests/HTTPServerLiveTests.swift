@@ -35,7 +35,7 @@ import Testing
 
   /// A body as large as a 10,000-target scrape, for the in-flight budget.
   struct LargeBodyHandler: HTTPHandler {
-    let body = [UInt8](repeating: UInt8(ascii: "x"), count: 32 << 20)
+    var body = [UInt8](repeating: UInt8(ascii: "x"), count: 32 << 20)
     func respond(to request: HTTPRequest) -> HTTPResponse {
       request.path == "/-/healthy" ? .text(.ok, "Healthy.\n") : HTTPResponse(.ok, body: body)
     }
@@ -45,6 +45,7 @@ import Testing
   func largeBodyServer(budget: Int) throws -> HTTPServer {
     var options = HTTPServerOptions()
     options.maxResponseBytesInFlight = budget
+    options.maxResponseBytesPerClient = budget  // all from 127.0.0.1: the overall budget is tested
     let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: LargeBodyHandler(), options: options)
     server.start()
     return server
@@ -66,6 +67,26 @@ import Testing
     let first = try #require(stalled.readResponse())
     #expect(first.status == 200 && first.body.count == 32 << 20)
     #expect(try get(port, "/metrics")?.status == 200)
+  }
+
+  /// One client's slow readers hold at most its share of the budget; another client is
+  /// still served.
+  @Test func oneClientHoldsOnlyItsShareOfTheBudget() throws {
+    var options = HTTPServerOptions()
+    options.maxResponseBytesInFlight = 1 << 30
+    options.maxResponseBytesPerClient = 40 << 20
+    let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: LargeBodyHandler(), options: options)
+    server.start()
+    defer { server.stop() }
+    let port = server.localAddress.port
+    let stalled = try TestConnection(port: port)
+    stalled.send("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+    Thread.sleep(forTimeInterval: 0.5)
+    #expect(try get(port, "/metrics")?.status == 503, "the same client, past its share")
+    let other = try TestConnection(port: port, source: 0x7F00_0002)
+    other.send("GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    #expect(other.readResponse()?.status == 200, "another client, within the overall budget")
+    withExtendedLifetime(stalled) {}
   }
 
   /// A burst of scrapes that never read, before any response size is known: they are held
@@ -134,24 +155,106 @@ import Testing
     }
   }
 
-  @Test func refusesConnectionsAboveTheLimit() throws {
+  /// At the connection limit a newcomer takes the place of the longest-idle connection
+  /// instead of being refused (one client holding every slot used to deny every scrape).
+  @Test func evictsTheLongestIdleConnectionAtTheLimit() throws {
     var options = HTTPServerOptions()
     options.maxConnections = 3
     try withServer(options) { port, fixture, _ in
-      let held = try (0..<3).map { _ in try TestConnection(port: port) }
+      let held = try (0..<3).map { index in
+        let connection = try TestConnection(port: port)
+        Thread.sleep(forTimeInterval: 0.05 * Double(index + 1))
+        return connection
+      }
       Thread.sleep(forTimeInterval: 0.2)
-      let extra = try TestConnection(port: port)
-      #expect(extra.readResponse()?.status == 503)
-      #expect(extra.isClosedByServer())
-      #expect(fixture.metricsText().contains("netprobe_http_rejected_connections_total 1\n"))
-      #expect(fixture.metricsText().contains("netprobe_http_open_connections 3\n"))
-      withExtendedLifetime(held) {}
+      #expect(try get(port, "/-/healthy")?.status == 200)
+      #expect(held[0].isClosedByServer(), "the oldest idle connection made room")
+      let metrics = fixture.metricsText()
+      #expect(metrics.contains("netprobe_http_evicted_connections_total{reason=\"idle\"} 1\n"), "\(metrics)")
+      #expect(metrics.contains("netprobe_http_rejected_connections_total 0\n"))
     }
   }
 
+  /// Connections answering a complete request are never evicted: with every slot taken by
+  /// one, the newcomer gets 503.
+  @Test func refusesWhenEveryConnectionIsAnswering() throws {
+    var options = HTTPServerOptions()
+    options.maxConnections = 2
+    options.maxResponseBytesInFlight = 1 << 30
+    options.maxResponseBytesPerClient = 1 << 30
+    let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: LargeBodyHandler(), options: options)
+    server.start()
+    defer { server.stop() }
+    let port = server.localAddress.port
+    let stalled = try (0..<2).map { _ in try TestConnection(port: port) }
+    for connection in stalled { connection.send("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n") }
+    Thread.sleep(forTimeInterval: 0.5)  // both rendered and stuck behind unread socket buffers
+    let extra = try TestConnection(port: port)
+    #expect(extra.readResponse()?.status == 503)
+    #expect(extra.isClosedByServer())
+    withExtendedLifetime(stalled) {}
+  }
+
+  /// One client address holds at most `maxConnectionsPerClient`; above it, its own
+  /// longest-idle connection goes, and a client with a complete request is unaffected.
+  @Test func limitsConnectionsPerClientAddress() throws {
+    var options = HTTPServerOptions()
+    options.maxConnectionsPerClient = 4
+    try withServer(options) { port, fixture, _ in
+      let held = try (0..<4).map { _ in try TestConnection(port: port) }
+      Thread.sleep(forTimeInterval: 0.2)
+      let response = try get(port, "/-/healthy")
+      #expect(response?.status == 200)
+      #expect(held[0].isClosedByServer())
+      #expect(fixture.metricsText().contains("netprobe_http_evicted_connections_total{reason=\"idle\"} 1\n"))
+    }
+  }
+
+  /// Under pressure (three quarters of the slots taken) a connection that has not sent a
+  /// complete request within `pressureReadTimeout` is closed, not after `readTimeout`.
+  @Test func tighterDeadlineUnderPressure() throws {
+    var options = HTTPServerOptions()
+    options.maxConnections = 4
+    options.readTimeout = .seconds(30)
+    options.idleTimeout = .seconds(30)
+    options.pressureReadTimeout = .milliseconds(300)
+    try withServer(options) { port, fixture, _ in
+      let slow = try (0..<3).map { _ in try TestConnection(port: port) }
+      slow[0].send("GET /metrics HTTP/1.1\r\n")
+      let start = ContinuousClock.now
+      #expect(slow[0].readResponse()?.status == 408)
+      #expect(slow[1].isClosedByServer() && slow[2].isClosedByServer())
+      #expect(ContinuousClock.now - start < .seconds(3))
+      #expect(fixture.metricsText().contains("netprobe_http_evicted_connections_total{reason=\"pressure_timeout\"} 3\n"))
+    }
+  }
+
+  /// A response the client does not acknowledge within `writeTimeout` is dropped even
+  /// when it has all left the process: the kernel's send queue is part of the deadline.
+  @Test func dropsAResponseNotAcknowledgedInTime() throws {
+    var options = HTTPServerOptions()
+    options.writeTimeout = .milliseconds(500)
+    options.sendBufferBytes = 64 << 10
+    let fixture = try RoutesFixture()
+    // A body that fits in the kernel's send queue: it all leaves the process at once.
+    let handler = LargeBodyHandler(body: [UInt8](repeating: UInt8(ascii: "x"), count: 48 << 10))
+    let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: handler, options: options)
+    fixture.registry.register("http", server.metrics)
+    server.start()
+    defer { server.stop() }
+    let stalled = try TestConnection(port: server.localAddress.port, receiveBufferBytes: 4096)
+    stalled.send("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+    Thread.sleep(forTimeInterval: 1.5)
+    #expect(stalled.isClosedByServer(draining: true))
+    #expect(fixture.metricsText().contains("netprobe_http_evicted_connections_total{reason=\"unread_response\"} 1\n"))
+  }
+
   /// The bar: 200 concurrent scrapes plus 50 idle, slow connections, all answered.
+  /// All from 127.0.0.1, so the per-client limit is lifted: this is about concurrency.
   @Test func twoHundredScrapesBesideFiftySlowClients() throws {
-    try withServer { port, _, _ in
+    var options = HTTPServerOptions()
+    options.maxConnectionsPerClient = 0
+    try withServer(options) { port, _, _ in
       let slow = try (0..<50).map { _ in try TestConnection(port: port, timeoutSeconds: 30) }
       let request = Array("GET /metrics HTTP/1.1\r\nHost: slow\r\nConnection: close\r\n\r\n".utf8)
       let answered = Atomic<Int>(0)

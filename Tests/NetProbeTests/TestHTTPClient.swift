@@ -8,9 +8,28 @@ final class TestConnection: @unchecked Sendable {
   let fd: Int32
 
   /// Connects to 127.0.0.1, or to ::1 with `ipv6`.
-  init(port: UInt16, ipv6: Bool = false, timeoutSeconds: Int = 10) throws {
+  /// `receiveBufferBytes`: SO_RCVBUF before connecting, to play a slow reader whose
+  /// window closes after a few kilobytes.
+  /// `source`: an IPv4 source address (host order, e.g. 127.0.0.2) to be another client.
+  init(port: UInt16, ipv6: Bool = false, timeoutSeconds: Int = 10, receiveBufferBytes: Int32? = nil, source: UInt32? = nil) throws {
     fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw POSIXError(.init(rawValue: errno)!) }
+    if let source {
+      var local = sockaddr_in()
+      local.sin_family = sa_family_t(AF_INET)
+      local.sin_addr = in_addr(s_addr: source.bigEndian)
+      let bound = withUnsafePointer(to: &local) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+      }
+      guard bound == 0 else {
+        let code = errno
+        close(fd)
+        throw POSIXError(.init(rawValue: code)!)
+      }
+    }
+    if var size = receiveBufferBytes {
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    }
     var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     let result: Int32
@@ -94,6 +113,17 @@ final class TestConnection: @unchecked Sendable {
     var byte: UInt8 = 0
     let count = recv(fd, &byte, 1, 0)
     return count == 0 || (count < 0 && errno == ECONNRESET)
+  }
+
+  /// The same after reading and discarding whatever the server had sent: true once the
+  /// stream ends or is reset, false when the read times out with the connection open.
+  func isClosedByServer(draining: Bool) -> Bool {
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+      let count = recv(fd, &chunk, chunk.count, 0)
+      if count > 0 { continue }
+      return count == 0 || errno == ECONNRESET
+    }
   }
 
   private var leftover: [UInt8] = []

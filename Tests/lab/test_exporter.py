@@ -1,5 +1,6 @@
 """End-to-end tests of the exporter binary on loopback: what `make run` serves, what
 `--check-config` prints, reloads, shutdown, and a real Prometheus and promtool as peers."""
+import http.client
 import json
 import os
 import signal
@@ -182,9 +183,12 @@ class ReloadAndShutdownTest(unittest.TestCase):
 
 class LoadTest(unittest.TestCase):
     def test_200_concurrent_scrapes_and_50_slow_connections_all_answered(self):
+        """Many clients at once: the slow ones from 2 addresses, the scrapers from 10 (one
+        address holds at most --web.max-connections-per-ip, 32, connections)."""
         exporter = Exporter(self)
         slow_request = b"GET /metrics HTTP/1.1\r\nHost: slow\r\nConnection: close\r\n\r\n"
-        slow = [socket.create_connection(("127.0.0.1", exporter.port), timeout=30) for _ in range(50)]
+        slow = [socket.create_connection(("127.0.0.1", exporter.port), timeout=30,
+                                         source_address=(f"127.0.9.{i % 2 + 1}", 0)) for i in range(50)]
         for s in slow:
             self.addCleanup(s.close)
 
@@ -197,18 +201,23 @@ class LoadTest(unittest.TestCase):
         results = []
         lock = threading.Lock()
 
-        def scrape():
+        def scrape(index):
+            connection = http.client.HTTPConnection("127.0.0.1", exporter.port, timeout=30,
+                                                    source_address=(f"127.0.10.{index % 10 + 1}", 0))
             try:
-                status, _, body = request(exporter.port, "GET", "/metrics", timeout=30)
-                ok = status == 200 and b"netprobe_build_info" in body
-            except OSError as error:
+                connection.request("GET", "/metrics")
+                response = connection.getresponse()
+                ok = response.status == 200 and b"netprobe_build_info" in response.read()
+            except (OSError, http.client.HTTPException) as error:
                 ok = error
+            finally:
+                connection.close()
             with lock:
                 results.append(ok)
 
         dribbler = threading.Thread(target=dribble)
         dribbler.start()
-        scrapers = [threading.Thread(target=scrape) for _ in range(200)]
+        scrapers = [threading.Thread(target=scrape, args=(i,)) for i in range(200)]
         for t in scrapers:
             t.start()
         for t in scrapers:

@@ -23,6 +23,11 @@ int cns_set_tcp_nodelay(int fd);
 /// millisecond; also GNU-only.
 int cns_ppoll(struct pollfd *fds, unsigned long count, int64_t timeout_ns);
 
+/// ioctl(fd, SIOCOUTQ, &bytes): bytes a TCP socket holds in its send queue that the peer
+/// has not acknowledged (TIOCOUTQ for sockets); ioctl is variadic, which Swift cannot call.
+/// Returns 0, or -1 with errno.
+int cns_socket_outq(int fd, int *bytes);
+
 /// eventfd(2) with EFD_CLOEXEC | EFD_NONBLOCK; <sys/eventfd.h> is not in Glibc's module.
 int cns_eventfd_nonblocking(void);
 

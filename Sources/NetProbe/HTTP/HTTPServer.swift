@@ -1,6 +1,7 @@
 @preconcurrency import Glibc
 import Dispatch
 import FoundationEssentials
+public import Logging
 import Synchronization
 
 /// Answers requests; the server calls it on a worker thread.
@@ -13,21 +14,42 @@ public protocol HTTPHandler: Sendable {
 
 /// Limits and timeouts of the HTTP server.
 public struct HTTPServerOptions: Sendable {
-  /// Connections held at once; the one above the limit gets 503 and is closed.
+  /// Connections held at once. A newcomer above it takes the place of the cheapest
+  /// connection (see `Admission`); it gets 503 only when every connection is answering.
   public var maxConnections = 512
-  /// Threads that render responses.
+  /// Connections one client address may hold; 0 for no limit. A client at its limit
+  /// displaces its own idle or unfinished connections, never anyone else's.
+  public var maxConnectionsPerClient = 32
+  /// The deadline for a complete request (and for idling) while the server is under
+  /// pressure (see `Admission.underPressure`), instead of `readTimeout`/`idleTimeout`.
+  public var pressureReadTimeout: Duration = .seconds(5)
+  /// SO_SNDBUF of each connection (the kernel allots twice this); 0 keeps the kernel's
+  /// auto-tuning, which lets one slow reader hold megabytes of kernel memory.
+  public var sendBufferBytes = 256 << 10
+  /// SO_RCVBUF of each connection, enough for the largest request (16 KiB head, 64 KiB
+  /// body); 0 keeps auto-tuning, which lets a client that pipelines while its response
+  /// is written park megabytes in the kernel's receive queue.
+  public var receiveBufferBytes = 96 << 10
+  /// Threads that render responses; one of them only builds small responses.
   public var workerThreads = 4
   /// Time from a request's first byte to its complete head and body.
   public var readTimeout: Duration = .seconds(10)
   /// Time a keep-alive connection may wait for its next request.
   public var idleTimeout: Duration = .seconds(60)
-  /// Time to deliver one response to a slow reader.
+  /// Time from a response being ready to the client acknowledging its last byte: a
+  /// response still in the process or in the kernel's send queue after it is dropped and
+  /// the connection reset, which frees both.
   public var writeTimeout: Duration = .seconds(30)
-  /// Bytes of responses being built or waiting for slow readers, past which a new request
+  /// Bytes of responses being built, waiting for slow readers in the process, or sent but
+  /// not yet acknowledged in the kernel's send queues (SIOCOUTQ), past which a new request
   /// is answered 503 instead of rendering one more (a 10,000-target body is about 38 MB,
   /// 4 MB gzipped): memory stays bounded when many clients scrape and never read. One
   /// response is always served, whatever its size.
   public var maxResponseBytesInFlight = 128 << 20
+  /// The share of that budget one client address may hold; a client holding nothing is
+  /// always served. Without it one client's slow readers took the whole budget and every
+  /// other scrape got 503.
+  public var maxResponseBytesPerClient = 32 << 20
 
   public init() {}
 }
@@ -48,11 +70,14 @@ public final class HTTPServer: Sendable {
   private let stopping = Atomic<Bool>(false)
   private let loopFinished = DispatchSemaphore(value: 0)
   private let stats = HTTPServerStats()
+  private let logger: Logger?
 
   /// Binds and listens at once, so a port already in use fails here with a clear error.
   /// `[::]` (and `:port`, which parses to it) listens on IPv4 too, through v4-mapped
   /// addresses, as Go exporters do; where the kernel has no IPv6 it falls back to 0.0.0.0.
-  public init(address: SocketAddress, handler: any HTTPHandler, options: HTTPServerOptions = HTTPServerOptions()) throws(SystemError) {
+  /// `logger`: where descriptor exhaustion is reported (once per episode); nil for silence.
+  public init(address: SocketAddress, handler: any HTTPHandler, options: HTTPServerOptions = HTTPServerOptions(),
+              logger: Logger? = nil) throws(SystemError) {
     var address = address
     let dualStack = address.ip.family == .ip6 && address.ip.isUnspecified
     let socket: Socket
@@ -66,6 +91,10 @@ public final class HTTPServer: Sendable {
     if case .v6 = address.ip {
       try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_V6ONLY, value: Int32(dualStack ? 0 : 1), label: "IPV6_V6ONLY")
     }
+    // Set on the listener, so every accepted connection inherits them (and the receive
+    // window is scaled for them from the handshake) without a call per connection.
+    if options.sendBufferBytes > 0 { try socket.setSendBufferSize(options.sendBufferBytes) }
+    if options.receiveBufferBytes > 0 { try socket.setReceiveBufferSize(options.receiveBufferBytes) }
     try socket.bind(to: address)
     try socket.listen(backlog: 1024)
     try socket.setNonBlocking()
@@ -74,6 +103,7 @@ public final class HTTPServer: Sendable {
     wakeup = try WakeupEvent()
     self.handler = handler
     self.options = options
+    self.logger = logger
     workers = WorkerPool(threads: options.workerThreads, name: "http-worker")
   }
 
@@ -130,18 +160,48 @@ public final class HTTPServer: Sendable {
     /// What the requests handed to a worker are expected to weigh, by the last response of
     /// their handler: a burst of scrapes is held to the budget before it is rendered.
     var processingBytes = 0
+    /// Response bytes sent but not acknowledged, in the kernel's send queues, as last read
+    /// with SIOCOUTQ from the connections in `queued`.
+    var kernelBytes = 0
+    /// Connections whose kernel send queue was not empty at the last look.
+    var queued = Set<Int>()
+    /// When the kernel queues of `queued` are read again.
+    var nextQueueRefresh: ContinuousClock.Instant
     /// The size of each handler's last response.
     var responseEstimate: [String: Int] = [:]
+    /// Open connections by client address (`Admission.clientKey`).
+    var perClient: [IPAddress: Int] = [:]
+    /// Set while accept fails for want of descriptors (EMFILE, ENFILE): the time of the
+    /// last failure, so the episode is logged once and ends after a quiet spell.
+    var exhaustedSince: ContinuousClock.Instant?
+    var lastExhaustion: ContinuousClock.Instant?
+    var exhaustionFailures = 0
+    /// While set, the listener is left out of the poll set: a listener that stays readable
+    /// while every accept fails would otherwise spin the loop at 100 % of a core.
+    var listenerPausedUntil: ContinuousClock.Instant?
+    /// Pressure lasts until this long after its condition last held: connections come and
+    /// go under attack, and the tighter deadline must not flap with every one of them.
+    var pressureUntil: ContinuousClock.Instant?
+    static let pressureHysteresis: Duration = .seconds(10)
 
-    init(server: HTTPServer) { self.server = server }
+    init(server: HTTPServer) {
+      self.server = server
+      nextQueueRefresh = clock.now
+    }
 
     final class Connection {
       enum Phase {
         case reading
         case processing
         case writing(closeAfter: Bool)
+        /// The last response is in the kernel and the connection closes once the client
+        /// has acknowledged it: closing earlier would leave an orphaned socket holding the
+        /// unread bytes outside the budget.
+        case draining
       }
       let socket: Socket
+      /// The client's address key, or nil for a family the limits do not know.
+      let client: IPAddress?
       var input: [UInt8] = []
       /// What is left to write, in order; `written` counts bytes of the first chunk.
       var output: [[UInt8]] = []
@@ -149,6 +209,11 @@ public final class HTTPServer: Sendable {
       var held = 0
       /// While processing: the estimate counted in the loop's `processingBytes`.
       var estimate = 0
+      /// Bytes in the kernel's send queue at the last look, counted in `kernelBytes`.
+      var kernelQueued = 0
+      /// When the response being delivered must have been acknowledged (`writeTimeout`
+      /// after it was ready); nil once it has been.
+      var deliveryDeadline: ContinuousClock.Instant?
       var written = 0
       var phase = Phase.reading
       /// When the current phase times out.
@@ -156,10 +221,23 @@ public final class HTTPServer: Sendable {
       /// True while a request has started arriving; the read timeout applies then, the idle
       /// timeout otherwise.
       var requestStarted = false
+      /// When the connection last made progress: accepted, a request began, a response
+      /// was handed over. Admission evicts the longest-silent first; the pressure
+      /// deadline counts from here.
+      var lastProgress: ContinuousClock.Instant
 
-      init(socket: Socket, deadline: ContinuousClock.Instant) {
+      init(socket: Socket, client: IPAddress?, now: ContinuousClock.Instant, deadline: ContinuousClock.Instant) {
         self.socket = socket
+        self.client = client
         self.deadline = deadline
+        lastProgress = now
+      }
+
+      var admissionState: Admission.State {
+        switch phase {
+        case .reading: requestStarted ? .incompleteRequest : .idle
+        case .processing, .writing, .draining: .answering
+        }
       }
     }
 
@@ -169,16 +247,22 @@ public final class HTTPServer: Sendable {
       while !server.stopping.load(ordering: .acquiring) {
         entries.removeAll(keepingCapacity: true)
         ids.removeAll(keepingCapacity: true)
-        entries.append(pollfd(fd: server.listener.fileDescriptor, events: Int16(POLLIN), revents: 0))
+        if let until = listenerPausedUntil, clock.now >= until { listenerPausedUntil = nil }
+        // A paused listener is polled on a descriptor that is never ready (-1 is skipped).
+        let listenerFD = listenerPausedUntil == nil ? server.listener.fileDescriptor : -1
+        entries.append(pollfd(fd: listenerFD, events: Int16(POLLIN), revents: 0))
         entries.append(pollfd(fd: server.wakeup.fileDescriptor, events: Int16(POLLIN), revents: 0))
         var nearest = clock.now.advanced(by: .seconds(1))
+        if let until = listenerPausedUntil { nearest = min(nearest, until) }
+        if !queued.isEmpty { nearest = min(nearest, nextQueueRefresh) }
+        let pressure = underPressure(at: clock.now)
         for (id, connection) in connections {
-          nearest = min(nearest, connection.deadline)
+          nearest = min(nearest, effectiveDeadline(connection, pressure: pressure).instant)
           let events: Int16
           switch connection.phase {
           case .reading: events = Int16(POLLIN)
           case .writing: events = Int16(POLLOUT)
-          case .processing: continue
+          case .processing, .draining: continue
           }
           entries.append(pollfd(fd: connection.socket.fileDescriptor, events: events, revents: 0))
           ids.append(id)
@@ -201,10 +285,12 @@ public final class HTTPServer: Sendable {
           switch connection.phase {
           case .reading: readable(id, connection)
           case .writing: writable(id, connection)
-          case .processing: break
+          case .processing, .draining: break
           }
         }
+        if !queued.isEmpty, clock.now >= nextQueueRefresh { refreshKernelQueues() }
         expireDeadlines()
+        endExhaustionEpisodeIfQuiet()
       }
       for id in Array(connections.keys) { drop(id) }
     }
@@ -215,23 +301,65 @@ public final class HTTPServer: Sendable {
       return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000) + 1
     }
 
+    var options: HTTPServerOptions { server.options }
+
     func acceptAll() {
+      // Victims for this burst, ranked once when first needed (see `Admission.ranked`).
+      var ranked: [Admission.Candidate]?
+      var nextVictim = 0
+      /// The next ranked connection still open and still evictable.
+      func globalVictim() -> Admission.Candidate? {
+        // Ranked again once used up: the burst's own newcomers may be idle by now.
+        for attempt in 0..<2 {
+          if ranked == nil || attempt == 1 {
+            ranked = rankedVictims()
+            nextVictim = 0
+          }
+          while let list = ranked, nextVictim < list.count {
+            let candidate = list[nextVictim]
+            nextVictim += 1
+            if let connection = connections[candidate.id], connection.admissionState != .answering { return candidate }
+          }
+        }
+        return nil
+      }
       while true {
-        let accepted: Socket?
+        let accepted: (socket: Socket, peer: SocketAddress?)?
         do {
-          accepted = try server.listener.accept()
+          accepted = try server.listener.acceptWithPeer()
         } catch {
-          // EMFILE and friends: stop accepting this round; the loop retries shortly.
+          server.stats.acceptFailed(errno: error.errno)
+          guard error.errno == EMFILE || error.errno == ENFILE else {
+            // ENOBUFS, ENOMEM and the like: the listener stays readable, so wait a little
+            // instead of failing again at once.
+            listenerPausedUntil = clock.now.advanced(by: .milliseconds(100))
+            return
+          }
+          descriptorsExhausted(error)
+          // Out of descriptors: close the cheapest connection to make room for the one
+          // waiting; with none to close, stop polling the listener until one closes.
+          if let victim = globalVictim() {
+            evict(victim)
+            continue
+          }
+          listenerPausedUntil = clock.now.advanced(by: .seconds(1))
           return
         }
-        guard let socket = accepted else { return }
-        if connections.count >= server.options.maxConnections {
-          let response = HTTPResponse.text(.serviceUnavailable, "too many connections\n", closeConnection: true)
-          let bytes = response.serialized(head: false, keepAlive: false)
-          _ = try? bytes.withUnsafeBytes { try socket.send($0) }
-          socket.close()
-          server.stats.rejected()
-          continue
+        guard let (socket, peer) = accepted else { return }
+        let client = peer.map { Admission.clientKey($0.ip) }
+        if let client, options.maxConnectionsPerClient > 0, perClient[client, default: 0] >= options.maxConnectionsPerClient {
+          guard let victim = chooseVictim(onlyClient: client) else {
+            refuse(socket)
+            continue
+          }
+          evict(victim)
+        }
+        if connections.count >= options.maxConnections {
+          guard let victim = globalVictim() else {
+            refuse(socket)
+            continue
+          }
+          evict(victim)
         }
         // A response goes out in parts (head, then a buffer per metric family): without
         // TCP_NODELAY, Nagle held the last part back until the client's delayed ACK, 40 ms
@@ -239,9 +367,72 @@ public final class HTTPServer: Sendable {
         try? socket.setNoDelay()
         let id = nextID
         nextID += 1
-        connections[id] = Connection(socket: socket, deadline: clock.now.advanced(by: server.options.idleTimeout))
+        let now = clock.now
+        let connection = Connection(socket: socket, client: client, now: now, deadline: now.advanced(by: options.idleTimeout))
+        connections[id] = connection
+        if let client { perClient[client, default: 0] += 1 }
         server.stats.setOpen(connections.count)
+        // Read at once: a request that is already here makes the connection one that is
+        // answered, which admission never evicts.
+        readable(id, connection)
       }
+    }
+
+    /// Answers 503 and closes: every connection is answering a complete request.
+    func refuse(_ socket: Socket) {
+      let response = HTTPResponse.text(.serviceUnavailable, "too many connections\n", closeConnection: true)
+      let bytes = response.serialized(head: false, keepAlive: false)
+      _ = try? bytes.withUnsafeBytes { try socket.send($0) }
+      socket.close()
+      server.stats.rejected()
+    }
+
+    var candidates: some Sequence<Admission.Candidate> {
+      let unknown = IPAddress.v4(0)
+      return connections.lazy.map { id, connection in
+        Admission.Candidate(id: id, client: connection.client ?? unknown, state: connection.admissionState,
+                            lastProgress: connection.lastProgress)
+      }
+    }
+
+    /// The victim among one client's connections, for the per-client limit.
+    func chooseVictim(onlyClient: IPAddress) -> Admission.Candidate? {
+      Admission.victim(among: candidates, connectionsPerClient: perClient, onlyClient: onlyClient)
+    }
+
+    func rankedVictims() -> [Admission.Candidate] {
+      Admission.ranked(candidates, connectionsPerClient: perClient)
+    }
+
+    /// Closes a connection to make room for a newcomer, and counts it.
+    func evict(_ victim: Admission.Candidate) {
+      server.stats.evicted(reason: victim.state.evictionReason)
+      drop(victim.id)
+    }
+
+    /// Starts or continues an episode of descriptor exhaustion; logs its start only.
+    func descriptorsExhausted(_ error: SystemError) {
+      let now = clock.now
+      lastExhaustion = now
+      exhaustionFailures += 1
+      guard exhaustedSince == nil else { return }
+      exhaustedSince = now
+      server.logger?.warning("out of file descriptors: closing idle connections to accept new ones, pausing accept when none is idle", metadata: [
+        "error": "\(error)", "open_connections": "\(connections.count)",
+        "open_files_limit": "\((try? OpenFileLimit.current().soft).map(String.init) ?? "unknown")",
+      ])
+    }
+
+    /// Ends an exhaustion episode after 10 s without a failed accept, and says so.
+    func endExhaustionEpisodeIfQuiet() {
+      guard let since = exhaustedSince, let last = lastExhaustion, last.duration(to: clock.now) >= .seconds(10) else { return }
+      server.logger?.info("file descriptors available again", metadata: [
+        "failed_accepts": "\(exhaustionFailures)", "episode_seconds": "\(since.duration(to: last).components.seconds)",
+        "open_connections": "\(connections.count)",
+      ])
+      exhaustedSince = nil
+      lastExhaustion = nil
+      exhaustionFailures = 0
     }
 
     func readable(_ id: Int, _ connection: Connection) {
@@ -258,7 +449,8 @@ public final class HTTPServer: Sendable {
           connection.input += readBuffer[0..<count]
           if !connection.requestStarted {
             connection.requestStarted = true
-            connection.deadline = clock.now.advanced(by: server.options.readTimeout)
+            connection.lastProgress = clock.now
+            connection.deadline = clock.now.advanced(by: options.readTimeout)
           }
           // Stop reading once a whole request could be buffered; parse decides the rest.
           if connection.input.count > HTTPRequestParser.maxHeaderBytes + HTTPRequestParser.maxBodyBytes + 8 {
@@ -290,7 +482,7 @@ public final class HTTPServer: Sendable {
         connection.input.removeFirst(total)
         let label = server.handler.handlerLabel(for: request)
         let estimate = request.method == "HEAD" ? 0 : responseEstimate[label] ?? 0
-        if overBudget(adding: estimate) {
+        if overBudget(adding: estimate, for: connection.client) {
           busy(id, connection, label: label, head: request.method == "HEAD")
           return
         }
@@ -299,7 +491,11 @@ public final class HTTPServer: Sendable {
         connection.phase = .processing
         connection.deadline = clock.now.advanced(by: .seconds(3600))
         let server = self.server
-        server.workers.submit {
+        // A response small the last time (health, readiness, the landing page) goes ahead
+        // of large renders, on a thread kept for those; so does a handler's first, so that
+        // the first health check is not queued behind a burst of scrapes either.
+        let urgent = responseEstimate[label].map { $0 <= HTTPServer.smallResponseBytes } ?? true
+        server.workers.submit(urgent: urgent, client: connection.client) {
           let response = server.handler.respond(to: request).compressedIfAccepted(by: request)
           let keepAlive = request.keepAlive && !response.closeConnection
           let head = response.serializedHead(keepAlive: keepAlive)
@@ -324,23 +520,42 @@ public final class HTTPServer: Sendable {
         if completion.chunks.count > 1 { responseEstimate[completion.label] = size }
         // Checked again with the real size: requests that came in one burst, before their
         // handler's size was known, are held to the budget too.
-        if overBudget(adding: size) {
+        if overBudget(adding: size, for: connection.client) {
           busy(completion.connectionID, connection, label: completion.label, head: completion.chunks.count == 1)
           continue
         }
         server.stats.count(handler: completion.label, code: completion.code)
         setOutput(connection, completion.chunks)
         connection.phase = .writing(closeAfter: completion.close)
-        connection.deadline = clock.now.advanced(by: server.options.writeTimeout)
+        let deadline = clock.now.advanced(by: options.writeTimeout)
+        connection.deadline = deadline
+        // Behind a previous response still unacknowledged, the earlier deadline holds.
+        connection.deliveryDeadline = min(connection.deliveryDeadline ?? deadline, deadline)
         writable(completion.connectionID, connection)
       }
     }
 
-    /// Whether a response of `bytes` would take the responses in flight past the budget.
-    /// Small responses always pass, and so does one when nothing else is held.
-    func overBudget(adding bytes: Int) -> Bool {
-      bytes > HTTPServer.smallResponseBytes && heldBytes + processingBytes > 0
-        && heldBytes + processingBytes + bytes > server.options.maxResponseBytesInFlight
+    /// Whether a response of `bytes` would take the responses in flight past the budget,
+    /// or `client`'s in-flight responses past its share. Small responses always pass, and
+    /// so does one when nothing else is held (by anyone, or by that client).
+    func overBudget(adding bytes: Int, for client: IPAddress?) -> Bool {
+      guard bytes > HTTPServer.smallResponseBytes else { return false }
+      let inFlight = heldBytes + processingBytes + kernelBytes
+      if inFlight > 0 && inFlight + bytes > options.maxResponseBytesInFlight { return true }
+      guard let client else { return false }
+      let clientInFlight = bytesInFlight(of: client)
+      return clientInFlight > 0 && clientInFlight + bytes > options.maxResponseBytesPerClient
+    }
+
+    /// Response bytes a client's connections hold: being built, in the process, in the
+    /// kernel. A scan, as it is only needed per large request and connections are few.
+    func bytesInFlight(of client: IPAddress) -> Int {
+      guard perClient[client] != nil else { return 0 }
+      var total = 0
+      for connection in connections.values where connection.client == client {
+        total += connection.held + connection.estimate + connection.kernelQueued
+      }
+      return total
     }
 
     /// Answers 503 with Retry-After and closes: the budget is spent on slower readers.
@@ -354,10 +569,13 @@ public final class HTTPServer: Sendable {
     }
 
     /// Queues a response built by the loop itself (errors, timeouts) and starts writing it.
+    /// These are small, their delivery is not waited for, and a client that does not take
+    /// one within the pressure deadline is not worth a connection slot any longer.
     func respond(_ connection: Connection, _ response: HTTPResponse, head: Bool, keepAlive: Bool) {
       setOutput(connection, [response.serialized(head: head, keepAlive: keepAlive)])
       connection.phase = .writing(closeAfter: !keepAlive)
-      connection.deadline = clock.now.advanced(by: server.options.writeTimeout)
+      connection.deadline = clock.now.advanced(by: min(options.writeTimeout, options.pressureReadTimeout))
+      connection.deliveryDeadline = nil
     }
 
     func setOutput(_ connection: Connection, _ chunks: [[UInt8]]) {
@@ -393,27 +611,107 @@ public final class HTTPServer: Sendable {
           connection.written += count
           connection.held -= count
           heldBytes -= count
-        case .wouldBlock, .endOfStream: return
+        case .wouldBlock, .endOfStream:
+          // The send queue is full: what it holds counts against the budget too.
+          updateKernelQueue(id, connection)
+          return
         }
       }
       // Once a large response is out and released, give its pages back to the kernel.
       connection.output = []
       defer { if wasLarge { Memory.releaseFreePages() } }
+      connection.lastProgress = clock.now
+      // A handler's response is delivered once acknowledged; until then its bytes in the
+      // kernel count against the budget and `deliveryDeadline` still applies.
+      if connection.deliveryDeadline != nil {
+        updateKernelQueue(id, connection)
+        if connection.kernelQueued == 0 { connection.deliveryDeadline = nil }
+      }
       if closeAfter {
+        if let deadline = connection.deliveryDeadline {
+          connection.phase = .draining
+          connection.deadline = deadline
+          return
+        }
         connection.socket.shutdownWrite()
         drop(id)
         return
       }
       connection.phase = .reading
       connection.requestStarted = !connection.input.isEmpty
-      connection.deadline = clock.now.advanced(
-        by: connection.requestStarted ? server.options.readTimeout : server.options.idleTimeout)
+      connection.deadline = clock.now.advanced(by: connection.requestStarted ? options.readTimeout : options.idleTimeout)
       parse(id, connection)
+    }
+
+    /// Reads the connection's kernel send queue (SIOCOUTQ) into the budget's count.
+    func updateKernelQueue(_ id: Int, _ connection: Connection) {
+      let bytes = (try? connection.socket.unacknowledgedOutputBytes()) ?? 0
+      kernelBytes += bytes - connection.kernelQueued
+      connection.kernelQueued = bytes
+      if bytes > 0 {
+        queued.insert(id)
+      } else {
+        queued.remove(id)
+      }
+    }
+
+    /// Every 250 ms while responses sit in kernel queues: reads them again, closes the
+    /// draining connections whose client has acknowledged everything, and ends the
+    /// delivery deadline of keep-alive connections whose response is through.
+    func refreshKernelQueues() {
+      nextQueueRefresh = clock.now.advanced(by: .milliseconds(250))
+      for id in queued {
+        guard let connection = connections[id] else {
+          queued.remove(id)
+          continue
+        }
+        updateKernelQueue(id, connection)
+        guard connection.kernelQueued == 0 else { continue }
+        switch connection.phase {
+        case .draining:
+          connection.socket.shutdownWrite()
+          drop(id)
+        case .reading:
+          connection.deliveryDeadline = nil
+        case .writing, .processing:
+          break
+        }
+      }
+    }
+
+    /// Whether the tighter deadline applies now; updates the hysteresis.
+    func underPressure(at now: ContinuousClock.Instant) -> Bool {
+      if Admission.underPressure(open: connections.count, limit: options.maxConnections, descriptorsExhausted: exhaustedSince != nil) {
+        pressureUntil = now.advanced(by: EventLoop.pressureHysteresis)
+      }
+      return pressureUntil.map { now < $0 } ?? false
+    }
+
+    /// The connection's deadline, tightened for a reading connection under pressure
+    /// (`pressed`); a response's delivery deadline is handled apart.
+    func effectiveDeadline(_ connection: Connection, pressure: Bool) -> (instant: ContinuousClock.Instant, pressed: Bool) {
+      var deadline = connection.deadline
+      if let delivery = connection.deliveryDeadline { deadline = min(deadline, delivery) }
+      guard pressure, case .reading = connection.phase else { return (deadline, false) }
+      let tighter = connection.lastProgress.advanced(by: options.pressureReadTimeout)
+      return tighter < deadline ? (tighter, true) : (deadline, false)
     }
 
     func expireDeadlines() {
       let now = clock.now
-      for (id, connection) in connections where connection.deadline <= now {
+      let pressure = underPressure(at: now)
+      for (id, connection) in connections {
+        // A response not acknowledged in time is dropped, wherever its bytes are: the
+        // reset frees the kernel's copy at once.
+        if let delivery = connection.deliveryDeadline, delivery <= now {
+          server.stats.evicted(reason: "unread_response")
+          try? connection.socket.setResetOnClose()
+          drop(id)
+          continue
+        }
+        let (deadline, pressed) = effectiveDeadline(connection, pressure: pressure)
+        guard deadline <= now else { continue }
+        if pressed { server.stats.evicted(reason: "pressure_timeout") }
         switch connection.phase {
         case .reading where connection.requestStarted:
           server.stats.count(handler: "invalid", code: HTTPStatus.requestTimeout.code)
@@ -421,7 +719,8 @@ public final class HTTPServer: Sendable {
                   head: false, keepAlive: false)
           writable(id, connection)
           // A client that does not read its 408 either is dropped on the next deadline.
-        case .reading, .writing, .processing:
+        case .reading, .writing, .processing, .draining:
+          if connection.kernelQueued > 0 { try? connection.socket.setResetOnClose() }
           drop(id)
         }
       }
@@ -431,14 +730,24 @@ public final class HTTPServer: Sendable {
       guard let connection = connections.removeValue(forKey: id) else { return }
       heldBytes -= connection.held
       processingBytes -= connection.estimate
+      kernelBytes -= connection.kernelQueued
+      queued.remove(id)
+      if let client = connection.client {
+        let left = perClient[client, default: 1] - 1
+        perClient[client] = left > 0 ? left : nil
+      }
       connection.socket.close()
       server.stats.setOpen(connections.count)
+      // A descriptor is free again: accept what waits.
+      listenerPausedUntil = nil
     }
   }
 }
 
 /// Counters of the HTTP server, exposed through the metrics catalogue.
 final class HTTPServerStats: MetricsCollector {
+  /// The `reason` values of `netprobe_http_evicted_connections_total`.
+  static let evictionReasons = ["idle", "incomplete_request", "pressure_timeout", "unread_response"]
   private struct Key: Hashable {
     var handler: String
     var code: Int
@@ -446,6 +755,8 @@ final class HTTPServerStats: MetricsCollector {
   private let requests = Mutex<[Key: UInt64]>([:])
   private let open = Atomic<Int>(0)
   private let rejectedCount = Atomic<UInt64>(0)
+  private let evictions = Mutex<[String: UInt64]>([:])
+  private let acceptErrors = Mutex<[Int32: UInt64]>([:])
 
   func count(handler: String, code: Int) {
     requests.withLock { $0[Key(handler: handler, code: code), default: 0] += 1 }
@@ -453,6 +764,8 @@ final class HTTPServerStats: MetricsCollector {
 
   func setOpen(_ count: Int) { open.store(count, ordering: .relaxed) }
   func rejected() { rejectedCount.add(1, ordering: .relaxed) }
+  func evicted(reason: String) { evictions.withLock { $0[reason, default: 0] += 1 } }
+  func acceptFailed(errno: Int32) { acceptErrors.withLock { $0[errno, default: 0] += 1 } }
 
   func collect(into exposition: inout Exposition) {
     let snapshot = requests.withLock { $0 }
@@ -461,5 +774,15 @@ final class HTTPServerStats: MetricsCollector {
     }
     exposition.add(Catalogue.httpOpenConnections, .empty, Double(open.load(ordering: .relaxed)))
     exposition.add(Catalogue.httpRejectedConnections, .empty, Double(rejectedCount.load(ordering: .relaxed)))
+    // Every reason from the start, at 0: an alert on `increase(...) > 0` needs the series
+    // to exist before the first eviction.
+    let evicted = evictions.withLock { $0 }
+    for reason in HTTPServerStats.evictionReasons {
+      exposition.add(Catalogue.httpEvictedConnections, LabelSet([("reason", reason)]), Double(evicted[reason] ?? 0))
+    }
+    let failures = acceptErrors.withLock { $0 }
+    for (code, value) in failures.sorted(by: { Errno.name($0.key) < Errno.name($1.key) }) {
+      exposition.add(Catalogue.httpAcceptErrors, LabelSet([("errno", Errno.name(code))]), Double(value))
+    }
   }
 }

@@ -3,44 +3,126 @@ import Dispatch
 import FoundationEssentials
 import Synchronization
 
-/// A fixed set of threads that run submitted jobs in order of arrival.
+/// A fixed set of threads that run submitted jobs, urgent jobs first, the others fairly
+/// between clients.
 ///
 /// The HTTP server renders responses here, off its event loop and off Swift's cooperative
 /// pool (whose two threads on a 2-core host must never wait on a render or a reload).
+/// One thread takes urgent jobs only: with every other thread rendering a large scrape
+/// (a client asking for dozens of them at once), a health check used to wait behind them
+/// for seconds; now it waits at most for another small response. Among the other jobs the
+/// oldest of the client with the fewest jobs running goes first, and one client runs at
+/// most half the general threads at once: one client's burst of scrapes neither queues
+/// Prometheus' scrape behind it nor takes every core from it.
 final class WorkerPool: Sendable {
-  private let jobs = Mutex<[@Sendable () -> Void]>([])
+  private struct Job {
+    var client: IPAddress?
+    var work: @Sendable () -> Void
+  }
+  private struct Queues {
+    var urgent: [Job] = []
+    var normal: [Job] = []
+    /// Jobs running now, by client.
+    var running: [IPAddress?: Int] = [:]
+    /// Jobs one client (other than nil) may run at once.
+    let perClient: Int
+
+    init(perClient: Int) { self.perClient = perClient }
+
+    /// The next job for a thread: the oldest urgent one, else (unless `urgentOnly`) the
+    /// oldest of the client with the fewest running, if that client is below its share.
+    mutating func take(urgentOnly: Bool) -> Job? {
+      let job: Job
+      if !urgent.isEmpty {
+        job = urgent.removeFirst()
+      } else if urgentOnly {
+        return nil
+      } else {
+        var best: Int?
+        var bestRunning = Int.max
+        for index in normal.indices {
+          let client = normal[index].client
+          let count = running[client, default: 0]
+          if client != nil && count >= perClient { continue }
+          if count < bestRunning {
+            best = index
+            bestRunning = count
+          }
+        }
+        guard let best else { return nil }
+        job = normal.remove(at: best)
+      }
+      running[job.client, default: 0] += 1
+      return job
+    }
+
+    mutating func finished(_ job: Job) {
+      let left = running[job.client, default: 1] - 1
+      running[job.client] = left > 0 ? left : nil
+    }
+  }
+  private let jobs: Mutex<Queues>
+  /// Signalled once per job of either kind: wakes a general thread.
   private let available = DispatchSemaphore(value: 0)
+  /// Signalled once per urgent job: wakes the thread kept for them.
+  private let urgentAvailable = DispatchSemaphore(value: 0)
   private let stopping = Atomic<Bool>(false)
   private let finished = DispatchSemaphore(value: 0)
   private let threadCount: Int
 
+  /// `threads`: at least 2, one of which is kept for urgent jobs.
   init(threads: Int, name: String) {
-    threadCount = threads
-    for index in 0..<threads {
-      SystemThread.start(name: "\(name)-\(index)") { [self] in run() }
+    threadCount = max(2, threads)
+    jobs = Mutex(Queues(perClient: max(1, (threadCount - 1) / 2)))
+    SystemThread.start(name: "\(name)-urgent") { [self] in run(urgentOnly: true) }
+    for index in 0..<(threadCount - 1) {
+      SystemThread.start(name: "\(name)-\(index)") { [self] in run(urgentOnly: false) }
     }
   }
 
-  func submit(_ job: @escaping @Sendable () -> Void) {
-    jobs.withLock { $0.append(job) }
+  /// Queues a job; `urgent` ones (small responses) are taken before any other, the
+  /// others fairly between `client`s.
+  func submit(urgent: Bool = false, client: IPAddress? = nil, _ work: @escaping @Sendable () -> Void) {
+    let job = Job(client: client, work: work)
+    jobs.withLock { queues in
+      if urgent {
+        queues.urgent.append(job)
+      } else {
+        queues.normal.append(job)
+      }
+    }
+    if urgent { urgentAvailable.signal() }
     available.signal()
   }
 
   /// Lets the threads finish the job at hand, then stops them; waits at most `timeout`.
   func shutdown(timeout: DispatchTimeInterval = .seconds(1)) {
     stopping.store(true, ordering: .releasing)
-    for _ in 0..<threadCount { available.signal() }
+    for _ in 0..<threadCount {
+      available.signal()
+      urgentAvailable.signal()
+    }
     // One deadline for all of them: a stuck worker must not multiply the wait.
     let deadline = DispatchTime.now() + timeout
     for _ in 0..<threadCount { _ = finished.wait(timeout: deadline) }
   }
 
-  private func run() {
+  /// A general thread wakes once per job and takes the oldest urgent job, else the oldest
+  /// other one, else nothing (the urgent thread took it). Every job adds one general
+  /// wake-up, so none is left waiting while a general thread sleeps.
+  private func run(urgentOnly: Bool) {
+    let semaphore = urgentOnly ? urgentAvailable : available
     while true {
-      available.wait()
+      semaphore.wait()
       if stopping.load(ordering: .acquiring) { break }
-      let job = jobs.withLock { $0.isEmpty ? nil : $0.removeFirst() }
-      job?()
+      guard let job = jobs.withLock({ $0.take(urgentOnly: urgentOnly) }) else { continue }
+      job.work()
+      // A job held back by its client's share may be runnable now: wake a thread for it.
+      let waiting = jobs.withLock { queues in
+        queues.finished(job)
+        return !queues.normal.isEmpty
+      }
+      if waiting { available.signal() }
     }
     finished.signal()
   }

@@ -43,7 +43,17 @@ public enum Catalogue {
 
   public static let httpRejectedConnections = MetricFamily(
     "netprobe_http_rejected_connections_total", .counter,
-    "HTTP connections answered 503 and closed because the connection limit was reached.")
+    "HTTP connections answered 503 and closed because the connection limit (overall or per client address) was reached while every connection was answering a request.")
+
+  public static let httpEvictedConnections = MetricFamily(
+    "netprobe_http_evicted_connections_total", .counter,
+    "HTTP connections the server closed to keep serving, by reason: idle or incomplete_request (closed to admit a newcomer at a connection limit), pressure_timeout (no complete request within the tighter deadline under pressure), unread_response (a response not acknowledged within the write timeout).",
+    labels: ["reason"])
+
+  public static let httpAcceptErrors = MetricFamily(
+    "netprobe_http_accept_errors_total", .counter,
+    "Failed accepts of HTTP connections, by errno (EMFILE/ENFILE: out of file descriptors).",
+    labels: ["errno"])
 
   // MARK: Ping (per target: target, host, address, family, then the target's labels)
 
@@ -215,7 +225,7 @@ public enum Catalogue {
   /// Every family, for the README check and for `--check-config`'s summary.
   public static let all: [MetricFamily] = [
     buildInfo, configLastReloadSuccessful, configLastReloadSuccessTimestamp, configReloads, configItems,
-    httpRequests, httpOpenConnections, httpRejectedConnections,
+    httpRequests, httpOpenConnections, httpRejectedConnections, httpEvictedConnections, httpAcceptErrors,
     pingTargetInfo, pingSent, pingReceived, pingDuplicates, pingLate, pingSendErrors, pingRTT, pingWindowProbes,
     pingLossRatio, pingRTTMin, pingRTTMean, pingRTTMax, pingRTTStandardDeviation, pingJitter, pingJitterRFC3550,
     pingReplyTTL, pingDNSFailures, pingUnexpected, pingSocketErrors,

@@ -91,17 +91,58 @@ public final class Socket: Sendable {
   /// Wraps `accept4(2)` with SOCK_CLOEXEC | SOCK_NONBLOCK. Returns nil when no connection is
   /// waiting (EAGAIN) or the peer already gave up (ECONNABORTED).
   public func accept() throws(SystemError) -> Socket? {
+    try acceptWithPeer()?.socket
+  }
+
+  /// Wraps `accept4(2)` with SOCK_CLOEXEC | SOCK_NONBLOCK, and returns the peer's address
+  /// too (nil for a family `SocketAddress` does not model), for per-client limits. Nil when
+  /// no connection is waiting (EAGAIN) or the peer already gave up (ECONNABORTED);
+  /// EMFILE and ENFILE are thrown like any other failure.
+  public func acceptWithPeer() throws(SystemError) -> (socket: Socket, peer: SocketAddress?)? {
     let fd = fileDescriptor
     let flags = Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
+    var storage = sockaddr_storage()
     while true {
-      let accepted = cns_accept4(fd, nil, nil, flags)
-      if accepted >= 0 { return Socket(owning: accepted) }
+      var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+      let accepted = withUnsafeMutablePointer(to: &storage) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { cns_accept4(fd, $0, &length, flags) }
+      }
+      if accepted >= 0 { return (Socket(owning: accepted), SocketAddress(storage: storage)) }
       switch errno {
       case EINTR: continue
       case EAGAIN, ECONNABORTED: return nil
       case let code: throw SystemError("accept4", errno: code)
       }
     }
+  }
+
+  /// Wraps `setsockopt(SOL_SOCKET, SO_SNDBUF)`: caps the kernel's send queue for this socket
+  /// (the kernel doubles the value for its bookkeeping and stops auto-tuning it), so a peer
+  /// that never reads holds at most that much kernel memory.
+  public func setSendBufferSize(_ bytes: Int) throws(SystemError) {
+    try setOption(level: SOL_SOCKET, name: SO_SNDBUF, value: Int32(clamping: bytes), label: "SO_SNDBUF")
+  }
+
+  /// Wraps `setsockopt(SOL_SOCKET, SO_RCVBUF)`: caps the kernel's receive queue (doubled
+  /// by the kernel, auto-tuning off), so a client cannot park megabytes there.
+  public func setReceiveBufferSize(_ bytes: Int) throws(SystemError) {
+    try setOption(level: SOL_SOCKET, name: SO_RCVBUF, value: Int32(clamping: bytes), label: "SO_RCVBUF")
+  }
+
+  /// Wraps `ioctl(SIOCOUTQ)` (TIOCOUTQ): bytes written to this TCP socket that the peer has
+  /// not acknowledged yet, still held in kernel memory.
+  public func unacknowledgedOutputBytes() throws(SystemError) -> Int {
+    var bytes: Int32 = 0
+    let fd = fileDescriptor
+    _ = try retryingInterrupts("ioctl(SIOCOUTQ)") { cns_socket_outq(fd, &bytes) }
+    return Int(bytes)
+  }
+
+  /// Wraps `setsockopt(SO_LINGER, {on, 0})`: the next `close()` resets the connection and
+  /// discards what the kernel still queues for it, instead of keeping an orphaned socket
+  /// and its unread data for up to a couple of minutes of retransmissions.
+  public func setResetOnClose() throws(SystemError) {
+    try setOption(level: SOL_SOCKET, name: SO_LINGER, value: linger(l_onoff: 1, l_linger: 0), label: "SO_LINGER")
   }
 
   /// Wraps `setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)`: small writes go out at once instead
