@@ -25,8 +25,12 @@ public enum ConfigSchema {
   public static let minimumBeaconSize = 32
 
   /// The config, or every problem found (sorted by position).
-  public static func decode(_ root: YAMLNode) -> Result<NetProbeConfig, ConfigErrors> {
+  /// `files` checks the files the configuration names (password, TLS), so a FIFO or a
+  /// device there is an error at its line; without it (text not from a file) they are not
+  /// looked at.
+  public static func decode(_ root: YAMLNode, files: NamedFileCheck? = nil) -> Result<NetProbeConfig, ConfigErrors> {
     var reader = SchemaReader()
+    reader.files = files
     var config = NetProbeConfig()
     if root.scalar?.isNull != true, let top = reader.mapping(root, "the configuration", allowed: topLevelKeys) {
       if let node = top["defaults"]?.value, let map = reader.mapping(node, "defaults", allowed: probeKeys) {
@@ -125,7 +129,9 @@ public enum ConfigSchema {
 
   static func targets(_ items: [YAMLNode], defaults: ProbeOptions, _ reader: inout SchemaReader) -> [TargetConfig] {
     var result: [TargetConfig] = []
+    result.reserveCapacity(items.count)
     var firstByName: [String: SourceLocation] = [:]
+    firstByName.reserveCapacity(items.count)
     for (index, item) in items.enumerated() {
       let path = "targets[\(index)]"
       guard let map = reader.mapping(item, path, allowed: ["name", "host"] + probeKeys) else { continue }
@@ -371,7 +377,7 @@ public enum ConfigSchema {
     }
     if let v = map["basic_auth"]?.value, let auth = reader.mapping(v, "push.basic_auth", allowed: ["username", "password_file"]) {
       if let userNode = auth["username"]?.value, let fileNode = auth["password_file"]?.value {
-        if let username = reader.string(userNode), let file = reader.string(fileNode) {
+        if let username = reader.string(userNode), let file = reader.filePath(fileNode) {
           push.basicAuth = PushConfig.BasicAuth(username: username, passwordFile: file)
         }
       } else {
@@ -379,9 +385,9 @@ public enum ConfigSchema {
       }
     }
     if let v = map["tls"]?.value, let tls = reader.mapping(v, "push.tls", allowed: ["ca_file", "cert_file", "key_file", "insecure_skip_verify"]) {
-      if let n = tls["ca_file"]?.value { push.tls.caFile = reader.string(n) }
-      if let n = tls["cert_file"]?.value { push.tls.certFile = reader.string(n) }
-      if let n = tls["key_file"]?.value { push.tls.keyFile = reader.string(n) }
+      if let n = tls["ca_file"]?.value { push.tls.caFile = reader.filePath(n) }
+      if let n = tls["cert_file"]?.value { push.tls.certFile = reader.filePath(n) }
+      if let n = tls["key_file"]?.value { push.tls.keyFile = reader.filePath(n) }
       if let n = tls["insecure_skip_verify"]?.value { push.tls.insecureSkipVerify = reader.boolean(n) ?? false }
       if (push.tls.certFile == nil) != (push.tls.keyFile == nil) {
         reader.error(v.location, "push.tls needs both 'cert_file' and 'key_file' for a client certificate")

@@ -41,27 +41,122 @@ public enum SocketMode: String, Sendable, Equatable, CaseIterable {
 }
 
 /// Probe settings that `defaults` sets for all targets and each target may override.
+///
+/// Copy-on-write over one shared storage: every target starts as a copy of `defaults` and
+/// most change nothing, so 600,000 targets share one set of options instead of holding
+/// 600,000 copies of 200 bytes (a 16 MiB file of targets must parse in under 200 MiB).
 public struct ProbeOptions: Sendable, Equatable {
-  public var interval: Duration = .seconds(1)
-  public var timeout: Duration = .seconds(1)
-  /// ICMP payload bytes after the 8-byte echo header.
-  public var payloadSize = 56
-  public var ttl = 64
-  public var tos = 0
-  public var dontFragment = false
-  public var source: IPAddress?
-  public var interface: String?
-  public var family = FamilyPreference.auto
-  public var socket = SocketMode.auto
-  /// Probes in the window behind the loss, RTT and jitter gauges.
-  public var window = 100
-  /// How often DNS names are resolved again.
-  public var dnsRefresh: Duration = .seconds(300)
-  public var trace = TraceOptions()
-  /// Labels added to every series of the target.
-  public var labels: [Label] = []
+  struct Values: Sendable, Equatable {
+    var interval: Duration = .seconds(1)
+    var timeout: Duration = .seconds(1)
+    var payloadSize: Int = 56
+    var ttl: Int = 64
+    var tos: Int = 0
+    var dontFragment: Bool = false
+    var source: IPAddress? = nil
+    var interface: String? = nil
+    var family: FamilyPreference = .auto
+    var socket: SocketMode = .auto
+    var window: Int = 100
+    var dnsRefresh: Duration = .seconds(300)
+    var trace: TraceOptions = TraceOptions()
+    var labels: [Label] = []
+  }
 
-  public init() {}
+  /// Written only while uniquely referenced (`modify`), so sharing it between threads is
+  /// sharing an immutable value.
+  private final class Storage: @unchecked Sendable {
+    var values: Values
+    init(_ values: Values) { self.values = values }
+  }
+
+  private static let defaultStorage = Storage(Values())
+  private var storage: Storage
+
+  public init() { storage = Self.defaultStorage }
+
+  private mutating func modify(_ body: (inout Values) -> Void) {
+    if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.values) }
+    body(&storage.values)
+  }
+
+  public static func == (a: ProbeOptions, b: ProbeOptions) -> Bool {
+    a.storage === b.storage || a.storage.values == b.storage.values
+  }
+
+  public var interval: Duration {
+    get { storage.values.interval }
+    set { modify { $0.interval = newValue } }
+  }
+
+  public var timeout: Duration {
+    get { storage.values.timeout }
+    set { modify { $0.timeout = newValue } }
+  }
+
+  /// ICMP payload bytes after the 8-byte echo header.
+  public var payloadSize: Int {
+    get { storage.values.payloadSize }
+    set { modify { $0.payloadSize = newValue } }
+  }
+
+  public var ttl: Int {
+    get { storage.values.ttl }
+    set { modify { $0.ttl = newValue } }
+  }
+
+  public var tos: Int {
+    get { storage.values.tos }
+    set { modify { $0.tos = newValue } }
+  }
+
+  public var dontFragment: Bool {
+    get { storage.values.dontFragment }
+    set { modify { $0.dontFragment = newValue } }
+  }
+
+  public var source: IPAddress? {
+    get { storage.values.source }
+    set { modify { $0.source = newValue } }
+  }
+
+  public var interface: String? {
+    get { storage.values.interface }
+    set { modify { $0.interface = newValue } }
+  }
+
+  public var family: FamilyPreference {
+    get { storage.values.family }
+    set { modify { $0.family = newValue } }
+  }
+
+  public var socket: SocketMode {
+    get { storage.values.socket }
+    set { modify { $0.socket = newValue } }
+  }
+
+  /// Probes in the window behind the loss, RTT and jitter gauges.
+  public var window: Int {
+    get { storage.values.window }
+    set { modify { $0.window = newValue } }
+  }
+
+  /// How often DNS names are resolved again.
+  public var dnsRefresh: Duration {
+    get { storage.values.dnsRefresh }
+    set { modify { $0.dnsRefresh = newValue } }
+  }
+
+  public var trace: TraceOptions {
+    get { storage.values.trace }
+    set { modify { $0.trace = newValue } }
+  }
+
+  /// Labels added to every series of the target.
+  public var labels: [Label] {
+    get { storage.values.labels }
+    set { modify { $0.labels = newValue } }
+  }
 }
 
 /// Path tracing settings (TTL-limited probes).

@@ -2,6 +2,8 @@
 /// of stopping at the first, so one `--check-config` run lists everything to fix.
 struct SchemaReader {
   private(set) var diagnostics: [ConfigDiagnostic] = []
+  /// Checks the files the configuration names; nil leaves them unchecked.
+  var files: NamedFileCheck?
 
   mutating func error(_ location: SourceLocation, _ message: String) {
     diagnostics.append(ConfigDiagnostic(location, message))
@@ -145,6 +147,17 @@ struct SchemaReader {
     return address
   }
 
+  /// The path of a file the configuration names (a password or TLS file), refused at its
+  /// place in the file when it is a FIFO, a device, a directory or too large.
+  mutating func filePath(_ node: YAMLNode) -> String? {
+    guard let path = string(node) else { return nil }
+    if let problem = files?.refusal(path) {
+      error(node.location, problem)
+      return nil
+    }
+    return path
+  }
+
   mutating func interfaceName(_ node: YAMLNode) -> String? {
     guard let text = string(node) else { return nil }
     guard ConfigValues.isInterfaceName(text) else {
@@ -180,4 +193,13 @@ struct SchemaReader {
     }
     return labels
   }
+}
+
+/// How the schema checks a file the configuration names: given the path as written, the
+/// reason it cannot be used, or nil. The loader supplies it, as the check reads the disk
+/// and resolves relative paths against the configuration file's directory.
+public struct NamedFileCheck: Sendable {
+  public var refusal: @Sendable (String) -> String?
+
+  public init(_ refusal: @escaping @Sendable (String) -> String?) { self.refusal = refusal }
 }

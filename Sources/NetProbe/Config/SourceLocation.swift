@@ -3,12 +3,24 @@
 /// Columns count Unicode scalars from the start of the line, so an error under a
 /// non-ASCII label value still points at the character an editor shows.
 public struct SourceLocation: Sendable, Hashable, Comparable, CustomStringConvertible {
-  public var line: Int
-  public var column: Int
+  // 32 bits each: every node and scalar of a parsed file carries a location, and a file is
+  // at most 16 MiB (`FileContents.operatorFileLimit`); half the size of two Ints.
+  private var storedLine: Int32
+  private var storedColumn: Int32
+
+  public var line: Int {
+    get { Int(storedLine) }
+    set { storedLine = Int32(clamping: newValue) }
+  }
+
+  public var column: Int {
+    get { Int(storedColumn) }
+    set { storedColumn = Int32(clamping: newValue) }
+  }
 
   public init(line: Int, column: Int) {
-    self.line = line
-    self.column = column
+    storedLine = Int32(clamping: line)
+    storedColumn = Int32(clamping: column)
   }
 
   /// `LINE:COL`, the form every diagnostic uses after the file name.

@@ -31,8 +31,19 @@ public enum YAMLLite {
 
   /// Reads `text` as one YAML-lite document. An empty document is a null scalar at 1:1.
   public static func parse(_ text: String) throws(ConfigDiagnostic) -> YAMLNode {
-    var reader = YAMLLiteReader(text)
-    return try reader.document()
+    var text = text
+    text.makeContiguousUTF8()
+    // The reader works on the string's own UTF-8 storage: no copy of the file is made.
+    let result = text.utf8.withContiguousStorageIfAvailable { bytes -> Result<YAMLNode, ConfigDiagnostic> in
+      var reader = YAMLLiteReader(bytes)
+      do throws(ConfigDiagnostic) {
+        return .success(try reader.document())
+      } catch {
+        return .failure(error)
+      }
+    }
+    guard let result else { preconditionFailure("a contiguous UTF-8 string has contiguous storage") }
+    return try result.get()
   }
 }
 
@@ -66,7 +77,8 @@ private struct BlockScalar {
 private struct YAMLLiteReader {
   typealias Failure = ConfigDiagnostic
 
-  let chars: [Unicode.Scalar]
+  /// The text's scalars, by one index across the whole document.
+  let chars: ScalarLines
   /// Each line's characters, without its line break.
   let lines: [Range<Int>]
   /// The line being read; every location is computed against it.
@@ -84,29 +96,43 @@ private struct YAMLLiteReader {
   /// Block collections open around the current position.
   var depth = 0
 
-  init(_ text: String) {
-    var chars = Array(text.unicodeScalars)
-    // PyYAML skips a byte order mark at the start of the stream; so do editors' columns.
-    if chars.first == "\u{FEFF}" { chars.removeFirst() }
+  init(_ bytes: UnsafeBufferPointer<UInt8>) {
     var lines: [Range<Int>] = []
+    var byteStarts: [Int] = []
+    // PyYAML skips a byte order mark at the start of the stream; so do editors' columns.
+    var offset = bytes.count >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0
+    var scalar = 0
     var start = 0
-    var index = 0
-    while index < chars.count {
-      switch chars[index] {
-      case "\n":
-        lines.append(start..<index)
-        index += 1
-        start = index
-      case "\r":
-        lines.append(start..<index)
-        index += index + 1 < chars.count && chars[index + 1] == "\n" ? 2 : 1
-        start = index
+    var startByte = offset
+    while offset < bytes.count {
+      let byte = bytes[offset]
+      switch byte {
+      case 0x0A:
+        lines.append(start..<scalar)
+        byteStarts.append(startByte)
+        offset += 1
+        scalar += 1
+        start = scalar
+        startByte = offset
+      case 0x0D:
+        lines.append(start..<scalar)
+        byteStarts.append(startByte)
+        let pair = offset + 1 < bytes.count && bytes[offset + 1] == 0x0A
+        offset += pair ? 2 : 1
+        scalar += pair ? 2 : 1
+        start = scalar
+        startByte = offset
       default:
-        index += 1
+        // Continuation bytes (10xxxxxx) belong to the scalar their lead byte started.
+        if byte & 0xC0 != 0x80 { scalar += 1 }
+        offset += 1
       }
     }
-    if start < chars.count { lines.append(start..<chars.count) }
-    self.chars = chars
+    if start < scalar {
+      lines.append(start..<scalar)
+      byteStarts.append(startByte)
+    }
+    self.chars = ScalarLines(bytes: bytes, lines: lines, byteStarts: byteStarts)
     self.lines = lines
   }
 
@@ -643,7 +669,7 @@ private struct YAMLLiteReader {
         value = value << 4 | UInt32(digit)
       }
       guard let scalar = Unicode.Scalar(value) else {
-        throw fail(index, "invalid unicode escape '\\\(escape)\(String(chars[(index + 2)..<(index + 2 + width)].map(Character.init)))'")
+        throw fail(index, "invalid unicode escape '\\\(escape)\(String(String.UnicodeScalarView(chars[(index + 2)..<(index + 2 + width)])))'")
       }
       text.append(scalar)
       index += 2 + width
@@ -739,5 +765,74 @@ private struct YAMLLiteReader {
       result += scalar.value < 0x20 || scalar.value == 0x7F ? scalar.escaped(asASCII: true) : String(scalar)
     }
     return result
+  }
+}
+
+/// The document's Unicode scalars, addressed by one index across the whole text, but kept
+/// as the UTF-8 the file was written in: a line is decoded into scalars when the reader
+/// first looks at it, and only the last two lines stay decoded (the reader works on the
+/// line it reads and the one it peeked at). An array of every scalar would cost four bytes
+/// a character, 64 MiB for a 16 MiB file, more than the parsed tree.
+final class ScalarLines {
+  private let bytes: UnsafeBufferPointer<UInt8>
+  /// Each line's scalar indices, without its line break.
+  private let lines: [Range<Int>]
+  /// The UTF-8 offset where each line starts.
+  private let byteStarts: [Int]
+  /// The two most recently decoded lines, the most recent in slot 0.
+  private var range0 = 0..<0
+  private var scalars0: [Unicode.Scalar] = []
+  private var range1 = 0..<0
+  private var scalars1: [Unicode.Scalar] = []
+
+  init(bytes: UnsafeBufferPointer<UInt8>, lines: [Range<Int>], byteStarts: [Int]) {
+    self.bytes = bytes
+    self.lines = lines
+    self.byteStarts = byteStarts
+  }
+
+  subscript(index: Int) -> Unicode.Scalar {
+    if range0.contains(index) { return scalars0[index - range0.lowerBound] }
+    if range1.contains(index) { return scalars1[index - range1.lowerBound] }
+    return decodeLine(containing: index)
+  }
+
+  subscript(range: Range<Int>) -> [Unicode.Scalar] {
+    range.map { self[$0] }
+  }
+
+  /// Decodes the line that holds `index` into the cache and returns the scalar there; an
+  /// index between lines is the line break after the line before it.
+  private func decodeLine(containing index: Int) -> Unicode.Scalar {
+    var low = 0
+    var high = lines.count
+    while low < high {
+      let middle = (low + high) / 2
+      if lines[middle].lowerBound <= index { low = middle + 1 } else { high = middle }
+    }
+    let line = low - 1
+    guard line >= 0, lines[line].contains(index) else { return "\n" }
+    let range = lines[line]
+    var scalars: [Unicode.Scalar] = []
+    scalars.reserveCapacity(range.count)
+    var offset = byteStarts[line]
+    while scalars.count < range.count {
+      // The bytes are a Swift string's, hence valid UTF-8.
+      let lead = UInt32(bytes[offset])
+      var value: UInt32
+      var length: Int
+      switch lead {
+      case ..<0x80: (value, length) = (lead, 1)
+      case ..<0xE0: (value, length) = (lead & 0x1F, 2)
+      case ..<0xF0: (value, length) = (lead & 0x0F, 3)
+      default: (value, length) = (lead & 0x07, 4)
+      }
+      for continuation in 1..<length { value = value << 6 | UInt32(bytes[offset + continuation] & 0x3F) }
+      scalars.append(Unicode.Scalar(value) ?? "\u{FFFD}")
+      offset += length
+    }
+    (range1, scalars1) = (range0, scalars0)
+    (range0, scalars0) = (range, scalars)
+    return scalars[index - range.lowerBound]
   }
 }
