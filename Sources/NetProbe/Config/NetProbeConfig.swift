@@ -171,6 +171,13 @@ public struct TraceOptions: Sendable, Equatable {
   public var varyFlow = false
 
   public init() {}
+
+  /// Whether a path traced with `other` is the one traced with these settings: the same
+  /// hops probed the same way. `interval` and `confirm_rounds` only change how often and how
+  /// cautiously the same path is watched, so a path survives a reload that changes them.
+  public func tracesSamePathAs(_ other: TraceOptions) -> Bool {
+    maxHops == other.maxHops && probesPerHop == other.probesPerHop && varyFlow == other.varyFlow
+  }
 }
 
 /// Settings of the ping engine as a whole.
@@ -213,6 +220,21 @@ public struct TargetConfig: Sendable, Equatable {
     self.host = host
     self.options = options
     self.location = location
+  }
+
+  /// Whether `other`, from a reloaded configuration, measures what this target measures,
+  /// so that it keeps this one's counters, window and path: the same name (its series
+  /// identity), host, and the settings that shape the probe on the wire or pick the address
+  /// and socket (payload size, TTL, ToS, DF, source, interface, family, socket kind). Any of
+  /// those changed is another measurement, and starts afresh. Interval, timeout, window,
+  /// DNS refresh, trace timing and labels only change how often or under which labels the
+  /// same thing is measured.
+  public func measuresSameAs(_ other: TargetConfig) -> Bool {
+    let a = options
+    let b = other.options
+    return name == other.name && host == other.host && a.payloadSize == b.payloadSize && a.ttl == b.ttl
+      && a.tos == b.tos && a.dontFragment == b.dontFragment && a.source == b.source && a.interface == b.interface
+      && a.family == b.family && a.socket == b.socket
   }
 }
 
@@ -312,6 +334,23 @@ public struct MulticastGroupConfig: Sendable, Equatable {
     self.joinLatencyTest = joinLatencyTest
     self.labels = labels
     self.location = location
+  }
+
+  /// Whether `other`, from a reloaded configuration, receives and measures what this group
+  /// does, so it keeps this one's join and counters: everything but its labels, its
+  /// `expected_rate` and `no_data_timeout` (which only change how the same traffic is
+  /// judged and labelled) and its place in the file. A setting added later counts as
+  /// identity until it is listed here.
+  public func measuresSameAs(_ other: MulticastGroupConfig) -> Bool {
+    func identity(_ config: MulticastGroupConfig) -> MulticastGroupConfig {
+      var copy = config
+      copy.labels = []
+      copy.expectedRate = nil
+      copy.noDataTimeout = .zero
+      copy.location = SourceLocation(line: 0, column: 0)
+      return copy
+    }
+    return identity(self) == identity(other)
   }
 }
 
