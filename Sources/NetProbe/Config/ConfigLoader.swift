@@ -12,8 +12,19 @@ public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible 
     self.file = file
   }
 
-  /// One line per problem, in file order.
-  public var lines: [String] { diagnostics.map { $0.formatted(file: file) } }
+  /// Problems printed before the rest is summed up in one line.
+  public static let printedLimit = 50
+
+  /// One line per problem, in file order: the first `printedLimit`, then "… and N more
+  /// errors". A generated file with 200,000 duplicate names gets a screenful that shows
+  /// the pattern, not 200,000 lines in the terminal or the log.
+  public var lines: [String] {
+    var lines = diagnostics.prefix(Self.printedLimit).map { $0.formatted(file: file) }
+    if diagnostics.count > Self.printedLimit {
+      lines.append("\(file): … and \(diagnostics.count - Self.printedLimit) more errors (\(diagnostics.count) in all)")
+    }
+    return lines
+  }
 
   public var description: String { lines.joined(separator: "\n") }
 }
@@ -40,10 +51,10 @@ public enum ConfigLoader {
   }
 
   static func tree(_ text: String, file: String) -> Result<YAMLNode, ConfigErrors> {
-    do {
-      return .success(try YAMLLite.parse(text))
-    } catch {
-      return .failure(ConfigErrors([error], file: file))
+    YAMLLite.parseReportingAll(text).mapError { errors in
+      var errors = errors
+      errors.file = file
+      return errors
     }
   }
 

@@ -92,7 +92,7 @@ public enum ConfigSchema {
       return trace
     }
     guard node.mapping != nil else {
-      reader.error(node.location, "\(path) must be true, false or a mapping of trace settings, got '\(node.scalar?.text ?? node.kindDescription)'")
+      reader.error(node.location, "\(path) must be true, false or a mapping of trace settings, got '\(ConfigValues.shown(node.scalar?.text ?? node.kindDescription))'")
       return base
     }
     guard let map = reader.mapping(node, path, allowed: traceKeys) else { return base }
@@ -114,7 +114,7 @@ public enum ConfigSchema {
       for item in items {
         guard let bound = reader.number(item, above: 0, upTo: 3600) else { continue }
         if let last = bounds.last, bound <= last {
-          reader.error(item.location, "rtt_buckets must increase: \(item.scalar?.text ?? "") is not above \(Exposition.formatValue(last))")
+          reader.error(item.location, "rtt_buckets must increase: \(ConfigValues.shown(item.scalar?.text ?? "")) is not above \(Exposition.formatValue(last))")
         }
         bounds.append(bound)
       }
@@ -142,7 +142,7 @@ public enum ConfigSchema {
       guard let host = reader.string(hostNode) else { continue }
       let literal = IPAddress(host)
       if literal == nil && !ConfigValues.isHostName(host) {
-        reader.error(hostNode.location, "'\(host)' is neither an IP address nor a valid DNS name")
+        reader.error(hostNode.location, "'\(ConfigValues.shown(host))' is neither an IP address nor a valid DNS name")
         continue
       }
       if let literal, literal.isMulticast || literal.isUnspecified {
@@ -153,18 +153,18 @@ public enum ConfigSchema {
       let name = nameNode.flatMap { reader.string($0) } ?? host
       let options = probeOptions(map, path, base: defaults, isTarget: true, &reader)
       if let first = firstByName[name] {
-        reader.error(nameNode?.location ?? hostNode.location, "duplicate target name '\(name)' (first at \(first))")
+        reader.error(nameNode?.location ?? hostNode.location, "duplicate target name '\(ConfigValues.shown(name))' (first at \(first))")
         continue
       }
       firstByName[name] = nameNode?.location ?? hostNode.location
       if let literal {
         let familyNode = map["family"]?.value ?? hostNode
         if options.family != .auto && options.family.rawValue != literal.family.rawValue {
-          reader.error(familyNode.location, "family \(options.family.rawValue) contradicts host \(host), an \(literal.family.rawValue) address")
+          reader.error(familyNode.location, "family \(options.family.rawValue) contradicts host \(ConfigValues.shown(host)), an \(literal.family.rawValue) address")
         }
         if let source = options.source, source.family != literal.family {
           reader.error(map["source"]?.value.location ?? item.location,
-                       "source \(source) is \(source.family.rawValue) but host \(host) is \(literal.family.rawValue)")
+                       "source \(source) is \(source.family.rawValue) but host \(ConfigValues.shown(host)) is \(literal.family.rawValue)")
         }
       }
       result.append(TargetConfig(name: name, host: host, options: options, location: item.location))
@@ -251,7 +251,7 @@ public enum ConfigSchema {
       if let v = map["labels"]?.value { config.labels = reader.labels(v, "\(path).labels", reserved: reservedGroupLabels) }
       let nameLocation = map["name"]?.value.location ?? item.location
       if let first = firstByName[config.name] {
-        reader.error(nameLocation, "duplicate multicast group name '\(config.name)' (first at \(first))")
+        reader.error(nameLocation, "duplicate multicast group name '\(ConfigValues.shown(config.name))' (first at \(first))")
         continue
       }
       firstByName[config.name] = nameLocation
@@ -310,7 +310,7 @@ public enum ConfigSchema {
       if let v = map["stream_id"]?.value { beacon.streamID = reader.integer(v, 0...Int(UInt32.max)).map(UInt32.init) ?? beacon.streamID }
       let nameLocation = map["name"]?.value.location ?? item.location
       if let first = firstByName[beacon.name] {
-        reader.error(nameLocation, "duplicate beacon name '\(beacon.name)' (first at \(first))")
+        reader.error(nameLocation, "duplicate beacon name '\(ConfigValues.shown(beacon.name))' (first at \(first))")
         continue
       }
       firstByName[beacon.name] = nameLocation
@@ -328,7 +328,7 @@ public enum ConfigSchema {
     var names: [String] = []
     for item in reader.list(listNode, "querier_watch.interfaces") ?? [] {
       guard let name = reader.interfaceName(item) else { continue }
-      if names.contains(name) { reader.error(item.location, "interface '\(name)' is listed twice") } else { names.append(name) }
+      if names.contains(name) { reader.error(item.location, "interface '\(ConfigValues.shown(name))' is listed twice") } else { names.append(name) }
     }
     var watch = QuerierWatchConfig(interfaces: names)
     if let v = map["protocols"]?.value, let items = reader.list(v, "querier_watch.protocols") {
@@ -363,7 +363,7 @@ public enum ConfigSchema {
     var urlIsValid = false
     if let url = reader.string(urlNode) {
       urlIsValid = isHTTPURL(url)
-      if !urlIsValid { reader.error(urlNode.location, "expected an http:// or https:// URL, got '\(url)'") }
+      if !urlIsValid { reader.error(urlNode.location, "expected an http:// or https:// URL, got '\(ConfigValues.shown(url))'") }
     }
     var push = PushConfig(url: urlNode.scalar?.text ?? "")
     if let v = map["job"]?.value { push.job = reader.string(v) ?? push.job }
@@ -395,7 +395,7 @@ public enum ConfigSchema {
     }
     if let v = map["proxy_url"]?.value, let proxy = reader.string(v) {
       if isHTTPURL(proxy) || proxy.hasPrefix("socks5://") { push.proxyURL = proxy } else {
-        reader.error(v.location, "expected an http://, https:// or socks5:// proxy URL, got '\(proxy)'")
+        reader.error(v.location, "expected an http://, https:// or socks5:// proxy URL, got '\(ConfigValues.shown(proxy))'")
       }
     }
     if let v = map["gzip"]?.value { push.gzip = reader.boolean(v) ?? false }

@@ -33,15 +33,25 @@ public struct SourceLocation: Sendable, Hashable, Comparable, CustomStringConver
 
 /// One problem found in a configuration file: where, and what was expected.
 ///
-/// The reader stops at the first syntax error; the schema check collects every problem it
-/// can, so an operator fixes a file in one pass instead of one error per run.
+/// The reader goes on after a syntax error at the next line its enclosing collection can
+/// continue at, and the schema check collects every problem it can, so an operator fixes
+/// a file in one pass instead of one error per run.
 public struct ConfigDiagnostic: Error, Sendable, Hashable, CustomStringConvertible {
   public var location: SourceLocation
   public var message: String
 
+  /// Longest message kept whole. Values are cut where they are put into a message
+  /// (`ConfigValues.shown`); this bounds any message that still came out long.
+  static let maximumMessageLength = 400
+
   public init(_ location: SourceLocation, _ message: String) {
     self.location = location
-    self.message = message
+    if message.utf8.count > Self.maximumMessageLength {
+      let kept = String(String.UnicodeScalarView(message.unicodeScalars.prefix(Self.maximumMessageLength)))
+      self.message = kept + "… (message of \(message.utf8.count) bytes cut)"
+    } else {
+      self.message = message
+    }
   }
 
   /// `FILE:LINE:COL: message`, the form compilers use, so editors can jump to it.
