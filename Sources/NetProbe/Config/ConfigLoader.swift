@@ -110,7 +110,7 @@ public enum ConfigLoader {
   /// checked on one host and run on another); `unreadableFiles` warns about those.
   static func refusal(of path: String) -> String? {
     do {
-      _ = try FileContents.readRegularFile(path)
+      try FileContents.checkRegularFile(path)
       return nil
     } catch {
       if case .system = error { return nil }

@@ -31,20 +31,7 @@ public enum FileContents {
   /// refused, as is a size over `limit`. At most `limit + 1` bytes are read, so a file that
   /// grows after the check still cannot make the exporter read more than that.
   public static func readRegularFile(_ path: String, limit: Int = operatorFileLimit) throws(FileReadError) -> [UInt8] {
-    let file: OpenFile
-    do {
-      file = try OpenFile(path, flags: O_RDONLY | O_NONBLOCK)
-    } catch {
-      throw .system(error)
-    }
-    let status: FileStatus
-    do {
-      status = try file.status()
-    } catch {
-      throw .system(error)
-    }
-    guard status.kind == .regular else { throw .notRegularFile(status.kind) }
-    guard status.size <= Int64(limit) else { throw .tooLarge(bytes: status.size, limit: limit) }
+    let (file, status) = try openRegularFile(path, limit: limit)
     var bytes = [UInt8](repeating: 0, count: Int(status.size) + 1)
     var filled = 0
     while true {
@@ -65,6 +52,29 @@ public enum FileContents {
     }
     bytes.removeSubrange(filled...)
     return bytes
+  }
+
+  /// Checks, without reading it, that `path` is a regular file of at most `limit` bytes:
+  /// for files another library opens itself (libcurl and the TLS files), which would
+  /// block on a FIFO or read a device for ever.
+  public static func checkRegularFile(_ path: String, limit: Int = operatorFileLimit) throws(FileReadError) {
+    _ = try openRegularFile(path, limit: limit)
+  }
+
+  /// Opens `path` with O_NONBLOCK and accepts it only when fstat(2) on the descriptor says
+  /// it is a regular file of at most `limit` bytes.
+  private static func openRegularFile(_ path: String, limit: Int) throws(FileReadError) -> (OpenFile, FileStatus) {
+    let file: OpenFile
+    let status: FileStatus
+    do {
+      file = try OpenFile(path, flags: O_RDONLY | O_NONBLOCK)
+      status = try file.status()
+    } catch {
+      throw .system(error)
+    }
+    guard status.kind == .regular else { throw .notRegularFile(status.kind) }
+    guard status.size <= Int64(limit) else { throw .tooLarge(bytes: status.size, limit: limit) }
+    return (file, status)
   }
 
   /// The file as UTF-8 text; nil when it is not valid UTF-8.
