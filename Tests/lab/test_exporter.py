@@ -19,8 +19,8 @@ BROKEN = "targets:\n  - {name: lo, host: 127.0.0.1}\n  - name: lo\n    host: 127
 
 
 class CheckConfigTest(unittest.TestCase):
-    def check(self, *args):
-        return subprocess.run([BINARY, "--check-config", *args], capture_output=True, text=True, timeout=30)
+    def check(self, *args, timeout=30):
+        return subprocess.run([BINARY, "--check-config", *args], capture_output=True, text=True, timeout=timeout)
 
     def test_shipped_configs_are_valid(self):
         files = [os.path.join(ROOT, "config", "netprobe.yml")]
@@ -38,6 +38,42 @@ class CheckConfigTest(unittest.TestCase):
         self.assertIn("embedded default configuration: configuration OK", result.stdout)
         self.assertIn("ICMP targets: 2", result.stdout)
         self.assertIn("loopback-v4: 127.0.0.1 every 1s", result.stdout)
+
+    def test_devices_and_fifos_fail_at_once_with_exit_2(self):
+        # /dev/zero once grew the process to 6.6 GB and a FIFO blocked for ever: both are
+        # refused before a byte is read, whatever the size or the writer.
+        fifo = os.path.join(temporary_directory(self), "netprobe.yml")
+        os.mkfifo(fifo)
+        for path, kind in [("/dev/zero", "a character device"), ("/dev/urandom", "a character device"),
+                           (fifo, "a FIFO (named pipe)")]:
+            started = time.monotonic()
+            result = self.check(f"--config.file={path}")
+            elapsed = time.monotonic() - started
+            self.assertEqual(result.returncode, 2, path)
+            self.assertLess(elapsed, 1.0, f"{path} took {elapsed:.2f} s")
+            self.assertEqual(result.stdout, "")
+            self.assertEqual(result.stderr, f"{path}:1:1: cannot read the file: it is {kind}, not a regular file\n")
+
+    def test_error_output_is_bounded(self):
+        directory = temporary_directory(self)
+        # A 10 MB value is shown as its first 80 characters and its length.
+        path = os.path.join(directory, "long.yml")
+        with open(path, "w") as f:
+            f.write('targets:\n  - host: "' + "x" * 10_000_000 + '"\n')
+        # Files this size take seconds in a debug build on a busy machine.
+        result = self.check(f"--config.file={path}", timeout=180)
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(result.stderr, f"{path}:2:11: '{'x' * 80}… (10000000 bytes)' is neither an IP address "
+                                        "nor a valid DNS name\n")
+        # 200,000 duplicate names: 50 lines and a count, not 200,000 lines.
+        path = os.path.join(directory, "duplicates.yml")
+        with open(path, "w") as f:
+            f.write("targets:\n" + "  - {name: same, host: 198.18.0.1}\n" * 200_000)
+        result = self.check(f"--config.file={path}", timeout=180)
+        self.assertEqual(result.returncode, 2)
+        lines = result.stderr.splitlines()
+        self.assertEqual(len(lines), 51)
+        self.assertEqual(lines[-1], f"{path}: … and 199949 more errors (199999 in all)")
 
     def test_broken_file_prints_file_line_column_and_exits_2(self):
         path = os.path.join(temporary_directory(self), "bad.yml")

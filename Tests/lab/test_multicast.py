@@ -564,12 +564,14 @@ class MulticastLabTest(unittest.TestCase):
         wait_series(exporter, "netprobe_multicast_packets_received_total", "kept", lambda v: v >= 100)
         wait_series(exporter, "netprobe_multicast_packets_received_total", "gone", lambda v: v >= 100)
         with open(path, "w") as f:
-            f.write(group_config("kept", "239.1.2.1", 5010))
+            # New labels and an expected rate judge and label the same traffic: the group,
+            # its join and its counters are kept.
+            f.write(group_config("kept", "239.1.2.1", 5010, extra="expected_rate: 100\nlabels: {feed: a}"))
         before = series(exporter, "netprobe_multicast_packets_received_total", "kept")
         exporter.signal(signal.SIGHUP)
         wait_for(lambda: 'name="gone"' not in exporter.metrics(), what="the removed group's series to go")
-        self.assertGreaterEqual(series(exporter, "netprobe_multicast_packets_received_total", "kept"), before,
-                                "an unchanged group keeps its counters")
+        self.assertGreaterEqual(series(exporter, "netprobe_multicast_packets_received_total", "kept", feed="a"), before,
+                                "a group whose traffic is the same keeps its counters under its new labels")
         # The removed group is left: the kernel no longer lists it.
         wait_for(lambda: "020201EF" not in kernel_groups(lab), what="the leave")
         self.assertIn("010201EF", kernel_groups(lab))

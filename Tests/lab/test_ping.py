@@ -174,8 +174,9 @@ class PingLabTest(unittest.TestCase):
         exporter = LabExporter(self, lab, config=path)
         wait_for(lambda: (exporter.target_value("netprobe_ping_packets_sent_total", "t0") or 0) >= 20, what="probes")
         with open(path, "w") as f:
-            # t0 unchanged, t1 gone, t2 with a new interval (a new target for its counters).
-            f.write(targets_config([a]) + "  - {name: t2, host: \"%s\", interval: 200ms}\n" % c)
+            # t0 unchanged, t1 gone, t2 with another payload size: it measures something
+            # else, so its counters start again.
+            f.write(targets_config([a]) + "  - {name: t2, host: \"%s\", payload_size: 200}\n" % c)
         before = exporter.target_value("netprobe_ping_packets_sent_total", "t0")
         self.assertEqual(exporter.get("/-/reload")[0], 405)
         status = self.lab_post(lab, exporter, "/-/reload")
@@ -184,7 +185,42 @@ class PingLabTest(unittest.TestCase):
                                 "an unchanged target keeps its counters")
         self.assertNotIn('target="t1"', exporter.metrics(), "a removed target loses its series")
         t2_sent = exporter.target_value("netprobe_ping_packets_sent_total", "t2")
-        self.assertLess(t2_sent, 20, "a changed target starts its counters again")
+        self.assertLess(t2_sent, 20, "a target that measures something else starts its counters again")
+
+    def test_reload_changing_only_interval_keeps_counters_window_and_labels_follow(self):
+        lab = self.lab(targets=1)
+        (a,) = lab.addresses(1)
+        path = write_config(self, targets_config([a], interval="200ms"))
+        exporter = LabExporter(self, lab, config=path)
+        wait_for(lambda: (exporter.target_value("netprobe_ping_packets_sent_total", "t0") or 0) >= 15, what="probes")
+        with open(path, "w") as f:
+            # Only the interval and the labels change: the same measurement.
+            f.write(targets_config([a], interval="50ms", extra_defaults="labels: {site: lab}"))
+        before = exporter.target_value("netprobe_ping_packets_sent_total", "t0")
+        window_before = exporter.target_value("netprobe_ping_window_probes", "t0")
+        self.assertEqual(self.lab_post(lab, exporter, "/-/reload"), 200)
+        # Every scrape after the reload continues from where the counter was, never ~1.
+        seen = []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            metrics = exporter.metrics()
+            sent = [value for labels, value in exporter.samples("netprobe_ping_packets_sent_total", metrics).items()
+                    if 'target="t0"' in labels]
+            self.assertEqual(len(sent), 1, "one series for the target")
+            seen.append(sent[0])
+            time.sleep(0.2)
+        self.assertGreaterEqual(min(seen), before, f"counter went back after the reload: {before} -> {seen}")
+        self.assertTrue(all(x <= y for x, y in zip(seen, seen[1:])), seen)
+        # At 50 ms the 3 s after the reload add about 60 probes (200 ms would add 15).
+        self.assertGreater(seen[-1] - before, 35, f"the new interval is in force: {before} -> {seen[-1]}")
+        self.assertGreaterEqual(exporter.target_value("netprobe_ping_window_probes", "t0"), window_before,
+                                "the window kept its probes")
+        # The labels are part of the series: the old label set is gone, the new one
+        # carries the same counter on.
+        metrics = exporter.metrics()
+        sent = exporter.samples("netprobe_ping_packets_sent_total", metrics)
+        self.assertEqual([labels for labels in sent if 'target="t0"' in labels and 'site="lab"' in labels],
+                         [labels for labels in sent if 'target="t0"' in labels])
 
     @staticmethod
     def lab_post(lab, exporter, path):

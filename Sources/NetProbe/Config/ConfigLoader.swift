@@ -12,8 +12,19 @@ public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible 
     self.file = file
   }
 
-  /// One line per problem, in file order.
-  public var lines: [String] { diagnostics.map { $0.formatted(file: file) } }
+  /// Problems printed before the rest is summed up in one line.
+  public static let printedLimit = 50
+
+  /// One line per problem, in file order: the first `printedLimit`, then "… and N more
+  /// errors". A generated file with 200,000 duplicate names gets a screenful that shows
+  /// the pattern, not 200,000 lines in the terminal or the log.
+  public var lines: [String] {
+    var lines = diagnostics.prefix(Self.printedLimit).map { $0.formatted(file: file) }
+    if diagnostics.count > Self.printedLimit {
+      lines.append("\(file): … and \(diagnostics.count - Self.printedLimit) more errors (\(diagnostics.count) in all)")
+    }
+    return lines
+  }
 
   public var description: String { lines.joined(separator: "\n") }
 }
@@ -35,20 +46,43 @@ public enum ConfigSource: Sendable, Equatable, CustomStringConvertible {
 /// Reads a configuration: the file (or the embedded default) → YAML-lite → schema.
 public enum ConfigLoader {
   /// Parses configuration text; `file` names it in error messages.
-  public static func parse(_ text: String, file: String) -> Result<NetProbeConfig, ConfigErrors> {
-    let root: YAMLNode
-    do {
-      root = try YAMLLite.parse(text)
-    } catch {
-      return .failure(ConfigErrors([error], file: file))
+  public static func parse(_ text: String, file: String, files: NamedFileCheck? = nil) -> Result<NetProbeConfig, ConfigErrors> {
+    tree(text, file: file).flatMap { decode($0, file: file, files: files) }
+  }
+
+  static func tree(_ text: String, file: String) -> Result<YAMLNode, ConfigErrors> {
+    YAMLLite.parseReportingAll(text).mapError { errors in
+      var errors = errors
+      errors.file = file
+      return errors
     }
-    switch ConfigSchema.decode(root) {
+  }
+
+  static func decode(_ root: YAMLNode, file: String, files: NamedFileCheck?) -> Result<NetProbeConfig, ConfigErrors> {
+    switch ConfigSchema.decode(root, files: files) {
     case .success(let config):
       return .success(config)
     case .failure(var errors):
       errors.file = file
       return .failure(errors)
     }
+  }
+
+  /// The file's tree. Its bytes and text are gone when this returns, before the schema
+  /// builds the typed configuration: the peak holds the tree and the configuration, not
+  /// also the 16 MiB of text.
+  static func readTree(_ path: String) -> Result<YAMLNode, ConfigErrors> {
+    let text: String
+    do {
+      let bytes = try FileContents.readRegularFile(path)
+      guard let valid = String(validating: bytes, as: UTF8.self) else {
+        return .failure(ConfigErrors([ConfigDiagnostic(SourceLocation(line: 1, column: 1), "the file is not valid UTF-8")], file: path))
+      }
+      text = valid
+    } catch {
+      return .failure(ConfigErrors([ConfigDiagnostic(SourceLocation(line: 1, column: 1), "cannot read the file: \(error)")], file: path))
+    }
+    return tree(text, file: path)
   }
 
   /// Loads from `source`. Relative file paths inside the config (password and TLS files)
@@ -58,16 +92,29 @@ public enum ConfigLoader {
     case .embedded:
       return parse(EmbeddedConfig.text, file: "<embedded netprobe.yml>")
     case .file(let path):
-      let read: String?
-      do {
-        read = try FileContents.text(path)
-      } catch {
-        return .failure(ConfigErrors([ConfigDiagnostic(SourceLocation(line: 1, column: 1), "cannot read the file: \(error)")], file: path))
+      let root: YAMLNode
+      switch readTree(path) {
+      case .success(let tree): root = tree
+      case .failure(let errors): return .failure(errors)
       }
-      guard let text = read else {
-        return .failure(ConfigErrors([ConfigDiagnostic(SourceLocation(line: 1, column: 1), "the file is not valid UTF-8")], file: path))
+      let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+      let files = NamedFileCheck { named in
+        refusal(of: named.hasPrefix("/") ? named : directory.appendingPathComponent(named).path)
       }
-      return parse(text, file: path).map { resolvingPaths(in: $0, relativeTo: path) }
+      return decode(root, file: path, files: files).map { resolvingPaths(in: $0, relativeTo: path) }
+    }
+  }
+
+  /// Why a file the configuration names cannot be used: not a regular file, or over the
+  /// size limit. A file that is missing or unreadable here is not refused (the file may be
+  /// checked on one host and run on another); `unreadableFiles` warns about those.
+  static func refusal(of path: String) -> String? {
+    do {
+      try FileContents.checkRegularFile(path)
+      return nil
+    } catch {
+      if case .system = error { return nil }
+      return "cannot use \(path): \(error)"
     }
   }
 

@@ -25,8 +25,12 @@ public enum ConfigSchema {
   public static let minimumBeaconSize = 32
 
   /// The config, or every problem found (sorted by position).
-  public static func decode(_ root: YAMLNode) -> Result<NetProbeConfig, ConfigErrors> {
+  /// `files` checks the files the configuration names (password, TLS), so a FIFO or a
+  /// device there is an error at its line; without it (text not from a file) they are not
+  /// looked at.
+  public static func decode(_ root: YAMLNode, files: NamedFileCheck? = nil) -> Result<NetProbeConfig, ConfigErrors> {
     var reader = SchemaReader()
+    reader.files = files
     var config = NetProbeConfig()
     if root.scalar?.isNull != true, let top = reader.mapping(root, "the configuration", allowed: topLevelKeys) {
       if let node = top["defaults"]?.value, let map = reader.mapping(node, "defaults", allowed: probeKeys) {
@@ -88,7 +92,7 @@ public enum ConfigSchema {
       return trace
     }
     guard node.mapping != nil else {
-      reader.error(node.location, "\(path) must be true, false or a mapping of trace settings, got '\(node.scalar?.text ?? node.kindDescription)'")
+      reader.error(node.location, "\(path) must be true, false or a mapping of trace settings, got '\(ConfigValues.shown(node.scalar?.text ?? node.kindDescription))'")
       return base
     }
     guard let map = reader.mapping(node, path, allowed: traceKeys) else { return base }
@@ -110,7 +114,7 @@ public enum ConfigSchema {
       for item in items {
         guard let bound = reader.number(item, above: 0, upTo: 3600) else { continue }
         if let last = bounds.last, bound <= last {
-          reader.error(item.location, "rtt_buckets must increase: \(item.scalar?.text ?? "") is not above \(Exposition.formatValue(last))")
+          reader.error(item.location, "rtt_buckets must increase: \(ConfigValues.shown(item.scalar?.text ?? "")) is not above \(Exposition.formatValue(last))")
         }
         bounds.append(bound)
       }
@@ -125,7 +129,9 @@ public enum ConfigSchema {
 
   static func targets(_ items: [YAMLNode], defaults: ProbeOptions, _ reader: inout SchemaReader) -> [TargetConfig] {
     var result: [TargetConfig] = []
+    result.reserveCapacity(items.count)
     var firstByName: [String: SourceLocation] = [:]
+    firstByName.reserveCapacity(items.count)
     for (index, item) in items.enumerated() {
       let path = "targets[\(index)]"
       guard let map = reader.mapping(item, path, allowed: ["name", "host"] + probeKeys) else { continue }
@@ -136,7 +142,7 @@ public enum ConfigSchema {
       guard let host = reader.string(hostNode) else { continue }
       let literal = IPAddress(host)
       if literal == nil && !ConfigValues.isHostName(host) {
-        reader.error(hostNode.location, "'\(host)' is neither an IP address nor a valid DNS name")
+        reader.error(hostNode.location, "'\(ConfigValues.shown(host))' is neither an IP address nor a valid DNS name")
         continue
       }
       if let literal, literal.isMulticast || literal.isUnspecified {
@@ -147,18 +153,18 @@ public enum ConfigSchema {
       let name = nameNode.flatMap { reader.string($0) } ?? host
       let options = probeOptions(map, path, base: defaults, isTarget: true, &reader)
       if let first = firstByName[name] {
-        reader.error(nameNode?.location ?? hostNode.location, "duplicate target name '\(name)' (first at \(first))")
+        reader.error(nameNode?.location ?? hostNode.location, "duplicate target name '\(ConfigValues.shown(name))' (first at \(first))")
         continue
       }
       firstByName[name] = nameNode?.location ?? hostNode.location
       if let literal {
         let familyNode = map["family"]?.value ?? hostNode
         if options.family != .auto && options.family.rawValue != literal.family.rawValue {
-          reader.error(familyNode.location, "family \(options.family.rawValue) contradicts host \(host), an \(literal.family.rawValue) address")
+          reader.error(familyNode.location, "family \(options.family.rawValue) contradicts host \(ConfigValues.shown(host)), an \(literal.family.rawValue) address")
         }
         if let source = options.source, source.family != literal.family {
           reader.error(map["source"]?.value.location ?? item.location,
-                       "source \(source) is \(source.family.rawValue) but host \(host) is \(literal.family.rawValue)")
+                       "source \(source) is \(source.family.rawValue) but host \(ConfigValues.shown(host)) is \(literal.family.rawValue)")
         }
       }
       result.append(TargetConfig(name: name, host: host, options: options, location: item.location))
@@ -245,7 +251,7 @@ public enum ConfigSchema {
       if let v = map["labels"]?.value { config.labels = reader.labels(v, "\(path).labels", reserved: reservedGroupLabels) }
       let nameLocation = map["name"]?.value.location ?? item.location
       if let first = firstByName[config.name] {
-        reader.error(nameLocation, "duplicate multicast group name '\(config.name)' (first at \(first))")
+        reader.error(nameLocation, "duplicate multicast group name '\(ConfigValues.shown(config.name))' (first at \(first))")
         continue
       }
       firstByName[config.name] = nameLocation
@@ -304,7 +310,7 @@ public enum ConfigSchema {
       if let v = map["stream_id"]?.value { beacon.streamID = reader.integer(v, 0...Int(UInt32.max)).map(UInt32.init) ?? beacon.streamID }
       let nameLocation = map["name"]?.value.location ?? item.location
       if let first = firstByName[beacon.name] {
-        reader.error(nameLocation, "duplicate beacon name '\(beacon.name)' (first at \(first))")
+        reader.error(nameLocation, "duplicate beacon name '\(ConfigValues.shown(beacon.name))' (first at \(first))")
         continue
       }
       firstByName[beacon.name] = nameLocation
@@ -322,7 +328,7 @@ public enum ConfigSchema {
     var names: [String] = []
     for item in reader.list(listNode, "querier_watch.interfaces") ?? [] {
       guard let name = reader.interfaceName(item) else { continue }
-      if names.contains(name) { reader.error(item.location, "interface '\(name)' is listed twice") } else { names.append(name) }
+      if names.contains(name) { reader.error(item.location, "interface '\(ConfigValues.shown(name))' is listed twice") } else { names.append(name) }
     }
     var watch = QuerierWatchConfig(interfaces: names)
     if let v = map["protocols"]?.value, let items = reader.list(v, "querier_watch.protocols") {
@@ -357,7 +363,7 @@ public enum ConfigSchema {
     var urlIsValid = false
     if let url = reader.string(urlNode) {
       urlIsValid = isHTTPURL(url)
-      if !urlIsValid { reader.error(urlNode.location, "expected an http:// or https:// URL, got '\(url)'") }
+      if !urlIsValid { reader.error(urlNode.location, "expected an http:// or https:// URL, got '\(ConfigValues.shown(url))'") }
     }
     var push = PushConfig(url: urlNode.scalar?.text ?? "")
     if let v = map["job"]?.value { push.job = reader.string(v) ?? push.job }
@@ -371,7 +377,7 @@ public enum ConfigSchema {
     }
     if let v = map["basic_auth"]?.value, let auth = reader.mapping(v, "push.basic_auth", allowed: ["username", "password_file"]) {
       if let userNode = auth["username"]?.value, let fileNode = auth["password_file"]?.value {
-        if let username = reader.string(userNode), let file = reader.string(fileNode) {
+        if let username = reader.string(userNode), let file = reader.filePath(fileNode) {
           push.basicAuth = PushConfig.BasicAuth(username: username, passwordFile: file)
         }
       } else {
@@ -379,9 +385,9 @@ public enum ConfigSchema {
       }
     }
     if let v = map["tls"]?.value, let tls = reader.mapping(v, "push.tls", allowed: ["ca_file", "cert_file", "key_file", "insecure_skip_verify"]) {
-      if let n = tls["ca_file"]?.value { push.tls.caFile = reader.string(n) }
-      if let n = tls["cert_file"]?.value { push.tls.certFile = reader.string(n) }
-      if let n = tls["key_file"]?.value { push.tls.keyFile = reader.string(n) }
+      if let n = tls["ca_file"]?.value { push.tls.caFile = reader.filePath(n) }
+      if let n = tls["cert_file"]?.value { push.tls.certFile = reader.filePath(n) }
+      if let n = tls["key_file"]?.value { push.tls.keyFile = reader.filePath(n) }
       if let n = tls["insecure_skip_verify"]?.value { push.tls.insecureSkipVerify = reader.boolean(n) ?? false }
       if (push.tls.certFile == nil) != (push.tls.keyFile == nil) {
         reader.error(v.location, "push.tls needs both 'cert_file' and 'key_file' for a client certificate")
@@ -389,7 +395,7 @@ public enum ConfigSchema {
     }
     if let v = map["proxy_url"]?.value, let proxy = reader.string(v) {
       if isHTTPURL(proxy) || proxy.hasPrefix("socks5://") { push.proxyURL = proxy } else {
-        reader.error(v.location, "expected an http://, https:// or socks5:// proxy URL, got '\(proxy)'")
+        reader.error(v.location, "expected an http://, https:// or socks5:// proxy URL, got '\(ConfigValues.shown(proxy))'")
       }
     }
     if let v = map["gzip"]?.value { push.gzip = reader.boolean(v) ?? false }

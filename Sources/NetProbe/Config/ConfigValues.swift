@@ -73,9 +73,30 @@ public enum ConfigValues {
     return isLetter(first) && text.unicodeScalars.allSatisfy { isLetter($0) || ("0"..."9").contains($0) }
   }
 
+  /// Values shown in messages are cut to this many characters.
+  public static let shownLength = 80
+
+  /// A value from the file as an error message shows it: on one line (controls escaped),
+  /// and cut after `shownLength` characters with its full length in bytes, so a 10 MB
+  /// value makes a one-line message, not 10 MB of output.
+  public static func shown(_ text: String) -> String {
+    var result = ""
+    var count = 0
+    for scalar in text.unicodeScalars {
+      if count == shownLength { return result + "… (\(text.utf8.count) bytes)" }
+      result += scalar.value < 0x20 || scalar.value == 0x7F ? scalar.escaped(asASCII: true) : String(scalar)
+      count += 1
+    }
+    return result
+  }
+
   /// The candidate closest to `word` by edit distance, when close enough to be a typo:
   /// one edit for short words, up to three for long ones.
   public static func suggestion(for word: String, among candidates: [String]) -> String? {
+    // At most three edits apart, so a longer word has no suggestion; checked first, as the
+    // distance table is words × candidate long (a 10 MB value would need gigabytes).
+    let longest = candidates.map(\.unicodeScalars.count).max() ?? 0
+    guard word.utf8.count <= 4 * (longest + 3) || word.unicodeScalars.count <= longest + 3 else { return nil }
     let scored = candidates.map { ($0, editDistance(word.lowercased(), $0)) }
     guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
     let limit = max(1, min(3, max(word.count, best.0.count) / 3))

@@ -41,27 +41,122 @@ public enum SocketMode: String, Sendable, Equatable, CaseIterable {
 }
 
 /// Probe settings that `defaults` sets for all targets and each target may override.
+///
+/// Copy-on-write over one shared storage: every target starts as a copy of `defaults` and
+/// most change nothing, so 600,000 targets share one set of options instead of holding
+/// 600,000 copies of 200 bytes (a 16 MiB file of targets must parse in under 200 MiB).
 public struct ProbeOptions: Sendable, Equatable {
-  public var interval: Duration = .seconds(1)
-  public var timeout: Duration = .seconds(1)
-  /// ICMP payload bytes after the 8-byte echo header.
-  public var payloadSize = 56
-  public var ttl = 64
-  public var tos = 0
-  public var dontFragment = false
-  public var source: IPAddress?
-  public var interface: String?
-  public var family = FamilyPreference.auto
-  public var socket = SocketMode.auto
-  /// Probes in the window behind the loss, RTT and jitter gauges.
-  public var window = 100
-  /// How often DNS names are resolved again.
-  public var dnsRefresh: Duration = .seconds(300)
-  public var trace = TraceOptions()
-  /// Labels added to every series of the target.
-  public var labels: [Label] = []
+  struct Values: Sendable, Equatable {
+    var interval: Duration = .seconds(1)
+    var timeout: Duration = .seconds(1)
+    var payloadSize: Int = 56
+    var ttl: Int = 64
+    var tos: Int = 0
+    var dontFragment: Bool = false
+    var source: IPAddress? = nil
+    var interface: String? = nil
+    var family: FamilyPreference = .auto
+    var socket: SocketMode = .auto
+    var window: Int = 100
+    var dnsRefresh: Duration = .seconds(300)
+    var trace: TraceOptions = TraceOptions()
+    var labels: [Label] = []
+  }
 
-  public init() {}
+  /// Written only while uniquely referenced (`modify`), so sharing it between threads is
+  /// sharing an immutable value.
+  private final class Storage: @unchecked Sendable {
+    var values: Values
+    init(_ values: Values) { self.values = values }
+  }
+
+  private static let defaultStorage = Storage(Values())
+  private var storage: Storage
+
+  public init() { storage = Self.defaultStorage }
+
+  private mutating func modify(_ body: (inout Values) -> Void) {
+    if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.values) }
+    body(&storage.values)
+  }
+
+  public static func == (a: ProbeOptions, b: ProbeOptions) -> Bool {
+    a.storage === b.storage || a.storage.values == b.storage.values
+  }
+
+  public var interval: Duration {
+    get { storage.values.interval }
+    set { modify { $0.interval = newValue } }
+  }
+
+  public var timeout: Duration {
+    get { storage.values.timeout }
+    set { modify { $0.timeout = newValue } }
+  }
+
+  /// ICMP payload bytes after the 8-byte echo header.
+  public var payloadSize: Int {
+    get { storage.values.payloadSize }
+    set { modify { $0.payloadSize = newValue } }
+  }
+
+  public var ttl: Int {
+    get { storage.values.ttl }
+    set { modify { $0.ttl = newValue } }
+  }
+
+  public var tos: Int {
+    get { storage.values.tos }
+    set { modify { $0.tos = newValue } }
+  }
+
+  public var dontFragment: Bool {
+    get { storage.values.dontFragment }
+    set { modify { $0.dontFragment = newValue } }
+  }
+
+  public var source: IPAddress? {
+    get { storage.values.source }
+    set { modify { $0.source = newValue } }
+  }
+
+  public var interface: String? {
+    get { storage.values.interface }
+    set { modify { $0.interface = newValue } }
+  }
+
+  public var family: FamilyPreference {
+    get { storage.values.family }
+    set { modify { $0.family = newValue } }
+  }
+
+  public var socket: SocketMode {
+    get { storage.values.socket }
+    set { modify { $0.socket = newValue } }
+  }
+
+  /// Probes in the window behind the loss, RTT and jitter gauges.
+  public var window: Int {
+    get { storage.values.window }
+    set { modify { $0.window = newValue } }
+  }
+
+  /// How often DNS names are resolved again.
+  public var dnsRefresh: Duration {
+    get { storage.values.dnsRefresh }
+    set { modify { $0.dnsRefresh = newValue } }
+  }
+
+  public var trace: TraceOptions {
+    get { storage.values.trace }
+    set { modify { $0.trace = newValue } }
+  }
+
+  /// Labels added to every series of the target.
+  public var labels: [Label] {
+    get { storage.values.labels }
+    set { modify { $0.labels = newValue } }
+  }
 }
 
 /// Path tracing settings (TTL-limited probes).
@@ -76,6 +171,13 @@ public struct TraceOptions: Sendable, Equatable {
   public var varyFlow = false
 
   public init() {}
+
+  /// Whether a path traced with `other` is the one traced with these settings: the same
+  /// hops probed the same way. `interval` and `confirm_rounds` only change how often and how
+  /// cautiously the same path is watched, so a path survives a reload that changes them.
+  public func tracesSamePathAs(_ other: TraceOptions) -> Bool {
+    maxHops == other.maxHops && probesPerHop == other.probesPerHop && varyFlow == other.varyFlow
+  }
 }
 
 /// Settings of the ping engine as a whole.
@@ -118,6 +220,21 @@ public struct TargetConfig: Sendable, Equatable {
     self.host = host
     self.options = options
     self.location = location
+  }
+
+  /// Whether `other`, from a reloaded configuration, measures what this target measures,
+  /// so that it keeps this one's counters, window and path: the same name (its series
+  /// identity), host, and the settings that shape the probe on the wire or pick the address
+  /// and socket (payload size, TTL, ToS, DF, source, interface, family, socket kind). Any of
+  /// those changed is another measurement, and starts afresh. Interval, timeout, window,
+  /// DNS refresh, trace timing and labels only change how often or under which labels the
+  /// same thing is measured.
+  public func measuresSameAs(_ other: TargetConfig) -> Bool {
+    let a = options
+    let b = other.options
+    return name == other.name && host == other.host && a.payloadSize == b.payloadSize && a.ttl == b.ttl
+      && a.tos == b.tos && a.dontFragment == b.dontFragment && a.source == b.source && a.interface == b.interface
+      && a.family == b.family && a.socket == b.socket
   }
 }
 
@@ -217,6 +334,23 @@ public struct MulticastGroupConfig: Sendable, Equatable {
     self.joinLatencyTest = joinLatencyTest
     self.labels = labels
     self.location = location
+  }
+
+  /// Whether `other`, from a reloaded configuration, receives and measures what this group
+  /// does, so it keeps this one's join and counters: everything but its labels, its
+  /// `expected_rate` and `no_data_timeout` (which only change how the same traffic is
+  /// judged and labelled) and its place in the file. A setting added later counts as
+  /// identity until it is listed here.
+  public func measuresSameAs(_ other: MulticastGroupConfig) -> Bool {
+    func identity(_ config: MulticastGroupConfig) -> MulticastGroupConfig {
+      var copy = config
+      copy.labels = []
+      copy.expectedRate = nil
+      copy.noDataTimeout = .zero
+      copy.location = SourceLocation(line: 0, column: 0)
+      return copy
+    }
+    return identity(self) == identity(other)
   }
 }
 

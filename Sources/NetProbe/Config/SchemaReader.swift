@@ -2,6 +2,8 @@
 /// of stopping at the first, so one `--check-config` run lists everything to fix.
 struct SchemaReader {
   private(set) var diagnostics: [ConfigDiagnostic] = []
+  /// Checks the files the configuration names; nil leaves them unchecked.
+  var files: NamedFileCheck?
 
   mutating func error(_ location: SourceLocation, _ message: String) {
     diagnostics.append(ConfigDiagnostic(location, message))
@@ -18,7 +20,7 @@ struct SchemaReader {
     for entry in entries {
       let key = entry.key.text
       guard allowed.contains(key) else {
-        var message = "unknown key '\(key)' in \(path)"
+        var message = "unknown key '\(ConfigValues.shown(key))' in \(path)"
         if let guess = ConfigValues.suggestion(for: key, among: allowed) { message += " (did you mean '\(guess)'?)" }
         error(entry.key.location, message)
         continue
@@ -39,11 +41,11 @@ struct SchemaReader {
   mutating func duration(_ node: YAMLNode, min: Duration = .nanoseconds(1), max: Duration = .seconds(86_400 * 7)) -> Duration? {
     let shown = node.scalar?.text ?? node.kindDescription
     guard let scalar = node.scalar, let value = ConfigValues.parseDuration(scalar.text) else {
-      error(node.location, "expected a duration such as 500ms, 1s or 2m, got '\(shown)'")
+      error(node.location, "expected a duration such as 500ms, 1s or 2m, got '\(ConfigValues.shown(shown))'")
       return nil
     }
     guard value >= min, value <= max else {
-      error(node.location, "duration \(scalar.text) out of range: expected from \(ConfigValues.formatDuration(min)) to \(ConfigValues.formatDuration(max))")
+      error(node.location, "duration \(ConfigValues.shown(scalar.text)) out of range: expected from \(ConfigValues.formatDuration(min)) to \(ConfigValues.formatDuration(max))")
       return nil
     }
     return value
@@ -51,15 +53,15 @@ struct SchemaReader {
 
   mutating func integer(_ node: YAMLNode, _ range: ClosedRange<Int>) -> Int? {
     if let scalar = node.scalar, case .bigInt = scalar.resolved {
-      error(node.location, "\(scalar.text) out of range: expected an integer from \(range.lowerBound) to \(range.upperBound)")
+      error(node.location, "\(ConfigValues.shown(scalar.text)) out of range: expected an integer from \(range.lowerBound) to \(range.upperBound)")
       return nil
     }
     guard let scalar = node.scalar, case .int(let value) = scalar.resolved else {
-      error(node.location, "expected an integer from \(range.lowerBound) to \(range.upperBound), got '\(node.scalar?.text ?? node.kindDescription)'")
+      error(node.location, "expected an integer from \(range.lowerBound) to \(range.upperBound), got '\(ConfigValues.shown(node.scalar?.text ?? node.kindDescription))'")
       return nil
     }
     guard range.contains(value) else {
-      error(node.location, "\(scalar.text) out of range: expected an integer from \(range.lowerBound) to \(range.upperBound)")
+      error(node.location, "\(ConfigValues.shown(scalar.text)) out of range: expected an integer from \(range.lowerBound) to \(range.upperBound)")
       return nil
     }
     return value
@@ -73,11 +75,11 @@ struct SchemaReader {
     default: value = nil
     }
     guard let value else {
-      error(node.location, "expected a number, got '\(node.scalar?.text ?? node.kindDescription)'")
+      error(node.location, "expected a number, got '\(ConfigValues.shown(node.scalar?.text ?? node.kindDescription))'")
       return nil
     }
     guard value > lower, value <= upper else {
-      error(node.location, "\(node.scalar!.text) out of range: expected a number above \(Exposition.formatValue(lower)) and at most \(Exposition.formatValue(upper))")
+      error(node.location, "\(ConfigValues.shown(node.scalar!.text)) out of range: expected a number above \(Exposition.formatValue(lower)) and at most \(Exposition.formatValue(upper))")
       return nil
     }
     return value
@@ -85,7 +87,7 @@ struct SchemaReader {
 
   mutating func boolean(_ node: YAMLNode) -> Bool? {
     guard let scalar = node.scalar, case .bool(let value) = scalar.resolved else {
-      error(node.location, "expected true or false, got '\(node.scalar?.text ?? node.kindDescription)'")
+      error(node.location, "expected true or false, got '\(ConfigValues.shown(node.scalar?.text ?? node.kindDescription))'")
       return nil
     }
     return value
@@ -116,10 +118,10 @@ struct SchemaReader {
       error(node.location, "expected a non-empty string")
       return nil
     case .bool:
-      error(node.location, "'\(scalar.text)' is read as a boolean by YAML; quote it (\"\(scalar.text)\") if you mean text")
+      error(node.location, "'\(ConfigValues.shown(scalar.text))' is read as a boolean by YAML; quote it (\"\(ConfigValues.shown(scalar.text))\") if you mean text")
       return nil
     default:
-      error(node.location, "'\(scalar.text)' is read as a number or date by YAML; quote it (\"\(scalar.text)\") if you mean text")
+      error(node.location, "'\(ConfigValues.shown(scalar.text))' is read as a number or date by YAML; quote it (\"\(ConfigValues.shown(scalar.text))\") if you mean text")
       return nil
     }
   }
@@ -128,7 +130,7 @@ struct SchemaReader {
     let names = T.allCases.map(\.rawValue)
     guard let scalar = node.scalar, let value = T(rawValue: scalar.text) else {
       let shown = node.scalar?.text ?? node.kindDescription
-      var message = "expected one of \(names.joined(separator: ", ")), got '\(shown)'"
+      var message = "expected one of \(names.joined(separator: ", ")), got '\(ConfigValues.shown(shown))'"
       if let guess = ConfigValues.suggestion(for: shown, among: names) { message += " (did you mean '\(guess)'?)" }
       error(node.location, message)
       return nil
@@ -139,16 +141,27 @@ struct SchemaReader {
   mutating func address(_ node: YAMLNode) -> IPAddress? {
     guard let text = string(node) else { return nil }
     guard let address = IPAddress(text) else {
-      error(node.location, "expected an IPv4 or IPv6 address, got '\(text)'")
+      error(node.location, "expected an IPv4 or IPv6 address, got '\(ConfigValues.shown(text))'")
       return nil
     }
     return address
   }
 
+  /// The path of a file the configuration names (a password or TLS file), refused at its
+  /// place in the file when it is a FIFO, a device, a directory or too large.
+  mutating func filePath(_ node: YAMLNode) -> String? {
+    guard let path = string(node) else { return nil }
+    if let problem = files?.refusal(path) {
+      error(node.location, problem)
+      return nil
+    }
+    return path
+  }
+
   mutating func interfaceName(_ node: YAMLNode) -> String? {
     guard let text = string(node) else { return nil }
     guard ConfigValues.isInterfaceName(text) else {
-      error(node.location, "'\(text)' is not a network interface name (1 to 15 characters, no '/', ':' or spaces)")
+      error(node.location, "'\(ConfigValues.shown(text))' is not a network interface name (1 to 15 characters, no '/', ':' or spaces)")
       return nil
     }
     return text
@@ -165,7 +178,7 @@ struct SchemaReader {
     for entry in entries {
       let name = entry.key.text
       if !ConfigValues.isLabelName(name) {
-        error(entry.key.location, "invalid label name '\(name)': expected [a-zA-Z_][a-zA-Z0-9_]* not starting with '__'")
+        error(entry.key.location, "invalid label name '\(ConfigValues.shown(name))': expected [a-zA-Z_][a-zA-Z0-9_]* not starting with '__'")
         continue
       }
       if ["job", "instance"].contains(name) {
@@ -180,4 +193,13 @@ struct SchemaReader {
     }
     return labels
   }
+}
+
+/// How the schema checks a file the configuration names: given the path as written, the
+/// reason it cannot be used, or nil. The loader supplies it, as the check reads the disk
+/// and resolves relative paths against the configuration file's directory.
+public struct NamedFileCheck: Sendable {
+  public var refusal: @Sendable (String) -> String?
+
+  public init(_ refusal: @escaping @Sendable (String) -> String?) { self.refusal = refusal }
 }

@@ -3,12 +3,24 @@
 /// Columns count Unicode scalars from the start of the line, so an error under a
 /// non-ASCII label value still points at the character an editor shows.
 public struct SourceLocation: Sendable, Hashable, Comparable, CustomStringConvertible {
-  public var line: Int
-  public var column: Int
+  // 32 bits each: every node and scalar of a parsed file carries a location, and a file is
+  // at most 16 MiB (`FileContents.operatorFileLimit`); half the size of two Ints.
+  private var storedLine: Int32
+  private var storedColumn: Int32
+
+  public var line: Int {
+    get { Int(storedLine) }
+    set { storedLine = Int32(clamping: newValue) }
+  }
+
+  public var column: Int {
+    get { Int(storedColumn) }
+    set { storedColumn = Int32(clamping: newValue) }
+  }
 
   public init(line: Int, column: Int) {
-    self.line = line
-    self.column = column
+    storedLine = Int32(clamping: line)
+    storedColumn = Int32(clamping: column)
   }
 
   /// `LINE:COL`, the form every diagnostic uses after the file name.
@@ -21,15 +33,25 @@ public struct SourceLocation: Sendable, Hashable, Comparable, CustomStringConver
 
 /// One problem found in a configuration file: where, and what was expected.
 ///
-/// The reader stops at the first syntax error; the schema check collects every problem it
-/// can, so an operator fixes a file in one pass instead of one error per run.
+/// The reader goes on after a syntax error at the next line its enclosing collection can
+/// continue at, and the schema check collects every problem it can, so an operator fixes
+/// a file in one pass instead of one error per run.
 public struct ConfigDiagnostic: Error, Sendable, Hashable, CustomStringConvertible {
   public var location: SourceLocation
   public var message: String
 
+  /// Longest message kept whole. Values are cut where they are put into a message
+  /// (`ConfigValues.shown`); this bounds any message that still came out long.
+  static let maximumMessageLength = 400
+
   public init(_ location: SourceLocation, _ message: String) {
     self.location = location
-    self.message = message
+    if message.utf8.count > Self.maximumMessageLength {
+      let kept = String(String.UnicodeScalarView(message.unicodeScalars.prefix(Self.maximumMessageLength)))
+      self.message = kept + "… (message of \(message.utf8.count) bytes cut)"
+    } else {
+      self.message = message
+    }
   }
 
   /// `FILE:LINE:COL: message`, the form compilers use, so editors can jump to it.

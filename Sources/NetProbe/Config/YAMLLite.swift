@@ -31,8 +31,28 @@ public enum YAMLLite {
 
   /// Reads `text` as one YAML-lite document. An empty document is a null scalar at 1:1.
   public static func parse(_ text: String) throws(ConfigDiagnostic) -> YAMLNode {
-    var reader = YAMLLiteReader(text)
-    return try reader.document()
+    switch parseReportingAll(text) {
+    case .success(let root): return root
+    case .failure(let errors): throw errors.diagnostics[0]
+    }
+  }
+
+  /// Syntax errors collected before the reader gives up: far more than anyone reads
+  /// (`ConfigErrors.printedLimit` are printed), few enough to cost no memory to speak of.
+  static let maximumErrors = 1000
+
+  /// Reads `text` as one YAML-lite document, or returns every syntax error, in file order:
+  /// after an error in an entry of a block collection the reader resumes at the next entry.
+  public static func parseReportingAll(_ text: String) -> Result<YAMLNode, ConfigErrors> {
+    var text = text
+    text.makeContiguousUTF8()
+    // The reader works on the string's own UTF-8 storage: no copy of the file is made.
+    let result = text.utf8.withContiguousStorageIfAvailable { bytes in
+      var reader = YAMLLiteReader(bytes)
+      return reader.documentReportingAll()
+    }
+    guard let result else { preconditionFailure("a contiguous UTF-8 string has contiguous storage") }
+    return result
   }
 }
 
@@ -66,7 +86,8 @@ private struct BlockScalar {
 private struct YAMLLiteReader {
   typealias Failure = ConfigDiagnostic
 
-  let chars: [Unicode.Scalar]
+  /// The text's scalars, by one index across the whole document.
+  let chars: ScalarLines
   /// Each line's characters, without its line break.
   let lines: [Range<Int>]
   /// The line being read; every location is computed against it.
@@ -83,34 +104,71 @@ private struct YAMLLiteReader {
   var openPlain = false
   /// Block collections open around the current position.
   var depth = 0
+  /// Syntax errors recovered from, in the order found.
+  var errors: [ConfigDiagnostic] = []
+  /// The last line an error was recovered from: recovery always moves past it.
+  var recoveredThrough = -1
+  /// Set by an error about the document as a whole (a second document, a directive):
+  /// what follows is not part of this document's structure, so nothing is recovered.
+  var endOfRecovery = false
 
-  init(_ text: String) {
-    var chars = Array(text.unicodeScalars)
-    // PyYAML skips a byte order mark at the start of the stream; so do editors' columns.
-    if chars.first == "\u{FEFF}" { chars.removeFirst() }
+  init(_ bytes: UnsafeBufferPointer<UInt8>) {
     var lines: [Range<Int>] = []
+    var byteStarts: [Int] = []
+    // PyYAML skips a byte order mark at the start of the stream; so do editors' columns.
+    var offset = bytes.count >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0
+    var scalar = 0
     var start = 0
-    var index = 0
-    while index < chars.count {
-      switch chars[index] {
-      case "\n":
-        lines.append(start..<index)
-        index += 1
-        start = index
-      case "\r":
-        lines.append(start..<index)
-        index += index + 1 < chars.count && chars[index + 1] == "\n" ? 2 : 1
-        start = index
+    var startByte = offset
+    while offset < bytes.count {
+      let byte = bytes[offset]
+      switch byte {
+      case 0x0A:
+        lines.append(start..<scalar)
+        byteStarts.append(startByte)
+        offset += 1
+        scalar += 1
+        start = scalar
+        startByte = offset
+      case 0x0D:
+        lines.append(start..<scalar)
+        byteStarts.append(startByte)
+        let pair = offset + 1 < bytes.count && bytes[offset + 1] == 0x0A
+        offset += pair ? 2 : 1
+        scalar += pair ? 2 : 1
+        start = scalar
+        startByte = offset
       default:
-        index += 1
+        // Continuation bytes (10xxxxxx) belong to the scalar their lead byte started.
+        if byte & 0xC0 != 0x80 { scalar += 1 }
+        offset += 1
       }
     }
-    if start < chars.count { lines.append(start..<chars.count) }
-    self.chars = chars
+    if start < scalar {
+      lines.append(start..<scalar)
+      byteStarts.append(startByte)
+    }
+    self.chars = ScalarLines(bytes: bytes, lines: lines, byteStarts: byteStarts)
     self.lines = lines
   }
 
   // MARK: Document
+
+  /// The document, or every syntax error found in it (in file order).
+  mutating func documentReportingAll() -> Result<YAMLNode, ConfigErrors> {
+    do throws(Failure) {
+      let root = try document()
+      return errors.isEmpty ? .success(root) : .failure(ConfigErrors(errors.sorted { $0.location < $1.location }))
+    } catch {
+      var all = errors
+      if errors.count >= YAMLLite.maximumErrors {
+        all.append(ConfigDiagnostic(error.location, "stopped after \(YAMLLite.maximumErrors) syntax errors"))
+      } else {
+        all.append(error)
+      }
+      return .failure(ConfigErrors(all.sorted { $0.location < $1.location }))
+    }
+  }
 
   mutating func document() throws(Failure) -> YAMLNode {
     guard let first = try peekLine() else {
@@ -135,6 +193,37 @@ private struct YAMLLiteReader {
     throw fail(extra.start, "bad indentation: expected column \(first.indent + 1), found column \(extra.indent + 1)")
   }
 
+  // MARK: Recovery
+
+  /// Goes on after a syntax error inside a block collection whose entries sit at `column`:
+  /// records the error, then skips the line it is on and every line below indented deeper
+  /// than `column` (the rest of the broken entry), so the collection resumes at its next
+  /// entry and a file with three typos in three places shows three errors. Rethrows when
+  /// the limit of errors is reached or no line would be skipped.
+  mutating func recover(from error: Failure, inside column: Int) throws(Failure) {
+    let failing = max(line, error.location.line - 1)
+    guard !endOfRecovery, errors.count < YAMLLite.maximumErrors, failing > recoveredThrough, failing < lines.count else {
+      throw error
+    }
+    errors.append(error)
+    recoveredThrough = failing
+    next = failing + 1
+    peeked = nil
+    openPlain = false
+    while true {
+      do throws(Failure) {
+        guard let below = try peekLine(), below.indent > column else { return }
+        next = below.line + 1
+        peeked = nil
+      } catch {
+        if endOfRecovery { throw error }
+        // A line that is itself malformed inside the skipped entry: skipped with it.
+        next = line + 1
+        peeked = nil
+      }
+    }
+  }
+
   // MARK: Lines
 
   /// The next line with content, skipping blank and comment lines and handling document
@@ -157,12 +246,14 @@ private struct YAMLLiteReader {
       if index == range.lowerBound {
         if isMarker("-", at: index) {
           guard !sawContent && !sawDocumentStart else {
+            endOfRecovery = true
             throw fail(index, "multiple documents are not supported")
           }
           sawDocumentStart = true
           var after = index + 3
           try skipSpaces(&after)
           if after < range.upperBound && chars[after] != "#" {
+            endOfRecovery = true
             throw fail(after, "content after '---' is not supported; start the document on the next line")
           }
           next += 1
@@ -170,12 +261,14 @@ private struct YAMLLiteReader {
         }
         if isMarker(".", at: index) {
           guard sawContent || sawDocumentStart else {
+            endOfRecovery = true
             throw fail(index, "document end marker '...' before any content")
           }
           try checkAfterDocumentEnd()
           return nil
         }
         if chars[index] == "%" {
+          endOfRecovery = true
           throw fail(index, "directives (%YAML, %TAG) are not supported")
         }
       }
@@ -212,6 +305,7 @@ private struct YAMLLiteReader {
         try skipSpaces(&index)
       }
       if index < range.upperBound && chars[index] != "#" {
+        endOfRecovery = true
         throw fail(index, "multiple documents are not supported")
       }
       next += 1
@@ -294,42 +388,48 @@ private struct YAMLLiteReader {
     defer { depth -= 1 }
     var entries: [YAMLMappingEntry] = []
     var firstSeen: [String: SourceLocation] = [:]
-    var key = firstKey
-    var colon = firstColon
-    while true {
-      try checkKey(key, colon: colon, firstSeen: &firstSeen)
-      var index = colon + 1
-      try skipSpaces(&index)
-      var childColumn: Int?
-      let value: YAMLNode
-      if index == lineEnd || chars[index] == "#" {
-        let nullLocation = location(colon + 1)
-        consumeLine()
-        let below = try peekLine()
-        if let below, below.indent > column {
-          value = try node(at: below.start, inline: false)
-          if isBlockCollection(value, startingAt: below.start) { childColumn = below.indent }
-        } else if let below, below.indent == column, isSequenceEntry(below.start) {
-          value = try blockSequence(column: column, indentless: true)
-        } else {
-          value = Self.null(at: nullLocation)
+    var pending: (key: YAMLScalar, colon: Int)? = (firstKey, firstColon)
+    var childColumn: Int?
+    scan: while true {
+      do throws(Failure) {
+        if let (key, colon) = pending {
+          pending = nil
+          childColumn = nil
+          try checkKey(key, colon: colon, firstSeen: &firstSeen)
+          var index = colon + 1
+          try skipSpaces(&index)
+          let value: YAMLNode
+          if index == lineEnd || chars[index] == "#" {
+            let nullLocation = location(colon + 1)
+            consumeLine()
+            let below = try peekLine()
+            if let below, below.indent > column {
+              value = try node(at: below.start, inline: false)
+              if isBlockCollection(value, startingAt: below.start) { childColumn = below.indent }
+            } else if let below, below.indent == column, isSequenceEntry(below.start) {
+              value = try blockSequence(column: column, indentless: true)
+            } else {
+              value = Self.null(at: nullLocation)
+            }
+          } else {
+            value = try node(at: index, inline: true)
+          }
+          entries.append(YAMLMappingEntry(key: key, value: value))
         }
-      } else {
-        value = try node(at: index, inline: true)
+        guard let below = try peekLine(), below.indent >= column else { break scan }
+        if below.indent > column { throw misplaced(below, expected: childColumn ?? column) }
+        if isSequenceEntry(below.start) {
+          throw fail(below.start, "expected a mapping key, found a list item")
+        }
+        if chars[below.start] == "[" || chars[below.start] == "{" {
+          throw fail(below.start, "mapping keys must be scalars, not flow collections")
+        }
+        let found = try blockScalar(at: below.start, inline: false)
+        guard let nextColon = found.colon else { throw fail(found.end, "expected ':' after mapping key") }
+        pending = (found.scalar, nextColon)
+      } catch {
+        try recover(from: error, inside: column)
       }
-      entries.append(YAMLMappingEntry(key: key, value: value))
-      guard let below = try peekLine(), below.indent >= column else { break }
-      if below.indent > column { throw misplaced(below, expected: childColumn ?? column) }
-      if isSequenceEntry(below.start) {
-        throw fail(below.start, "expected a mapping key, found a list item")
-      }
-      if chars[below.start] == "[" || chars[below.start] == "{" {
-        throw fail(below.start, "mapping keys must be scalars, not flow collections")
-      }
-      let found = try blockScalar(at: below.start, inline: false)
-      guard let nextColon = found.colon else { throw fail(found.end, "expected ':' after mapping key") }
-      key = found.scalar
-      colon = nextColon
     }
     return YAMLNode(.mapping(entries), at: firstKey.location)
   }
@@ -343,32 +443,42 @@ private struct YAMLLiteReader {
     defer { depth -= 1 }
     let start = location(lines[line].lowerBound + column)
     var items: [YAMLNode] = []
-    while true {
-      let dash = lines[line].lowerBound + column
-      var index = dash + 1
-      try skipSpaces(&index)
-      var childColumn: Int?
-      if index == lineEnd || chars[index] == "#" {
-        let nullLocation = location(dash + 1)
-        consumeLine()
-        if let below = try peekLine(), below.indent > column {
-          let item = try node(at: below.start, inline: false)
-          if isBlockCollection(item, startingAt: below.start) { childColumn = below.indent }
-          items.append(item)
-        } else {
-          items.append(Self.null(at: nullLocation))
+    var atItem = true
+    var childColumn: Int?
+    scan: while true {
+      do throws(Failure) {
+        if atItem {
+          atItem = false
+          childColumn = nil
+          let dash = lines[line].lowerBound + column
+          var index = dash + 1
+          try skipSpaces(&index)
+          if index == lineEnd || chars[index] == "#" {
+            let nullLocation = location(dash + 1)
+            consumeLine()
+            if let below = try peekLine(), below.indent > column {
+              let item = try node(at: below.start, inline: false)
+              if isBlockCollection(item, startingAt: below.start) { childColumn = below.indent }
+              items.append(item)
+            } else {
+              items.append(Self.null(at: nullLocation))
+            }
+          } else {
+            let itemColumn = index - lines[line].lowerBound
+            let item = try node(at: index, inline: false)
+            if isBlockCollection(item, startingAt: index) { childColumn = itemColumn }
+            items.append(item)
+          }
         }
-      } else {
-        let itemColumn = index - lines[line].lowerBound
-        let item = try node(at: index, inline: false)
-        if isBlockCollection(item, startingAt: index) { childColumn = itemColumn }
-        items.append(item)
-      }
-      guard let below = try peekLine(), below.indent >= column else { break }
-      if below.indent > column { throw misplaced(below, expected: childColumn ?? column) }
-      if !isSequenceEntry(below.start) {
-        if indentless { break }
-        throw fail(below.start, "expected '- ' to start a list item")
+        guard let below = try peekLine(), below.indent >= column else { break scan }
+        if below.indent > column { throw misplaced(below, expected: childColumn ?? column) }
+        if !isSequenceEntry(below.start) {
+          if indentless { break scan }
+          throw fail(below.start, "expected '- ' to start a list item")
+        }
+        atItem = true
+      } catch {
+        try recover(from: error, inside: column)
       }
     }
     return YAMLNode(.sequence(items), at: start)
@@ -643,7 +753,7 @@ private struct YAMLLiteReader {
         value = value << 4 | UInt32(digit)
       }
       guard let scalar = Unicode.Scalar(value) else {
-        throw fail(index, "invalid unicode escape '\\\(escape)\(String(chars[(index + 2)..<(index + 2 + width)].map(Character.init)))'")
+        throw fail(index, "invalid unicode escape '\\\(escape)\(String(String.UnicodeScalarView(chars[(index + 2)..<(index + 2 + width)])))'")
       }
       text.append(scalar)
       index += 2 + width
@@ -732,12 +842,75 @@ private struct YAMLLiteReader {
   }
 
   /// A user's text for an error message: short, on one line.
-  static func shown(_ text: String) -> String {
-    var result = ""
-    for (count, scalar) in text.unicodeScalars.enumerated() {
-      if count == 40 { return result + "..." }
-      result += scalar.value < 0x20 || scalar.value == 0x7F ? scalar.escaped(asASCII: true) : String(scalar)
+  static func shown(_ text: String) -> String { ConfigValues.shown(text) }
+
+}
+
+/// The document's Unicode scalars, addressed by one index across the whole text, but kept
+/// as the UTF-8 the file was written in: a line is decoded into scalars when the reader
+/// first looks at it, and only the last two lines stay decoded (the reader works on the
+/// line it reads and the one it peeked at). An array of every scalar would cost four bytes
+/// a character, 64 MiB for a 16 MiB file, more than the parsed tree.
+final class ScalarLines {
+  private let bytes: UnsafeBufferPointer<UInt8>
+  /// Each line's scalar indices, without its line break.
+  private let lines: [Range<Int>]
+  /// The UTF-8 offset where each line starts.
+  private let byteStarts: [Int]
+  /// The two most recently decoded lines, the most recent in slot 0.
+  private var range0 = 0..<0
+  private var scalars0: [Unicode.Scalar] = []
+  private var range1 = 0..<0
+  private var scalars1: [Unicode.Scalar] = []
+
+  init(bytes: UnsafeBufferPointer<UInt8>, lines: [Range<Int>], byteStarts: [Int]) {
+    self.bytes = bytes
+    self.lines = lines
+    self.byteStarts = byteStarts
+  }
+
+  subscript(index: Int) -> Unicode.Scalar {
+    if range0.contains(index) { return scalars0[index - range0.lowerBound] }
+    if range1.contains(index) { return scalars1[index - range1.lowerBound] }
+    return decodeLine(containing: index)
+  }
+
+  subscript(range: Range<Int>) -> [Unicode.Scalar] {
+    range.map { self[$0] }
+  }
+
+  /// Decodes the line that holds `index` into the cache and returns the scalar there; an
+  /// index between lines is the line break after the line before it.
+  private func decodeLine(containing index: Int) -> Unicode.Scalar {
+    var low = 0
+    var high = lines.count
+    while low < high {
+      let middle = (low + high) / 2
+      if lines[middle].lowerBound <= index { low = middle + 1 } else { high = middle }
     }
-    return result
+    let line = low - 1
+    guard line >= 0, lines[line].contains(index) else { return "\n" }
+    let range = lines[line]
+    var scalars: [Unicode.Scalar] = []
+    scalars.reserveCapacity(range.count)
+    var offset = byteStarts[line]
+    while scalars.count < range.count {
+      // The bytes are a Swift string's, hence valid UTF-8.
+      let lead = UInt32(bytes[offset])
+      var value: UInt32
+      var length: Int
+      switch lead {
+      case ..<0x80: (value, length) = (lead, 1)
+      case ..<0xE0: (value, length) = (lead & 0x1F, 2)
+      case ..<0xF0: (value, length) = (lead & 0x0F, 3)
+      default: (value, length) = (lead & 0x07, 4)
+      }
+      for continuation in 1..<length { value = value << 6 | UInt32(bytes[offset + continuation] & 0x3F) }
+      scalars.append(Unicode.Scalar(value) ?? "\u{FFFD}")
+      offset += length
+    }
+    (range1, scalars1) = (range0, scalars0)
+    (range0, scalars0) = (range, scalars)
+    return scalars[index - range.lowerBound]
   }
 }

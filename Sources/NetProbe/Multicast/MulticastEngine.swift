@@ -22,9 +22,13 @@ public final class MulticastEngine: ConfigSubscriber, MetricsCollector {
     let buckets = config.ping.rttBuckets
     let next: [MulticastGroup] = shared.groups.withLock { current in
       let kept = config.multicast.map { wanted in
-        // Same settings (its place in the file aside): keep the group, its join and counters.
-        current.first { $0.config.withoutLocation == wanted.withoutLocation && $0.delayBuckets == buckets }
-          ?? MulticastGroup(config: wanted, delayBuckets: buckets)
+        // The same traffic measured the same way (labels, expected rate and no-data timeout
+        // aside): keep the group, its join and counters, under the new settings.
+        guard let existing = current.first(where: { $0.config.measuresSameAs(wanted) && $0.delayBuckets == buckets }) else {
+          return MulticastGroup(config: wanted, delayBuckets: buckets)
+        }
+        existing.update(to: wanted)
+        return existing
       }
       current = kept
       return kept

@@ -6,7 +6,13 @@ import Synchronization
 /// The receiver thread writes; scrapes read under the same locks. A group survives a
 /// reload that leaves its settings alone, so its counters never restart for nothing.
 final class MulticastGroup: Sendable {
+  /// The settings the group was started with. What it receives and measures never changes
+  /// (a reload that changes it starts another group); the receive path reads this without
+  /// a lock. Labels, `expected_rate` and `no_data_timeout` may change: see `current`.
   let config: MulticastGroupConfig
+  /// The settings of the latest configuration, which `MulticastGroupConfig.measuresSameAs`
+  /// the original.
+  private let latest: Mutex<MulticastGroupConfig>
   /// Upper bounds of the one-way delay histogram (the ping RTT buckets).
   let delayBuckets: [Double]
   /// Keyed by source address text (the `source` label); `""` for the any-source stream.
@@ -22,6 +28,7 @@ final class MulticastGroup: Sendable {
 
   init(config: MulticastGroupConfig, delayBuckets: [Double]) {
     self.config = config
+    latest = Mutex(config)
     self.delayBuckets = delayBuckets
     var streams: [String: MulticastStream] = [:]
     var bySource: [IPAddress: MulticastStream] = [:]
@@ -38,6 +45,17 @@ final class MulticastGroup: Sendable {
     }
     self.streams = streams
     self.bySource = bySource
+  }
+
+  /// The settings in force, for the scrape: labels, expected rate and no-data timeout as
+  /// the latest reload set them.
+  var current: MulticastGroupConfig { latest.withLock { $0 } }
+
+  /// Takes a reloaded group's settings that only change how its traffic is judged and
+  /// labelled; its join and counters stay.
+  func update(to config: MulticastGroupConfig) {
+    precondition(self.config.measuresSameAs(config), "another group needs a new MulticastGroup")
+    latest.withLock { $0 = config }
   }
 
   /// The stream a datagram from `source` belongs to; nil for a source-specific group when

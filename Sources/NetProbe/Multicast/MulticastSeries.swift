@@ -4,7 +4,7 @@
 enum MulticastSeries {
   static func collect(_ group: MulticastGroup, membership: KernelMembership, now: Int64, second: Int64,
                       into exposition: inout Exposition) {
-    let config = group.config
+    let config = group.current
     let join = group.join.withLock { $0 }
     let counters = group.counters.withLock { $0 }
     let custom = config.labels.map { ($0.name, $0.value) }

@@ -179,7 +179,8 @@ public struct PathChangeDetector: Sendable, Equatable {
   public private(set) var candidate: PathIdentity?
   public private(set) var candidateRounds = 0
   public private(set) var changes = 0
-  public let confirmRounds: Int
+  /// Settable so a reload that changes only `confirm_rounds` keeps the path watched.
+  public internal(set) var confirmRounds: Int
   public let responderLifetime: Int
   /// For each hop of the confirmed path: the round in which each responder was last seen.
   private var lastSeen: [[IPAddress: Int]] = []

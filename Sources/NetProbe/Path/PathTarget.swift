@@ -9,15 +9,36 @@ final class PathTarget: Sendable {
   /// The checksum every probe of this target's rounds carries (Paris traceroute).
   let flow: UInt16
   let state: Mutex<PathState>
+  /// Its own copy of the trace settings rather than the ping target's live ones: a reload
+  /// that changes `max_hops` replaces this path target, and until the tracer has dropped it
+  /// a round in progress must keep the hop count it was sized for.
+  private let settings: Mutex<TraceOptions>
 
   init(ping: PingTarget, slot: UInt32) {
     self.ping = ping
     self.slot = slot | ProbePayload.traceSlotFlag
     flow = UInt16.random(in: 1...UInt16.max)
-    state = Mutex(PathState(trace: ping.config.options.trace))
+    let trace = ping.config.options.trace
+    state = Mutex(PathState(trace: trace))
+    settings = Mutex(trace)
   }
 
-  var trace: TraceOptions { ping.config.options.trace }
+  var trace: TraceOptions { settings.withLock { $0 } }
+
+  /// Takes a reloaded target's trace settings when they trace the same path (see
+  /// `TraceOptions.tracesSamePathAs`); the hops found, their history and the change count
+  /// stay. Returns whether the interval changed (the tracer then reschedules it).
+  func update(to trace: TraceOptions) -> Bool {
+    precondition(self.trace.tracesSamePathAs(trace), "a different path needs a new PathTarget")
+    let old = settings.withLock { settings in
+      defer { settings = trace }
+      return settings
+    }
+    if old.confirmRounds != trace.confirmRounds {
+      state.withLock { $0.detector.confirmRounds = max(1, trace.confirmRounds) }
+    }
+    return old.interval != trace.interval
+  }
 }
 
 /// What the rounds of one target found.

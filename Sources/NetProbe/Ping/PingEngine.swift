@@ -41,14 +41,21 @@ public final class PingEngine: ConfigSubscriber, MetricsCollector {
     resolver.setHandler { [weak self] target in self?.reassign(target) }
   }
 
+  /// Carries each target that measures the same thing over (`TargetConfig.measuresSameAs`)
+  /// with its counters, window and path, under its new settings; starts the others afresh
+  /// and drops the targets the configuration no longer lists.
   public func apply(_ config: NetProbeConfig) {
     var removed: [PingTarget] = []
     var added: [PingTarget] = []
+    var rescheduled: [(PingTarget, IPAddress.Family)] = []
     state.withLock { state in
       state.rttBuckets = config.ping.rttBuckets
       var next: [String: PingTarget] = [:]
       for target in config.targets {
-        if let existing = state.targets[target.name], existing.canCarryOver(to: target, rttBuckets: config.ping.rttBuckets) {
+        if let existing = state.targets[target.name], existing.canCarryOver(to: target) {
+          if existing.update(to: target, rttBuckets: config.ping.rttBuckets), let family = state.assigned[existing.slot] {
+            rescheduled.append((existing, family))
+          }
           next[target.name] = existing
           continue
         }
@@ -70,22 +77,32 @@ public final class PingEngine: ConfigSubscriber, MetricsCollector {
       }
       state.targets = next
       state.order = config.targets.map(\.name)
-      // Path tracing follows the ping target: kept while the ping target is kept.
+      // Path tracing follows the ping target: kept while the ping target is kept and the
+      // path traced is the same (`TraceOptions.tracesSamePathAs`). Removals are posted
+      // before additions: a new path target of a kept ping target reuses its slot.
       var paths: [String: PathTarget] = [:]
-      for (name, target) in next where target.config.options.trace.enabled {
-        if let existing = state.paths[name], existing.ping === target {
+      var newPaths: [PathTarget] = []
+      for (name, target) in next {
+        let trace = target.config.options.trace
+        guard trace.enabled else { continue }
+        if let existing = state.paths[name], existing.ping === target, existing.trace.tracesSamePathAs(trace) {
+          if existing.update(to: trace) { newPaths.append(existing) }
           paths[name] = existing
         } else {
           let path = PathTarget(ping: target, slot: target.slot)
           paths[name] = path
-          tracer.post(.add(path))
+          newPaths.append(path)
         }
       }
       for (name, old) in state.paths where paths[name] !== old { tracer.post(.remove(old.slot)) }
+      // Adding a kept path target again reschedules it at its new interval.
+      for path in newPaths { tracer.post(.add(path)) }
       state.paths = paths
       state.rotation = config.ping.identifierRotation
       state.nextRotation = config.ping.identifierRotation.map { ContinuousClock.now + $0 }
     }
+    // Adding a kept target again to its loop replaces its schedule with one at the new interval.
+    for (target, family) in rescheduled { loops[family]?.post(.add(target)) }
     resolver.update(names: state.withLock { state in state.order.compactMap { state.targets[$0] }.filter { $0.config.address == nil } })
     for target in added where target.config.address != nil { reassign(target) }
     if !added.isEmpty || !removed.isEmpty {

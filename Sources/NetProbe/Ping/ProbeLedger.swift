@@ -31,6 +31,23 @@ public struct ProbeLedger: Sendable {
                       count: max(8, capacity))
   }
 
+  /// Ring entries: how many recent probes it tells apart.
+  public var capacity: Int { entries.count }
+
+  /// Widens the ring (a reload raised timeout / interval) keeping every probe it holds, so
+  /// a reply to a probe sent before the reload is still matched once.
+  public mutating func grow(to capacity: Int) {
+    guard capacity > entries.count else { return }
+    var grown = [Entry](repeating: Entry(sendTime: 0, deadline: 0, sequence: 0, state: .pending, isUsed: false), count: capacity)
+    for entry in entries where entry.isUsed {
+      let index = Int(entry.sequence % UInt32(capacity))
+      // Only at the wrap of the 32-bit sequence can two land on one entry: keep the newer.
+      if grown[index].isUsed && nextSequence &- grown[index].sequence < nextSequence &- entry.sequence { continue }
+      grown[index] = entry
+    }
+    entries = grown
+  }
+
   /// Registers a probe about to be sent; returns its sequence. An older probe in the same
   /// ring slot that was still pending is returned as lost.
   public mutating func send(sendTime: Int64, deadline: Int64) -> (sequence: UInt32, evictedPending: Bool) {

@@ -16,6 +16,21 @@ public struct ProbeWindow: Sendable, Equatable {
   public var capacity: Int { outcomes.count }
   public var count: Int { filled }
 
+  /// Changes how many probes the window holds (a reload changed `window`), keeping the
+  /// newest outcomes that fit, so the gauges carry on rather than start empty.
+  public mutating func resize(to capacity: Int) {
+    precondition(capacity > 0, "a window holds at least one probe")
+    let start = filled < outcomes.count ? 0 : next
+    let kept = min(filled, capacity)
+    var resized = [Float](repeating: .nan, count: capacity)
+    for offset in 0..<kept {
+      resized[offset] = outcomes[(start + filled - kept + offset) % outcomes.count]
+    }
+    outcomes = resized
+    filled = kept
+    next = kept % capacity
+  }
+
   /// Records a reply's RTT, or a loss when `rtt` is nil.
   public mutating func record(_ rtt: Double?) {
     outcomes[next] = rtt.map(Float.init) ?? .nan

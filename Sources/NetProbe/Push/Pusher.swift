@@ -117,6 +117,11 @@ struct PushTarget: Equatable, Sendable {
         return .failure(CurlFailure(code: -1, message: "cannot read password_file \(auth.passwordFile): \(error)"))
       }
     }
+    // libcurl opens these itself, blocking, and reads them whole: a file swapped for a FIFO
+    // or a huge one since the configuration was loaded is refused here instead.
+    for file in [config.tls.caFile, config.tls.certFile, config.tls.keyFile].compactMap({ $0 }) {
+      if let problem = ConfigLoader.refusal(of: file) { return .failure(CurlFailure(code: -1, message: problem)) }
+    }
     request.caFile = config.tls.caFile
     request.certFile = config.tls.certFile
     request.keyFile = config.tls.keyFile
@@ -127,8 +132,8 @@ struct PushTarget: Equatable, Sendable {
 
   /// The file's text without the line breaks around it (the one an editor or `echo`
   /// adds); spaces are kept, they may be part of the password.
-  static func password(fromFile path: String) throws(SystemError) -> String {
-    String(decoding: try FileContents.read(path), as: UTF8.self).trimming(\.isNewline)
+  static func password(fromFile path: String) throws(FileReadError) -> String {
+    String(decoding: try FileContents.readRegularFile(path), as: UTF8.self).trimming(\.isNewline)
   }
 }
 
