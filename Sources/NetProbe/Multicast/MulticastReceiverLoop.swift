@@ -106,7 +106,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
         // list the interface at all cannot tell.
         let config = group.config
         let listed = !kernel.lists(interface: config.interface, family: config.group.family)
-          || group.streams.values.allSatisfy { kernel.isMember(config.group, interface: config.interface, source: $0.source) }
+          || kernel.isMember(config.group, interface: config.interface)
         guard group.join.withLock({ $0.kernelCheck(listed: listed) }) else { continue }
         logger.warning("the kernel no longer lists the membership; joining again", metadata: [
           "group": "\(group.config.name)", "address": "\(group.config.group)", "interface": "\(group.config.interface)",
