@@ -18,6 +18,9 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   private var pendingDrops: [Int32: UInt64] = [:]
   /// Join latency tests of the groups that have one.
   private var joinTests: [ObjectIdentifier: JoinTestSchedule] = [:]
+  /// Groups a join latency test left and no join has brought back yet: their next join
+  /// resumes the streams' accounting (`StreamStats.joined`).
+  private var leftByTest: Set<ObjectIdentifier> = []
   private var buffer = [UInt8](repeating: 0, count: 65_536)
   private var control = [UInt8](repeating: 0, count: 512)
   private var nextMaintenance: Int64 = 0
@@ -64,6 +67,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
     for group in groups where !next.contains(where: { $0 === group }) {
       close(group)
       joinTests[ObjectIdentifier(group)] = nil
+      leftByTest.remove(ObjectIdentifier(group))
     }
     groups = next
   }
@@ -140,6 +144,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
       case .leave:
         logger.debug("join latency test: leaving", metadata: ["group": "\(group.config.name)"])
         close(group)
+        leftByTest.insert(key)
       case .rejoin:
         // Pending whether or not the join works: a failed join is a failed test, counted
         // at the deadline (maintain retries the join meanwhile, and the test's latency
@@ -218,7 +223,8 @@ final class MulticastReceiverLoop: @unchecked Sendable {
       state.unlistedChecks = 0
     }
     let joined = joinedAt ?? Clocks.monotonicNanoseconds()
-    for stream in group.streams.values { stream.stats.withLock { $0.joined(at: joined) } }
+    let afterLeave = leftByTest.remove(ObjectIdentifier(group)) != nil
+    for stream in group.streams.values { stream.stats.withLock { $0.joined(at: joined, afterLeave: afterLeave) } }
     logger.info("joined", metadata: [
       "group": "\(config.name)", "address": "\(config.group)", "interface": "\(config.interface)",
       "sources": "\(config.sources.map(\.description).joined(separator: ","))",
