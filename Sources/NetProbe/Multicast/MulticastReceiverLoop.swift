@@ -21,6 +21,8 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   /// Groups a join latency test left and no join has brought back yet: their next join
   /// resumes the streams' accounting (`StreamStats.joined`).
   private var leftByTest: Set<ObjectIdentifier> = []
+  /// The last link state seen of each interface that carries a group, to log changes.
+  private var links: [String: LinkState] = [:]
   private var buffer = [UInt8](repeating: 0, count: 65_536)
   private var control = [UInt8](repeating: 0, count: 512)
   private var nextMaintenance: Int64 = 0
@@ -86,6 +88,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   /// Once a second: interfaces that vanished, came back or changed index; joins to retry;
   /// memberships the kernel lost; the kernel's membership tables.
   private func maintain(now: Int64) {
+    watchLinks()
     var kernel = ProcNet.membership()
     var joinedAny = false
     for group in groups where !(joinTests[ObjectIdentifier(group)]?.isLeft ?? false) {
@@ -129,6 +132,31 @@ final class MulticastReceiverLoop: @unchecked Sendable {
     }
     if joinedAny { kernel = ProcNet.membership() }
     shared.membership.withLock { $0 = kernel }
+  }
+
+  /// Logs an interface of our groups going down and coming back up, once per change, with
+  /// the groups it carries. Nothing else changes: the kernel keeps memberships across a
+  /// link down/up (it re-sends their reports when the link returns), and what the streams
+  /// missed meanwhile counts lost. An interface that vanishes is the join path's to log.
+  private func watchLinks() {
+    guard let states = try? NetworkInterface.linkStates() else { return }
+    let byInterface = Dictionary(grouping: groups, by: \.config.interface)
+    links = links.filter { byInterface[$0.key] != nil && states[$0.key] != nil }
+    for (interface, members) in byInterface.sorted(by: { $0.key < $1.key }) {
+      guard let state = states[interface] else { continue }
+      // Down is down, whatever the flags say on the way back (no carrier for a moment
+      // after an administrative up): one line each way.
+      let wasUp = links.updateValue(state, forKey: interface).map { $0 == .up }
+      guard wasUp != (state == .up), !(wasUp == nil && state == .up) else { continue }
+      let metadata: Logger.Metadata = [
+        "interface": "\(interface)", "groups": "\(members.map(\.config.name).sorted().joined(separator: ","))",
+      ]
+      if state == .up {
+        logger.info("interface up", metadata: metadata)
+      } else {
+        logger.warning("interface down", metadata: metadata.merging(["state": "\(state.rawValue)"]) { $1 })
+      }
+    }
   }
 
   /// Carries out what the join latency tests ask for.
