@@ -88,23 +88,50 @@ import Testing
     let config = MulticastGroupConfig(name: "a", group: try #require(IPAddress("239.1.1.1")), port: 5000, interface: "eth0",
                                       joinLatencyTest: JoinLatencyTest(interval: .seconds(30)), location: SourceLocation(line: 1, column: 1))
     var stats = StreamStats(analyzer: PayloadAnalyzer(config: config), delayBuckets: [0.001])
-    stats.joined(at: 5 * second)
+    stats.joined(at: 5 * second, afterLeave: false)
     #expect(stats.awaitingSince == 5 * second && !stats.joinTestPending)
     stats.awaitingSince = nil  // its first packet came
     // The test joins again at 100 s; that join fails, maintain's retry works at 101 s: the
     // test's latency still runs from 100 s.
     stats.joinTestStarted(at: 100 * second)
     #expect(stats.joinTestPending && stats.awaitingSince == 100 * second)
-    stats.joined(at: 101 * second)
+    stats.joined(at: 101 * second, afterLeave: true)
     #expect(stats.joinTestPending && stats.awaitingSince == 100 * second)
     // After the test (its packet came), a join for another reason starts a new wait.
     stats.joinTestPending = false
     stats.awaitingSince = nil
-    stats.joined(at: 200 * second)
+    stats.joined(at: 200 * second, afterLeave: false)
     #expect(stats.awaitingSince == 200 * second)
     // A join while an earlier join outside a test still waits: the new one counts.
-    stats.joined(at: 300 * second)
+    stats.joined(at: 300 * second, afterLeave: false)
     #expect(stats.awaitingSince == 300 * second)
+  }
+
+  /// A rejoin that repairs an outage (the interface came back, the kernel lost the
+  /// membership) keeps the sequence accounting: the numbers sent meanwhile are lost, as on
+  /// a group that stayed joined. Only the join latency test's own leave is forgiven.
+  @Test func onlyAJoinTestsLeaveIsForgivenAcrossARejoin() throws {
+    let config = MulticastGroupConfig(name: "a", group: try #require(IPAddress("232.1.1.1")), port: 5000, interface: "eth0",
+                                      sources: [try #require(IPAddress("198.18.0.9"))], format: .sequence,
+                                      sequenceField: SequenceField(offset: 0, width: 4, endianness: .big),
+                                      location: SourceLocation(line: 1, column: 1))
+    func stream(across afterLeave: Bool) -> PayloadSnapshot {
+      var stats = StreamStats(analyzer: PayloadAnalyzer(config: config), delayBuckets: [0.001])
+      func receive(_ range: ClosedRange<UInt32>) {
+        for sequence in range {
+          stats.packets += 1
+          _ = stats.analyzer.analyze(MulticastTestPackets.embedded(MulticastTestPackets.withBigEndian(UInt64(sequence), width: 4)),
+                                     arrival: 0)
+        }
+      }
+      stats.joined(at: 0, afterLeave: false)
+      receive(1...100)
+      stats.joined(at: 10 * second, afterLeave: afterLeave)  // 101...600 never arrive
+      receive(601...800)
+      return stats.analyzer.snapshot
+    }
+    #expect(stream(across: false).counts == SequenceCounts(received: 300, lost: 500))
+    #expect(stream(across: true).counts == SequenceCounts(received: 300))
   }
 
   /// The series a group exports: the one-way delay histogram only for beacon groups whose

@@ -553,6 +553,75 @@ class MulticastLabTest(unittest.TestCase):
         self.assertEqual(series(exporter, "netprobe_multicast_membership", "tv"), 1)
         self.assertEqual(series(exporter, "netprobe_multicast_receiving", "tv"), 1)
 
+    def test_source_specific_first_beside_any_source_stays_a_member_across_a_link_flap(self):
+        self.source_specific_beside_any_source(ssm_first=True)
+
+    def test_any_source_first_beside_source_specific_stays_a_member_across_a_link_flap(self):
+        self.source_specific_beside_any_source(ssm_first=False)
+
+    def source_specific_beside_any_source(self, ssm_first):
+        """A source-specific and an any-source group on one interface, joined in the order
+        given. /proc/net/mcfilter hides the source-specific group's sources whenever an
+        any-source group heads the interface's list (joined after it, or 224.0.0.1 re-added
+        by a link up); the kernel's membership holds all along, so the gauge must stay 1,
+        with no repair rejoin. Across a link down, each group counts lost exactly what never
+        reached the agent (nftables counts what arrived; the sender what it sent)."""
+        lab = self.lab()
+        start_switch(self, lab)
+        wanted = lab.target_v4(0)
+        fmt = "format: sequence\nsequence: {offset: 0, width: 4, endianness: little}"
+        ssm = group_config("ssm", "239.2.4.1", 5024, extra=f'sources: ["{wanted}"]\n' + fmt)
+        asm = group_config("asm", "239.2.4.2", 5024, extra=fmt)
+        first, second = (ssm, asm) if ssm_first else (asm, ssm)
+        exporter = LabExporter(self, lab, config=write_config(self, first + second.replace("multicast:\n", "")))
+        for name in ("ssm", "asm"):
+            wait_series(exporter, "netprobe_multicast_membership", name, lambda v: v == 1)
+        count_arrivals(lab, {"ssm": f"ip saddr {wanted} ip daddr 239.2.4.1 udp dport 5024",
+                             "asm": "ip daddr 239.2.4.2 udp dport 5024"})
+        time.sleep(0.5)  # the switch learns the joins before the streams start
+        senders = {"ssm": start_sender(lab, "239.2.4.1", 5024, "sequence", rate=100, bind=wanted),
+                   "asm": start_sender(lab, "239.2.4.2", 5024, "sequence", rate=100)}
+        for name in senders:
+            wait_series(exporter, "netprobe_multicast_receiving", name, lambda v: v == 1)
+
+        def members():
+            metrics = exporter.metrics()
+            return {name: series(exporter, "netprobe_multicast_membership", name, metrics) for name in senders}
+
+        def sample(seconds):
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                self.assertEqual(members(), {"ssm": 1, "asm": 1}, kernel_groups(lab))
+                time.sleep(0.2)
+
+        sample(6)  # past the 3 s a missing listing took to become a rejoin
+        self.assertEqual(lab.run("agent", ["ip", "link", "set", "r1", "down"]).returncode, 0)
+        sample(5)  # the kernel keeps both memberships while the link is down
+        self.assertEqual(lab.run("agent", ["ip", "link", "set", "r1", "up"]).returncode, 0)
+        for name in senders:
+            before = series(exporter, "netprobe_multicast_packets_received_total", name)
+            wait_series(exporter, "netprobe_multicast_packets_received_total", name, lambda v: v > before + 100, timeout=15)
+        sample(2)
+        for sender in senders.values():
+            os.kill(sender.pid, signal.SIGTERM)
+        reports = {name: sender_report(sender, timeout=10) for name, sender in senders.items()}
+        time.sleep(1)  # the last datagrams arrive
+        metrics = exporter.metrics()
+        for name, report in reports.items():
+            arrived = arrivals(lab, name)
+            missing = report["sent"] - arrived
+            self.assertGreater(missing, 300, f"{name}: the link was down ~5 s at 100/s")
+            counts = self.counters(exporter, metrics, name)
+            self.assertEqual(counts, {"received": arrived, "lost": missing, "duplicate": 0, "late": 0, "resets": 0},
+                             f"{name}: sent {report['sent']}, arrived {arrived}")
+        log = exporter.log()
+        self.assertNotIn("the kernel no longer lists the membership", log)
+        self.assertEqual(log.count("interface down"), 1, log)
+        self.assertEqual(log.count("interface up"), 1, log)
+        down = next(line for line in log.splitlines() if "interface down" in line)
+        self.assertIn("interface=r1", down)
+        self.assertIn("groups=asm,ssm", down)
+
     def test_reload_keeps_an_unchanged_group_and_leaves_a_removed_one(self):
         lab = self.lab()
         start_switch(self, lab)

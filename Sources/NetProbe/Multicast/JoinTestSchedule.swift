@@ -86,10 +86,14 @@ extension StreamStats {
   /// The group's join succeeded; `now` was read right before its first join call. The
   /// first packet is awaited from then, except by a join latency test still waiting for
   /// one: a retry after the test's failed join (or one after an interface flap) keeps the
-  /// test's start, so the latency is the user's, not the last attempt's. A join after a
-  /// leave or an outage resumes the stream: the pause is not its loss.
-  mutating func joined(at now: Int64) {
+  /// test's start, so the latency is the user's, not the last attempt's.
+  ///
+  /// Only a join after the test's own leave (`afterLeave`) resumes the stream: what was
+  /// sent while we chose not to listen is not its loss. Any other join (the interface came
+  /// back, the kernel lost the membership) keeps the accounting, so what the stream missed
+  /// during the outage counts lost, as on a group that stayed joined through it.
+  mutating func joined(at now: Int64, afterLeave: Bool) {
     if !joinTestPending || awaitingSince == nil { awaitingSince = now }
-    if packets > 0 { analyzer.resume() }
+    if afterLeave && packets > 0 { analyzer.resume() }
   }
 }

@@ -18,6 +18,11 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   private var pendingDrops: [Int32: UInt64] = [:]
   /// Join latency tests of the groups that have one.
   private var joinTests: [ObjectIdentifier: JoinTestSchedule] = [:]
+  /// Groups a join latency test left and no join has brought back yet: their next join
+  /// resumes the streams' accounting (`StreamStats.joined`).
+  private var leftByTest: Set<ObjectIdentifier> = []
+  /// The last link state seen of each interface that carries a group, to log changes.
+  private var links: [String: LinkState] = [:]
   private var buffer = [UInt8](repeating: 0, count: 65_536)
   private var control = [UInt8](repeating: 0, count: 512)
   private var nextMaintenance: Int64 = 0
@@ -64,6 +69,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
     for group in groups where !next.contains(where: { $0 === group }) {
       close(group)
       joinTests[ObjectIdentifier(group)] = nil
+      leftByTest.remove(ObjectIdentifier(group))
     }
     groups = next
   }
@@ -82,6 +88,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   /// Once a second: interfaces that vanished, came back or changed index; joins to retry;
   /// memberships the kernel lost; the kernel's membership tables.
   private func maintain(now: Int64) {
+    watchLinks()
     var kernel = ProcNet.membership()
     var joinedAny = false
     for group in groups where !(joinTests[ObjectIdentifier(group)]?.isLeft ?? false) {
@@ -106,7 +113,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
         // list the interface at all cannot tell.
         let config = group.config
         let listed = !kernel.lists(interface: config.interface, family: config.group.family)
-          || group.streams.values.allSatisfy { kernel.isMember(config.group, interface: config.interface, source: $0.source) }
+          || kernel.isMember(config.group, interface: config.interface)
         guard group.join.withLock({ $0.kernelCheck(listed: listed) }) else { continue }
         logger.warning("the kernel no longer lists the membership; joining again", metadata: [
           "group": "\(group.config.name)", "address": "\(group.config.group)", "interface": "\(group.config.interface)",
@@ -127,6 +134,31 @@ final class MulticastReceiverLoop: @unchecked Sendable {
     shared.membership.withLock { $0 = kernel }
   }
 
+  /// Logs an interface of our groups going down and coming back up, once per change, with
+  /// the groups it carries. Nothing else changes: the kernel keeps memberships across a
+  /// link down/up (it re-sends their reports when the link returns), and what the streams
+  /// missed meanwhile counts lost. An interface that vanishes is the join path's to log.
+  private func watchLinks() {
+    guard let states = try? NetworkInterface.linkStates() else { return }
+    let byInterface = Dictionary(grouping: groups, by: \.config.interface)
+    links = links.filter { byInterface[$0.key] != nil && states[$0.key] != nil }
+    for (interface, members) in byInterface.sorted(by: { $0.key < $1.key }) {
+      guard let state = states[interface] else { continue }
+      // Down is down, whatever the flags say on the way back (no carrier for a moment
+      // after an administrative up): one line each way.
+      let wasUp = links.updateValue(state, forKey: interface).map { $0 == .up }
+      guard wasUp != (state == .up), !(wasUp == nil && state == .up) else { continue }
+      let metadata: Logger.Metadata = [
+        "interface": "\(interface)", "groups": "\(members.map(\.config.name).sorted().joined(separator: ","))",
+      ]
+      if state == .up {
+        logger.info("interface up", metadata: metadata)
+      } else {
+        logger.warning("interface down", metadata: metadata.merging(["state": "\(state.rawValue)"]) { $1 })
+      }
+    }
+  }
+
   /// Carries out what the join latency tests ask for.
   private func stepJoinTests(now: Int64) {
     guard !joinTests.isEmpty else { return }
@@ -140,6 +172,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
       case .leave:
         logger.debug("join latency test: leaving", metadata: ["group": "\(group.config.name)"])
         close(group)
+        leftByTest.insert(key)
       case .rejoin:
         // Pending whether or not the join works: a failed join is a failed test, counted
         // at the deadline (maintain retries the join meanwhile, and the test's latency
@@ -218,7 +251,8 @@ final class MulticastReceiverLoop: @unchecked Sendable {
       state.unlistedChecks = 0
     }
     let joined = joinedAt ?? Clocks.monotonicNanoseconds()
-    for stream in group.streams.values { stream.stats.withLock { $0.joined(at: joined) } }
+    let afterLeave = leftByTest.remove(ObjectIdentifier(group)) != nil
+    for stream in group.streams.values { stream.stats.withLock { $0.joined(at: joined, afterLeave: afterLeave) } }
     logger.info("joined", metadata: [
       "group": "\(config.name)", "address": "\(config.group)", "interface": "\(config.interface)",
       "sources": "\(config.sources.map(\.description).joined(separator: ","))",

@@ -15,7 +15,7 @@ enum MulticastSeries {
     for (source, stream) in group.streams.sorted(by: { $0.key < $1.key }) {
       let stats = stream.stats.withLock { $0 }
       let streamLabels = labels(source)
-      let member = join.joined && membership.isMember(config.group, interface: config.interface, source: stream.source)
+      let member = join.joined && membership.isMember(config.group, interface: config.interface)
       exposition.add(Catalogue.multicastMembership, streamLabels, member ? 1 : 0)
       exposition.add(Catalogue.multicastPackets, streamLabels, Double(stats.packets))
       exposition.add(Catalogue.multicastBytes, streamLabels, Double(stats.bytes))
