@@ -162,6 +162,23 @@ import Testing
     #expect(analyzer.packets == 300 - 9)
   }
 
+  /// After a lost datagram, a payload byte 0x47 where the cut packet's successor would
+  /// start is not enough: the sync byte a packet further must be there too.
+  @Test func oneStraySyncByteDoesNotSpliceAcrossALoss() {
+    let bytes = (0..<100).flatMap { P.ts(pid: 0x100, counter: UInt8($0 & 0x0F)) }
+    var chunks = datagrams(bytes, size: 1000)
+    // Datagram 2 ends 180 bytes into packet 15; datagram 4 (after the lost 3) holds 0x47
+    // in packet 21's payload 8 bytes in, where packet 16 would start.
+    var planted = Array(chunks[4])
+    planted[8] = 0x47
+    chunks[4] = planted[...]
+    chunks.remove(at: 3)
+    let (analyzer, malformed) = analyze(chunks)
+    #expect(malformed == 0)
+    #expect(analyzer.errors == counts(continuity: 1))
+    #expect(analyzer.packets == 93)  // 15 to 21 lost: cut, whole, cut
+  }
+
   /// A lost datagram whose length is whole packets leaves the next one continuing at the
   /// right offset, so the bytes alone would splice the cut packet's head to another's tail.
   /// Inside RTP the sequence gap says the datagram does not follow: the cut packet is dropped.
