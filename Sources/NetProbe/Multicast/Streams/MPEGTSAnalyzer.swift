@@ -70,15 +70,17 @@ public struct MPEGTSAnalyzer: Sendable {
   /// continuity or PAT error, and the pause is no discontinuity of the stream.
   public mutating func resume() {
     resynchronize()
+    framer.unlock()
     patReference = nil
     lastArrival = nil
   }
 
   /// After datagrams the host itself dropped (a full socket buffer): every PID's counter
-  /// and the sync lock start again, so the host's drop is no continuity error of the stream.
+  /// starts again, so the host's drop is no continuity error of the stream, and a packet
+  /// the last datagram cut is not completed (the lock, the packet size, holds).
   public mutating func resynchronize() {
     for index in continuity.indices { continuity[index] = 0 }
-    framer.unlock()
+    framer.dropPartial()
   }
 
   /// True when `bytes` is one or more whole 188-byte transport packets.
@@ -110,14 +112,15 @@ public struct MPEGTSAnalyzer: Sendable {
                                follows: Bool = true, hostDropped: Bool = false) -> Bool {
     let silent = lastArrival.map { arrival.difference(from: $0) > Double(restartGapNanoseconds) } ?? false
     let restart: MPEGTSDiscontinuityReason? = silent ? .silence : newSource ? .ssrcChange : nil
-    // A restart or the host's drops unlock the framer (below): the datagram must lock afresh.
-    let start: TransportStreamFramer.Start? = restart != nil || hostDropped
+    // A restart unlocks the framer (below): the new sender's datagram must lock afresh.
+    let start: TransportStreamFramer.Start? = restart != nil
       ? TransportStreamFramer.acquire(datagram).map { .lock(offset: $0.offset, size: $0.size) }
-      : framer.start(of: datagram, continues: follows)
+      : framer.start(of: datagram, continues: follows && !hostDropped)
     guard let start else { return false }
     if let restart {
       discontinuities[restart] &+= 1
       resynchronize()
+      framer.unlock()
       patReference = nil
     } else if hostDropped {
       resynchronize()

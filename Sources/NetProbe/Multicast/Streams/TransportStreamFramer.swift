@@ -20,7 +20,8 @@
 ///   they do not (a datagram lost in between), or when the caller knows the next datagram does
 ///   not follow (an RTP sequence gap, the host's drops, a restart), the cut packet is
 ///   dropped — its bytes did not all arrive, so its PID's next counter shows the loss — and
-///   the datagram is read from its own sync bytes.
+///   the datagram is read from its own sync bytes. The packet size being known then, a
+///   short datagram needs only a sync byte it does not contradict (see `start`).
 ///
 /// Whether a datagram can be read is decided before anything moves (`start`), so a datagram
 /// in which no lock can be found changes nothing. Per datagram the framer allocates nothing:
@@ -45,8 +46,15 @@ public struct TransportStreamFramer: Sendable {
 
   /// Where reading a datagram starts.
   public enum Start: Sendable, Equatable {
-    /// Its first bytes complete the packet the previous datagram cut.
-    case continuing
+    /// Its first bytes complete the packet the previous datagram cut; when that datagram
+    /// only held candidates (`tentative`), the one at `skipping` bytes into them.
+    case continuing(skipping: Int)
+    /// Locked, but too short to show a packet of its own: its bytes from `offset` (a sync
+    /// byte) are kept as candidates for the next datagram to confirm.
+    case tentative(offset: Int)
+    /// Locked, shorter than a packet and without a sync byte: the middle of a packet whose
+    /// start was lost. Nothing to read in it, and nothing wrong with it.
+    case fragment
     /// The lock holds: a packet starts at its first byte.
     case aligned
     /// A lock found at `offset`, with packets of `size` bytes.
@@ -65,6 +73,9 @@ public struct TransportStreamFramer: Sendable {
   /// The head of a packet the last datagram cut (it starts with the sync byte); empty when
   /// that datagram ended on a packet boundary.
   private var partial: [UInt8] = []
+  /// `partial` holds candidates rather than a packet's head: the bytes of a short datagram
+  /// after a break, from its first sync byte, any of whose sync bytes may start a packet.
+  private var tentative = false
 
   public init() { partial.reserveCapacity(Self.packetSizes.max()!) }
 
@@ -75,21 +86,66 @@ public struct TransportStreamFramer: Sendable {
   /// sender aligns its packets anew).
   public mutating func unlock() {
     packetSize = nil
+    dropPartial()
+  }
+
+  /// Forgets a cut packet, keeping the lock: the next datagram does not continue this one
+  /// (datagrams the host dropped came between).
+  public mutating func dropPartial() {
     partial.removeAll(keepingCapacity: true)
+    tentative = false
   }
 
   /// How reading `datagram` would start; nil when no lock can be found in it. `continues`:
   /// false when the datagram is known not to follow the previous one, so a cut packet is
   /// not completed with its bytes. Changes nothing.
+  ///
+  /// A datagram that breaks the stream (one lost before it, say) while the framer is locked
+  /// may be too short to show three sync bytes (ffmpeg flushes datagrams of a few dozen
+  /// bytes now and then). With the packet size known, a sync byte that the datagram does
+  /// not contradict (every packet size further within it holds one too) is a lock when a
+  /// whole packet follows it, and otherwise a candidate kept for the next datagram, which
+  /// confirms one (with two sync bytes where the packet would continue) or none. One
+  /// shorter than a packet without any sync byte is a piece of a packet whose start was
+  /// lost (`fragment`); one of a packet or more without a sync byte is not the stream.
   public func start(of datagram: ArraySlice<UInt8>, continues: Bool = true) -> Start? {
     guard !datagram.isEmpty else { return nil }
     if let size = packetSize {
       if continues && !partial.isEmpty {
-        let need = size - partial.count
-        if Self.continues(datagram, after: need, size: size) { return .continuing }
-      } else if Self.readsPacket(datagram, at: 0, size: size) {
-        return .aligned
+        var skip = 0
+        while skip < partial.count {
+          let need = size - (partial.count - skip)
+          // A candidate needs the sync byte after it; a packet's head is completed as well
+          // by a datagram that ends before its successor could start.
+          if partial[skip] == Self.syncByte && (!tentative || datagram.count > need)
+            && Self.continues(datagram, after: need, size: size) {
+            return .continuing(skipping: skip)
+          }
+          guard tentative else { break }
+          skip += 1
+        }
       }
+      if (!continues || partial.isEmpty || tentative) && Self.readsPacket(datagram, at: 0, size: size) { return .aligned }
+      if let found = Self.acquire(datagram) { return .lock(offset: found.offset, size: found.size) }
+      var offset = 0
+      while offset < datagram.count {
+        guard let index = datagram[(datagram.startIndex + offset)...].firstIndex(of: Self.syncByte) else { break }
+        let candidate = index - datagram.startIndex
+        var consistent = true
+        var next = candidate + size
+        while next < datagram.count {
+          if datagram.byte(at: next) != Self.syncByte {
+            consistent = false
+            break
+          }
+          next += size
+        }
+        if consistent {
+          return datagram.count - candidate >= size ? .lock(offset: candidate, size: size) : .tentative(offset: candidate)
+        }
+        offset = candidate + 1
+      }
+      return datagram.count < size ? .fragment : nil
     }
     return Self.acquire(datagram).map { .lock(offset: $0.offset, size: $0.size) }
   }
@@ -107,8 +163,10 @@ public struct TransportStreamFramer: Sendable {
     if let start = cursor.start {
       cursor.start = nil
       switch start {
-      case .continuing:
+      case .continuing(let skip):
         guard let size = packetSize else { break }
+        if skip > 0 { partial.removeFirst(skip) }
+        tentative = false
         let need = size - partial.count
         guard datagram.count >= need else {
           partial.append(contentsOf: datagram)
@@ -120,12 +178,22 @@ public struct TransportStreamFramer: Sendable {
         cursor.clearPartial = true
         return .packet(partial[0..<Self.transportPacketSize])
       case .aligned:
-        partial.removeAll(keepingCapacity: true)
+        dropPartial()
         cursor.offset = 0
       case .lock(let offset, let size):
-        partial.removeAll(keepingCapacity: true)
+        dropPartial()
         packetSize = size
         cursor.offset = offset
+      case .fragment:
+        dropPartial()
+        cursor.offset = datagram.count
+        return nil
+      case .tentative(let offset):
+        dropPartial()
+        partial.append(contentsOf: datagram.dropFirst(offset))
+        tentative = true
+        cursor.offset = datagram.count
+        return nil
       }
     }
     while cursor.offset < datagram.count {
