@@ -3,7 +3,7 @@
 # Usage: scripts/install-deps.sh build|test|bench
 #   build: libcurl (headers + pkg-config), zlib headers
 #   test:  build + promtool, prometheus and the pushgateway, igmpproxy, python3 with PyYAML,
-#          curl, nftables, tcpdump, systemd-analyze, setcap
+#          curl, nftables, tcpdump, systemd-analyze, setcap, ffmpeg (a real MPEG-TS sender)
 #   bench: build + wrk, fping, smokeping_prober, iproute2 (ip netns, ss), and libc headers for
 #          the multicast benchmark's C sender (compiled with cc, or the Swift toolchain's clang)
 set -euo pipefail
@@ -25,6 +25,7 @@ case "${1:-build}" in
     want_pkg iputils-ping  # ping from the lab's namespaces
     want_pkg util-linux    # setpriv: lab processes as an unprivileged user
     want_pkg tcpdump
+    want_pkg ffmpeg        # a real MPEG-TS / RTP sender for the lab (Tests/lab/test_ffmpeg.py)
     want_pkg systemd       # systemd-analyze verify|security on deploy/systemd (Tests/deploy)
     want_pkg libcap2-bin   # setcap: the container image's file capability (Tests/deploy)
     # PyYAML for the YAML conformance test: from Debian for the system python3 (any other
