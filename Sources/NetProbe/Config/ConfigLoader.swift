@@ -6,14 +6,16 @@ public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible 
   public var diagnostics: [ConfigDiagnostic]
   /// The file name used in messages; set by the loader.
   public var file: String
+  /// The problems of other files read with this one (the web configuration), after it.
+  public var related: [ConfigErrors] = []
 
   public init(_ diagnostics: [ConfigDiagnostic], file: String = "<config>") {
     self.diagnostics = diagnostics
     self.file = file
   }
 
-  /// One line per problem, in file order.
-  public var lines: [String] { diagnostics.map { $0.formatted(file: file) } }
+  /// One line per problem, in file order, then those of the related files.
+  public var lines: [String] { diagnostics.map { $0.formatted(file: file) } + related.flatMap(\.lines) }
 
   public var description: String { lines.joined(separator: "\n") }
 }
