@@ -241,7 +241,7 @@ public enum WebConfigLoader {
           tls.cipherSuites.append(name)
         } else {
           var message = "unknown cipher suite '\(name)': expected a TLS 1.2 suite with Go's name, such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
-          if let guess = ConfigValues.suggestion(for: name, among: names) { message += " (did you mean '\(guess)'?)" }
+          if let guess = suggestion(for: name, among: names) { message += " (did you mean '\(guess)'?)" }
           reader.error(item.location, message)
         }
       }
@@ -255,7 +255,7 @@ public enum WebConfigLoader {
           tls.curvePreferences.append(name)
         } else {
           var message = "unknown curve '\(name)': expected one of \(names.joined(separator: ", "))"
-          if let guess = ConfigValues.suggestion(for: name, among: names) { message += " (did you mean '\(guess)'?)" }
+          if let guess = suggestion(for: name, among: names) { message += " (did you mean '\(guess)'?)" }
           reader.error(item.location, message)
         }
       }
@@ -289,6 +289,13 @@ public enum WebConfigLoader {
     return users
   }
 
+  /// The closest of `names` (written in capitals, unlike the config's keys), ignoring case.
+  static func suggestion(for name: String, among names: [String]) -> String? {
+    let lowered = names.map { $0.lowercased() }
+    guard let guess = ConfigValues.suggestion(for: name, among: lowered), let index = lowered.firstIndex(of: guess) else { return nil }
+    return names[index]
+  }
+
   /// `$2a$`, `$2b$` or `$2y$`, a cost from 04 to 31, `$`, then 53 characters of bcrypt's
   /// base-64 alphabet (22 of salt, 31 of hash).
   public static func isBcryptHash(_ text: String) -> Bool {
@@ -314,7 +321,7 @@ public enum WebConfigLoader {
       let name = entry.key.text
       guard let index = allowedHeaders.firstIndex(where: { $0.key == name }) else {
         var message = "header '\(name)' cannot be configured: expected one of \(names.joined(separator: ", "))"
-        if let guess = ConfigValues.suggestion(for: name, among: names) { message += " (did you mean '\(guess)'?)" }
+        if let guess = suggestion(for: name, among: names) { message += " (did you mean '\(guess)'?)" }
         reader.error(entry.key.location, message)
         continue
       }
