@@ -215,6 +215,21 @@ import Testing
     }
   }
 
+  @Test func oneCredentialArrivingTwiceIsCheckedOnceWithoutBudget() {
+    let auth = BasicAuthenticator(users: [WebUser(name: "alice", hash: Self.hash)], verificationsPerSecond: 1,
+                                  clientVerificationsPerSecond: 1)
+    let client = IPAddress("192.0.2.1")!
+    let first = auth.check(authorization: header("alice", "s3cret"), client: client)
+    let second = auth.check(authorization: header("alice", "s3cret"), client: client)
+    guard case .verify(let a) = first, case .verify(let b) = second else {
+      Issue.record("both must wait for the one check: \(first), \(second)")
+      return
+    }
+    #expect(auth.verify(a) && auth.verify(b))
+    // The budget (1 a second) was spent once: another new credential is throttled.
+    #expect(auth.check(authorization: header("alice", "other"), client: client) == .throttled)
+  }
+
   @Test func credentialsParseAsRFC7617Says() {
     #expect(BasicAuthenticator.credentials("Basic YWxpY2U6czNjcjp0") ?? ("", []) == ("alice", Array("s3cr:t".utf8)))
     #expect(BasicAuthenticator.credentials("basic  YWxpY2U6") ?? ("", [1]) == ("alice", []))

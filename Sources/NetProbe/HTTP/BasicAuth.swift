@@ -42,6 +42,10 @@ public final class BasicAuthenticator: Sendable {
   /// Verdicts by salted digest, each with its expiry.
   private let cache = Mutex<[[UInt8]: (verdict: Bool, expiry: ContinuousClock.Instant)]>([:])
   private let budget: Mutex<Budget>
+  /// Credentials whose check is queued or running: the same credential arriving meanwhile
+  /// (a client opening several connections at once) waits for that check instead of
+  /// taking budget, and finds its verdict in the cache.
+  private let inFlight = Mutex<Set<[UInt8]>>([])
   private let oneAtATime = Mutex<Void>(())
   private let clock = ContinuousClock()
   let cacheTTL: Duration
@@ -76,17 +80,25 @@ public final class BasicAuthenticator: Sendable {
     if let verdict = cached(key, now: now) {
       return verdict ? .allowed : .denied(reason: "wrong_credentials")
     }
+    let pending = Pending(key: key, hash: hash ?? BasicAuthenticator.decoyHash, known: hash != nil, password: password)
+    if inFlight.withLock({ $0.contains(key) }) { return .verify(pending) }
     guard budget.withLock({ $0.take(client: client, now: now) }) else { return .throttled }
-    return .verify(Pending(key: key, hash: hash ?? BasicAuthenticator.decoyHash, known: hash != nil, password: password))
+    inFlight.withLock { _ = $0.insert(key) }
+    return .verify(pending)
   }
 
   /// Runs bcrypt (blocking, tens of milliseconds: a worker thread only) and remembers the
   /// verdict.
   func verify(_ pending: Pending) -> Bool {
-    let matches = oneAtATime.withLock { _ in PasswordHash.verify(password: pending.password, hash: pending.hash) } ?? false
-    let verdict = matches && pending.known
-    remember(pending.key, verdict: verdict)
-    return verdict
+    oneAtATime.withLock { _ in
+      // A check of the same credential may have finished while this one waited.
+      if let verdict = cached(pending.key, now: clock.now) { return verdict }
+      let matches = PasswordHash.verify(password: pending.password, hash: pending.hash) ?? false
+      let verdict = matches && pending.known
+      remember(pending.key, verdict: verdict)
+      inFlight.withLock { _ = $0.remove(pending.key) }
+      return verdict
+    }
   }
 
   private func cacheKey(user: String, hash: String, password: [UInt8]) -> [UInt8] {

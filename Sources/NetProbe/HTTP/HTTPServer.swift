@@ -380,7 +380,11 @@ public final class HTTPServer: Sendable {
         guard let (socket, peer) = accepted else { return }
         let client = peer.map { Admission.clientKey($0.ip) }
         if let client, options.maxConnectionsPerClient > 0, perClient[client, default: 0] >= options.maxConnectionsPerClient {
-          guard let victim = chooseVictim(onlyClient: client) else {
+          // Over TLS a client's own connection is not cut for its own newcomer while it is in
+          // its handshake or was busy within the last second: that would only start the
+          // same handshake again. With `wrk -c64` against a limit of 32, newcomers evicted
+          // each other mid-handshake and almost none finished (14 requests/s).
+          guard let victim = chooseVictim(onlyClient: client), !worthKeeping(victim.id) else {
             refuse(socket)
             continue
           }
@@ -446,6 +450,14 @@ public final class HTTPServer: Sendable {
         Admission.Candidate(id: id, client: connection.client ?? unknown, state: connection.admissionState,
                             lastProgress: connection.lastProgress)
       }
+    }
+
+    /// Whether a TLS connection costs more to evict than a newcomer of the same client is
+    /// worth: in its handshake, or busy less than a second ago.
+    func worthKeeping(_ id: Int) -> Bool {
+      guard let connection = connections[id], connection.tls != nil else { return false }
+      if case .handshaking = connection.phase { return true }
+      return connection.lastProgress.duration(to: clock.now) < .seconds(1)
     }
 
     /// The victim among one client's connections, for the per-client limit.
