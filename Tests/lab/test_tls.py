@@ -175,6 +175,43 @@ class TLSTest(unittest.TestCase):
         failures = self.sample(exporter.port, 'netprobe_http_tls_handshake_failures_total{reason="error"}', client="client")
         self.assertGreaterEqual(failures, 1)
 
+    def test_tls_every_client_auth_type_with_curl(self):
+        cert = ["--cert", self.certs.path("client.crt"), "--key", self.certs.path("client.key")]
+        rogue = ["--cert", self.certs.path("rogue.crt"), "--key", self.certs.path("rogue.key")]
+        # (type, served without a certificate, with the CA's, with a self-signed one)
+        expectations = [("NoClientCert", True, True, True), ("RequestClientCert", True, True, True),
+                        ("RequireAnyClientCert", False, True, True), ("VerifyClientCertIfGiven", True, True, False),
+                        ("RequireAndVerifyClientCert", False, True, False)]
+        for kind, bare, good, bad in expectations:
+            with self.subTest(kind):
+                ca = "  client_ca_file: ca.crt\n" if kind != "NoClientCert" else ""
+                exporter = self.start(self.tls_config(f"  client_auth_type: {kind}\n{ca}"))
+                for args, served in (([], bare), (cert, good), (rogue, bad)):
+                    code, status, _ = self.curl(exporter.port, "/-/healthy", *args)
+                    self.assertEqual((code, status) == (0, 200), served, (kind, args, code, status))
+                exporter.kill()
+
+    def test_tls_users_and_headers_change_on_reload(self):
+        exporter = self.start(self.tls_config() + f"basic_auth_users:\n  alice: '{bcrypt_hash(PASSWORD)}'\n")
+        self.assertEqual(self.curl(exporter.port, "/-/healthy", "-u", f"alice:{PASSWORD}")[1], 200)
+        self.write_web(self.tls_config() + f"basic_auth_users:\n  bob: '{bcrypt_hash('other')}'\n"
+                       "http_server_config:\n  headers: {X-Frame-Options: sameorigin}\n")
+        exporter.signal(signal.SIGHUP)
+        wait_for(lambda: self.curl(exporter.port, "/-/healthy", "-u", f"alice:{PASSWORD}")[1] == 401,
+                 what="the old user to be refused")
+        code, status, text = self.curl(exporter.port, "/-/healthy", "-u", "bob:other")
+        self.assertEqual(status, 200, text)
+        self.assertIn("X-Frame-Options: sameorigin", text)
+        # Basic auth removed: every endpoint opens again.
+        self.write_web(self.tls_config())
+        exporter.signal(signal.SIGHUP)
+        wait_for(lambda: self.curl(exporter.port, "/metrics")[1] == 200, what="auth to be lifted")
+        # TLS cannot be switched off by a reload: the reload fails and TLS stays.
+        self.write_web("")
+        status, _, body = self.https(exporter.port, "POST", "/-/reload")
+        self.assertEqual(status, 500)
+        self.assertIn("tls_server_config cannot be removed by a reload", body.decode())
+
     def test_tls_plain_http_to_the_tls_port_is_refused_cleanly(self):
         exporter = self.start(self.tls_config())
         with socket.create_connection(("127.0.0.1", exporter.port), timeout=5) as s:
