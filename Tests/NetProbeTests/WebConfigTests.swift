@@ -246,3 +246,40 @@ import Testing
     #expect(Array(records.joined()) == Array(parts.joined()))
   }
 }
+
+/// Basic auth and extra headers over a real socket (plain HTTP: the lab tests TLS).
+@Suite(.serialized) struct HTTPServerAuthLiveTests {
+  @Test func everyEndpointAsksForCredentialsAndAWrongGuessIsNotARender() throws {
+    let fixture = try RoutesFixture()
+    let snapshot = WebSecurity.Snapshot(
+      auth: BasicAuthenticator(users: [WebUser(name: "alice", hash: BasicAuthTests.hash)]),
+      headers: [("X-Content-Type-Options", "nosniff")])
+    let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: fixture.routes,
+                                security: WebSecurity(snapshot))
+    fixture.registry.register("http", server.metrics)
+    server.start()
+    defer { server.stop() }
+    let port = server.localAddress.port
+    let right = "Authorization: Basic \(Data("alice:s3cret".utf8).base64EncodedString())\r\n"
+    let wrong = "Authorization: Basic \(Data("alice:nope".utf8).base64EncodedString())\r\n"
+    for path in ["/metrics", "/", "/-/healthy", "/-/ready"] {
+      let refused = try #require(try get(port, path))
+      #expect(refused.status == 401)
+      #expect(refused.headers["www-authenticate"] == "Basic realm=\"netprobe_exporter\"")
+      #expect(refused.headers["x-content-type-options"] == "nosniff")
+      #expect(try get(port, path, headers: wrong)?.status == 401)
+      // /-/ready answers 503 here: the fixture's agent is never marked ready.
+      #expect(try get(port, path, headers: right)?.status == (path == "/-/ready" ? 503 : 200))
+    }
+    // POST /-/reload too, on a keep-alive connection: the 401 keeps it open.
+    let connection = try TestConnection(port: port)
+    connection.send("POST /-/reload HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+    #expect(connection.readResponse()?.status == 401)
+    connection.send("POST /-/reload HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\(right)\r\n")
+    #expect(connection.readResponse()?.status == 200)
+    let metrics = try #require(try get(port, "/metrics", headers: right)).text
+    #expect(metrics.contains("netprobe_http_auth_failures_total{reason=\"missing\"} 5"))
+    #expect(metrics.contains("netprobe_http_auth_failures_total{reason=\"wrong_credentials\"} 4"))
+    #expect(metrics.contains("netprobe_http_requests_total{handler=\"metrics\",code=\"401\"} 2"))
+  }
+}
