@@ -157,6 +157,18 @@ import Testing
     ])
   }
 
+  @Test func tlsFilesMustBeRegularFilesAsEveryNamedFileIs() {
+    let found = errors("tls_server_config: {cert_file: /dev/zero, key_file: /dev/null}\n")
+    #expect(found.count == 2, "\(found)")
+    #expect(found.first?.contains("cert_file: cannot use /dev/zero") == true, "\(found)")
+    #expect(found.first?.contains("character device") == true, "\(found)")
+    guard case .failure(let refused) = WebConfigLoader.load("/dev/zero") else {
+      Issue.record("a device read as a web configuration")
+      return
+    }
+    #expect(refused.lines.first?.contains("not a regular file") == true, "\(refused.lines)")
+  }
+
   @Test func syntaxErrorsNameTheirPlace() {
     let lines = errors("tls_server_config:\n  cert_file: [a\n")
     #expect(lines.count == 1 && lines[0].hasPrefix("/etc/netprobe/web.yml:2:"))

@@ -151,13 +151,13 @@ public enum WebConfigLoader {
 
   /// Reads and parses the file at `path`.
   public static func load(_ path: String) -> Result<WebConfig, ConfigErrors> {
-    let read: String?
+    let bytes: [UInt8]
     do {
-      read = try FileContents.text(path)
+      bytes = try FileContents.readRegularFile(path)
     } catch {
       return .failure(ConfigErrors([ConfigDiagnostic(SourceLocation(line: 1, column: 1), "cannot read the web configuration: \(error)")], file: path))
     }
-    guard let text = read else {
+    guard let text = String(validating: bytes, as: UTF8.self) else {
       return .failure(ConfigErrors([ConfigDiagnostic(SourceLocation(line: 1, column: 1), "the file is not valid UTF-8")], file: path))
     }
     return parse(text, file: path)
@@ -197,9 +197,12 @@ public enum WebConfigLoader {
     let path = "tls_server_config"
     guard let map = reader.mapping(node, path, allowed: tlsKeys + ["cert", "key", "client_ca", "client_allowed_sans"]) else { return nil }
     refuseUnsupported(map, path, &reader)
+    // OpenSSL opens these files itself: a FIFO or a device would block or never end it.
     func file(_ key: String) -> String? {
       guard let v = map[key]?.value, let text = reader.string(v) else { return nil }
-      return text.hasPrefix("/") ? text : directory.appendingPathComponent(text).path
+      let path = text.hasPrefix("/") ? text : directory.appendingPathComponent(text).path
+      if let refusal = ConfigLoader.refusal(of: path) { reader.error(v.location, "\(key): \(refusal)") }
+      return path
     }
     let certFile = file("cert_file")
     let keyFile = file("key_file")
