@@ -1,23 +1,30 @@
 import Synchronization
 
-/// A traced target: the ping target it follows (for its address and options), its slot
-/// in the tracer, its flow identity, and what the rounds found.
+/// A traced target: its configuration (the ping target's: the tracer probes the same
+/// address with the same options), its slot in the tracer, its flow identity, and what
+/// the rounds found.
 final class PathTarget: Sendable {
-  let ping: PingTarget
+  let config: TargetConfig
   /// The tracer's slot for this target, with `ProbePayload.traceSlotFlag` set.
   let slot: UInt32
   /// The checksum every probe of this target's rounds carries (Paris traceroute).
   let flow: UInt16
   let state: Mutex<PathState>
 
-  init(ping: PingTarget, slot: UInt32) {
-    self.ping = ping
+  init(config: TargetConfig, slot: UInt32) {
+    self.config = config
     self.slot = slot | ProbePayload.traceSlotFlag
     flow = UInt16.random(in: 1...UInt16.max)
-    state = Mutex(PathState(trace: ping.config.options.trace))
+    state = Mutex(PathState(trace: config.options.trace))
   }
 
-  var trace: TraceOptions { ping.config.options.trace }
+  var trace: TraceOptions { config.options.trace }
+
+  /// Whether a target of a new configuration keeps this one's path and history: same name,
+  /// host and options (only where it sits in the file may differ).
+  func canCarryOver(to other: TargetConfig) -> Bool {
+    config.name == other.name && config.host == other.host && config.options == other.options
+  }
 }
 
 /// What the rounds of one target found.
