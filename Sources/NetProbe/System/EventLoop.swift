@@ -102,9 +102,6 @@ struct LoopRegistrations<Timer> {
     wakeBy = min(wakeBy ?? deadline, deadline)
   }
 
-  /// How many timers are pending, stale ones included.
-  var timerCount: Int { timers.count }
-
   fileprivate var nextTimer: Int64? { timers.min?.at }
 
   fileprivate mutating func popDue(now: Int64) -> Timer? {
@@ -130,7 +127,6 @@ struct LoopRegistrations<Timer> {
 /// came due meanwhile — so a reply that arrived before its probe's deadline is read before
 /// the deadline is checked.
 final class EventLoop<Engine: LoopEngine>: Sendable {
-  let name: String
   private let wakeup: WakeupEvent
   private let inbox = Mutex<[Engine.Command]>([])
   private let thread: DedicatedThread
@@ -142,7 +138,6 @@ final class EventLoop<Engine: LoopEngine>: Sendable {
 
   /// - Parameter makeEngine: makes the engine, on the loop's thread, when it starts.
   init(name: String, precision: WaitPrecision = .milliseconds, makeEngine: @escaping @Sendable () -> Engine) throws(SystemError) {
-    self.name = name
     self.precision = precision
     self.makeEngine = makeEngine
     wakeup = try WakeupEvent()
