@@ -56,8 +56,8 @@ private struct PingLoopEngine: LoopEngine {
     case send(slot: UInt32, generation: UInt64, target: PingTarget, due: Int64)
     /// A probe's deadline.
     case deadline(slot: UInt32, sequence: UInt32)
-    /// The identifier may be due for rotation.
-    case rotation
+    /// The identifier may be due for rotation; stale unless it is the loop's current one.
+    case rotation(at: Int64)
   }
 
   let family: IPAddress.Family
@@ -81,7 +81,7 @@ private struct PingLoopEngine: LoopEngine {
   var matchers: [ICMPSocketKind: ReplyMatcher] = [:]
   /// The raw socket whose foreign packets are counted (each raw socket sees them all).
   var countingRawDescriptor: Int32?
-  /// When the rotation timer is set for, so a reconfiguration adds one only when needed.
+  /// When the current rotation timer is set for: one set before a reconfiguration is stale.
   var rotationTimer: Int64?
 
   init(family: IPAddress.Family, shared: PingShared) {
@@ -133,7 +133,8 @@ private struct PingLoopEngine: LoopEngine {
       target.state.withLock { state in
         if state.ledger.expire(sequence: sequence, now: now) { state.window.record(nil) }
       }
-    case .rotation:
+    case .rotation(let at):
+      guard at == rotationTimer else { return }
       rotationTimer = nil
       scheduleRotation(loop: &loop, now: now)
     }
@@ -147,7 +148,7 @@ private struct PingLoopEngine: LoopEngine {
   mutating func scheduleRotation(loop: inout LoopRegistrations<Timer>, now: Int64 = Clocks.monotonicNanoseconds()) {
     guard let next = shared.identity.rotateIfDue(now: now), rotationTimer.map({ next < $0 }) ?? true else { return }
     rotationTimer = next
-    loop.schedule(.rotation, at: next)
+    loop.schedule(.rotation(at: next), at: next)
   }
 
   // MARK: Sending
