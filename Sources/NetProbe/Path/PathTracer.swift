@@ -154,7 +154,7 @@ private struct TracerEngine: LoopEngine {
   }
 
   /// Drops a slot's target, its round and its probes in flight: a late reply or error for
-  /// them must not reach a target that takes the slot next. (Its schedule entries are
+  /// them must not reach a target that takes the slot next. (Its round timers are
   /// skipped when due: they name the old target.)
   mutating func forget(slot: UInt32) {
     targets[slot] = nil

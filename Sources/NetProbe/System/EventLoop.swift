@@ -120,7 +120,7 @@ struct LoopRegistrations<Timer> {
 /// that a busy engine never delays another's timing and each waits with the precision it
 /// needs. The loop owns the poll set, the timers (a deadline heap), the wake-up event, the
 /// commands other threads post and the start/stop handshake; the engine keeps only its
-/// protocol logic (`LoopEngine`).
+/// protocol logic (`LoopEngine`). The HTTP server keeps a poll loop of its own.
 ///
 /// A pass: the posted commands, the due timers, the engine's end of pass, one wait in
 /// poll(2) for the next timer or a descriptor, the ready descriptors, then the timers that
