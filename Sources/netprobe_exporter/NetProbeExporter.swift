@@ -170,7 +170,17 @@ struct NetProbeExporter: ParsableCommand {
         throw ExitCode(1)
       }
     }
-    try attach("ping") { try PingEngine(logger: logger) }
+    // Ping and path are peers: the same probe identity and socket error counts, and the
+    // path engine follows the addresses the ping engine resolves.
+    let identity = ProbeIdentity()
+    let socketErrors = ProbeSocketErrors()
+    var ping: PingEngine?
+    try attach("ping") {
+      let engine = try PingEngine(logger: logger, identity: identity, socketErrors: socketErrors)
+      ping = engine
+      return engine
+    }
+    try attach("path") { try PathEngine(logger: logger, identity: identity, addresses: ping!, socketErrors: socketErrors) }
     try attach("multicast") { try MulticastEngine(logger: logger) }
     try attach("beacon") { try BeaconSender(logger: logger) }
     try attach("querier") { try QuerierWatch(logger: logger) }

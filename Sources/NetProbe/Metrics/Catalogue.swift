@@ -30,6 +30,13 @@ public enum Catalogue {
     "Items in the running configuration, by kind (targets, multicast_groups, beacons, querier_interfaces).",
     labels: ["kind"])
 
+  // MARK: Scrapes
+
+  public static let scrapeCollectorDuration = MetricFamily(
+    "netprobe_scrape_collector_duration_seconds", .gauge,
+    "How long each collector (agent, process, http, ping, path, multicast, beacon, querier, push) took to render its series for this scrape or push.",
+    labels: ["collector"])
+
   // MARK: HTTP server
 
   public static let httpRequests = MetricFamily(
@@ -235,8 +242,8 @@ public enum Catalogue {
   /// Every family, for the README check and for `--check-config`'s summary.
   public static let all: [MetricFamily] = [
     buildInfo, configLastReloadSuccessful, configLastReloadSuccessTimestamp, configReloads, configItems,
-    httpRequests, httpOpenConnections, httpRejectedConnections, httpEvictedConnections, httpAcceptErrors,
-    httpAuthFailures, httpTLSHandshakeFailures,
+    scrapeCollectorDuration, httpRequests, httpOpenConnections, httpRejectedConnections, httpEvictedConnections,
+    httpAcceptErrors, httpAuthFailures, httpTLSHandshakeFailures,
     pingTargetInfo, pingSent, pingReceived, pingDuplicates, pingLate, pingSendErrors, pingRTT, pingWindowProbes,
     pingLossRatio, pingRTTMin, pingRTTMean, pingRTTMax, pingRTTStandardDeviation, pingJitter, pingJitterRFC3550,
     pingReplyTTL, pingDNSFailures, pingUnexpected, pingSocketErrors,
