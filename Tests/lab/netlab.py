@@ -27,6 +27,7 @@ and on SIGTERM/SIGHUP (turned into KeyboardInterrupt when no other handler is in
 """
 import atexit
 import ipaddress
+import json
 import os
 import pwd
 import secrets
@@ -500,6 +501,35 @@ class Lab:
     def drops(self):
         """{address: percent} of the drops in force."""
         return dict(self._drops)
+
+    def count_echo_requests(self, role="r1", ttls=range(1, 9), iif="agent"):
+        """Count, in router `role`, the ICMP and ICMPv6 echo requests that arrive from `iif`
+        with each TTL / hop limit in `ttls`, as sent (prerouting: before the router
+        decrements it or answers Time Exceeded). Read them with `echo_request_counts`."""
+        table = f"{TABLE}_ttl"
+        lines = [f"table inet {table} {{"]
+        for ttl in ttls:
+            lines += [f"  counter v4_{ttl} {{ }}", f"  counter v6_{ttl} {{ }}"]
+        lines += ["  chain prerouting {", "    type filter hook prerouting priority -300; policy accept;"]
+        for ttl in ttls:
+            lines.append(f'    iifname "{iif}" icmp type echo-request ip ttl {ttl} counter name "v4_{ttl}"')
+            lines.append(f'    iifname "{iif}" icmpv6 type echo-request ip6 hoplimit {ttl} counter name "v6_{ttl}"')
+        lines += ["  }", "}"]
+        self._nft(role, "\n".join(lines) + "\n")
+
+    def echo_request_counts(self, role="r1"):
+        """{(4 or 6, ttl): packets} of the counters `count_echo_requests` set up in `role`."""
+        result = subprocess.run(["ip", "netns", "exec", self.ns(role), "nft", "-j", "list", "counters",
+                                 "table", "inet", f"{TABLE}_ttl"], capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            raise LabError(f"nft list counters in {role} failed: {result.stderr.strip()}")
+        counts = {}
+        for item in json.loads(result.stdout)["nftables"]:
+            counter = item.get("counter")
+            if counter:
+                version, ttl = counter["name"][1:].split("_")
+                counts[(int(version), int(ttl))] = counter["packets"]
+        return counts
 
     def _router_table(self, role):
         if role in self._tables:

@@ -3,6 +3,7 @@ one counted change, rate-limited routers are no change, datagram and raw sockets
 unreachable target is reported with its code where the path ends, and a DF target keeps its
 trace under a smaller path MTU. promtool accepts the live output of a traced target."""
 import subprocess
+import sys
 import unittest
 
 from harness import LabExporter, require_tool, wait_for, write_config
@@ -86,6 +87,49 @@ class PathLabTest(unittest.TestCase):
             self.assertEqual(sum(exporter.samples("netprobe_ping_packets_unexpected_total").values()), 0)
         self.assertEqual(found["dgram"], found["raw"])
         self.assertEqual(found["raw"][1], ["198.18.1.1"])
+
+    def check_every_probe_leaves(self, socket, family):
+        """Count the echo requests per TTL on the wire (nftables counters in r1, before it
+        answers or forwards them): every completed round put exactly probes_per_hop on the
+        wire at each TTL of the path. On datagram sockets the Time Exceeded for probe 1 used
+        to turn probe 2's sendto into EHOSTUNREACH: 2 of 3 left at TTL 1, uncounted."""
+        lab = self.lab()
+        lab.count_echo_requests("r1", ttls=range(1, 9))
+        target = lab.target_v4(0) if family == 4 else lab.target_v6(0)
+        first_hop = "198.18.1.1" if family == 4 else "2001:db8:1::1"
+        exporter = LabExporter(self, lab, config=write_config(self, trace_config(target, socket=socket)),
+                               user=65534 if socket == "dgram" else None)
+        wait_for(lambda: (exporter.target_value("netprobe_path_rounds_total", "far") or 0) >= 6, timeout=40,
+                 what=f"6 rounds ({socket}, IPv{family})")
+        before = exporter.target_value("netprobe_path_rounds_total", "far")
+        counts = lab.echo_request_counts("r1")
+        metrics = exporter.metrics()
+        after = list(exporter.samples("netprobe_path_rounds_total", metrics).values())[0]
+        self.assertEqual(self.hops(exporter, metrics), {1: [first_hop], 2: [target]})
+        infos = exporter.samples("netprobe_ping_target_info", metrics)
+        self.assertTrue(all(f'socket="{socket}"' in labels for labels in infos), infos)
+        wire = {ttl: counts[(family, ttl)] for ttl in (1, 2)}
+        # Each completed round sent 3 per TTL; the round in progress at the reading, 0 or 3.
+        for ttl, packets in wire.items():
+            self.assertGreaterEqual(packets, 3 * before, f"TTL {ttl}: {wire} on the wire for {before} rounds ({socket}, IPv{family})")
+            self.assertLessEqual(packets, 3 * (after + 1), f"TTL {ttl}: {wire} on the wire for {after} rounds ({socket}, IPv{family})")
+        self.assertEqual(exporter.samples("netprobe_path_send_errors_total", metrics), {})
+        hop_loss = [value for labels, value in exporter.samples("netprobe_path_hop_loss_ratio", metrics).items() if 'hop="1"' in labels]
+        self.assertEqual(hop_loss, [0])
+        print(f"\n  wire ({socket}, IPv{family}): echo requests per TTL {wire} for {before}–{after} completed rounds",
+              file=sys.stderr)
+
+    def test_every_probe_leaves_dgram_v4(self):
+        self.check_every_probe_leaves("dgram", 4)
+
+    def test_every_probe_leaves_dgram_v6(self):
+        self.check_every_probe_leaves("dgram", 6)
+
+    def test_every_probe_leaves_raw_v4(self):
+        self.check_every_probe_leaves("raw", 4)
+
+    def test_every_probe_leaves_raw_v6(self):
+        self.check_every_probe_leaves("raw", 6)
 
     def test_ipv6_path(self):
         lab = self.lab()

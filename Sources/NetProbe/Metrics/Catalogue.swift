@@ -195,6 +195,11 @@ public enum Catalogue {
     "netprobe_path_mtu_bytes", .gauge,
     "Path MTU of a target with dont_fragment: the next-hop MTU of \"fragmentation needed\" / \"packet too big\", or the kernel's cached path MTU when it is smaller than the probes; absent while no MTU limits them.", labels: targetLabels)
 
+  public static let pathSendErrors = MetricFamily(
+    "netprobe_path_send_errors_total", .counter,
+    "Trace probes the kernel refused to send, by errno (EMSGSIZE, EHOSTUNREACH, EAGAIN…); each also counts as a lost probe at its hop. An ICMP error about an earlier probe pending on a datagram socket is read, not counted.",
+    labels: targetLabels + ["reason"])
+
   public static let pathRounds = MetricFamily(
     "netprobe_path_rounds_total", .counter, "Trace rounds completed.", labels: targetLabels)
 
@@ -248,7 +253,7 @@ public enum Catalogue {
     pingLossRatio, pingRTTMin, pingRTTMean, pingRTTMax, pingRTTStandardDeviation, pingJitter, pingJitterRFC3550,
     pingReplyTTL, pingDNSFailures, pingUnexpected, pingSocketErrors,
     pathHops, pathReached, pathChanges, pathLastChange, pathHash, pathHopInfo, pathHopRTT, pathHopLoss,
-    pathUnreachable, pathMTU, pathRounds, pathRoundDuration,
+    pathUnreachable, pathMTU, pathSendErrors, pathRounds, pathRoundDuration,
   ] + multicastFamilies + beaconFamilies + querierFamilies + [
     pushes, pushRetries, pushLastSuccessTimestamp, pushDuration, pushInterval,
     processCPU, processResidentMemory, processVirtualMemory, processOpenFDs, processMaxFDs, processStartTime,

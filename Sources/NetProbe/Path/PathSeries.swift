@@ -20,6 +20,9 @@ enum PathSeries {
       exposition.add(Catalogue.pathUnreachable, LabelSet(base + [("code", String(code))]).appending(custom), Double(count))
     }
     if let mtu = state.mtu { exposition.add(Catalogue.pathMTU, labels, Double(mtu)) }
+    for (reason, count) in state.sendErrors.sorted(by: { $0.key < $1.key }) {
+      exposition.add(Catalogue.pathSendErrors, LabelSet(base + [("reason", reason)]).appending(custom), Double(count))
+    }
     guard let path else { return }
     exposition.add(Catalogue.pathHops, labels, Double(path.hops.count))
     exposition.add(Catalogue.pathHash, labels, Double(path.hash))

@@ -61,6 +61,9 @@ struct PathState: Sendable {
   /// Rounds that drew a Destination Unreachable, by code.
   var unreachable: [UInt8: UInt64] = [:]
   var mtu: Int?
+  /// Probes the kernel refused at sendto, by errno name (added as each round is published,
+  /// after a new address has reset the state, so they stay with the address they were for).
+  var sendErrors: [String: UInt64] = [:]
   /// The address the rounds were traced to: a new address starts a new path.
   var tracedAddress: IPAddress?
 

@@ -56,6 +56,9 @@ private struct ActiveRound {
   /// Lookups of the kernel's path MTU left this round (one at the start with DF, one when
   /// a send is refused locally or a router reports no MTU).
   var mtuLookups = 1
+  /// Probes the kernel refused at sendto this round, by errno name: they count as sent
+  /// (and lost) at their hop, and are published with the round.
+  var sendErrors: [String: UInt64] = [:]
 
   var probesPerHop: Int { target.trace.probesPerHop }
   var timeout: Int64 { target.config.options.timeout.nanoseconds }
@@ -95,6 +98,9 @@ private struct TracerEngine: LoopEngine {
   var nextRoundID: UInt64 = 0
   var pool: ICMPSocketPool
   var socketsByDescriptor: [Int32: ICMPSocket] = [:]
+  /// Answers read from an error queue while a round was being sent (see `send`): applied
+  /// once that round is stored again, so they do not race the sender's copy of it.
+  var deferredErrors: [(probe: TraceProbe, kind: ICMPError.Kind, source: IPAddress, time: Int64)] = []
   var request = EchoRequestBuilder()
   var buffer = [UInt8](repeating: 0, count: 65_536)
   var control = [UInt8](repeating: 0, count: 512)
@@ -221,12 +227,12 @@ private struct TracerEngine: LoopEngine {
       let resends = round.resends.prefix(need)
       round.resends.removeFirst(resends.count)
       for resend in resends where resend.ttl <= round.maxTTL {
-        if send(&round, ttl: resend.ttl, index: resend.index, loop: &loop) { round.round.hops[resend.ttl - 1].probesSent += 1 }
+        account(send(&round, ttl: resend.ttl, index: resend.index, loop: &loop), ttl: resend.ttl, in: &round)
       }
     } else {
       let ttl = round.nextTTL
       for index in 0..<round.probesPerHop {
-        if send(&round, ttl: ttl, index: index, loop: &loop) { round.round.hops[ttl - 1].probesSent += 1 }
+        account(send(&round, ttl: ttl, index: index, loop: &loop), ttl: ttl, in: &round)
       }
       round.nextTTL += 1
     }
@@ -238,9 +244,40 @@ private struct TracerEngine: LoopEngine {
       loop.schedule(.step(slot: slot, round: round.id, due: round.nextStep), at: round.nextStep)
     }
     active[slot] = round
+    applyDeferredErrors(loop: &loop)
   }
 
-  mutating func send(_ round: inout ActiveRound, ttl: Int, index: Int, loop: inout LoopRegistrations<Timer>) -> Bool {
+  /// What became of one probe.
+  enum SendOutcome: Equatable {
+    /// It left.
+    case sent
+    /// The kernel refused it (errno name): it was a probe all the same, lost at its hop.
+    case refused(String)
+    /// No socket to send it on (counted with the pool's socket errors): no probe.
+    case noSocket
+  }
+
+  /// Counts a probe at its hop: sent or refused, it is one of the hop's probes (a refused
+  /// one is lost, as a ping that cannot be sent is), and a refusal is counted by errno.
+  func account(_ outcome: SendOutcome, ttl: Int, in round: inout ActiveRound) {
+    switch outcome {
+    case .sent:
+      round.round.hops[ttl - 1].probesSent += 1
+    case .refused(let reason):
+      round.round.hops[ttl - 1].probesSent += 1
+      round.sendErrors[reason, default: 0] += 1
+    case .noSocket:
+      break
+    }
+  }
+
+  /// Sends one probe. On a datagram socket (IP_RECVERR), every ICMP error about an earlier
+  /// probe also sets the socket's pending error, and the next sendto returns it
+  /// (EHOSTUNREACH for a Time Exceeded) instead of sending: the error is that earlier
+  /// probe's answer, not this probe's failure. So after a refused send the error queue is
+  /// read (its answers applied once the round is stored) and, if it held anything, the
+  /// same probe is sent again — all `probes_per_hop` leave, as they do on raw sockets.
+  mutating func send(_ round: inout ActiveRound, ttl: Int, index: Int, loop: inout LoopRegistrations<Timer>) -> SendOutcome {
     let target = round.target
     var options = target.config.options.socketOptions
     options.ttl = 1  // set per probe; one socket serves every TTL
@@ -254,12 +291,15 @@ private struct TracerEngine: LoopEngine {
       }
       socket = ready
     case .unavailable:
-      return false
+      return .noSocket
     }
-    do { try socket.setTTL(ttl) } catch { return false }
-    for attempt in 0..<2 {
-      let sequence = nextSequence
-      nextSequence &+= 1
+    do { try socket.setTTL(ttl) } catch { return .refused(error.code.name) }
+    // One sequence per probe, kept across its retries: the wire shows no gap.
+    let sequence = nextSequence
+    nextSequence &+= 1
+    var pendingRetries = 2
+    var resized = false
+    while true {
       let sendTime = Clocks.realtimeNanoseconds()
       // One flow per round (constant checksum), or one per probe to spread over ECMP branches.
       let flow = target.trace.varyFlow ? target.flow &+ UInt16(truncatingIfNeeded: ttl * 7 + index) : target.flow
@@ -269,19 +309,25 @@ private struct TracerEngine: LoopEngine {
                     payload: ProbePayload(nonce: identity.nonce, slot: target.slot, sequence: sequence, sendTimeNanoseconds: sendTime),
                     payloadSize: round.sizing.payloadSize, flow: flow)
       do {
-        guard try socket.send(request.packet, to: round.address) else { return false }
+        guard try socket.send(request.packet, to: round.address) else { return .refused(Errno.wouldBlock.name) }
       } catch {
+        if socket.kind == .dgram, pendingRetries > 0, drainErrors(from: socket) > 0 {
+          pendingRetries -= 1
+          continue
+        }
         // The kernel learned a smaller path MTU during the round (a router said so, perhaps
         // to the ping engine's probes) and refuses this size: take its MTU and try once more.
-        if error.code == .messageTooLong, attempt == 0, lookUpPathMTU(&round) { continue }
-        return false
+        if error.code == .messageTooLong, !resized, lookUpPathMTU(&round) {
+          resized = true
+          continue
+        }
+        return .refused(error.code.name)
       }
       probes.insert(TraceProbe(slot: target.slot, round: round.id, ttl: ttl, index: index, sequence: sequence,
                                sendTime: sendTime, address: round.address, payloadSize: round.sizing.payloadSize))
       round.outstanding += 1
-      return true
+      return .sent
     }
-    return false
   }
 
   // MARK: Receiving
@@ -303,19 +349,27 @@ private struct TracerEngine: LoopEngine {
   }
 
   mutating func readErrors(from socket: ICMPSocket, loop: inout LoopRegistrations<Timer>) {
+    drainErrors(from: socket)
+    applyDeferredErrors(loop: &loop)
+  }
+
+  /// Reads a socket's error queue into `deferredErrors`; returns how many entries it read
+  /// (ours or not: each one explains a pending error).
+  @discardableResult
+  mutating func drainErrors(from socket: ICMPSocket) -> Int {
     for read in 0..<1024 {
       let queued: ICMPSocket.QueuedError?
       do {
         queued = try socket.receiveError(into: &buffer, control: &control)
       } catch {
         _ = socket.takePendingError()
-        return
+        return read
       }
       guard let queued else {
         // POLLERR with nothing queued: the socket's pending error (set with an ICMP error
         // the kernel could not queue) keeps poll waking at once until it is read.
         if read == 0 { _ = socket.takePendingError() }
-        return
+        return read
       }
       guard let echo = ICMPEcho.decode(queued.original), let offender = queued.error.offender else { continue }
       let error = queued.error
@@ -333,8 +387,17 @@ private struct TracerEngine: LoopEngine {
         continue
       }
       guard let probe = probes.takeError(quoting: echo, destination: queued.destination, identifiers: nil) else { continue }
-      erred(probe, kind, from: offender, at: queued.kernelTimestamp ?? Clocks.realtimeNanoseconds(), loop: &loop)
+      deferredErrors.append((probe, kind, offender, queued.kernelTimestamp ?? Clocks.realtimeNanoseconds()))
     }
+    return 1024
+  }
+
+  /// Applies the answers `drainErrors` read.
+  mutating func applyDeferredErrors(loop: inout LoopRegistrations<Timer>) {
+    guard !deferredErrors.isEmpty else { return }
+    let errors = deferredErrors
+    deferredErrors.removeAll(keepingCapacity: true)
+    for error in errors { erred(error.probe, error.kind, from: error.source, at: error.time, loop: &loop) }
   }
 
   /// The round a matched probe belongs to, if it is still the one in progress.
@@ -400,6 +463,7 @@ private struct TracerEngine: LoopEngine {
     let (changed, path) = target.state.withLock { state in
       let changed = state.record(active.round, address: active.address, duration: duration,
                                  wallClock: Date().timeIntervalSince1970, dontFragment: target.config.options.dontFragment)
+      for (reason, count) in active.sendErrors { state.sendErrors[reason, default: 0] += count }
       return (changed, state.detector.confirmed?.text ?? "")
     }
     if changed {
