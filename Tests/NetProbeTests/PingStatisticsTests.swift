@@ -103,3 +103,48 @@ import Testing
     #expect(overwritten.evictedPending)
   }
 }
+
+/// One meaning of a failed send: a probe the kernel refuses is a lost probe, in the
+/// counters and in the gauges alike (issue 20: EMSGSIZE counted as loss by the gauge but
+/// not as sent by the counter).
+@Suite struct PingSendAccountingTests {
+  func state(window: Int) -> PingTargetState {
+    PingTargetState(ledger: ProbeLedger(capacity: 256), window: ProbeWindow(capacity: window),
+                    histogram: Histogram(upperBounds: [0.01, 0.1]), address: IPAddress("198.19.0.1")!)
+  }
+
+  @Test func refusedSendsAreSentAndLost() throws {
+    var state = state(window: 100)
+    let address = IPAddress("198.19.0.1")!
+    var sequences: [UInt32] = []
+    // 100 probes, one per second: the first 13 answered, the 87 after them refused with
+    // EMSGSIZE (the kernel learned a smaller path MTU).
+    for index in 0..<100 {
+      let now = Int64(index) * 1_000_000_000
+      let sequence = state.beginProbe(sendTime: now, deadline: now + 500_000_000)
+      sequences.append(sequence)
+      state.probeHandedOver(refused: index < 13 ? nil : "EMSGSIZE")
+      if index < 13 {
+        #expect(state.reply(sequence: sequence, sendTime: now, receiveTime: now + 1_000_000, now: now + 1_000_000,
+                            source: address, payloadMatches: true, ttl: 63) == nil)
+      }
+    }
+    for (index, sequence) in sequences.enumerated() { state.expire(sequence: sequence, now: Int64(index) * 1_000_000_000 + 500_000_000) }
+    #expect(state.sent == 100)
+    #expect(state.received == 13)
+    #expect(state.sendErrors == ["EMSGSIZE": 87])
+    let loss = try #require(state.window.summary.lossRatio)
+    #expect(loss == 0.87)
+    #expect(loss == Double(state.sent - state.received) / Double(state.sent), "counters and gauge agree")
+  }
+
+  @Test func aReplyFromAnotherAddressCountsForNothing() {
+    var state = state(window: 10)
+    let sequence = state.beginProbe(sendTime: 0, deadline: 500)
+    state.probeHandedOver(refused: nil)
+    #expect(state.reply(sequence: sequence, sendTime: 0, receiveTime: 10, now: 10, source: IPAddress("198.19.0.2")!,
+                        payloadMatches: true, ttl: 63) == .wrongSource)
+    state.expire(sequence: sequence, now: 500)
+    #expect(state.received == 0 && state.window.summary.lossRatio == 1)
+  }
+}

@@ -82,7 +82,9 @@ public enum Catalogue {
     labels: targetLabels + ["socket"])
 
   public static let pingSent = MetricFamily(
-    "netprobe_ping_packets_sent_total", .counter, "Echo requests sent.", labels: targetLabels)
+    "netprobe_ping_packets_sent_total", .counter,
+    "Echo requests handed to the kernel, those it refused included (see netprobe_ping_send_errors_total): a refused probe counts as lost.",
+    labels: targetLabels)
 
   public static let pingReceived = MetricFamily(
     "netprobe_ping_packets_received_total", .counter,
@@ -98,7 +100,7 @@ public enum Catalogue {
 
   public static let pingSendErrors = MetricFamily(
     "netprobe_ping_send_errors_total", .counter,
-    "Echo requests that could not be sent, by errno (EACCES/EPERM: no socket could be opened).",
+    "Echo requests that could not be sent, by errno: refused by sendto (also in packets_sent_total and lost), or EACCES/EPERM when no socket could be opened (no probe: in neither).",
     labels: targetLabels + ["errno"])
 
   public static let pingRTT = MetricFamily(

@@ -130,9 +130,7 @@ private struct PingLoopEngine: LoopEngine {
       loop.schedule(.send(slot: slot, generation: generation, target: target, due: next), at: next)
     case .deadline(let slot, let sequence):
       guard let target = targets[slot] else { return }
-      target.state.withLock { state in
-        if state.ledger.expire(sequence: sequence, now: now) { state.window.record(nil) }
-      }
+      target.state.withLock { $0.expire(sequence: sequence, now: now) }
     case .rotation(let at):
       guard at == rotationTimer else { return }
       rotationTimer = nil
@@ -169,11 +167,7 @@ private struct PingLoopEngine: LoopEngine {
     }
     let sendTime = Clocks.realtimeNanoseconds()
     let deadline = now + options.timeout.nanoseconds
-    let sequence = target.state.withLock { state in
-      let (sequence, evicted) = state.ledger.send(sendTime: sendTime, deadline: deadline)
-      if evicted { state.window.record(nil) }
-      return sequence
-    }
+    let sequence = target.state.withLock { $0.beginProbe(sendTime: sendTime, deadline: deadline) }
     request.build(family: family, identifier: shared.identity.pingIdentifiers.0,
                   payload: ProbePayload(nonce: shared.identity.nonce, slot: target.slot, sequence: sequence, sendTimeNanoseconds: sendTime),
                   payloadSize: options.payloadSize)
@@ -183,14 +177,9 @@ private struct PingLoopEngine: LoopEngine {
     } catch {
       failure = error.code.name
     }
-    target.state.withLock { state in
-      if let failure {
-        state.sendErrors[failure, default: 0] += 1
-      } else {
-        state.sent += 1
-      }
-    }
-    // A probe that could not be sent is lost all the same: it expires at its deadline.
+    // A probe that could not be sent is lost all the same: counted as sent, it expires at
+    // its deadline (see `probeHandedOver`).
+    target.state.withLock { $0.probeHandedOver(refused: failure) }
     loop.schedule(.deadline(slot: target.slot, sequence: sequence), at: deadline)
   }
 
@@ -268,28 +257,9 @@ private struct PingLoopEngine: LoopEngine {
       // In time or late is judged by when the kernel received the reply, not by when this
       // loop got to it: a reply queued behind a busy moment was still in time.
       let now = Clocks.monotonicNanoseconds() - max(0, realtimeNow - receiveTime)
-      let reason: UnexpectedReason? = target.state.withLock { state in
-        guard datagram.source == state.address else { return .wrongSource }
-        guard payloadLength == target.config.options.payloadSize else { return .corrupt }
-        switch state.ledger.reply(sequence: payload.sequence, sendTime: payload.sendTimeNanoseconds,
-                                  receiveTime: receiveTime, now: now) {
-        case .inTime(let nanoseconds):
-          let rtt = Double(nanoseconds) / 1e9
-          state.received += 1
-          state.window.record(rtt)
-          state.histogram.record(rtt)
-          state.jitter.record(rtt)
-          state.lastReplyTTL = datagram.ttl
-        case .late(let newlyLost):
-          state.late += 1
-          if newlyLost { state.window.record(nil) }
-          state.lastReplyTTL = datagram.ttl
-        case .duplicate:
-          state.duplicates += 1
-        case .notOurs:
-          return .unknownProbe
-        }
-        return nil
+      let reason = target.state.withLock { state in
+        state.reply(sequence: payload.sequence, sendTime: payload.sendTimeNanoseconds, receiveTime: receiveTime, now: now,
+                    source: datagram.source, payloadMatches: payloadLength == target.config.options.payloadSize, ttl: datagram.ttl)
       }
       if let reason { shared.stats.unexpected(family: family, reason: reason) }
     }

@@ -80,4 +80,53 @@ struct PingTargetState: Sendable {
   var dnsFailures: UInt64 = 0
   /// The last DNS error, while lookups fail.
   var dnsError: String?
+
+  /// Registers a probe about to be handed to the kernel; returns its sequence.
+  mutating func beginProbe(sendTime: Int64, deadline: Int64) -> UInt32 {
+    let (sequence, evicted) = ledger.send(sendTime: sendTime, deadline: deadline)
+    if evicted { window.record(nil) }
+    return sequence
+  }
+
+  /// Counts a probe once sendto was tried. One meaning of a failed send: a probe the
+  /// kernel refused (EMSGSIZE under DF, EHOSTUNREACH, EAGAIN…) is a lost probe — it counts
+  /// in `sent` and, at its deadline, as lost in the window — so `sent − received` and the
+  /// loss gauge tell the same story, and a target that cannot be reached from here shows
+  /// loss instead of freezing its gauges. `sendErrors` says why it never left. (No socket
+  /// at all is no probe: nothing is registered then.)
+  mutating func probeHandedOver(refused errno: String?) {
+    sent += 1
+    if let errno { sendErrors[errno, default: 0] += 1 }
+  }
+
+  /// A probe's deadline passed: lost if still unanswered.
+  mutating func expire(sequence: UInt32, now: Int64) {
+    if ledger.expire(sequence: sequence, now: now) { window.record(nil) }
+  }
+
+  /// Takes in a reply from `source` to probe `sequence`; the reason it is not counted for
+  /// this target, if it is not.
+  mutating func reply(sequence: UInt32, sendTime: Int64, receiveTime: Int64, now: Int64, source: IPAddress,
+                      payloadMatches: Bool, ttl: Int?) -> UnexpectedReason? {
+    guard source == address else { return .wrongSource }
+    guard payloadMatches else { return .corrupt }
+    switch ledger.reply(sequence: sequence, sendTime: sendTime, receiveTime: receiveTime, now: now) {
+    case .inTime(let nanoseconds):
+      let rtt = Double(nanoseconds) / 1e9
+      received += 1
+      window.record(rtt)
+      histogram.record(rtt)
+      jitter.record(rtt)
+      lastReplyTTL = ttl
+    case .late(let newlyLost):
+      late += 1
+      if newlyLost { window.record(nil) }
+      lastReplyTTL = ttl
+    case .duplicate:
+      duplicates += 1
+    case .notOurs:
+      return .unknownProbe
+    }
+    return nil
+  }
 }
