@@ -90,6 +90,33 @@ class PingLabTest(unittest.TestCase):
         wait_for(lambda: exporter.target_value("netprobe_ping_loss_ratio", "t0") == 0, timeout=20, what="the window to recover")
         self.assertEqual(exporter.target_value("netprobe_ping_packets_late_total", "t0"), 0)
 
+    def test_c_unreachable_target_every_probe_leaves_dgram(self):
+        """A router answers Host Unreachable for the target: on datagram sockets no ICMP
+        error becomes the next sendto's error (ping sockets set no IP_RECVERR and are not
+        connected), so every probe reaches the wire, is counted sent, and is lost."""
+        lab = self.lab(targets=2)
+        lab.icmp_ratelimit("both", 0)
+        addresses = [lab.target_v4(0), lab.target_v6(0)]
+        for address in addresses:
+            lab.host_unreachable(address)
+        lab.count_echo_requests("r1", ttls=[64])
+        exporter = LabExporter(self, lab, config=write_config(self, targets_config(addresses, timeout="200ms", window=20)),
+                               user=65534)
+        wait_for(lambda: min(exporter.samples("netprobe_ping_packets_sent_total").values() or [0]) >= 30, timeout=20,
+                 what="30 probes each")
+        before = exporter.samples("netprobe_ping_packets_sent_total")
+        wire = lab.echo_request_counts("r1")
+        metrics = exporter.metrics()
+        after = exporter.samples("netprobe_ping_packets_sent_total", metrics)
+        self.assertEqual(exporter.samples("netprobe_ping_send_errors_total", metrics), {})
+        for index, family in enumerate((4, 6)):
+            sent = [value for labels, value in before.items() if f'target="t{index}"' in labels][0]
+            sent_after = [value for labels, value in after.items() if f'target="t{index}"' in labels][0]
+            self.assertLessEqual(sent, wire[(family, 64)], f"IPv{family}: {wire} on the wire, {sent} sent")
+            self.assertLessEqual(wire[(family, 64)], sent_after, f"IPv{family}: {wire} on the wire, {sent_after} sent")
+        self.assertEqual(list(exporter.samples("netprobe_ping_loss_ratio", metrics).values()), [1, 1])
+        print(f"\n  unreachable targets: sent {sorted(after.values())}, on the wire {wire}", file=sys.stderr)
+
     def test_d_dns_name_that_changes_address(self):
         lab = self.lab(targets=2)
         first, second = lab.addresses(2)
