@@ -117,6 +117,32 @@ class PingLabTest(unittest.TestCase):
         self.assertEqual(list(exporter.samples("netprobe_ping_loss_ratio", metrics).values()), [1, 1])
         print(f"\n  unreachable targets: sent {sorted(after.values())}, on the wire {wire}", file=sys.stderr)
 
+    def test_c_refused_sends_are_sent_and_lost(self):
+        """Pings larger than a path MTU the kernel has learned, with DF, are refused locally
+        (EMSGSIZE): each counts as sent, under send_errors, and as lost, so sent − received
+        and the loss gauge agree (issue 20: 114 sent, 113 received, loss ratio 0.87)."""
+        lab = self.lab(targets=1)
+        lab.icmp_ratelimit("both", 0)
+        target = lab.target_v4(0)
+        lab.run("r1", ["ip", "link", "set", "dev", "target", "mtu", "1280"], check=True)
+        config = targets_config([target], timeout="200ms", window=1000,
+                                extra_defaults="payload_size: 1400\ndont_fragment: true")
+        exporter = LabExporter(self, lab, config=write_config(self, config))
+        wait_for(lambda: (exporter.target_value("netprobe_ping_send_errors_total", "t0") or 0) >= 30, timeout=20,
+                 what="30 refused sends")
+        metrics = exporter.metrics()
+        value = lambda family: list(exporter.samples(family, metrics).values())[0]
+        sent, received = value("netprobe_ping_packets_sent_total"), value("netprobe_ping_packets_received_total")
+        refused = exporter.samples("netprobe_ping_send_errors_total", metrics)
+        self.assertEqual([labels.split('errno="')[1].split('"')[0] for labels in refused], ["EMSGSIZE"])
+        self.assertGreaterEqual(sent, list(refused.values())[0])
+        lost = value("netprobe_ping_loss_ratio") * value("netprobe_ping_window_probes")
+        # The window holds every decided probe; at most 2 (200 ms at 100 ms) are in flight.
+        self.assertLessEqual(sent - received - lost, 2, f"sent {sent}, received {received}, lost {lost}")
+        self.assertGreaterEqual(sent - received - lost, 0, f"sent {sent}, received {received}, lost {lost}")
+        print(f"\n  EMSGSIZE: sent {sent}, received {received}, refused {list(refused.values())[0]}, "
+              f"lost {lost} of {value('netprobe_ping_window_probes')} decided", file=sys.stderr)
+
     def test_d_dns_name_that_changes_address(self):
         lab = self.lab(targets=2)
         first, second = lab.addresses(2)
