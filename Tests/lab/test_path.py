@@ -131,6 +131,25 @@ class PathLabTest(unittest.TestCase):
     def test_every_probe_leaves_raw_v6(self):
         self.check_every_probe_leaves("raw", 6)
 
+    def test_probes_the_kernel_refuses_are_counted(self):
+        """No route to the target: every probe of every TTL is refused (ENETUNREACH). Each
+        is counted under netprobe_path_send_errors_total, none silently absent."""
+        lab = self.lab()
+        target = lab.target_v4(0)
+        lab.run("agent", ["ip", "route", "del", "198.19.0.0/16"], check=True)
+        exporter = LabExporter(self, lab, config=write_config(self, trace_config(target, socket="dgram")), user=65534)
+        wait_for(lambda: (exporter.target_value("netprobe_path_rounds_total", "far") or 0) >= 3, timeout=30, what="3 rounds")
+        before = exporter.target_value("netprobe_path_rounds_total", "far")
+        metrics = exporter.metrics()
+        after = list(exporter.samples("netprobe_path_rounds_total", metrics).values())[0]
+        refused = exporter.samples("netprobe_path_send_errors_total", metrics)
+        self.assertEqual([labels.split('reason="')[1].split('"')[0] for labels in refused], ["ENETUNREACH"], refused)
+        # max_hops 8 × probes_per_hop 3 a round; the round in progress may have sent some.
+        count = list(refused.values())[0]
+        self.assertGreaterEqual(count, 24 * before)
+        self.assertLessEqual(count, 24 * (after + 1))
+        self.assertEqual(exporter.target_value("netprobe_path_destination_reached", "far"), 0)
+
     def test_ipv6_path(self):
         lab = self.lab()
         target = lab.target_v6(0)
