@@ -231,7 +231,7 @@ public enum Catalogue {
     pingReplyTTL, pingDNSFailures, pingUnexpected, pingSocketErrors,
     pathHops, pathReached, pathChanges, pathLastChange, pathHash, pathHopInfo, pathHopRTT, pathHopLoss,
     pathUnreachable, pathMTU, pathRounds, pathRoundDuration,
-  ] + multicastFamilies + beaconFamilies + querierFamilies + [
+  ] + multicastFamilies + beaconFamilies + querierFamilies + targetFileFamilies + [
     pushes, pushRetries, pushLastSuccessTimestamp, pushDuration, pushInterval,
     processCPU, processResidentMemory, processVirtualMemory, processOpenFDs, processMaxFDs, processStartTime,
   ]
