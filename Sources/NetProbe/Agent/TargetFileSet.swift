@@ -66,26 +66,22 @@ public final class TargetFileSet: MetricsCollector, Sendable {
       }
     }
     let time = now()
-    var taken: [String: String] = [:]
-    for target in config.targets { taken[target.name] = "\(configName):\(target.location)" }
-    var perEntry: [Int: Int] = [:]
-    var result: [TargetConfig] = []
     var previous = files.withLock { $0 }
-    var next: [String: FileState] = [:]
-    var logs: [(String, [String])] = []
+    // Phase 1: read every file; a file whose bytes are as before is not parsed again.
+    var read: [(path: String, entryIndex: Int, state: FileState, changed: Bool, problems: [String])] = []
     for (path, entry) in listing {
       var state = previous.removeValue(forKey: path) ?? FileState(entry: entry)
       if state.entry != entry {
         state.entry = entry
         state.fingerprint = nil
       }
+      var changed = false
       var problems: [String] = []
-      var candidate: [TargetConfig]?
-      var read = false
       do {
         let bytes = try FileContents.readRegularFile(path)
         let fingerprint = bytes.hashValue
         if state.fingerprint != fingerprint || state.parsed == nil {
+          changed = true
           state.fingerprint = fingerprint
           if let text = String(validating: bytes, as: UTF8.self), let format = TargetFileFormat(path: path) {
             state.parsed = TargetFileReader.read(text, format: format, entry: entry)
@@ -93,39 +89,47 @@ public final class TargetFileSet: MetricsCollector, Sendable {
             state.parsed = .failure(ConfigErrors([ConfigDiagnostic(SourceLocation(line: 1, column: 1), "the file is not valid UTF-8")]))
           }
         }
-        read = true
-      } catch {
-        if case .system(let system) = error, system.errno == ENOENT {
-          // Gone between the listing and the read: as if it were not listed.
-          continue
-        }
-        problems = ["\(path): cannot read the file: \(error)"]
-      }
-      if read, let parsed = state.parsed {
-        switch parsed {
-        case .success(let targets):
-          candidate = targets
-        case .failure(var errors):
+        if case .failure(var errors) = state.parsed {
           errors.file = path
           problems = errors.lines
         }
+      } catch {
+        // Gone between the listing and the read: as if it were not listed.
+        if case .system(let system) = error, system.errno == ENOENT { continue }
+        changed = true
+        state.fingerprint = nil
+        state.parsed = nil
+        problems = ["\(path): cannot read the file: \(error)"]
       }
-      let entryIndex = config.targetFiles.firstIndex(of: entry) ?? 0
+      read.append((path, config.targetFiles.firstIndex(of: entry) ?? 0, state, changed, problems))
+    }
+    // Phase 2: the files that did not change keep their claims first, so a file that now
+    // lists a target another file already has is the one refused, whatever their order;
+    // then the changed ones, in order, so a target moved between two files in one change
+    // is no duplicate.
+    var taken: [String: String] = [:]
+    for target in config.targets { taken[target.name] = "\(configName):\(target.location)" }
+    var perEntry: [Int: Int] = [:]
+    var logs: [(String, [String])] = []
+    let unchangedFirst = read.indices.filter { !read[$0].changed } + read.indices.filter { read[$0].changed }
+    for index in unchangedFirst {
+      let (path, entryIndex, _, _, readProblems) = read[index]
+      var state = read[index].state
+      let entry = state.entry
+      var problems = readProblems
       let used = perEntry[entryIndex, default: 0]
-      if let targets = candidate {
-        var clashes: [String] = []
-        for target in targets {
-          if let owner = taken[target.name] {
-            clashes.append("\(path):\(target.location): target '\(ConfigValues.shown(target.name))' is already defined in \(owner)")
-          }
+      var candidate: [TargetConfig]?
+      if problems.isEmpty, case .success(let targets) = state.parsed {
+        let clashes = targets.compactMap { target in
+          taken[target.name].map { "\(path):\(target.location): target '\(ConfigValues.shown(target.name))' is already defined in \($0)" }
         }
         if !clashes.isEmpty {
           problems = Array(clashes.prefix(ConfigErrors.printedLimit))
           if clashes.count > ConfigErrors.printedLimit { problems.append("\(path): … and \(clashes.count - ConfigErrors.printedLimit) more duplicates") }
-          candidate = nil
         } else if used + targets.count > entry.maxTargets {
           problems = ["\(path): \(targets.count) targets would make \(used + targets.count) for the target_files entry at \(entry.location), over its max_targets (\(entry.maxTargets))"]
-          candidate = nil
+        } else {
+          candidate = targets
         }
       }
       if let targets = candidate {
@@ -149,8 +153,13 @@ public final class TargetFileSet: MetricsCollector, Sendable {
       }
       for target in state.accepted { taken[target.name] = "\(path):\(target.location)" }
       perEntry[entryIndex] = used + state.accepted.count
-      result += state.accepted
-      next[path] = state
+      read[index].state = state
+    }
+    var next: [String: FileState] = [:]
+    var result: [TargetConfig] = []
+    for file in read {
+      result += file.state.accepted
+      next[file.path] = file.state
     }
     for path in previous.keys.sorted() {
       logger.info("target file is gone; its targets are removed", metadata: ["file": "\(path)", "targets": "\(previous[path]!.accepted.count)"])
@@ -161,7 +170,7 @@ public final class TargetFileSet: MetricsCollector, Sendable {
       }
     }
     files.withLock { $0 = next }
-    order.withLock { $0 = listing.map(\.path) }
+    order.withLock { $0 = read.map(\.path) }
     return result
   }
 
