@@ -35,6 +35,12 @@ private struct JSONLiteReader {
   var line = 1
   var lineStart = 0
   var depth = 0
+  /// The column of `columnIndex` on line `columnLine`: locations are asked for in file
+  /// order, so each is found by counting on from the last one, not from the start of the
+  /// line (a generated file is often one line of 10,000 targets).
+  var columnLine = 0
+  var columnIndex = 0
+  var column = 1
 
   init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
@@ -52,18 +58,21 @@ private struct JSONLiteReader {
     return node
   }
 
-  func location(_ at: Int) -> SourceLocation {
-    // Columns count Unicode scalars, as the YAML-lite reader's do: skip continuation bytes.
-    var column = 1
-    var i = lineStart
-    while i < at {
-      if bytes[i] & 0xC0 != 0x80 { column += 1 }
-      i += 1
+  mutating func location(_ at: Int) -> SourceLocation {
+    if columnLine != line || at < columnIndex {
+      columnLine = line
+      columnIndex = lineStart
+      column = 1
+    }
+    // Columns count Unicode scalars: continuation bytes are skipped.
+    while columnIndex < at {
+      if bytes[columnIndex] & 0xC0 != 0x80 { column += 1 }
+      columnIndex += 1
     }
     return SourceLocation(line: line, column: column)
   }
 
-  func fail(_ message: String, at: Int? = nil) -> ConfigDiagnostic {
+  mutating func fail(_ message: String, at: Int? = nil) -> ConfigDiagnostic {
     ConfigDiagnostic(location(at ?? index), message)
   }
 
