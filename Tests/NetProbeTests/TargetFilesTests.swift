@@ -1,4 +1,5 @@
 import Foundation
+@preconcurrency import Glibc
 import Logging
 import Testing
 @testable import NetProbe
@@ -164,6 +165,20 @@ import Testing
     #expect(errorLines("target_files:\n  - refresh_interval: 1m\n") == ["test.yml:2:5: target_files[0] needs 'files': a list of paths such as /etc/netprobe/targets/*.json"])
   }
 
+  /// The kernel reports a rename into a watched directory (an editor's save, a ConfigMap
+  /// swap) and a file written and closed; a file's own inode is not what is watched.
+  @Test func inotifySeesRenamesAndWritesInAWatchedDirectory() throws {
+    let scratch = try Scratch()
+    let inotify = try Inotify()
+    let watch = try inotify.addWatch(scratch.directory.path, mask: Inotify.directoryChanges)
+    try scratch.write("a.yml", "- targets: [198.18.0.1]\n")
+    let events = try inotify.readEvents()
+    #expect(events.contains { $0.watch == watch && $0.name == "a.yml" && $0.mask & UInt32(IN_MOVED_TO) != 0 })
+    #expect(events.contains { $0.name == ".a.yml.tmp" && $0.mask & UInt32(IN_CLOSE_WRITE) != 0 })
+    #expect(try inotify.readEvents().isEmpty, "nothing more queued: the read drains and does not block")
+    #expect(throws: SystemError.self) { try inotify.addWatch(scratch.directory.path + "/missing", mask: Inotify.directoryChanges) }
+  }
+
   // MARK: The set of files
 
   /// A scratch directory with a configuration whose target files are in it.
@@ -208,8 +223,8 @@ import Testing
       get { metadata[key] }
       set { metadata[key] = newValue }
     }
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-      if level >= .error { lines.append("\(message) \(metadata?["error"].map { "\($0)" } ?? "")") }
+    func log(event: LogEvent) {
+      if event.level >= .error { lines.append("\(event.message) \(event.metadata?["error"].map { "\($0)" } ?? "")") }
     }
   }
 
