@@ -49,7 +49,7 @@ lint:
 	@scripts/install-deps.sh build
 	mkdir -p .build
 	@# SwiftPM repeats no warning for a file it does not recompile: rebuild our own modules.
-	rm -rf $(addprefix .build/debug/,NetProbe.build netprobe_exporter.build netprobe_fuzz.build NetProbeTests.build CNetShims.build CCurl.build)
+	rm -rf $(addprefix .build/debug/,NetProbe.build netprobe_exporter.build netprobe_fuzz.build NetProbeTests.build CNetShims.build CCurl.build CTLS.build)
 	$(SWIFT) build --build-tests 2>&1 | tee .build/lint.log
 	@! grep -E '^/.*(Sources|Tests)/.*: warning:' .build/lint.log || { echo "lint: warnings above"; exit 1; }
 	@if command -v promtool >/dev/null; then promtool check rules deploy/prometheus/netprobe.rules.yml deploy/prometheus/netprobe.alerts.yml; fi
@@ -59,6 +59,7 @@ fuzz:
 	$(SWIFT) build -c release --product netprobe_fuzz
 	.build/release/netprobe_fuzz yaml --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
 	.build/release/netprobe_fuzz targetfile --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
+	.build/release/netprobe_fuzz web --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
 	.build/release/netprobe_fuzz http --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
 	.build/release/netprobe_fuzz multicast --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
 	.build/release/netprobe_fuzz querier --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)

@@ -33,11 +33,19 @@ let package = Package(
       name: "CCurl",
       linkerSettings: [.linkedLibrary("dl")]
     ),
+    // OpenSSL 3 (libssl-dev) for TLS on the HTTP server's own event loop, and libcrypt's
+    // crypt_r for bcrypt basic auth: linked, not opened with dlopen (see README, "Securing the
+    // endpoints"): libssl3 is on every host that has libcurl4, and libcrypt1 is essential.
+    .target(
+      name: "CTLS",
+      linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("crypt")]
+    ),
     .target(
       name: "NetProbe",
       dependencies: [
         "CNetShims",
         "CCurl",
+        "CTLS",
         .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: swiftSettings

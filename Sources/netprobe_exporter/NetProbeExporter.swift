@@ -24,6 +24,9 @@ struct NetProbeExporter: ParsableCommand {
   @Option(name: .customLong("web.listen-address"), help: ArgumentHelp("Address to serve /metrics on: host:port, [v6]:port or :port.", valueName: "address"))
   var listenAddress = ":9469"
 
+  @Option(name: .customLong("web.config.file"), help: ArgumentHelp("Web configuration file (the exporter-toolkit format): TLS, client certificates, bcrypt basic auth, extra headers. Re-read on reload.", valueName: "path"))
+  var webConfigFile: String?
+
   @Option(name: .customLong("web.telemetry-path"), help: ArgumentHelp("Path of the metrics endpoint.", valueName: "path"))
   var telemetryPath = "/metrics"
 
@@ -77,9 +80,22 @@ struct NetProbeExporter: ParsableCommand {
   }
 
   private func runCheck(_ source: ConfigSource) throws -> Never {
+    var webSummary: String?
+    var webErrors: ConfigErrors?
+    if let webConfigFile {
+      switch WebConfigFile.load(webConfigFile) {
+      case .success(let loaded): webSummary = loaded.config.summary
+      case .failure(let errors): webErrors = errors
+      }
+    }
     switch ConfigLoader.load(source) {
     case .success(let config):
+      if let webErrors {
+        StandardError.write(Array((webErrors.description + "\n").utf8))
+        throw ExitCode(2)
+      }
       print(ConfigSummary(config: config, source: source).text, terminator: "")
+      if let webConfigFile, let webSummary { print("web config \(webConfigFile): \(webSummary)") }
       for file in ConfigLoader.unreadableFiles(in: config) {
         StandardError.write(Array("warning: \(file) is not readable here; pushes will fail until it is\n".utf8))
       }
@@ -91,7 +107,8 @@ struct NetProbeExporter: ParsableCommand {
         throw ExitCode(2)
       }
       throw ExitCode.success
-    case .failure(let errors):
+    case .failure(var errors):
+      if let webErrors { errors.related.append(webErrors) }
       StandardError.write(Array((errors.description + "\n").utf8))
       throw ExitCode(2)
     }
@@ -114,11 +131,24 @@ struct NetProbeExporter: ParsableCommand {
       for line in errors.lines { logger.error("invalid configuration", metadata: ["error": "\(line)"]) }
       throw ExitCode(2)
     }
+    var security: WebSecurity?
+    var webConfig: WebConfig?
+    if let webConfigFile {
+      switch WebConfigFile.load(webConfigFile) {
+      case .success(let loaded):
+        security = WebSecurity(loaded.snapshot)
+        webConfig = loaded.config
+      case .failure(let errors):
+        for line in errors.lines { logger.error("invalid web configuration", metadata: ["error": "\(line)"]) }
+        throw ExitCode(2)
+      }
+    }
     // libcurl and curl_global_init while this is still the only thread (when pushing).
     Pusher.prepare(for: config, logger: logger)
 
     let registry = MetricsRegistry()
     let agent = Agent(source: source, config: config, logger: logger)
+    if let webConfigFile, let security { agent.addCompanion(WebConfigFile(path: webConfigFile, security: security)) }
     registry.register("agent", agent)
     registry.register("target_files", agent.targetFiles)
     registry.register("process", ProcessMetricsCollector())
@@ -131,7 +161,7 @@ struct NetProbeExporter: ParsableCommand {
       server = try HTTPServer(
         address: SocketAddress.parseListen(listenAddress)!,
         handler: ExporterRoutes(telemetryPath: telemetryPath, registry: registry, agent: agent),
-        options: options, logger: logger)
+        options: options, security: security, logger: logger)
     } catch {
       logger.error("cannot listen", metadata: ["address": "\(listenAddress)", "error": "\(error)"])
       throw ExitCode(1)
@@ -148,7 +178,17 @@ struct NetProbeExporter: ParsableCommand {
         throw ExitCode(1)
       }
     }
-    try attach("ping") { try PingEngine(logger: logger) }
+    // Ping and path are peers: the same probe identity and socket error counts, and the
+    // path engine follows the addresses the ping engine resolves.
+    let identity = ProbeIdentity()
+    let socketErrors = ProbeSocketErrors()
+    var ping: PingEngine?
+    try attach("ping") {
+      let engine = try PingEngine(logger: logger, identity: identity, socketErrors: socketErrors)
+      ping = engine
+      return engine
+    }
+    try attach("path") { try PathEngine(logger: logger, identity: identity, addresses: ping!, socketErrors: socketErrors) }
     try attach("multicast") { try MulticastEngine(logger: logger) }
     try attach("beacon") { try BeaconSender(logger: logger) }
     try attach("querier") { try QuerierWatch(logger: logger) }
@@ -177,6 +217,7 @@ struct NetProbeExporter: ParsableCommand {
     agent.markReady()
     logger.info("listening", metadata: [
       "address": "\(server.localAddress)", "telemetry_path": "\(telemetryPath)", "config": "\(source)",
+      "web": "\(webConfig?.summary ?? "plain HTTP; no basic auth")",
       "version": "\(BuildInfo.version)", "targets": "\(agent.config.targets.count)", "multicast_groups": "\(config.multicast.count)",
     ])
     stop.wait()

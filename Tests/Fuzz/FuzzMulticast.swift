@@ -84,12 +84,33 @@ private struct MulticastSeeds {
       + [UInt8](repeating: 0x5A, count: 6)
   }
 
+  /// Transport packets as ffmpeg's default udp:// output sends them: a byte stream cut
+  /// into datagrams whatever the packet boundaries (1,472 bytes mostly), now and then with
+  /// 204-byte packets (16 Reed-Solomon bytes after each).
+  var byteStream: [UInt8] = []
+
+  mutating func straddled(_ rng: inout SeededGenerator) -> [UInt8] {
+    while byteStream.count < 1500 {
+      var packets = transportStream(&rng)
+      if UInt8.random(in: 0..<8, using: &rng) == 0 {
+        packets = stride(from: 0, to: packets.count, by: 188).flatMap {
+          packets[$0..<($0 + 188)] + [UInt8](repeating: UInt8.random(in: 0...255, using: &rng), count: 16)
+        }
+      }
+      byteStream += packets
+    }
+    let size = UInt8.random(in: 0..<4, using: &rng) == 0 ? Int.random(in: 1...1500, using: &rng) : 1472
+    defer { byteStream.removeFirst(size) }
+    return Array(byteStream.prefix(size))
+  }
+
   mutating func next(sendTime: Int64, _ rng: inout SeededGenerator) -> [UInt8] {
-    switch UInt8.random(in: 0..<5, using: &rng) {
+    switch UInt8.random(in: 0..<6, using: &rng) {
     case 0: beacon(sendTime: sendTime, &rng)
     case 1: rtpHeader(payloadType: 33, &rng) + transportStream(&rng)
     case 2: transportStream(&rng)
     case 3: field(&rng)
+    case 4: (UInt8.random(in: 0..<3, using: &rng) == 0 ? rtpHeader(payloadType: 33, &rng) : []) + straddled(&rng)
     default: rtpHeader(payloadType: 0, &rng) + [UInt8](repeating: 0xD5, count: 160)
     }
   }
@@ -117,6 +138,21 @@ private struct Subject {
     self.expectAccepted = expectAccepted
   }
 
+  /// The stream declared silent: only pending holes may be settled, as lost (or a stray as
+  /// a duplicate); nothing else moves and nothing goes down.
+  mutating func settle(input: Int, seed: UInt64) {
+    analyzer.settle()
+    let now = analyzer.snapshot
+    precondition(now.lost >= previous.lost && now.duplicate >= previous.duplicate
+                   && now.lost - previous.lost <= 64 * 64 && now.duplicate - previous.duplicate <= 64,
+                 "multicast: \(name): settling moved loss wrongly at input \(input) (seed \(seed))")
+    var unchanged = now
+    unchanged.lost = previous.lost
+    unchanged.duplicate = previous.duplicate
+    precondition(unchanged == previous, "multicast: \(name): settling moved more than loss at input \(input) (seed \(seed))")
+    previous = now
+  }
+
   mutating func check(_ datagram: ArraySlice<UInt8>, arrival: Int64, hostDropped: UInt64, input: Int, seed: UInt64) -> Bool {
     let verdict = analyzer.analyze(datagram, arrival: arrival, hostDropped: hostDropped)
     let now = analyzer.snapshot
@@ -133,6 +169,13 @@ private struct Subject {
       let old = before.mpegtsErrors ?? MPEGTSErrorCounts()
       for type in MPEGTSErrorType.allCases { require(errors[type] >= old[type], "\(type.rawValue) went down") }
     }
+    if let discontinuities = now.mpegtsDiscontinuities {
+      let old = before.mpegtsDiscontinuities ?? MPEGTSDiscontinuityCounts()
+      for reason in MPEGTSDiscontinuityReason.allCases {
+        require(discontinuities[reason] >= old[reason], "discontinuity \(reason.rawValue) went down")
+      }
+    }
+    require((now.mpegtsDiscontinuities != nil) == (analyzer.format == .mpegts), "discontinuities for the wrong format")
     require((now.mpegtsErrors != nil) == (analyzer.format == .mpegts), "TS errors for the wrong format")
     if let jitter = now.jitterSeconds { require(jitter.isFinite && jitter >= 0, "jitter \(jitter)") }
     switch verdict {
@@ -217,6 +260,9 @@ func fuzzMulticast(iterations: Int, seed: UInt64) -> Int {
     // Now and then the socket dropped datagrams just before this one (SO_RXQ_OVFL): they
     // may excuse part of a gap, never make a counter go down or a class count twice.
     let hostDropped = index % 16 == 5 ? UInt64.random(in: 1...2000, using: &rng) : 0
+    if index % 101 == 50 {
+      for subject in subjects.indices { subjects[subject].settle(input: index, seed: seed) }
+    }
     for subject in subjects.indices where subjects[subject].check(slice, arrival: arrival, hostDropped: hostDropped, input: index, seed: seed) {
       accepted[subject] += 1
     }
@@ -229,6 +275,9 @@ func fuzzMulticast(iterations: Int, seed: UInt64) -> Int {
     var line = "  \(subject.name): lost \(counts.lost), duplicate \(counts.duplicate), late \(counts.late), resets \(counts.resets)"
     if let errors = subject.previous.mpegtsErrors {
       line += MPEGTSErrorType.allCases.map { ", \($0.rawValue) \(errors[$0])" }.joined()
+    }
+    if let discontinuities = subject.previous.mpegtsDiscontinuities {
+      line += MPEGTSDiscontinuityReason.allCases.map { ", discontinuity \($0.rawValue) \(discontinuities[$0])" }.joined()
     }
     print(line)
   }

@@ -41,6 +41,7 @@ import Testing
     #expect(config.multicast[3].joinLatencyTest?.leaveWait == .seconds(3))
     #expect(config.multicast[3].clockSynchronized)
     #expect(config.multicast[4].group == IPAddress("ff3e::8000:1"))
+    #expect(config.multicast[0].restartGap == .seconds(1) && ssm.restartGap == .milliseconds(500))
 
     #expect(config.beacons.first?.streamID == 7 && config.beacons.first?.ttl == 4)
     #expect(config.querierWatch?.interfaces == ["eth1", "eth2"])
@@ -152,6 +153,9 @@ import Testing
       == ["test.yml:2:56: format sequence needs a 'sequence' mapping with offset, width and endianness"])
     #expect(errorLines("multicast:\n  - group: 239.1.1.1\n    port: 1\n    interface: lo\n    format: sequence\n    sequence: {offset: 0, width: 3}\n")
       == ["test.yml:6:34: sequence width must be 2, 4 or 8 bytes, got 3"])
+    #expect(errorLines("multicast:\n  - {group: 239.1.1.1, port: 1, interface: lo, format: rtp, restart_gap: 1s}\n")
+      == ["test.yml:2:61: 'restart_gap' applies only to format mpegts"])
+    #expect(errorLines("multicast:\n  - {group: 239.1.1.1, port: 1, interface: lo, format: mpegts, restart_gap: 5ms}\n").count == 1)
     #expect(errorLines("push:\n  url: ftp://x\n") == ["test.yml:2:8: expected an http:// or https:// URL, got 'ftp://x'"])
     #expect(errorLines("push:\n  url: http://x\n  interval: 5s\n  timeout: 5s\n")
       == ["test.yml:4:12: push timeout (5s) must be shorter than its interval (5s), so pushes never overlap"])

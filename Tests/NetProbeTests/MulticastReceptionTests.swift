@@ -163,6 +163,60 @@ import Testing
     #expect(names(format: .raw, clockSynchronized: true, joinTest: false).isDisjoint(with: delay))
   }
 
+  /// Staleness: a stream silent for no_data_timeout keeps its counters but no windowed
+  /// gauge (rate 0, deviation -1, no jitter), and its pending holes are settled as lost.
+  @Test func aSilentStreamLosesItsGaugesAndSettlesItsTail() throws {
+    let config = MulticastGroupConfig(name: "g", group: try #require(IPAddress("239.1.1.1")), port: 5000, interface: "eth0",
+                                      format: .rtp, expectedRate: 50, noDataTimeout: .seconds(1),
+                                      location: SourceLocation(line: 1, column: 1))
+    let group = MulticastGroup(config: config, delayBuckets: [0.001])
+    let stream = try #require(group.streams[""])
+    let epoch: Int64 = 1_700_000_000 * second
+    let step: Int64 = 20_000_000
+    func receive(_ sequence: UInt16, at index: Int64) {
+      // 20 ms of RTP clock per packet, arrivals alternately 1 ms late: a jitter above 0.
+      let arrival = epoch + index * step + (index % 2) * 1_000_000
+      let datagram = MulticastTestPackets.rtp(sequence: sequence, timestamp: UInt32(index) * 1800)
+      stream.stats.withLock { stats in
+        #expect(stats.analyzer.analyze(datagram[...], arrival: arrival) == .accepted(oneWayDelay: nil))
+        stats.packets += 1
+        stats.lastPacketMonotonic = index * step
+        stats.rate.record(atSecond: arrival / second)
+      }
+    }
+    for index in Int64(0)..<500 where index != 490 { receive(UInt16(index), at: index) }
+    func scrape(after silence: Int64) -> [String: Double] {
+      var exposition = Exposition()
+      MulticastSeries.collect(group, membership: KernelMembership(), now: 499 * step + silence,
+                              second: (epoch + 499 * step + silence) / second, into: &exposition)
+      var values: [String: Double] = [:]
+      for line in String(decoding: exposition.render(), as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
+        let name = String(line.prefix { $0 != "{" && $0 != " " })
+        if let value = line.split(separator: " ").last.flatMap({ Double($0) }) { values[name] = value }
+      }
+      return values
+    }
+    let live = scrape(after: 500_000_000)
+    #expect(live["netprobe_multicast_receiving"] == 1)
+    #expect((live["netprobe_multicast_jitter_seconds"] ?? 0) > 0)
+    #expect(abs((live["netprobe_multicast_rate_packets_per_second"] ?? 0) - 50) < 1)
+    #expect(live["netprobe_multicast_packets_lost_total"] == 0, "hole 490 still pending, 9 behind")
+    let silent = scrape(after: 1_500_000_000)
+    #expect(silent["netprobe_multicast_receiving"] == 0)
+    #expect(silent["netprobe_multicast_jitter_seconds"] == nil)
+    #expect(silent["netprobe_multicast_rate_packets_per_second"] == 0)
+    #expect(silent["netprobe_multicast_rate_deviation_ratio"] == -1)
+    #expect(silent["netprobe_multicast_packets_lost_total"] == 1)
+    // Settled once: scraping again counts nothing more, and the hole's packet coming now is
+    // a duplicate (its number already counted lost), not late.
+    #expect(scrape(after: 2_500_000_000)["netprobe_multicast_packets_lost_total"] == 1)
+    receive(490, at: 600)
+    let back = scrape(after: 101 * step)
+    #expect(back["netprobe_multicast_packets_lost_total"] == 1)
+    #expect(back["netprobe_multicast_packets_duplicate_total"] == 1 && back["netprobe_multicast_packets_late_total"] == 0)
+    #expect(back["netprobe_multicast_receiving"] == 1)
+  }
+
   @Test func streamsFollowTheSources() throws {
     let source = try #require(IPAddress("198.18.3.2"))
     let other = try #require(IPAddress("198.18.3.3"))

@@ -260,7 +260,7 @@ import Testing
           host: "198.19.0.1"
           trace: {max_hops: 6, confirm_rounds: 1}
       """).get()
-    return PathTarget(ping: PingTarget(config: config.targets[0], slot: 4, rttBuckets: config.ping.rttBuckets), slot: 4)
+    return PathTarget(config: config.targets[0], slot: 4)
   }
 
   func render(_ target: PathTarget) -> [String] {

@@ -155,7 +155,8 @@ import Testing
     #expect(analyzer.snapshot.mpegtsErrors == MPEGTSErrorCounts())
     let datagram = P.pat(counter: 0) + P.run(pid: 0x100, from: 0, count: 3) + P.run(pid: 0x100, from: 4, count: 3)
     #expect(analyzer.analyze(P.embedded(datagram), arrival: epoch) == accepted)
-    #expect(analyzer.analyze(P.embedded(Array(datagram.prefix(1000))), arrival: epoch) == .malformed)
+    // No sync byte where the lock expects one, nor anywhere else: no lock, malformed.
+    #expect(analyzer.analyze(P.embedded([UInt8](repeating: 0, count: 1000)), arrival: epoch) == .malformed)
     let snapshot = analyzer.snapshot
     #expect(!snapshot.sequenced && snapshot.received == 0 && snapshot.jitterSeconds == nil)
     #expect(try #require(snapshot.mpegtsErrors).continuity == 1)
@@ -171,8 +172,9 @@ import Testing
     // Payload type 96, recognised by its content (and clocked at 90 kHz like any TS over
     // RTP); one TS packet and one RTP packet lost.
     #expect(send(96, 3, P.run(pid: 0x100, from: 7, count: 7)) == accepted)
-    // Type 33 but not whole packets: malformed, and no counter moves.
-    #expect(send(33, 4, [UInt8](repeating: 0x47, count: 100)) == .malformed)
+    // Type 33 but a packet's worth of bytes without a sync byte: malformed, and no counter
+    // moves (RTP's neither).
+    #expect(send(33, 4, [UInt8](repeating: 0, count: 200)) == .malformed)
     let snapshot = analyzer.snapshot
     #expect(snapshot.sequenced)
     #expect(snapshot.counts == SequenceCounts(received: 2))  // RTP 2 missing, not yet given up

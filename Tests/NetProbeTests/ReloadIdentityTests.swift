@@ -103,17 +103,25 @@ import Testing
     }
     var options = ProbeOptions()
     options.trace.enabled = true
-    let ping = PingTarget(config: TargetConfig(name: "t", host: "198.18.0.1", options: options, location: SourceLocation(line: 1, column: 1)),
-                          slot: 1, rttBuckets: [1])
-    let path = PathTarget(ping: ping, slot: ping.slot)
+    let config = TargetConfig(name: "t", host: "198.18.0.1", options: options, location: SourceLocation(line: 1, column: 1))
+    let path = PathTarget(config: config, slot: 1)
     path.state.withLock { $0.rounds = 12 }
-    var kept = options.trace
-    kept.confirmRounds = 5
+    var kept = config
+    kept.options.trace.confirmRounds = 5
+    kept.options.labels = [Label("site", "a")]
+    #expect(path.canCarryOver(to: kept))
     #expect(!path.update(to: kept), "the interval is unchanged")
     #expect(path.state.withLock { $0.detector.confirmRounds } == 5 && path.state.withLock { $0.rounds } == 12)
-    kept.interval = .seconds(10)
+    #expect(path.config.options.labels == [Label("site", "a")], "the path's series take the new labels")
+    kept.options.trace.interval = .seconds(10)
     #expect(path.update(to: kept))
     #expect(path.trace.interval == .seconds(10))
+    var elsewhere = kept
+    elsewhere.options.payloadSize += 8
+    #expect(!path.canCarryOver(to: elsewhere), "other probes measure another thing")
+    var deeper = kept
+    deeper.options.trace.maxHops += 1
+    #expect(!path.canCarryOver(to: deeper), "a round sized for the old hop count must not take the new one")
   }
 
   @Test func aGroupKeepsItsJoinWhenOnlyItsJudgementOrLabelsChange() throws {

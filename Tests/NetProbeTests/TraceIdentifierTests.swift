@@ -7,13 +7,13 @@ import Testing
   let nonce: UInt64 = 0x0123_4567_89AB_CDEF
 
   @Test func theEnginesIdentifiersNeverMeetAcrossRotations() {
-    let context = PingContext(logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, stats: PingEngineStats())
+    let identity = ProbeIdentity()
     for _ in 0..<2_000 {
-      let ping = context.currentIdentifiers
-      let trace = context.traceIdentifiers
+      let ping = identity.pingIdentifiers
+      let trace = identity.traceIdentifiers
       #expect(ping.0 & ProbePayload.traceIdentifierBit == 0 && ping.1 & ProbePayload.traceIdentifierBit == 0)
       #expect(trace.0 == ping.0 | ProbePayload.traceIdentifierBit && trace.1 == ping.1 | ProbePayload.traceIdentifierBit)
-      context.rotateIdentifier()
+      identity.rotate()
     }
   }
 

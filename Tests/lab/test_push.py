@@ -1,8 +1,12 @@
 """Pushing to a real prometheus-pushgateway on loopback, and to a misbehaving one."""
+import base64
+import http.client
 import http.server
 import os
 import re
+import shutil
 import signal
+import ssl
 import subprocess
 import threading
 import time
@@ -83,16 +87,21 @@ class FakeGateway:
 class Gateway:
     """The Debian prometheus-pushgateway on an ephemeral loopback port."""
 
-    def __init__(self, test, port=None):
+    def __init__(self, test, port=None, web_config=None):
+        """`web_config`: the gateway's own --web.config.file (TLS, basic auth); its readiness
+        is then not polled over plain HTTP but by the caller."""
         self.binary = require_tool(test, "prometheus-pushgateway")
         self.test = test
         self.port = port or free_port()
+        self.web_config = web_config
         self.start()
 
     def start(self):
+        extra = [f"--web.config.file={self.web_config}"] if self.web_config else []
         self.process = start_process(self.test, [self.binary, f"--web.listen-address=127.0.0.1:{self.port}",
-                                                 "--persistence.file="])
-        wait_for(lambda: request(self.port, "GET", "/-/ready")[0] == 200, what="the pushgateway")
+                                                 "--persistence.file=", *extra])
+        if not self.web_config:
+            wait_for(lambda: request(self.port, "GET", "/-/ready")[0] == 200, what="the pushgateway")
 
     def stop(self):
         self.process.terminate()
@@ -286,3 +295,86 @@ class PushTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PushTLSTest(unittest.TestCase):
+    """Pushing over the same trust the exporter serves with: a pushgateway started with its
+    own --web.config.file (TLS, basic auth, client certificates)."""
+
+    def setUp(self):
+        from test_tls import PASSWORD, Certificates, bcrypt_hash
+        self.password = PASSWORD
+        self.directory = temporary_directory(self)
+        self.certs = Certificates(self, self.directory)
+        self.hash = bcrypt_hash(PASSWORD)
+        with open(os.path.join(self.directory, "password"), "w") as f:
+            f.write(PASSWORD + "\n")
+
+    def gateway(self, web_text):
+        web = os.path.join(self.directory, "gateway-web.yml")
+        with open(web, "w") as f:
+            f.write(web_text)
+        gateway = Gateway(self, web_config=web)
+        context = ssl.create_default_context(cafile=self.certs.path("ca.crt"))
+        context.load_cert_chain(self.certs.path("client.crt"), self.certs.path("client.key"))
+        auth = "Basic " + base64.b64encode(f"pusher:{self.password}".encode()).decode()
+
+        def get(path):
+            connection = http.client.HTTPSConnection("127.0.0.1", gateway.port, timeout=5, context=context)
+            try:
+                connection.request("GET", path, headers={"Authorization": auth})
+                response = connection.getresponse()
+                return response.status, response.read().decode()
+            finally:
+                connection.close()
+        wait_for(lambda: get("/-/ready")[0] == 200, what="the pushgateway over TLS")
+        return gateway, get
+
+    @staticmethod
+    def push_config(directory, port, extra):
+        """The lab's push configuration with an https:// gateway URL."""
+        path = push_config(directory, port, extra)
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace(f"url: http://127.0.0.1:{port}", f"url: https://127.0.0.1:{port}"))
+        return path
+
+    def test_push_over_tls_with_basic_auth(self):
+        gateway, get = self.gateway("tls_server_config: {cert_file: server.crt, key_file: server.key}\n"
+                                    f"basic_auth_users:\n  pusher: '{self.hash}'\n")
+        exporter = Exporter(self, config=self.push_config(self.directory, gateway.port, (
+            "  basic_auth: {username: pusher, password_file: password}\n"
+            f"  tls: {{ca_file: {self.certs.path('ca.crt')}}}\n")))
+        wait_for(lambda: "netprobe_build_info{" in get("/metrics")[1], timeout=15, what="a push over TLS with basic auth")
+        wait_for(lambda: exporter.sample('netprobe_pushes_total{result="success"}') >= 2, what="two pushes")
+        self.assertEqual(exporter.sample('netprobe_pushes_total{result="failure"}'), 0)
+
+    def test_push_over_tls_refused_without_the_right_password_or_ca(self):
+        gateway, get = self.gateway("tls_server_config: {cert_file: server.crt, key_file: server.key}\n"
+                                    f"basic_auth_users:\n  pusher: '{self.hash}'\n")
+        with open(os.path.join(self.directory, "wrong"), "w") as f:
+            f.write("not the password\n")
+        wrong_password = Exporter(self, config=self.push_config(self.directory, gateway.port, (
+            "  basic_auth: {username: pusher, password_file: wrong}\n"
+            f"  tls: {{ca_file: {self.certs.path('ca.crt')}}}\n")))
+        wait_for(lambda: wrong_password.sample('netprobe_pushes_total{result="failure"}') >= 1, what="a refused push")
+        self.assertIn("401", wrong_password.log())
+        self.assertEqual(wrong_password.sample('netprobe_pushes_total{result="success"}'), 0)
+        # A second agent in another directory: no CA given, so the lab CA is not trusted.
+        other = temporary_directory(self)
+        shutil.copy(os.path.join(self.directory, "password"), other)
+        no_ca = Exporter(self, config=self.push_config(other, gateway.port, (
+            "  basic_auth: {username: pusher, password_file: password}\n")))
+        wait_for(lambda: no_ca.sample('netprobe_pushes_total{result="failure"}') >= 1, what="an untrusted gateway")
+        self.assertEqual(no_ca.sample('netprobe_pushes_total{result="success"}'), 0)
+        self.assertNotIn("netprobe_build_info{", get("/metrics")[1])
+
+    def test_push_with_a_client_certificate(self):
+        gateway, get = self.gateway("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+                                    "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n")
+        exporter = Exporter(self, config=self.push_config(self.directory, gateway.port, (
+            f"  tls: {{ca_file: {self.certs.path('ca.crt')}, cert_file: {self.certs.path('client.crt')}, "
+            f"key_file: {self.certs.path('client.key')}}}\n")))
+        wait_for(lambda: "netprobe_build_info{" in get("/metrics")[1], timeout=15, what="a push with a client certificate")
+        self.assertEqual(exporter.sample('netprobe_pushes_total{result="failure"}'), 0)

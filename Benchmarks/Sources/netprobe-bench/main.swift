@@ -2,7 +2,7 @@
 //
 // 1. Exposition: rendering the series a 5,000-target agent will carry (a labelled gauge and a
 //    16-bucket RTT histogram per target) with our catalogue-driven writer and with
-//    swift-prometheus 2.x, the alternative the README's design section weighs.
+//    swift-prometheus 2.x, the alternative ARCHITECTURE.md weighs.
 // 2. HTTP: the release binary serving /metrics to wrk on loopback, and its idle memory.
 import Foundation
 import NetProbe

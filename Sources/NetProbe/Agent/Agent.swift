@@ -14,6 +14,7 @@ public final class Agent: Sendable {
   private let logger: Logger
   private let state: Mutex<State>
   private let subscribers = Mutex<[any ConfigSubscriber]>([])
+  private let companions = Mutex<[any ReloadCompanion]>([])
   /// Serialises reloads, which may come from the signal thread and HTTP workers at once.
   private let reloading = Mutex<Void>(())
   private let now: @Sendable () -> Double
@@ -63,6 +64,11 @@ public final class Agent: Sendable {
     subscriber.apply(config)
   }
 
+  /// Adds a file reloaded with the configuration (the web configuration).
+  public func addCompanion(_ companion: any ReloadCompanion) {
+    companions.withLock { $0.append(companion) }
+  }
+
   /// Marks the agent ready to serve meaningful metrics.
   public func markReady() {
     state.withLock { $0.ready = true }
@@ -79,9 +85,25 @@ public final class Agent: Sendable {
   @discardableResult
   public func reload() -> Result<NetProbeConfig, ConfigErrors> {
     reloading.withLock { _ in
-      let result = ConfigLoader.load(source)
+      // Every file is read and checked before any is put in force: a bad web configuration
+      // keeps the old configuration too, and the other way round.
+      let companions = self.companions.withLock { $0 }
+      let companionErrors = companions.compactMap { $0.prepareReload() }
+      var result = ConfigLoader.load(source)
+      if !companionErrors.isEmpty {
+        switch result {
+        case .success:
+          var errors = companionErrors[0]
+          errors.related = Array(companionErrors.dropFirst())
+          result = .failure(errors)
+        case .failure(var errors):
+          errors.related += companionErrors
+          result = .failure(errors)
+        }
+      }
       switch result {
       case .success(let loaded):
+        for companion in companions { companion.commitReload() }
         let config = targetFiles.merged(into: loaded)
         let time = now()
         let changed = state.withLock { state in
@@ -131,6 +153,16 @@ public final class Agent: Sendable {
       logger.info("targets from files applied", metadata: ["targets": "\(config.targets.count)"])
     }
   }
+}
+
+/// Another file reloaded with the configuration (the web configuration): read and checked
+/// first, put in force only when every file of the reload is good.
+public protocol ReloadCompanion: Sendable {
+  /// Reads the file again and checks it, keeping the result for `commitReload`; nil when
+  /// good, else its errors (and the running version stays).
+  func prepareReload() -> ConfigErrors?
+  /// Puts what the last successful `prepareReload` read in force.
+  func commitReload()
 }
 
 /// An engine that runs from the configuration: it is given every validated configuration,

@@ -35,9 +35,7 @@ public struct ExporterRoutes: HTTPHandler {
   public func handlerLabel(for request: HTTPRequest) -> String { route(request.path).rawValue }
 
   public func respond(to request: HTTPRequest) -> HTTPResponse {
-    let route = route(request.path)
-    let readOnly = ["GET", "HEAD"]
-    switch route {
+    switch route(request.path) {
     case .other:
       return .text(.notFound, "404 page not found: \(request.path)\n")
     case .reload:
@@ -48,23 +46,30 @@ public struct ExporterRoutes: HTTPHandler {
       case .failure(let errors):
         return .text(.internalServerError, "failed to reload the configuration; the previous one keeps running:\n\(errors)\n")
       }
-    case .metrics, .landing, .healthy, .ready:
-      guard readOnly.contains(request.method) else { return methodNotAllowed(readOnly) }
-    }
-    switch route {
     case .metrics:
-      return HTTPResponse(.ok, headers: [("Content-Type", Exposition.contentType)], bodyParts: registry.renderParts())
+      return readOnly(request) {
+        HTTPResponse(.ok, headers: [("Content-Type", Exposition.contentType)], bodyParts: registry.renderParts())
+      }
     case .landing:
-      let page = LandingPage(telemetryPath: telemetryPath, config: agent.config, source: agent.source,
-                             reloadErrors: agent.lastReloadErrors)
-      return HTTPResponse(.ok, headers: [("Content-Type", "text/html; charset=utf-8")], body: Array(page.html.utf8))
+      return readOnly(request) {
+        let page = LandingPage(telemetryPath: telemetryPath, config: agent.config, source: agent.source,
+                               reloadErrors: agent.lastReloadErrors)
+        return HTTPResponse(.ok, headers: [("Content-Type", "text/html; charset=utf-8")], body: Array(page.html.utf8))
+      }
     case .healthy:
-      return .text(.ok, "Healthy.\n")
+      return readOnly(request) { .text(.ok, "Healthy.\n") }
     case .ready:
-      return agent.isReady ? .text(.ok, "Ready.\n") : .text(.serviceUnavailable, "Starting; not ready yet.\n")
-    case .reload, .other:
-      fatalError("handled above")
+      return readOnly(request) {
+        agent.isReady ? .text(.ok, "Ready.\n") : .text(.serviceUnavailable, "Starting; not ready yet.\n")
+      }
     }
+  }
+
+  /// The response of a page that only GET and HEAD may ask for.
+  private func readOnly(_ request: HTTPRequest, _ respond: () -> HTTPResponse) -> HTTPResponse {
+    let methods = ["GET", "HEAD"]
+    guard methods.contains(request.method) else { return methodNotAllowed(methods) }
+    return respond()
   }
 
   private func methodNotAllowed(_ methods: [String]) -> HTTPResponse {

@@ -11,20 +11,21 @@ import Synchronization
 /// replaced inode. Any change in a watched directory triggers a read of every file (as in
 /// Prometheus: the events of one save vary too much to interpret); files whose bytes did not
 /// change cost a hash. Events are gathered for `settle` before the read, so one save that
-/// sends five events is read once. The thread blocks in poll(2), never on the cooperative
-/// pool; without inotify (out of instances or watches) the periodic read still works.
+/// sends five events is read once. It runs on an event loop of its own, whose thread blocks
+/// in poll(2), never on the cooperative pool; without inotify (out of instances or watches)
+/// the periodic read still works.
 public final class TargetFileWatcher: ConfigSubscriber {
   struct Plan: Sendable, Equatable {
     var directories: [String]
     var refresh: Duration
   }
 
-  /// How long events are gathered before the files are read.
-  static let settle: Duration = .milliseconds(100)
-  /// How often a directory that could not be watched (it does not exist yet) is tried again.
-  static let watchRetry: Duration = .seconds(5)
+  /// How long events are gathered before the files are read (ns).
+  static let settle: Int64 = 100_000_000
+  /// How often a directory that could not be watched (it does not exist yet) is tried again (ns).
+  static let watchRetry: Int64 = 5_000_000_000
 
-  private let thread: LoopThread<Plan>
+  private let loop: EventLoop<TargetFileWatchEngine>
   private let current = Mutex<Plan?>(nil)
 
   /// - Parameter refresh: reads the files again and applies them (`Agent.refreshTargetFiles`).
@@ -32,9 +33,7 @@ public final class TargetFileWatcher: ConfigSubscriber {
     var logger = logger
     logger[metadataKey: "engine"] = "target_files"
     let log = logger
-    thread = try LoopThread(name: "target-files") { thread in
-      TargetFileWatcher.run(thread, logger: log, refresh: refresh)
-    }
+    loop = try EventLoop(name: "target-files") { TargetFileWatchEngine(logger: log, refresh: refresh) }
   }
 
   /// The directory inotify watches for a pattern: everything before its last `/`
@@ -52,99 +51,137 @@ public final class TargetFileWatcher: ConfigSubscriber {
       defer { current = plan }
       return current != plan
     }
-    if changed { thread.post(plan, isEmpty: directories.isEmpty) }
+    if changed { loop.post(plan, isEmpty: directories.isEmpty) }
   }
 
-  public func stop() { thread.stop() }
+  public func stop() { loop.stop() }
+}
 
-  private static func run(_ thread: LoopThread<Plan>, logger: Logger, refresh: @Sendable () -> Void) {
-    let inotify: Inotify?
+/// The watcher's logic on its event loop: the inotify descriptor, the directory watches
+/// (retried while a directory is missing), the gathering of one save's events into one
+/// read, and the periodic read.
+private struct TargetFileWatchEngine: LoopEngine {
+  typealias Command = TargetFileWatcher.Plan
+
+  enum Timer {
+    /// The events gathered since the first one are read now.
+    case read
+    /// The periodic read of the plan with this number (a newer plan starts its own).
+    case refresh(UInt64)
+    /// Directories that could not be watched are tried again.
+    case retry
+  }
+
+  let logger: Logger
+  let refresh: @Sendable () -> Void
+  let inotify: Inotify?
+  var registered = false
+  var plan = TargetFileWatcher.Plan(directories: [], refresh: .seconds(300))
+  var planNumber: UInt64 = 0
+  var watches: [String: Int32] = [:]
+  var unwatched = Set<String>()
+  /// Directories whose watch failure was logged, so a retry that fails alike stays quiet.
+  var reported = Set<String>()
+  var readPending = false
+  var retryPending = false
+
+  init(logger: Logger, refresh: @escaping @Sendable () -> Void) {
+    self.logger = logger
+    self.refresh = refresh
     do {
       inotify = try Inotify()
     } catch {
       logger.warning("cannot watch target files for changes; reading them at every refresh_interval only", metadata: ["error": "\(error)"])
       inotify = nil
     }
-    var plan = Plan(directories: [], refresh: .seconds(300))
-    var watches: [String: Int32] = [:]
-    var unwatched = Set<String>()
-    var reported = Set<String>()
-    let clock = ContinuousClock()
-    var nextRefresh = clock.now + plan.refresh
-    var nextRetry = clock.now + watchRetry
-    var readAt: ContinuousClock.Instant?
+  }
 
-    func watch(_ directory: String) {
-      guard let inotify else { return }
-      do {
-        watches[directory] = try inotify.addWatch(directory, mask: Inotify.directoryChanges)
-        unwatched.remove(directory)
-        reported.remove(directory)
-      } catch {
-        unwatched.insert(directory)
-        // Said once per directory until it can be watched: it may simply not exist yet.
-        if reported.insert(directory).inserted {
-          logger.warning("cannot watch a target file directory; retrying", metadata: ["directory": "\(directory)", "error": "\(error)"])
-        }
-      }
+  static func nanoseconds(_ duration: Duration) -> Int64 {
+    duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+  }
+
+  mutating func handle(_ commands: [Command], loop: inout LoopRegistrations<Timer>) {
+    guard let next = commands.last else { return }
+    if let inotify, !registered {
+      loop.watch(inotify.fileDescriptor)
+      registered = true
     }
+    for (directory, descriptor) in watches where !next.directories.contains(directory) {
+      inotify?.removeWatch(descriptor)
+      watches[directory] = nil
+    }
+    unwatched = unwatched.filter(next.directories.contains)
+    for directory in next.directories where watches[directory] == nil { watch(directory) }
+    scheduleRetry(&loop)
+    if next.refresh != plan.refresh || planNumber == 0 {
+      planNumber += 1
+      loop.schedule(.refresh(planNumber), at: Clocks.monotonicNanoseconds() + Self.nanoseconds(next.refresh))
+    }
+    plan = next
+  }
 
-    while !thread.isStopping {
-      for next in thread.takeCommands() {
-        for (directory, descriptor) in watches where !next.directories.contains(directory) {
-          inotify?.removeWatch(descriptor)
+  mutating func fire(_ timer: Timer, now: Int64, loop: inout LoopRegistrations<Timer>) {
+    switch timer {
+    case .read:
+      readPending = false
+      refresh()
+    case .refresh(let number):
+      guard number == planNumber else { return }
+      loop.schedule(.refresh(number), at: now + Self.nanoseconds(plan.refresh))
+      refresh()
+    case .retry:
+      retryPending = false
+      for directory in unwatched.sorted() {
+        watch(directory)
+        // A directory that appeared may already hold files.
+        if watches[directory] != nil { scheduleRead(&loop) }
+      }
+      scheduleRetry(&loop)
+    }
+  }
+
+  mutating func ready(_ descriptor: Int32, events: PollEvents, loop: inout LoopRegistrations<Timer>) {
+    guard let inotify else { return }
+    do {
+      for event in try inotify.readEvents() {
+        if event.mask & UInt32(IN_IGNORED) != 0, let directory = watches.first(where: { $0.value == event.watch })?.key {
+          // The directory itself went away: watch it again once it is back.
           watches[directory] = nil
+          unwatched.insert(directory)
+          scheduleRetry(&loop)
         }
-        unwatched = unwatched.filter(next.directories.contains)
-        for directory in next.directories where watches[directory] == nil { watch(directory) }
-        if next.refresh != plan.refresh { nextRefresh = clock.now + next.refresh }
-        plan = next
+        scheduleRead(&loop)
       }
-      var deadline = readAt.map { min($0, nextRefresh) } ?? nextRefresh
-      if !unwatched.isEmpty { deadline = min(deadline, nextRetry) }
-      let wait = clock.now.duration(to: deadline)
-      let milliseconds = max(0, min(Int64(Int32.max), wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000 + 1))
-      var entries = [pollfd(fd: thread.wakeup.fileDescriptor, events: Int16(POLLIN), revents: 0)]
-      if let inotify { entries.append(pollfd(fd: inotify.fileDescriptor, events: Int16(POLLIN), revents: 0)) }
-      do {
-        _ = try Poller.poll(&entries, timeoutMilliseconds: Int32(milliseconds))
-      } catch {
-        logger.error("poll failed in the target file watcher", metadata: ["error": "\(error)"])
-        return
-      }
-      if entries[0].revents != 0 { thread.wakeup.drain() }
-      if let inotify, entries.count > 1, entries[1].revents != 0 {
-        do {
-          for event in try inotify.readEvents() {
-            if event.mask & UInt32(IN_IGNORED) != 0 {
-              // The directory itself went away: watch it again once it is back.
-              if let directory = watches.first(where: { $0.value == event.watch })?.key {
-                watches[directory] = nil
-                unwatched.insert(directory)
-              }
-            }
-            if readAt == nil { readAt = clock.now + settle }
-          }
-        } catch {
-          logger.error("cannot read inotify events", metadata: ["error": "\(error)"])
-          if readAt == nil { readAt = clock.now + settle }
-        }
-      }
-      let now = clock.now
-      if !unwatched.isEmpty, now >= nextRetry {
-        nextRetry = now + watchRetry
-        for directory in unwatched.sorted() {
-          watch(directory)
-          // A directory that appeared may already hold files.
-          if watches[directory] != nil, readAt == nil { readAt = now }
-        }
-      }
-      if let due = readAt, now >= due {
-        readAt = nil
-        refresh()
-      } else if now >= nextRefresh {
-        nextRefresh = now + plan.refresh
-        refresh()
+    } catch {
+      logger.error("cannot read inotify events", metadata: ["error": "\(error)"])
+      scheduleRead(&loop)
+    }
+  }
+
+  /// Reads the files `settle` after the first event of a burst: one save, one read.
+  mutating func scheduleRead(_ loop: inout LoopRegistrations<Timer>) {
+    guard !readPending else { return }
+    readPending = true
+    loop.schedule(.read, at: Clocks.monotonicNanoseconds() + TargetFileWatcher.settle)
+  }
+
+  mutating func scheduleRetry(_ loop: inout LoopRegistrations<Timer>) {
+    guard !unwatched.isEmpty, !retryPending, inotify != nil else { return }
+    retryPending = true
+    loop.schedule(.retry, at: Clocks.monotonicNanoseconds() + TargetFileWatcher.watchRetry)
+  }
+
+  mutating func watch(_ directory: String) {
+    guard let inotify else { return }
+    do {
+      watches[directory] = try inotify.addWatch(directory, mask: Inotify.directoryChanges)
+      unwatched.remove(directory)
+      reported.remove(directory)
+    } catch {
+      unwatched.insert(directory)
+      // Said once per directory until it can be watched: it may simply not exist yet.
+      if reported.insert(directory).inserted {
+        logger.warning("cannot watch a target file directory; retrying", metadata: ["directory": "\(directory)", "error": "\(error)"])
       }
     }
   }

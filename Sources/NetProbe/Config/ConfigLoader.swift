@@ -6,6 +6,8 @@ public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible 
   public var diagnostics: [ConfigDiagnostic]
   /// The file name used in messages; set by the loader.
   public var file: String
+  /// The problems of other files read with this one (the web configuration), after it.
+  public var related: [ConfigErrors] = []
 
   public init(_ diagnostics: [ConfigDiagnostic], file: String = "<config>") {
     self.diagnostics = diagnostics
@@ -15,15 +17,16 @@ public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible 
   /// Problems printed before the rest is summed up in one line.
   public static let printedLimit = 50
 
-  /// One line per problem, in file order: the first `printedLimit`, then "… and N more
-  /// errors". A generated file with 200,000 duplicate names gets a screenful that shows
-  /// the pattern, not 200,000 lines in the terminal or the log.
+  /// One line per problem, in file order, then those of the related files: the first
+  /// `printedLimit` of each file, then "… and N more errors". A generated file with 200,000
+  /// duplicate names gets a screenful that shows the pattern, not 200,000 lines in the
+  /// terminal or the log.
   public var lines: [String] {
     var lines = diagnostics.prefix(Self.printedLimit).map { $0.formatted(file: file) }
     if diagnostics.count > Self.printedLimit {
       lines.append("\(file): … and \(diagnostics.count - Self.printedLimit) more errors (\(diagnostics.count) in all)")
     }
-    return lines
+    return lines + related.flatMap(\.lines)
   }
 
   public var description: String { lines.joined(separator: "\n") }

@@ -11,7 +11,7 @@ public enum ConfigSchema {
                           "family", "socket", "window", "dns_refresh", "trace", "labels"]
   static let traceKeys = ["enabled", "interval", "max_hops", "probes_per_hop", "confirm_rounds", "vary_flow"]
   static let groupKeys = ["name", "group", "port", "interface", "sources", "format", "sequence", "clock_rate",
-                          "expected_rate", "no_data_timeout", "receive_buffer", "clock_synchronized", "join_latency_test",
+                          "expected_rate", "no_data_timeout", "restart_gap", "receive_buffer", "clock_synchronized", "join_latency_test",
                           "labels"]
   static let beaconKeys = ["name", "group", "port", "interface", "rate", "ttl", "size", "stream_id"]
   static let querierKeys = ["interfaces", "protocols", "query_interval", "query_response_interval", "robustness"]
@@ -246,6 +246,13 @@ public enum ConfigSchema {
       }
       if let v = map["expected_rate"]?.value { config.expectedRate = reader.number(v, above: 0, upTo: 10_000_000) }
       if let v = map["no_data_timeout"]?.value { config.noDataTimeout = reader.duration(v, min: .milliseconds(10), max: .seconds(3600)) ?? config.noDataTimeout }
+      if let v = map["restart_gap"]?.value {
+        if config.format != .mpegts {
+          reader.error(map["restart_gap"]!.key.location, "'restart_gap' applies only to format mpegts")
+        } else {
+          config.restartGap = reader.duration(v, min: .milliseconds(10), max: .seconds(3600)) ?? config.restartGap
+        }
+      }
       if let v = map["receive_buffer"]?.value {
         config.receiveBuffer = reader.integer(v, MulticastGroupConfig.receiveBufferRange) ?? config.receiveBuffer
       }

@@ -308,6 +308,8 @@ public struct MulticastGroupConfig: Sendable, Equatable {
   /// Packets per second the sender is expected to send.
   public var expectedRate: Double?
   public var noDataTimeout: Duration
+  /// mpegts: silence after which the stream is taken as restarted (a discontinuity).
+  public var restartGap: Duration
   /// The socket receive buffer to ask for, in bytes (the kernel may grant less).
   public var receiveBuffer: Int
   /// The sender's and our clocks agree (PTP/NTP), so one-way delay means something.
@@ -318,7 +320,7 @@ public struct MulticastGroupConfig: Sendable, Equatable {
 
   public init(name: String, group: IPAddress, port: Int, interface: String, sources: [IPAddress] = [],
               format: PayloadFormat = .raw, sequenceField: SequenceField? = nil, clockRate: Int? = nil,
-              expectedRate: Double? = nil, noDataTimeout: Duration = .seconds(5),
+              expectedRate: Double? = nil, noDataTimeout: Duration = .seconds(5), restartGap: Duration = .milliseconds(500),
               receiveBuffer: Int = MulticastGroupConfig.defaultReceiveBuffer, clockSynchronized: Bool = false,
               joinLatencyTest: JoinLatencyTest? = nil, labels: [Label] = [], location: SourceLocation) {
     self.name = name
@@ -331,6 +333,7 @@ public struct MulticastGroupConfig: Sendable, Equatable {
     self.clockRate = clockRate
     self.expectedRate = expectedRate
     self.noDataTimeout = noDataTimeout
+    self.restartGap = restartGap
     self.receiveBuffer = receiveBuffer
     self.clockSynchronized = clockSynchronized
     self.joinLatencyTest = joinLatencyTest

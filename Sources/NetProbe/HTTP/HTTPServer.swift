@@ -50,6 +50,9 @@ public struct HTTPServerOptions: Sendable {
   /// always served. Without it one client's slow readers took the whole budget and every
   /// other scrape got 503.
   public var maxResponseBytesPerClient = 32 << 20
+  /// Time from accepting a TLS connection to the end of its handshake: a client that opens
+  /// TLS and stalls is closed like a slow request.
+  public var handshakeTimeout: Duration = .seconds(5)
 
   public init() {}
 }
@@ -71,13 +74,16 @@ public final class HTTPServer: Sendable {
   private let loopFinished = DispatchSemaphore(value: 0)
   private let stats = HTTPServerStats()
   private let logger: Logger?
+  /// TLS, basic auth and extra headers from `--web.config.file`; nil for none.
+  private let security: WebSecurity?
 
   /// Binds and listens at once, so a port already in use fails here with a clear error.
   /// `[::]` (and `:port`, which parses to it) listens on IPv4 too, through v4-mapped
   /// addresses, as Go exporters do; where the kernel has no IPv6 it falls back to 0.0.0.0.
   /// `logger`: where descriptor exhaustion is reported (once per episode); nil for silence.
+  /// `security`: TLS (fixed for the server's life), basic auth and headers (replaceable).
   public init(address: SocketAddress, handler: any HTTPHandler, options: HTTPServerOptions = HTTPServerOptions(),
-              logger: Logger? = nil) throws(SystemError) {
+              security: WebSecurity? = nil, logger: Logger? = nil) throws(SystemError) {
     var address = address
     let dualStack = address.ip.family == .ip6 && address.ip.isUnspecified
     let socket: Socket
@@ -104,6 +110,7 @@ public final class HTTPServer: Sendable {
     self.handler = handler
     self.options = options
     self.logger = logger
+    self.security = security
     workers = WorkerPool(threads: options.workerThreads, name: "http-worker")
   }
 
@@ -125,6 +132,16 @@ public final class HTTPServer: Sendable {
     listener.close()
   }
 
+  static let unauthorized = HTTPStatus(401, "Unauthorized")
+  static let tooManyRequests = HTTPStatus(429, "Too Many Requests")
+
+  /// 401 with the Basic challenge, for a request without valid credentials.
+  static func unauthorizedResponse() -> HTTPResponse {
+    var response = HTTPResponse.text(unauthorized, "Unauthorized\n")
+    response.headers.append((name: "WWW-Authenticate", value: BasicAuthenticator.challenge))
+    return response
+  }
+
   /// Responses above this size are followed by a heap trim (see `Memory`).
   static let trimThreshold = 4 << 20
 
@@ -142,6 +159,9 @@ public final class HTTPServer: Sendable {
     /// For `netprobe_http_requests_total`, counted by the loop: it may still answer 503.
     var label: String
     var code: Int
+    /// False for a response the handler did not build (a 401 after bcrypt): its size says
+    /// nothing of the handler's next one.
+    var measured = true
   }
 
   /// Responses up to this size are always served: health checks and the landing page must
@@ -191,6 +211,8 @@ public final class HTTPServer: Sendable {
 
     final class Connection {
       enum Phase {
+        /// A TLS handshake in progress; the handshake deadline applies.
+        case handshaking
         case reading
         case processing
         case writing(closeAfter: Bool)
@@ -202,6 +224,11 @@ public final class HTTPServer: Sendable {
       let socket: Socket
       /// The client's address key, or nil for a family the limits do not know.
       let client: IPAddress?
+      /// The TLS session when the server speaks TLS.
+      var tls: TLSSession?
+      /// What the TLS session waits for besides the phase's own readiness: OpenSSL may need
+      /// to write while reading (or read while writing).
+      var tlsWants: TLSSession.Progress?
       var input: [UInt8] = []
       /// What is left to write, in order; `written` counts bytes of the first chunk.
       var output: [[UInt8]] = []
@@ -235,6 +262,7 @@ public final class HTTPServer: Sendable {
 
       var admissionState: Admission.State {
         switch phase {
+        case .handshaking: .incompleteRequest
         case .reading: requestStarted ? .incompleteRequest : .idle
         case .processing, .writing, .draining: .answering
         }
@@ -258,12 +286,15 @@ public final class HTTPServer: Sendable {
         let pressure = underPressure(at: clock.now)
         for (id, connection) in connections {
           nearest = min(nearest, effectiveDeadline(connection, pressure: pressure).instant)
-          let events: Int16
+          var events: Int16
           switch connection.phase {
+          case .handshaking: events = connection.tlsWants == .wantWrite ? Int16(POLLOUT) : Int16(POLLIN)
           case .reading: events = Int16(POLLIN)
           case .writing: events = Int16(POLLOUT)
           case .processing, .draining: continue
           }
+          if connection.tlsWants == .wantWrite { events |= Int16(POLLOUT) }
+          if connection.tlsWants == .wantRead { events |= Int16(POLLIN) }
           entries.append(pollfd(fd: connection.socket.fileDescriptor, events: events, revents: 0))
           ids.append(id)
         }
@@ -283,6 +314,7 @@ public final class HTTPServer: Sendable {
         for (offset, id) in ids.enumerated() where entries[offset + 2].revents != 0 {
           guard let connection = connections[id] else { continue }
           switch connection.phase {
+          case .handshaking: handshake(id, connection)
           case .reading: readable(id, connection)
           case .writing: writable(id, connection)
           case .processing, .draining: break
@@ -348,7 +380,11 @@ public final class HTTPServer: Sendable {
         guard let (socket, peer) = accepted else { return }
         let client = peer.map { Admission.clientKey($0.ip) }
         if let client, options.maxConnectionsPerClient > 0, perClient[client, default: 0] >= options.maxConnectionsPerClient {
-          guard let victim = chooseVictim(onlyClient: client) else {
+          // Over TLS a client's own connection is not cut for its own newcomer while it is in
+          // its handshake or was busy within the last second: that would only start the
+          // same handshake again. With `wrk -c64` against a limit of 32, newcomers evicted
+          // each other mid-handshake and almost none finished (14 requests/s).
+          guard let victim = chooseVictim(onlyClient: client), !worthKeeping(victim.id) else {
             refuse(socket)
             continue
           }
@@ -369,17 +405,38 @@ public final class HTTPServer: Sendable {
         nextID += 1
         let now = clock.now
         let connection = Connection(socket: socket, client: client, now: now, deadline: now.advanced(by: options.idleTimeout))
+        if let security = server.security, security.tlsEnabled {
+          guard let context = security.snapshot.tls,
+                let session = TLSSession(context: context, fileDescriptor: socket.fileDescriptor) else {
+            server.stats.tlsHandshakeFailed(reason: "error")
+            socket.close()
+            continue
+          }
+          connection.tls = session
+          connection.phase = .handshaking
+          connection.deadline = now.advanced(by: options.handshakeTimeout)
+        }
         connections[id] = connection
         if let client { perClient[client, default: 0] += 1 }
         server.stats.setOpen(connections.count)
+        if connection.tls != nil {
+          handshake(id, connection)
+          continue
+        }
         // Read at once: a request that is already here makes the connection one that is
         // answered, which admission never evicts.
         readable(id, connection)
       }
     }
 
-    /// Answers 503 and closes: every connection is answering a complete request.
+    /// Answers 503 and closes: every connection is answering a complete request. Over TLS
+    /// there is no handshake to answer in: the connection is only closed.
     func refuse(_ socket: Socket) {
+      if server.security?.tlsEnabled == true {
+        socket.close()
+        server.stats.rejected()
+        return
+      }
       let response = HTTPResponse.text(.serviceUnavailable, "too many connections\n", closeConnection: true)
       let bytes = response.serialized(head: false, keepAlive: false)
       _ = try? bytes.withUnsafeBytes { try socket.send($0) }
@@ -393,6 +450,14 @@ public final class HTTPServer: Sendable {
         Admission.Candidate(id: id, client: connection.client ?? unknown, state: connection.admissionState,
                             lastProgress: connection.lastProgress)
       }
+    }
+
+    /// Whether a TLS connection costs more to evict than a newcomer of the same client is
+    /// worth: in its handshake, or busy less than a second ago.
+    func worthKeeping(_ id: Int) -> Bool {
+      guard let connection = connections[id], connection.tls != nil else { return false }
+      if case .handshaking = connection.phase { return true }
+      return connection.lastProgress.duration(to: clock.now) < .seconds(1)
     }
 
     /// The victim among one client's connections, for the per-client limit.
@@ -439,7 +504,7 @@ public final class HTTPServer: Sendable {
       while true {
         let result: Socket.IOResult
         do {
-          result = try readBuffer.withUnsafeMutableBytes { try connection.socket.receive(into: $0) }
+          result = try readBuffer.withUnsafeMutableBytes { try receive(connection, into: $0) }
         } catch {
           drop(id)
           return
@@ -481,7 +546,37 @@ public final class HTTPServer: Sendable {
         guard connection.input.count >= total else { return }
         connection.input.removeFirst(total)
         let label = server.handler.handlerLabel(for: request)
-        let estimate = request.method == "HEAD" ? 0 : responseEstimate[label] ?? 0
+        let head = request.method == "HEAD"
+        let security = server.security?.snapshot
+        // Every endpoint is behind basic auth when users are configured. Known credentials
+        // are decided here from the cache; new ones go to a worker for bcrypt, within budget.
+        var pending: BasicAuthenticator.Pending?
+        if let auth = security?.auth {
+          switch auth.check(authorization: request.header("authorization"), client: connection.client) {
+          case .allowed:
+            break
+          case .denied(let reason):
+            server.stats.authFailed(reason: reason)
+            server.stats.count(handler: label, code: HTTPServer.unauthorized.code)
+            respond(connection, HTTPServer.unauthorizedResponse(), head: head, keepAlive: request.keepAlive)
+            writable(id, connection)
+            return
+          case .throttled:
+            server.stats.authFailed(reason: "throttled")
+            server.stats.count(handler: label, code: HTTPServer.tooManyRequests.code)
+            var response = HTTPResponse.text(HTTPServer.tooManyRequests, "too many new credentials to check; retry later\n",
+                                             closeConnection: true)
+            response.headers.append((name: "Retry-After", value: "1"))
+            respond(connection, response, head: head, keepAlive: false)
+            writable(id, connection)
+            return
+          case .verify(let credential):
+            pending = credential
+          }
+        }
+        // A request waiting for its credentials to be checked weighs nothing yet: its real
+        // size is held to the budget when it is ready.
+        let estimate = head || pending != nil ? 0 : responseEstimate[label] ?? 0
         if overBudget(adding: estimate, for: connection.client) {
           busy(id, connection, label: label, head: request.method == "HEAD")
           return
@@ -494,13 +589,28 @@ public final class HTTPServer: Sendable {
         // A response small the last time (health, readiness, the landing page) goes ahead
         // of large renders, on a thread kept for those; so does a handler's first, so that
         // the first health check is not queued behind a burst of scrapes either.
-        let urgent = responseEstimate[label].map { $0 <= HTTPServer.smallResponseBytes } ?? true
+        // bcrypt never goes to the thread kept for small responses: a client guessing passwords
+        // on /-/healthy must not delay anyone's health check.
+        let urgent = pending == nil && (responseEstimate[label].map { $0 <= HTTPServer.smallResponseBytes } ?? true)
+        let auth = security?.auth
+        let credential = pending
+        let extraHeaders = security?.headers ?? []
         server.workers.submit(urgent: urgent, client: connection.client) {
-          let response = server.handler.respond(to: request).compressedIfAccepted(by: request)
+          var response: HTTPResponse
+          var measured = true
+          if let credential, let auth, !auth.verify(credential) {
+            server.stats.authFailed(reason: "wrong_credentials")
+            response = HTTPServer.unauthorizedResponse()
+            measured = false
+          } else {
+            response = server.handler.respond(to: request).compressedIfAccepted(by: request)
+          }
+          response.headers += extraHeaders
           let keepAlive = request.keepAlive && !response.closeConnection
           let head = response.serializedHead(keepAlive: keepAlive)
           let chunks = request.method == "HEAD" ? [head] : [head] + response.bodyParts
-          let completion = Completion(connectionID: id, chunks: chunks, close: !keepAlive, label: label, code: response.status.code)
+          var completion = Completion(connectionID: id, chunks: chunks, close: !keepAlive, label: label, code: response.status.code)
+          completion.measured = measured
           server.completions.withLock { $0.append(completion) }
           server.wakeup.signal()
         }
@@ -517,7 +627,7 @@ public final class HTTPServer: Sendable {
         processingBytes -= connection.estimate
         connection.estimate = 0
         let size = completion.chunks.reduce(0) { $0 + $1.count }
-        if completion.chunks.count > 1 { responseEstimate[completion.label] = size }
+        if completion.chunks.count > 1 && completion.measured { responseEstimate[completion.label] = size }
         // Checked again with the real size: requests that came in one burst, before their
         // handler's size was known, are held to the budget too.
         if overBudget(adding: size, for: connection.client) {
@@ -572,6 +682,8 @@ public final class HTTPServer: Sendable {
     /// These are small, their delivery is not waited for, and a client that does not take
     /// one within the pressure deadline is not worth a connection slot any longer.
     func respond(_ connection: Connection, _ response: HTTPResponse, head: Bool, keepAlive: Bool) {
+      var response = response
+      if let extra = server.security?.snapshot.headers { response.headers += extra }
       setOutput(connection, [response.serialized(head: head, keepAlive: keepAlive)])
       connection.phase = .writing(closeAfter: !keepAlive)
       connection.deadline = clock.now.advanced(by: min(options.writeTimeout, options.pressureReadTimeout))
@@ -580,7 +692,7 @@ public final class HTTPServer: Sendable {
 
     func setOutput(_ connection: Connection, _ chunks: [[UInt8]]) {
       heldBytes -= connection.held
-      connection.output = chunks
+      connection.output = connection.tls == nil ? chunks : TLSRecords.coalesce(chunks)
       connection.written = 0
       connection.held = chunks.reduce(0) { $0 + $1.count }
       heldBytes += connection.held
@@ -600,7 +712,7 @@ public final class HTTPServer: Sendable {
         do {
           let more = connection.output.count > 1
           result = try chunk.withUnsafeBytes { bytes in
-            try connection.socket.send(UnsafeRawBufferPointer(rebasing: bytes[connection.written...]), more: more)
+            try send(connection, UnsafeRawBufferPointer(rebasing: bytes[connection.written...]), more: more)
           }
         } catch {
           drop(id)
@@ -628,6 +740,7 @@ public final class HTTPServer: Sendable {
         if connection.kernelQueued == 0 { connection.deliveryDeadline = nil }
       }
       if closeAfter {
+        connection.tls?.shutdown()
         if let deadline = connection.deliveryDeadline {
           connection.phase = .draining
           connection.deadline = deadline
@@ -640,7 +753,12 @@ public final class HTTPServer: Sendable {
       connection.phase = .reading
       connection.requestStarted = !connection.input.isEmpty
       connection.deadline = clock.now.advanced(by: connection.requestStarted ? options.readTimeout : options.idleTimeout)
-      parse(id, connection)
+      // Bytes OpenSSL already decrypted are invisible to poll: read them now.
+      if let tls = connection.tls, tls.pending > 0 {
+        readable(id, connection)
+      } else {
+        parse(id, connection)
+      }
     }
 
     /// Reads the connection's kernel send queue (SIOCOUTQ) into the budget's count.
@@ -673,7 +791,7 @@ public final class HTTPServer: Sendable {
           drop(id)
         case .reading:
           connection.deliveryDeadline = nil
-        case .writing, .processing:
+        case .writing, .processing, .handshaking:
           break
         }
       }
@@ -692,7 +810,10 @@ public final class HTTPServer: Sendable {
     func effectiveDeadline(_ connection: Connection, pressure: Bool) -> (instant: ContinuousClock.Instant, pressed: Bool) {
       var deadline = connection.deadline
       if let delivery = connection.deliveryDeadline { deadline = min(deadline, delivery) }
-      guard pressure, case .reading = connection.phase else { return (deadline, false) }
+      switch connection.phase {
+      case .reading, .handshaking: guard pressure else { return (deadline, false) }
+      case .processing, .writing, .draining: return (deadline, false)
+      }
       let tighter = connection.lastProgress.advanced(by: options.pressureReadTimeout)
       return tighter < deadline ? (tighter, true) : (deadline, false)
     }
@@ -713,6 +834,9 @@ public final class HTTPServer: Sendable {
         guard deadline <= now else { continue }
         if pressed { server.stats.evicted(reason: "pressure_timeout") }
         switch connection.phase {
+        case .handshaking:
+          server.stats.tlsHandshakeFailed(reason: "timeout")
+          drop(id)
         case .reading where connection.requestStarted:
           server.stats.count(handler: "invalid", code: HTTPStatus.requestTimeout.code)
           respond(connection, .text(.requestTimeout, "request not received in time\n", closeConnection: true),
@@ -726,6 +850,73 @@ public final class HTTPServer: Sendable {
       }
     }
 
+    /// Advances a TLS handshake; once done the connection reads its first request.
+    func handshake(_ id: Int, _ connection: Connection) {
+      guard let tls = connection.tls else { return }
+      connection.tlsWants = nil
+      switch tls.handshake() {
+      case .done:
+        connection.phase = .reading
+        connection.requestStarted = false
+        connection.lastProgress = clock.now
+        connection.deadline = clock.now.advanced(by: options.idleTimeout)
+        readable(id, connection)
+      case .wantRead:
+        connection.tlsWants = .wantRead
+      case .wantWrite:
+        connection.tlsWants = .wantWrite
+      case .plainHTTP:
+        // What Go's servers answer, in plain text, so that the person at the other end of
+        // `curl http://` learns why.
+        server.stats.tlsHandshakeFailed(reason: "plain_http")
+        server.stats.count(handler: "invalid", code: HTTPStatus.badRequest.code)
+        let answer = Array("HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n".utf8)
+        _ = try? answer.withUnsafeBytes { try connection.socket.send($0) }
+        connection.socket.shutdownWrite()
+        // Take the rest of the request out of the receive queue, so that the close sends a
+        // FIN, not a reset that could destroy the answer before the client reads it.
+        for _ in 0..<4 {
+          guard case .bytes = (try? readBuffer.withUnsafeMutableBytes { try connection.socket.receive(into: $0) }) else { break }
+        }
+        drop(id)
+      case .closed, .failed:
+        server.stats.tlsHandshakeFailed(reason: "error")
+        server.logger?.debug("TLS handshake failed", metadata: ["error": "\(tls.lastError)"])
+        drop(id)
+      }
+    }
+
+    /// Reads from the connection: through its TLS session, or from the socket.
+    func receive(_ connection: Connection, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Socket.IOResult {
+      guard let tls = connection.tls else { return try connection.socket.receive(into: buffer) }
+      connection.tlsWants = nil
+      let (count, progress) = tls.read(into: buffer)
+      switch progress {
+      case .done: return .bytes(count)
+      case .wantRead: return .wouldBlock
+      case .wantWrite:
+        connection.tlsWants = .wantWrite
+        return .wouldBlock
+      case .closed: return .endOfStream
+      case .plainHTTP, .failed: throw SystemError("SSL_read", errno: EPROTO)
+      }
+    }
+
+    /// Writes to the connection: through its TLS session, or to the socket.
+    func send(_ connection: Connection, _ bytes: UnsafeRawBufferPointer, more: Bool) throws(SystemError) -> Socket.IOResult {
+      guard let tls = connection.tls else { return try connection.socket.send(bytes, more: more) }
+      connection.tlsWants = nil
+      let (count, progress) = tls.write(bytes)
+      switch progress {
+      case .done: return .bytes(count)
+      case .wantWrite: return .wouldBlock
+      case .wantRead:
+        connection.tlsWants = .wantRead
+        return .wouldBlock
+      case .closed, .plainHTTP, .failed: throw SystemError("SSL_write", errno: EPIPE)
+      }
+    }
+
     func drop(_ id: Int) {
       guard let connection = connections.removeValue(forKey: id) else { return }
       heldBytes -= connection.held
@@ -736,6 +927,7 @@ public final class HTTPServer: Sendable {
         let left = perClient[client, default: 1] - 1
         perClient[client] = left > 0 ? left : nil
       }
+      connection.tls = nil
       connection.socket.close()
       server.stats.setOpen(connections.count)
       // A descriptor is free again: accept what waits.
@@ -757,6 +949,10 @@ final class HTTPServerStats: MetricsCollector {
   private let rejectedCount = Atomic<UInt64>(0)
   private let evictions = Mutex<[String: UInt64]>([:])
   private let acceptErrors = Mutex<[Int32: UInt64]>([:])
+  private let authFailures = Mutex<[String: UInt64]>([:])
+  private let handshakeFailures = Mutex<[String: UInt64]>([:])
+  /// The `reason` values of `netprobe_http_tls_handshake_failures_total`.
+  static let handshakeFailureReasons = ["error", "plain_http", "timeout"]
 
   func count(handler: String, code: Int) {
     requests.withLock { $0[Key(handler: handler, code: code), default: 0] += 1 }
@@ -766,6 +962,8 @@ final class HTTPServerStats: MetricsCollector {
   func rejected() { rejectedCount.add(1, ordering: .relaxed) }
   func evicted(reason: String) { evictions.withLock { $0[reason, default: 0] += 1 } }
   func acceptFailed(errno: Int32) { acceptErrors.withLock { $0[errno, default: 0] += 1 } }
+  func authFailed(reason: String) { authFailures.withLock { $0[reason, default: 0] += 1 } }
+  func tlsHandshakeFailed(reason: String) { handshakeFailures.withLock { $0[reason, default: 0] += 1 } }
 
   func collect(into exposition: inout Exposition) {
     let snapshot = requests.withLock { $0 }
@@ -780,9 +978,45 @@ final class HTTPServerStats: MetricsCollector {
     for reason in HTTPServerStats.evictionReasons {
       exposition.add(Catalogue.httpEvictedConnections, LabelSet([("reason", reason)]), Double(evicted[reason] ?? 0))
     }
+    let auth = authFailures.withLock { $0 }
+    for reason in BasicAuthenticator.failureReasons {
+      exposition.add(Catalogue.httpAuthFailures, LabelSet([("reason", reason)]), Double(auth[reason] ?? 0))
+    }
+    let handshakes = handshakeFailures.withLock { $0 }
+    for reason in HTTPServerStats.handshakeFailureReasons {
+      exposition.add(Catalogue.httpTLSHandshakeFailures, LabelSet([("reason", reason)]), Double(handshakes[reason] ?? 0))
+    }
     let failures = acceptErrors.withLock { $0 }
     for (code, value) in failures.sorted(by: { Errno.name($0.key) < Errno.name($1.key) }) {
       exposition.add(Catalogue.httpAcceptErrors, LabelSet([("errno", Errno.name(code))]), Double(value))
     }
+  }
+}
+
+/// Groups a response's parts into buffers of at most one TLS record (16 KiB): each
+/// `SSL_write` makes at least one record and one send, and `/metrics` comes as a part per
+/// metric family. Parts above the size are kept as they are, never copied.
+enum TLSRecords {
+  static let size = 16 << 10
+
+  static func coalesce(_ chunks: [[UInt8]]) -> [[UInt8]] {
+    var result: [[UInt8]] = []
+    var current: [UInt8] = []
+    for chunk in chunks {
+      if chunk.count >= size {
+        if !current.isEmpty { result.append(current) }
+        current = []
+        result.append(chunk)
+        continue
+      }
+      if current.count + chunk.count > size {
+        result.append(current)
+        current = []
+      }
+      if current.isEmpty { current.reserveCapacity(size) }
+      current += chunk
+    }
+    if !current.isEmpty { result.append(current) }
+    return result
   }
 }

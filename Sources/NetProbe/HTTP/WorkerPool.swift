@@ -9,8 +9,8 @@ import Synchronization
 /// The HTTP server renders responses here, off its event loop and off Swift's cooperative
 /// pool (whose two threads on a 2-core host must never wait on a render or a reload).
 /// One thread takes urgent jobs only: with every other thread rendering a large scrape
-/// (a client asking for dozens of them at once), a health check used to wait behind them
-/// for seconds; now it waits at most for another small response. Among the other jobs the
+/// (a client asking for dozens of them at once), a health check would otherwise wait
+/// behind them for seconds; this way it waits at most for another small response. Among the other jobs the
 /// oldest of the client with the fewest jobs running goes first, and one client runs at
 /// most half the general threads at once: one client's burst of scrapes neither queues
 /// Prometheus' scrape behind it nor takes every core from it.

@@ -32,16 +32,17 @@ extension Catalogue {
 
   public static let multicastRate = MetricFamily(
     "netprobe_multicast_rate_packets_per_second", .gauge,
-    "Datagrams per second over the last complete seconds (up to 9).", labels: streamLabels)
+    "Datagrams per second over the last complete seconds (up to 9); 0 once the stream is silent for no_data_timeout.",
+    labels: streamLabels)
 
   public static let multicastRateDeviation = MetricFamily(
     "netprobe_multicast_rate_deviation_ratio", .gauge,
-    "Measured rate over expected_rate, minus 1: 0 on target, -1 when nothing arrives (only with expected_rate).",
+    "Measured rate over expected_rate, minus 1: 0 on target, -1 when nothing arrives or the stream is silent for no_data_timeout (only with expected_rate).",
     labels: streamLabels)
 
   public static let multicastLost = MetricFamily(
     "netprobe_multicast_packets_lost_total", .counter,
-    "Sequence numbers never received: a hole counted once 64 numbers behind the newest (reordering within 64 is not loss) or at a sender restart; lost / (lost + received - duplicate) is the loss ratio.",
+    "Sequence numbers never received: a hole counted once 64 numbers behind the newest (reordering within 64 is not loss), at a sender restart, or when the stream is silent for no_data_timeout; lost / (lost + received - duplicate) is the loss ratio.",
     labels: streamLabels)
 
   public static let multicastDuplicates = MetricFamily(
@@ -60,7 +61,7 @@ extension Catalogue {
 
   public static let multicastJitter = MetricFamily(
     "netprobe_multicast_jitter_seconds", .gauge,
-    "Interarrival jitter (RFC 3550 A.8) in seconds: RTP from the payload type's clock or clock_rate, beacon from its send time; the worst sender of the last 10 s.",
+    "Interarrival jitter (RFC 3550 A.8) in seconds: RTP from the payload type's clock or clock_rate, beacon from its send time; the worst sender heard in the 10 s before the last packet; absent once the stream is silent for no_data_timeout.",
     labels: streamLabels)
 
   public static let multicastOneWayDelay = MetricFamily(
@@ -71,6 +72,11 @@ extension Catalogue {
     "netprobe_multicast_mpegts_errors_total", .counter,
     "MPEG-TS errors by type: continuity (CC), sync_byte, transport_error (TEI), pat_missing (PID 0 absent over 0.5 s).",
     labels: streamLabels + ["type"])
+
+  public static let multicastMPEGTSDiscontinuities = MetricFamily(
+    "netprobe_multicast_mpegts_discontinuities_total", .counter,
+    "MPEG-TS stream restarts by reason, which restart the continuity and PAT checks instead of counting errors: silence (over restart_gap), ssrc_change (a new RTP SSRC), indicator (discontinuity_indicator on a followed PID).",
+    labels: streamLabels + ["reason"])
 
   public static let multicastSocketDrops = MetricFamily(
     "netprobe_multicast_socket_drops_total", .counter,
@@ -164,7 +170,7 @@ extension Catalogue {
   static let multicastFamilies: [MetricFamily] = [
     multicastMembership, multicastPackets, multicastBytes, multicastLastPacket, multicastReceiving, multicastJoinLatency,
     multicastRate, multicastRateDeviation, multicastLost, multicastDuplicates, multicastLate, multicastResets, multicastJitter,
-    multicastOneWayDelay, multicastMPEGTSErrors, multicastSocketDrops, multicastUnexpected, multicastJoinErrors,
+    multicastOneWayDelay, multicastMPEGTSErrors, multicastMPEGTSDiscontinuities, multicastSocketDrops, multicastUnexpected, multicastJoinErrors,
     multicastJoinTestLatency, multicastJoinTestFailures,
   ]
 

@@ -30,6 +30,13 @@ public enum Catalogue {
     "Items in the running configuration, by kind (targets, multicast_groups, beacons, querier_interfaces).",
     labels: ["kind"])
 
+  // MARK: Scrapes
+
+  public static let scrapeCollectorDuration = MetricFamily(
+    "netprobe_scrape_collector_duration_seconds", .gauge,
+    "How long each collector (agent, target_files, process, http, ping, path, multicast, beacon, querier, push) took to render its series for this scrape or push.",
+    labels: ["collector"])
+
   // MARK: HTTP server
 
   public static let httpRequests = MetricFamily(
@@ -48,6 +55,16 @@ public enum Catalogue {
   public static let httpEvictedConnections = MetricFamily(
     "netprobe_http_evicted_connections_total", .counter,
     "HTTP connections the server closed to keep serving, by reason: idle or incomplete_request (closed to admit a newcomer at a connection limit), pressure_timeout (no complete request within the tighter deadline under pressure), unread_response (a response not acknowledged within the write timeout).",
+    labels: ["reason"])
+
+  public static let httpAuthFailures = MetricFamily(
+    "netprobe_http_auth_failures_total", .counter,
+    "Requests refused by basic auth (--web.config.file basic_auth_users), by reason: missing (no or malformed credentials), wrong_credentials (unknown user or wrong password), throttled (429: too many new credentials to check with bcrypt).",
+    labels: ["reason"])
+
+  public static let httpTLSHandshakeFailures = MetricFamily(
+    "netprobe_http_tls_handshake_failures_total", .counter,
+    "TLS connections closed before their handshake completed, by reason: error (protocol error, refused client certificate, peer gone), plain_http (a plain HTTP request to the TLS port, answered 400), timeout (no handshake within the deadline).",
     labels: ["reason"])
 
   public static let httpAcceptErrors = MetricFamily(
@@ -225,7 +242,8 @@ public enum Catalogue {
   /// Every family, for the README check and for `--check-config`'s summary.
   public static let all: [MetricFamily] = [
     buildInfo, configLastReloadSuccessful, configLastReloadSuccessTimestamp, configReloads, configItems,
-    httpRequests, httpOpenConnections, httpRejectedConnections, httpEvictedConnections, httpAcceptErrors,
+    scrapeCollectorDuration, httpRequests, httpOpenConnections, httpRejectedConnections, httpEvictedConnections,
+    httpAcceptErrors, httpAuthFailures, httpTLSHandshakeFailures,
     pingTargetInfo, pingSent, pingReceived, pingDuplicates, pingLate, pingSendErrors, pingRTT, pingWindowProbes,
     pingLossRatio, pingRTTMin, pingRTTMean, pingRTTMax, pingRTTStandardDeviation, pingJitter, pingJitterRFC3550,
     pingReplyTTL, pingDNSFailures, pingUnexpected, pingSocketErrors,

@@ -3,7 +3,7 @@
 /// Collectors add samples in any order; each family's lines are kept together and the
 /// families come out sorted by name, each with its `# HELP` and `# TYPE` once, so the output
 /// is stable from scrape to scrape (swift-prometheus 2.x's order changes per run, one
-/// reason this writer exists; see the README's design section).
+/// reason this writer exists; see ARCHITECTURE.md).
 public struct Exposition {
   private var bodies: [String: (family: MetricFamily, lines: [UInt8])] = [:]
 

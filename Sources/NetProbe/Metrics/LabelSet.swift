@@ -1,7 +1,10 @@
-/// The labels of one series, escaped and rendered once, when the series is created.
+/// The labels of one series, escaped and rendered into `name="value",…` bytes once, when
+/// the set is made.
 ///
-/// A probe engine updates thousands of series a second but a scrape renders each only once,
-/// so the `name="value",…` text is built ahead and copied as bytes at scrape time.
+/// Collectors make a series' label set at every scrape, from the target's or group's
+/// current configuration and address; `Exposition` then copies the rendered bytes into
+/// every sample line that uses the set (a histogram's bucket lines, the families a target's
+/// series share), so label text is escaped once per series and scrape, not once per line.
 public struct LabelSet: Sendable, Hashable {
   /// The names, in the order they are printed; the family's labels come first.
   public let names: [String]

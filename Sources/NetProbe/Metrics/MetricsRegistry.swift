@@ -35,10 +35,21 @@ public final class MetricsRegistry: Sendable {
     collect().renderParts()
   }
 
+  /// Also times each collector, as node_exporter does, so that a slow engine shows itself
+  /// in `netprobe_scrape_collector_duration_seconds`.
   private func collect() -> Exposition {
-    let snapshot = collectors.withLock { $0.map(\.collector) }
+    let snapshot = collectors.withLock { $0 }
     var exposition = Exposition()
-    for collector in snapshot { collector.collect(into: &exposition) }
+    var durations: [(key: String, seconds: Double)] = []
+    durations.reserveCapacity(snapshot.count)
+    for (key, collector) in snapshot {
+      let start = Clocks.monotonicNanoseconds()
+      collector.collect(into: &exposition)
+      durations.append((key, Double(Clocks.monotonicNanoseconds() - start) / 1e9))
+    }
+    for (key, seconds) in durations {
+      exposition.add(Catalogue.scrapeCollectorDuration, LabelSet([("collector", key)]), seconds)
+    }
     return exposition
   }
 }

@@ -10,14 +10,15 @@ import Synchronization
 /// restarted agent as a new sender instead of a sequence going backwards.
 public final class BeaconSender: ConfigSubscriber, MetricsCollector {
   private let shared: BeaconShared
-  private let thread: LoopThread<[RunningBeacon]>
+  private let loop: EventLoop<BeaconEngine>
 
   public init(logger: Logger) throws(SystemError) {
     var logger = logger
     logger[metadataKey: "engine"] = "beacon"
     let shared = BeaconShared(logger: logger, senderID: UInt32.random(in: 1...UInt32.max))
     self.shared = shared
-    thread = try LoopThread(name: "beacon") { thread in BeaconLoop(shared: shared).run(thread) }
+    // Nanosecond waits: packets are due every 10 µs at the highest rate.
+    loop = try EventLoop(name: "beacon", precision: .nanoseconds) { BeaconEngine(shared: shared) }
   }
 
   public func apply(_ config: NetProbeConfig) {
@@ -28,10 +29,10 @@ public final class BeaconSender: ConfigSubscriber, MetricsCollector {
       current = kept
       return kept
     }
-    thread.post(next, isEmpty: next.isEmpty)
+    loop.post(next, isEmpty: next.isEmpty)
   }
 
-  public func stop() { thread.stop() }
+  public func stop() { loop.stop() }
 
   public func collect(into exposition: inout Exposition) {
     let senderID = String(shared.senderID)
@@ -84,9 +85,18 @@ struct BeaconStats: Sendable {
   var errors: [String: UInt64] = [:]
 }
 
-/// The sending thread: sockets and schedules are its own.
-private final class BeaconLoop: @unchecked Sendable {
-  private struct Slot {
+/// The sender's loop logic: sockets and schedules belong to the loop's thread.
+private struct BeaconEngine: LoopEngine {
+  /// The whole new list of beacons.
+  typealias Command = [RunningBeacon]
+
+  enum Timer {
+    /// The once-a-second socket check; one of an earlier chain is stale.
+    case socketCheck(chain: UInt64)
+  }
+
+  /// One beacon's sending state; a reference, so the pass updates it in place.
+  private final class Slot {
     let beacon: RunningBeacon
     var socket: MulticastSendSocket?
     var interfaceIndex: UInt32?
@@ -94,16 +104,23 @@ private final class BeaconLoop: @unchecked Sendable {
     var index: Int
     var schedule: PacingSchedule
     var lastError: String?
+
+    init(beacon: RunningBeacon, index: Int, schedule: PacingSchedule) {
+      self.beacon = beacon
+      self.index = index
+      self.schedule = schedule
+    }
   }
+
 
   private let shared: BeaconShared
   private var slots: [Slot] = []
   private var packet: [UInt8] = []
-  private var nextCheck: Int64 = 0
+  private var checkChain: UInt64 = 0
 
-  init(shared: BeaconShared) { self.shared = shared }
-
-  func run(_ thread: LoopThread<[RunningBeacon]>) {
+  /// Made on the loop's thread, whose timer slack it sets.
+  init(shared: BeaconShared) {
+    self.shared = shared
     // Packets are due every 10 µs at the highest rate: wake-ups that the kernel may put off
     // by its default 50 µs slack would have them skipped.
     do {
@@ -111,33 +128,43 @@ private final class BeaconLoop: @unchecked Sendable {
     } catch {
       shared.logger.info("the beacon thread keeps the default timer slack", metadata: ["error": "\(error)"])
     }
-    var entries = [pollfd(fd: thread.wakeup.fileDescriptor, events: Int16(POLLIN), revents: 0)]
-    while !thread.isStopping {
-      if let latest = thread.takeCommands().last { reconcile(latest) }
-      let now = Clocks.monotonicNanoseconds()
-      if now >= nextCheck {
-        openSockets()
-        nextCheck = now + 1_000_000_000
-      }
-      for index in slots.indices where slots[index].socket != nil {
-        // One packet per beacon per pass: a beacon that is due again is sent after the
-        // others had their turn, never in a run.
-        guard let due = slots[index].schedule.take(now: Clocks.monotonicNanoseconds()) else { continue }
-        if due.skipped > 0 { slots[index].beacon.stats.withLock { $0.skipped += UInt64(due.skipped) } }
-        send(&slots[index])
-      }
-      let wake = slots.reduce(nextCheck) { $1.socket == nil ? $0 : min($0, $1.schedule.nextDue) }
-      entries[0].revents = 0
-      _ = try? Poller.poll(&entries, timeoutNanoseconds: wake - Clocks.monotonicNanoseconds())
-      if entries[0].revents != 0 { thread.wakeup.drain() }
+  }
+
+  mutating func handle(_ commands: [Command], loop: inout LoopRegistrations<Timer>) {
+    guard let latest = commands.last else { return }
+    reconcile(latest)
+    checkChain &+= 1
+    loop.schedule(.socketCheck(chain: checkChain), at: Clocks.monotonicNanoseconds())
+  }
+
+  mutating func fire(_ timer: Timer, now: Int64, loop: inout LoopRegistrations<Timer>) {
+    guard case .socketCheck(let chain) = timer, chain == checkChain else { return }
+    openSockets()
+    loop.schedule(.socketCheck(chain: chain), at: now + 1_000_000_000)
+  }
+
+  func ready(_ descriptor: Int32, events: PollEvents, loop: inout LoopRegistrations<Timer>) {}
+
+  /// Sends what is due, and wakes for the next packet.
+  mutating func endOfPass(now: Int64, loop: inout LoopRegistrations<Timer>) {
+    for index in slots.indices where slots[index].socket != nil {
+      // One packet per beacon per pass: a beacon that is due again is sent after the
+      // others had their turn, never in a run.
+      guard let due = slots[index].schedule.take(now: Clocks.monotonicNanoseconds()) else { continue }
+      if due.skipped > 0 { slots[index].beacon.stats.withLock { $0.skipped += UInt64(due.skipped) } }
+      send(slots[index])
     }
+    for slot in slots where slot.socket != nil { loop.wake(by: slot.schedule.nextDue) }
+  }
+
+  func stopped() {
     for slot in slots { slot.socket?.close() }
   }
 
-  private func reconcile(_ next: [RunningBeacon]) {
+  private mutating func reconcile(_ next: [RunningBeacon]) {
     var kept: [Slot] = []
     for (index, beacon) in next.enumerated() {
-      if var existing = slots.first(where: { $0.beacon === beacon }) {
+      if let existing = slots.first(where: { $0.beacon === beacon }) {
         existing.index = index
         kept.append(existing)
       } else {
@@ -147,12 +174,11 @@ private final class BeaconLoop: @unchecked Sendable {
     }
     for slot in slots where !next.contains(where: { $0 === slot.beacon }) { slot.socket?.close() }
     slots = kept
-    nextCheck = 0
   }
 
   /// Opens a socket for each beacon whose interface exists, and replaces it when the
   /// interface is gone or came back with another index.
-  private func openSockets() {
+  private mutating func openSockets() {
     for index in slots.indices {
       let config = slots[index].beacon.config
       let interface = NetworkInterface.index(of: config.interface)
@@ -163,7 +189,7 @@ private final class BeaconLoop: @unchecked Sendable {
       guard let interface else {
         // Counted once per disappearance, not at every check.
         if slots[index].lastError != "ENODEV" {
-          report(&slots[index], errno: ENODEV, "interface missing; sending starts when it appears")
+          report(slots[index], errno: .noSuchDevice, "interface missing; sending starts when it appears")
         }
         continue
       }
@@ -177,14 +203,14 @@ private final class BeaconLoop: @unchecked Sendable {
       } catch {
         // Retried every second; counted once per distinct error, since no datagram is lost
         // at each retry (the socket's absence is the one failure).
-        if slots[index].lastError != Errno.name(error.errno) {
-          report(&slots[index], errno: error.errno, "cannot open the beacon's socket; retrying every second: \(error)")
+        if slots[index].lastError != error.code.name {
+          report(slots[index], errno: error.code, "cannot open the beacon's socket; retrying every second: \(error)")
         }
       }
     }
   }
 
-  private func send(_ slot: inout Slot) {
+  private mutating func send(_ slot: Slot) {
     let config = slot.beacon.config
     let sequence = slot.beacon.stats.withLock { $0.sequence }
     let payload = BeaconPayload(streamID: config.streamID, senderID: shared.senderID, sequence: sequence,
@@ -205,13 +231,13 @@ private final class BeaconLoop: @unchecked Sendable {
       }
       slot.lastError = nil
     } catch {
-      report(&slot, errno: error.errno, "cannot send the beacon: \(error)")
+      report(slot, errno: error.code, "cannot send the beacon: \(error)")
     }
   }
 
   /// Counts an error and logs it once per distinct errno.
-  private func report(_ slot: inout Slot, errno code: Int32, _ message: String) {
-    let name = Errno.name(code)
+  private func report(_ slot: Slot, errno code: Errno, _ message: String) {
+    let name = code.name
     slot.beacon.stats.withLock { $0.errors[name, default: 0] += 1 }
     guard slot.lastError != name else { return }
     slot.lastError = name

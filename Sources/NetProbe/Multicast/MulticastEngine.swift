@@ -7,15 +7,15 @@ import Synchronization
 /// back or changes index), retries failed joins and reads the kernel's membership tables.
 public final class MulticastEngine: ConfigSubscriber, MetricsCollector {
   private let shared: MulticastShared
-  /// The receiver thread; each command is the whole new list of groups.
-  private let thread: LoopThread<[MulticastGroup]>
+  /// The receiver loop; each command is the whole new list of groups.
+  private let loop: EventLoop<MulticastReceiverEngine>
 
   public init(logger: Logger) throws(SystemError) {
     var logger = logger
     logger[metadataKey: "engine"] = "multicast"
     let shared = MulticastShared(logger: logger)
     self.shared = shared
-    thread = try LoopThread(name: "multicast") { thread in MulticastReceiverLoop(shared: shared).run(thread) }
+    loop = try EventLoop(name: "multicast") { MulticastReceiverEngine(shared: shared) }
   }
 
   public func apply(_ config: NetProbeConfig) {
@@ -33,10 +33,10 @@ public final class MulticastEngine: ConfigSubscriber, MetricsCollector {
       current = kept
       return kept
     }
-    thread.post(next, isEmpty: next.isEmpty)
+    loop.post(next, isEmpty: next.isEmpty)
   }
 
-  public func stop() { thread.stop() }
+  public func stop() { loop.stop() }
 
   public func collect(into exposition: inout Exposition) {
     let current = shared.groups.withLock { $0 }

@@ -1,6 +1,12 @@
 /// Renders a group's series at scrape time: per stream (source) the traffic and what its
 /// payload format says about it; per group the drops in the host, ignored packets and
 /// join errors (with `source=""`).
+///
+/// Staleness: a stream heard before but silent for the group's `no_data_timeout` (its
+/// `receiving` is 0) is declared silent here. Its windowed gauges stop describing it: the
+/// rate reads 0 (the deviation −1) and the jitter series disappears, rather than keep the
+/// last value for as long as the window or the sender table remembers. Its sequence holes
+/// still undecided are settled (counted lost) at that moment (`PayloadAnalyzer.settle`).
 enum MulticastSeries {
   static func collect(_ group: MulticastGroup, membership: KernelMembership, now: Int64, second: Int64,
                       into exposition: inout Exposition) {
@@ -13,24 +19,30 @@ enum MulticastSeries {
                 ("port", String(config.port)), ("interface", config.interface)] + extra).appending(custom)
     }
     for (source, stream) in group.streams.sorted(by: { $0.key < $1.key }) {
-      let stats = stream.stats.withLock { $0 }
+      let timeout = config.noDataTimeout.nanoseconds
+      let stats = stream.stats.withLock { stats -> StreamStats in
+        if let last = stats.lastPacketMonotonic, now - last > timeout { stats.analyzer.settle() }
+        return stats
+      }
       let streamLabels = labels(source)
       let member = join.joined && membership.isMember(config.group, interface: config.interface)
       exposition.add(Catalogue.multicastMembership, streamLabels, member ? 1 : 0)
       exposition.add(Catalogue.multicastPackets, streamLabels, Double(stats.packets))
       exposition.add(Catalogue.multicastBytes, streamLabels, Double(stats.bytes))
       if let time = stats.lastPacketTime { exposition.add(Catalogue.multicastLastPacket, streamLabels, time) }
-      let receiving = stats.lastPacketMonotonic.map { now - $0 <= config.noDataTimeout.nanoseconds } ?? false
+      let receiving = stats.lastPacketMonotonic.map { now - $0 <= timeout } ?? false
       exposition.add(Catalogue.multicastReceiving, streamLabels, receiving ? 1 : 0)
       if let latency = stats.joinLatency { exposition.add(Catalogue.multicastJoinLatency, streamLabels, latency) }
-      let rate = stats.rate.rate(atSecond: second) ?? (stats.packets == 0 ? 0 : nil)
+      // Nothing heard within the timeout (or ever): 0, whatever the window still holds.
+      let rate = receiving ? stats.rate.rate(atSecond: second) : 0
       if let rate {
         exposition.add(Catalogue.multicastRate, streamLabels, rate)
         if let expected = config.expectedRate {
           exposition.add(Catalogue.multicastRateDeviation, streamLabels, rate / expected - 1)
         }
       }
-      addPayload(stats.analyzer.snapshot, streamLabels, labels: { labels(source, $0) }, into: &exposition)
+      addPayload(stats.analyzer.snapshot, streamLabels, receiving: receiving, labels: { labels(source, $0) },
+                 into: &exposition)
       if config.clockSynchronized && config.format == .beacon {
         exposition.addHistogram(Catalogue.multicastOneWayDelay, streamLabels, stats.oneWayDelay.snapshot)
       }
@@ -50,8 +62,9 @@ enum MulticastSeries {
   }
 
   /// The format's own accounting: sequence counters for formats that number their
-  /// packets, jitter where it is defined, MPEG-TS errors for transport streams.
-  private static func addPayload(_ snapshot: PayloadSnapshot, _ streamLabels: LabelSet,
+  /// packets, jitter where it is defined (while the stream is received), MPEG-TS errors and
+  /// discontinuities for transport streams.
+  private static func addPayload(_ snapshot: PayloadSnapshot, _ streamLabels: LabelSet, receiving: Bool,
                                  labels: ([(String, String)]) -> LabelSet, into exposition: inout Exposition) {
     if snapshot.sequenced {
       exposition.add(Catalogue.multicastLost, streamLabels, Double(snapshot.lost))
@@ -59,10 +72,16 @@ enum MulticastSeries {
       exposition.add(Catalogue.multicastLate, streamLabels, Double(snapshot.late))
       exposition.add(Catalogue.multicastResets, streamLabels, Double(snapshot.resets))
     }
-    if let jitter = snapshot.jitterSeconds { exposition.add(Catalogue.multicastJitter, streamLabels, jitter) }
+    if receiving, let jitter = snapshot.jitterSeconds { exposition.add(Catalogue.multicastJitter, streamLabels, jitter) }
     if let errors = snapshot.mpegtsErrors {
       for type in MPEGTSErrorType.allCases {
         exposition.add(Catalogue.multicastMPEGTSErrors, labels([("type", type.rawValue)]), Double(errors[type]))
+      }
+    }
+    if let discontinuities = snapshot.mpegtsDiscontinuities {
+      for reason in MPEGTSDiscontinuityReason.allCases {
+        exposition.add(Catalogue.multicastMPEGTSDiscontinuities, labels([("reason", reason.rawValue)]),
+                       Double(discontinuities[reason]))
       }
     }
   }

@@ -22,18 +22,14 @@ public final class QuerierWatch: ConfigSubscriber, MetricsCollector {
   }
 
   private let board = QuerierBoard()
-  private let thread: LoopThread<Command>
-  private let started = Atomic<Bool>(false)
+  private let loop: EventLoop<QuerierEngine>
 
   public init(logger: Logger) throws(SystemError) {
     var logger = logger
     logger[metadataKey: "engine"] = "querier"
     let board = board
     let loopLogger = logger
-    thread = try LoopThread(name: "querier") { thread in
-      var loop = QuerierLoop(board: board, logger: loopLogger)
-      loop.run(thread)
-    }
+    loop = try EventLoop(name: "querier") { QuerierEngine(board: board, logger: loopLogger) }
   }
 
   public func apply(_ config: NetProbeConfig) {
@@ -42,12 +38,10 @@ public final class QuerierWatch: ConfigSubscriber, MetricsCollector {
     } ?? []
     board.configure(keys, settings: config.querierWatch.map(QuerierState.Settings.init) ?? .init())
     // No watch configured and none before: no thread at all.
-    if keys.isEmpty && !started.load(ordering: .acquiring) { return }
-    started.store(true, ordering: .releasing)
-    thread.post(.watch(keys))
+    loop.post(.watch(keys), isEmpty: keys.isEmpty)
   }
 
-  public func stop() { thread.stop() }
+  public func stop() { loop.stop() }
 
   public func collect(into exposition: inout Exposition) {
     QuerierSeries.collect(board.snapshot(), now: Clocks.monotonicNanoseconds(), into: &exposition)
@@ -133,9 +127,17 @@ final class QuerierBoard: Sendable {
   }
 }
 
-/// The watch thread's own state: the sockets, their retry times, and what was logged.
-private struct QuerierLoop {
+/// The watch's loop logic and state: the sockets, their retry times, and what was logged.
+private struct QuerierEngine: LoopEngine {
   typealias Key = QuerierWatch.Key
+  typealias Command = QuerierWatch.Command
+
+  enum Timer {
+    /// A closed socket may be due to open; `retryAt` says whether it is.
+    case open(Key)
+    /// The open sockets' interfaces are checked.
+    case interfaceCheck
+  }
 
   /// How soon a failed open is tried again: a missing interface may appear at any moment;
   /// a missing privilege needs an operator.
@@ -159,7 +161,7 @@ private struct QuerierLoop {
   /// The queriers (address and version) logged per key since it was last absent: two
   /// queriers that take turns are logged once each, not at every query.
   var heard: [Key: Set<String>] = [:]
-  var nextInterfaceCheck: Int64 = 0
+  var interfaceChecks = false
   var buffer = [UInt8](repeating: 0, count: 65_536)
   var control = [UInt8](repeating: 0, count: 1_024)
 
@@ -168,46 +170,63 @@ private struct QuerierLoop {
     self.logger = logger
   }
 
-  mutating func run(_ thread: LoopThread<QuerierWatch.Command>) {
-    let wakeup = thread.wakeup
-    var entries: [pollfd] = []
-    while !thread.isStopping {
-      for command in thread.takeCommands() {
-        switch command {
-        case .watch(let keys): reconfigure(keys)
-        }
-      }
-      let now = Clocks.monotonicNanoseconds()
-      openDue(now: now)
-      if now >= nextInterfaceCheck {
-        checkInterfaces(now: now)
-        nextInterfaceCheck = now + Self.interfaceCheckInterval
-      }
-      let nextAbsence = reportAbsence(now: now)
-      entries.removeAll(keepingCapacity: true)
-      entries.append(pollfd(fd: wakeup.fileDescriptor, events: Int16(POLLIN), revents: 0))
-      for fd in keysByDescriptor.keys { entries.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-      let next = retryAt.values.reduce(min(nextInterfaceCheck, nextAbsence), min)
-      let timeout = Int32(max(0, min(1_000, (next - Clocks.monotonicNanoseconds() + 999_999) / 1_000_000)))
-      _ = try? Poller.poll(&entries, timeoutMilliseconds: timeout)
-      if entries[0].revents != 0 { wakeup.drain() }
-      for entry in entries.dropFirst() where entry.revents != 0 {
-        if let key = keysByDescriptor[entry.fd] { receiveAll(key) }
+  mutating func handle(_ commands: [Command], loop: inout LoopRegistrations<Timer>) {
+    for command in commands {
+      switch command {
+      case .watch(let keys): reconfigure(keys, loop: &loop)
       }
     }
+    if !interfaceChecks {
+      interfaceChecks = true
+      loop.schedule(.interfaceCheck, at: Clocks.monotonicNanoseconds())
+    }
+  }
+
+  mutating func fire(_ timer: Timer, now: Int64, loop: inout LoopRegistrations<Timer>) {
+    switch timer {
+    case .open(let key):
+      open(key, now: now, loop: &loop)
+    case .interfaceCheck:
+      checkInterfaces(now: now, loop: &loop)
+      loop.schedule(.interfaceCheck, at: now + Self.interfaceCheckInterval)
+    }
+  }
+
+  mutating func ready(_ descriptor: Int32, events: PollEvents, loop: inout LoopRegistrations<Timer>) {
+    if let key = keysByDescriptor[descriptor] { receiveAll(key) }
+  }
+
+  mutating func endOfPass(now: Int64, loop: inout LoopRegistrations<Timer>) {
+    loop.wake(by: reportAbsence(now: now))
+  }
+
+  mutating func stopped() {
     for key in Array(sockets.keys) { close(key) }
   }
 
-  mutating func reconfigure(_ keys: [Key]) {
+  /// Opens `key`'s socket when its retry time has come (at the next pass's timers).
+  mutating func retry(_ key: Key, at time: Int64, loop: inout LoopRegistrations<Timer>) {
+    retryAt[key] = time
+    loop.schedule(.open(key), at: time)
+  }
+
+  mutating func reconfigure(_ keys: [Key], loop: inout LoopRegistrations<Timer>) {
     wanted = keys
-    for key in Array(sockets.keys) where !keys.contains(key) { close(key) }
+    for key in Array(sockets.keys) where !keys.contains(key) { close(key, loop: &loop) }
     retryAt = retryAt.filter { keys.contains($0.key) }
     reported = reported.filter { keys.contains($0.key) }
     reportedAbsent = reportedAbsent.filter { keys.contains($0) }
     heard = heard.filter { keys.contains($0.key) }
-    for key in keys where sockets[key] == nil && retryAt[key] == nil { retryAt[key] = 0 }
+    for key in keys where sockets[key] == nil && retryAt[key] == nil { retry(key, at: 0, loop: &loop) }
   }
 
+  mutating func close(_ key: Key, loop: inout LoopRegistrations<Timer>) {
+    guard let socket = sockets[key] else { return }
+    loop.unwatch(socket.fileDescriptor)
+    close(key)
+  }
+
+  /// Closes `key`'s socket; the caller unwatches it.
   mutating func close(_ key: Key) {
     guard let socket = sockets.removeValue(forKey: key) else { return }
     keysByDescriptor[socket.fileDescriptor] = nil
@@ -215,57 +234,56 @@ private struct QuerierLoop {
     board.listening(key, since: nil)
   }
 
-  mutating func openDue(now: Int64) {
-    for key in wanted {
-      guard let due = retryAt[key], due <= now else { continue }
-      do {
-        let socket = try QuerierSocket(key.querierProtocol, interface: key.interface)
-        sockets[key] = socket
-        keysByDescriptor[socket.fileDescriptor] = key
-        retryAt[key] = nil
-        reported[key] = nil
-        board.listening(key, since: now)
-        logger.info("listening for queries", metadata: metadata(key, [
-          "ifindex": "\(socket.interfaceIndex)",
+  mutating func open(_ key: Key, now: Int64, loop: inout LoopRegistrations<Timer>) {
+    guard wanted.contains(key), sockets[key] == nil, let due = retryAt[key], due <= now else { return }
+    do {
+      let socket = try QuerierSocket(key.querierProtocol, interface: key.interface)
+      sockets[key] = socket
+      keysByDescriptor[socket.fileDescriptor] = key
+      loop.watch(socket.fileDescriptor)
+      retryAt[key] = nil
+      reported[key] = nil
+      board.listening(key, since: now)
+      logger.info("listening for queries", metadata: metadata(key, [
+        "ifindex": "\(socket.interfaceIndex)",
+      ]))
+    } catch {
+      let (delay, problem, advice, level) = Self.describe(error, interface: key.interface)
+      retry(key, at: now + delay, loop: &loop)
+      if reported[key] != problem {
+        reported[key] = problem
+        logger.log(level: level, "cannot listen for queries; retrying", metadata: metadata(key, [
+          "error": "\(error)", "retry_seconds": "\(delay / 1_000_000_000)", "hint": "\(advice)",
         ]))
-      } catch {
-        let (delay, problem, advice, level) = Self.describe(error, interface: key.interface)
-        retryAt[key] = now + delay
-        if reported[key] != problem {
-          reported[key] = problem
-          logger.log(level: level, "cannot listen for queries; retrying", metadata: metadata(key, [
-            "error": "\(error)", "retry_seconds": "\(delay / 1_000_000_000)", "hint": "\(advice)",
-          ]))
-        }
       }
     }
   }
 
   /// The retry delay, a short name of the problem, what to do about it, and how loud.
   static func describe(_ error: SystemError, interface: String) -> (Int64, String, String, Logger.Level) {
-    switch error.errno {
-    case ENODEV, ENXIO:
+    switch error.code {
+    case .noSuchDevice, .noSuchDeviceOrAddress:
       return (missingInterfaceRetry, "missing", "no interface named \(interface) (yet); it is looked for every few seconds", .warning)
-    case EPERM, EACCES:
+    case .notPermitted, .accessDenied:
       return (privilegeRetry, "privilege",
               "raw IGMP / ICMPv6 sockets need CAP_NET_RAW: run as root, or grant it (setcap cap_net_raw+ep on the binary, or AmbientCapabilities=CAP_NET_RAW in the systemd unit)",
               .error)
     default:
-      return (otherRetry, Errno.name(error.errno), "", .warning)
+      return (otherRetry, error.code.name, "", .warning)
     }
   }
 
   /// Reopens the sockets of interfaces that went away or were replaced (a socket stays
   /// bound to the index it was bound to, so it would hear nothing from the new one).
-  mutating func checkInterfaces(now: Int64) {
+  mutating func checkInterfaces(now: Int64, loop: inout LoopRegistrations<Timer>) {
     for (key, socket) in sockets {
       let index = NetworkInterface.index(of: key.interface)
       guard index != socket.interfaceIndex else { continue }
       logger.warning(index == nil ? "interface went away; waiting for it" : "interface was replaced; reopening",
                      metadata: metadata(key, ["ifindex": "\(socket.interfaceIndex)"]))
-      close(key)
+      close(key, loop: &loop)
       reported[key] = index == nil ? "missing" : "replaced"
-      retryAt[key] = now
+      retry(key, at: now, loop: &loop)
     }
   }
 

@@ -281,24 +281,3 @@ public struct HopHistory: Sendable, Equatable {
     a.capacity == b.capacity && a.rounds.elementsEqual(b.rounds) { $0.sent == $1.sent && $0.rtts == $1.rtts }
   }
 }
-
-/// The Paris-traceroute trick for ICMP: choose two payload bytes so that the ICMP checksum
-/// — which load balancers hash along with the addresses — stays the same for every probe
-/// of a flow, whatever their sequence numbers and send times.
-public enum FlowChecksum {
-  /// Writes, at `offset` in `packet` (an echo request with its checksum field zero), the
-  /// 16-bit word that makes the ones' complement sum of the message equal to `flow`; the
-  /// checksum then comes out as `~flow` on every probe. `offset` must be even.
-  public static func compensate(_ packet: inout [UInt8], at offset: Int, flow: UInt16) {
-    precondition(offset % 2 == 0 && offset + 1 < packet.count, "the compensation word must be aligned and inside")
-    packet[offset] = 0
-    packet[offset + 1] = 0
-    let sum = ~InternetChecksum.compute(packet)  // the ones' complement sum so far
-    // Find c with sum +' c = flow (ones' complement addition): c = flow +' ~sum.
-    var value = UInt32(flow) + UInt32(~sum)
-    value = (value & 0xFFFF) + (value >> 16)
-    let word = UInt16(truncatingIfNeeded: value)
-    packet[offset] = UInt8(word >> 8)
-    packet[offset + 1] = UInt8(word & 0xFF)
-  }
-}

@@ -5,7 +5,7 @@ enum PathSeries {
   static func collect(_ target: PathTarget, into exposition: inout Exposition) {
     let state = target.state.withLock { $0 }
     guard let address = state.tracedAddress, state.rounds > 0 else { return }
-    let config = target.ping.config
+    let config = target.config
     let custom = config.options.labels.map { ($0.name, $0.value) }
     let base: [(String, String)] = [("target", config.name), ("host", config.host), ("address", address.description),
                                     ("family", address.family.rawValue)]

@@ -1,39 +1,47 @@
 import Synchronization
 
-/// A traced target: the ping target it follows (for its address and options), its slot
-/// in the tracer, its flow identity, and what the rounds found.
+/// A traced target: its configuration (the ping target's: the tracer probes the same
+/// address with the same options), its slot in the tracer, its flow identity, and what
+/// the rounds found.
 final class PathTarget: Sendable {
-  let ping: PingTarget
   /// The tracer's slot for this target, with `ProbePayload.traceSlotFlag` set.
   let slot: UInt32
   /// The checksum every probe of this target's rounds carries (Paris traceroute).
   let flow: UInt16
   let state: Mutex<PathState>
-  /// Its own copy of the trace settings rather than the ping target's live ones: a reload
-  /// that changes `max_hops` replaces this path target, and until the tracer has dropped it
-  /// a round in progress must keep the hop count it was sized for.
-  private let settings: Mutex<TraceOptions>
+  /// The target's configuration as of the last reload that kept this path: one whose
+  /// identity or traced path changed gets a new PathTarget instead (`canCarryOver`), so a
+  /// round in progress keeps the hop count it was sized for.
+  private let current: Mutex<TargetConfig>
 
-  init(ping: PingTarget, slot: UInt32) {
-    self.ping = ping
+  init(config: TargetConfig, slot: UInt32) {
     self.slot = slot | ProbePayload.traceSlotFlag
     flow = UInt16.random(in: 1...UInt16.max)
-    let trace = ping.config.options.trace
-    state = Mutex(PathState(trace: trace))
-    settings = Mutex(trace)
+    state = Mutex(PathState(trace: config.options.trace))
+    current = Mutex(config)
   }
 
-  var trace: TraceOptions { settings.withLock { $0 } }
+  var config: TargetConfig { current.withLock { $0 } }
+  var trace: TraceOptions { config.options.trace }
 
-  /// Takes a reloaded target's trace settings when they trace the same path (see
-  /// `TraceOptions.tracesSamePathAs`); the hops found, their history and the change count
-  /// stay. Returns whether the interval changed (the tracer then reschedules it).
-  func update(to trace: TraceOptions) -> Bool {
-    precondition(self.trace.tracesSamePathAs(trace), "a different path needs a new PathTarget")
-    let old = settings.withLock { settings in
-      defer { settings = trace }
-      return settings
+  /// Whether a target of a new configuration keeps this one's path and history: it
+  /// measures the same thing (`TargetConfig.measuresSameAs`) and traces the same path
+  /// (`TraceOptions.tracesSamePathAs`).
+  func canCarryOver(to other: TargetConfig) -> Bool {
+    let config = config
+    return config.measuresSameAs(other) && config.options.trace.tracesSamePathAs(other.options.trace)
+  }
+
+  /// Takes a reloaded target's settings (see `canCarryOver`); the hops found, their history
+  /// and the change count stay. Returns whether the trace interval changed (the tracer then
+  /// reschedules the target).
+  func update(to config: TargetConfig) -> Bool {
+    precondition(canCarryOver(to: config), "a different path needs a new PathTarget")
+    let old = current.withLock { current in
+      defer { current = config }
+      return current.options.trace
     }
+    let trace = config.options.trace
     if old.confirmRounds != trace.confirmRounds {
       state.withLock { $0.detector.confirmRounds = max(1, trace.confirmRounds) }
     }

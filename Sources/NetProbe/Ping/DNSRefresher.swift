@@ -5,74 +5,86 @@ import Logging
 import Synchronization
 
 /// Resolves the targets given by DNS name, at start and then every `dns_refresh`, on a
-/// thread of its own (getaddrinfo blocks). A failed lookup keeps the last good address,
-/// is counted, and is logged once per change of state, never once per attempt.
+/// loop of its own (getaddrinfo blocks). A failed lookup keeps the last good address, is
+/// counted, and is logged once per change of state, never once per attempt.
 final class DNSRefresher: Sendable {
-  private struct Entry {
-    var target: PingTarget
-    var due: ContinuousClock.Instant
+  private let loop: EventLoop<DNSRefresherEngine>
+  private let handler: AddressChangeHandler
+
+  init(logger: Logger) throws(SystemError) {
+    let handler = AddressChangeHandler()
+    self.handler = handler
+    loop = try EventLoop(name: "dns") { DNSRefresherEngine(logger: logger, handler: handler) }
   }
-
-  private let logger: Logger
-  /// By target identity, so a reload or a refresh of 10,000 names stays linear.
-  private let entries = Mutex<[ObjectIdentifier: Entry]>([:])
-  private let handler = Mutex<(@Sendable (PingTarget) -> Void)?>(nil)
-  private let wake = DispatchSemaphore(value: 0)
-  private let stopping = Atomic<Bool>(false)
-  private let started = Atomic<Bool>(false)
-  private let finished = DispatchSemaphore(value: 0)
-
-  init(logger: Logger) { self.logger = logger }
 
   /// Called with a target whose address changed (the first resolution included).
   func setHandler(_ handler: @escaping @Sendable (PingTarget) -> Void) {
-    self.handler.withLock { $0 = handler }
+    self.handler.set(handler)
   }
 
-  /// The named targets to keep resolved; new ones are resolved at once.
+  /// The named targets to keep resolved; new ones are resolved at once. None never starts
+  /// the thread.
   func update(names targets: [PingTarget]) {
-    entries.withLock { entries in
-      var next = [ObjectIdentifier: Entry](minimumCapacity: targets.count)
-      for target in targets {
-        let id = ObjectIdentifier(target)
-        next[id] = entries[id] ?? Entry(target: target, due: .now)
-      }
-      entries = next
-    }
-    guard !targets.isEmpty else { return }
-    if !started.exchange(true, ordering: .acquiringAndReleasing) {
-      SystemThread.start(name: "dns") { [self] in
-        run()
-        finished.signal()
-      }
-    }
-    wake.signal()
+    loop.post(targets, isEmpty: targets.isEmpty)
   }
 
-  func stop() {
-    stopping.store(true, ordering: .releasing)
-    wake.signal()
-    // A lookup in progress cannot be interrupted; do not wait for it past shutdown's budget.
-    if started.load(ordering: .acquiring) { _ = finished.wait(timeout: .now() + .milliseconds(300)) }
+  /// A lookup in progress cannot be interrupted: shutdown does not wait for it long.
+  func stop() { loop.stop(timeout: .milliseconds(300)) }
+}
+
+/// The callback for changed addresses, set once the engine that reacts exists.
+private final class AddressChangeHandler: Sendable {
+  private let handler = Mutex<(@Sendable (PingTarget) -> Void)?>(nil)
+
+  func set(_ handler: @escaping @Sendable (PingTarget) -> Void) { self.handler.withLock { $0 = handler } }
+
+  func callAsFunction(_ target: PingTarget) {
+    handler.withLock { $0 }?(target)
+  }
+}
+
+/// The refresher's loop logic: one timer per named target.
+private struct DNSRefresherEngine: LoopEngine {
+  /// The whole list of named targets.
+  typealias Command = [PingTarget]
+
+  /// A target's next lookup; one whose target was dropped or added again since is stale.
+  struct Timer {
+    var target: ObjectIdentifier
+    var generation: UInt64
   }
 
-  private func run() {
-    while !stopping.load(ordering: .acquiring) {
-      let now = ContinuousClock.now
-      let due = entries.withLock { entries in entries.values.filter { $0.due <= now }.map(\.target) }
-      for target in due where !stopping.load(ordering: .acquiring) {
-        resolve(target)
-        let interval = target.config.options.dnsRefresh
-        entries.withLock { entries in entries[ObjectIdentifier(target)]?.due = .now + interval }
-      }
-      let next = entries.withLock { $0.values.map(\.due).min() }
-      let wait = next.map { ContinuousClock.now.duration(to: $0) } ?? .seconds(3600)
-      if wait > .zero {
-        let milliseconds = Int(wait.components.seconds) * 1000 + Int(wait.components.attoseconds / 1_000_000_000_000_000) + 1
-        _ = wake.wait(timeout: .now() + .milliseconds(milliseconds))
+  let logger: Logger
+  let handler: AddressChangeHandler
+  /// By target identity, so a reload or a refresh of 10,000 names stays linear.
+  var entries: [ObjectIdentifier: (target: PingTarget, generation: UInt64)] = [:]
+  var nextGeneration: UInt64 = 0
+
+  mutating func handle(_ commands: [Command], loop: inout LoopRegistrations<Timer>) {
+    guard let targets = commands.last else { return }
+    var next = [ObjectIdentifier: (target: PingTarget, generation: UInt64)](minimumCapacity: targets.count)
+    let now = Clocks.monotonicNanoseconds()
+    for target in targets {
+      let id = ObjectIdentifier(target)
+      if let existing = entries[id] {
+        next[id] = existing
+      } else {
+        nextGeneration += 1
+        next[id] = (target, nextGeneration)
+        loop.schedule(Timer(target: id, generation: nextGeneration), at: now)
       }
     }
+    entries = next
   }
+
+  mutating func fire(_ timer: Timer, now: Int64, loop: inout LoopRegistrations<Timer>) {
+    guard let entry = entries[timer.target], entry.generation == timer.generation else { return }
+    resolve(entry.target)
+    let interval = entry.target.config.options.dnsRefresh.nanoseconds
+    loop.schedule(timer, at: Clocks.monotonicNanoseconds() + interval)
+  }
+
+  func ready(_ descriptor: Int32, events: PollEvents, loop: inout LoopRegistrations<Timer>) {}
 
   private func resolve(_ target: PingTarget) {
     let family: IPAddress.Family? = switch target.config.options.family {
@@ -108,6 +120,6 @@ final class DNSRefresher: Sendable {
       }
     }
     if let (level, text, extra) = message { logger.log(level: level, "\(text)", metadata: extra) }
-    if changedAddress, let handler = handler.withLock({ $0 }) { handler(target) }
+    if changedAddress { handler(target) }
   }
 }

@@ -5,39 +5,37 @@ import FoundationEssentials
 import Synchronization
 
 /// The ping engine: runs every configured target on the event loop of its address
-/// family, resolves DNS names on a thread of its own, carries targets over reloads, and
-/// renders their series at scrape time.
-public final class PingEngine: ConfigSubscriber, MetricsCollector {
-  private let context: PingContext
+/// family, resolves DNS names on a loop of its own, carries targets over reloads, and
+/// renders their series at scrape time. The path tracer runs beside it (`PathEngine`),
+/// following the addresses it resolves (`TargetAddresses`).
+public final class PingEngine: ConfigSubscriber, MetricsCollector, TargetAddresses {
+  private let shared: PingShared
   private let loops: [IPAddress.Family: PingLoop]
   private let state = Mutex(EngineState())
   private let resolver: DNSRefresher
   private let stats: PingEngineStats
-  private let tracer: PathTracer
 
   struct EngineState {
     var targets: [String: PingTarget] = [:]
-    /// The traced ones, by name.
-    var paths: [String: PathTarget] = [:]
     /// Target names in configuration order, for a stable exposition.
     var order: [String] = []
     var freeSlots: [UInt32] = []
     var nextSlot: UInt32 = 0
     /// The family loop each target was given to.
     var assigned: [UInt32: IPAddress.Family] = [:]
-    var rttBuckets: [Double] = PingSettings().rttBuckets
-    var rotation: Duration?
-    var nextRotation: ContinuousClock.Instant?
   }
 
-  public init(logger: Logger) throws(SystemError) {
+  /// - Parameters:
+  ///   - identity: the nonce and ICMP identifiers, shared with the path tracer.
+  ///   - socketErrors: sockets that would not open, shared with the path tracer; rendered here.
+  public init(logger: Logger, identity: ProbeIdentity, socketErrors: ProbeSocketErrors) throws(SystemError) {
     var logger = logger
     logger[metadataKey: "engine"] = "ping"
-    stats = PingEngineStats()
-    context = PingContext(logger: logger, stats: stats)
-    loops = [.ip4: try PingLoop(family: .ip4, context: context), .ip6: try PingLoop(family: .ip6, context: context)]
-    resolver = DNSRefresher(logger: logger)
-    tracer = try PathTracer(context: context)
+    stats = PingEngineStats(socketErrors: socketErrors)
+    let shared = PingShared(identity: identity, logger: logger, stats: stats)
+    self.shared = shared
+    loops = [.ip4: try PingLoop(family: .ip4, shared: shared), .ip6: try PingLoop(family: .ip6, shared: shared)]
+    resolver = try DNSRefresher(logger: logger)
     resolver.setHandler { [weak self] target in self?.reassign(target) }
   }
 
@@ -49,7 +47,6 @@ public final class PingEngine: ConfigSubscriber, MetricsCollector {
     var added: [PingTarget] = []
     var rescheduled: [(PingTarget, IPAddress.Family)] = []
     state.withLock { state in
-      state.rttBuckets = config.ping.rttBuckets
       var next: [String: PingTarget] = [:]
       for target in config.targets {
         if let existing = state.targets[target.name], existing.canCarryOver(to: target) {
@@ -77,85 +74,61 @@ public final class PingEngine: ConfigSubscriber, MetricsCollector {
       }
       state.targets = next
       state.order = config.targets.map(\.name)
-      // Path tracing follows the ping target: kept while the ping target is kept and the
-      // path traced is the same (`TraceOptions.tracesSamePathAs`). Removals are posted
-      // before additions: a new path target of a kept ping target reuses its slot.
-      var paths: [String: PathTarget] = [:]
-      var newPaths: [PathTarget] = []
-      for (name, target) in next {
-        let trace = target.config.options.trace
-        guard trace.enabled else { continue }
-        if let existing = state.paths[name], existing.ping === target, existing.trace.tracesSamePathAs(trace) {
-          if existing.update(to: trace) { newPaths.append(existing) }
-          paths[name] = existing
-        } else {
-          let path = PathTarget(ping: target, slot: target.slot)
-          paths[name] = path
-          newPaths.append(path)
-        }
-      }
-      for (name, old) in state.paths where paths[name] !== old { tracer.post(.remove(old.slot)) }
-      // Adding a kept path target again reschedules it at its new interval.
-      for path in newPaths { tracer.post(.add(path)) }
-      state.paths = paths
-      state.rotation = config.ping.identifierRotation
-      state.nextRotation = config.ping.identifierRotation.map { ContinuousClock.now + $0 }
     }
     // Adding a kept target again to its loop replaces its schedule with one at the new interval.
     for (target, family) in rescheduled { loops[family]?.post(.add(target)) }
+    // Every configuration starts the rotation period afresh; the loops' timers follow.
+    shared.identity.setRotation(every: config.ping.identifierRotation, now: Clocks.monotonicNanoseconds())
+    for loop in loops.values { loop.notify(.rotationChanged) }
     resolver.update(names: state.withLock { state in state.order.compactMap { state.targets[$0] }.filter { $0.config.address == nil } })
     for target in added where target.config.address != nil { reassign(target) }
     if !added.isEmpty || !removed.isEmpty {
-      context.logger.debug("ping targets updated", metadata: ["added": "\(added.count)", "removed": "\(removed.count)"])
+      shared.logger.debug("ping targets updated", metadata: ["added": "\(added.count)", "removed": "\(removed.count)"])
     }
+  }
+
+  /// Where a target's probes go now: its configured address, or what its name resolved to.
+  public func address(ofTarget name: String) -> IPAddress? {
+    state.withLock { $0.targets[name] }?.state.withLock { $0.address }
+  }
+
+  /// What `reassign` finds: whether the target is still configured, and which loop had it.
+  private enum Assignment {
+    case gone
+    case moved(from: IPAddress.Family?)
   }
 
   /// Gives `target` to the loop of its current address's family (moving it when a DNS
   /// name changed family).
   private func reassign(_ target: PingTarget) {
     guard let family = target.state.withLock({ $0.address?.family }) else { return }
-    let previous: IPAddress.Family?? = state.withLock { state in
-      guard state.targets[target.config.name] === target else { return .none }
+    let assignment: Assignment = state.withLock { state in
+      guard state.targets[target.config.name] === target else { return .gone }
       let previous = state.assigned[target.slot]
       state.assigned[target.slot] = family
-      return .some(previous)
+      return .moved(from: previous)
     }
-    guard case .some(let old) = previous, old != family else { return }
+    guard case .moved(let old) = assignment, old != family else { return }
     if let old { loops[old]?.post(.remove(target.slot)) }
     loops[family]?.post(.add(target))
   }
 
   public func stop() {
     resolver.stop()
-    tracer.stop()
     for loop in loops.values { loop.stop() }
-  }
-
-  /// Replaces the ICMP identifier when `identifier_rotation` says so. Checked whenever the
-  /// metrics are collected (scrapes and pushes), so no thread exists for it alone.
-  private func rotateIfDue() {
-    let due = state.withLock { state -> Bool in
-      guard let rotation = state.rotation, let next = state.nextRotation, ContinuousClock.now >= next else { return false }
-      state.nextRotation = ContinuousClock.now + rotation
-      return true
-    }
-    if due { context.rotateIdentifier() }
   }
 
   // MARK: Metrics
 
   public func collect(into exposition: inout Exposition) {
-    rotateIfDue()
-    let (targets, paths) = state.withLock { state in
-      (state.order.compactMap { state.targets[$0] }, state.order.compactMap { state.paths[$0] })
-    }
+    let targets = state.withLock { state in state.order.compactMap { state.targets[$0] } }
     for target in targets { PingSeries.collect(target, into: &exposition) }
-    for path in paths { PathSeries.collect(path, into: &exposition) }
     stats.collect(into: &exposition)
   }
 }
 
-/// Engine-wide counters: packets that matched no probe, and sockets that would not open.
+/// Engine-wide counters: packets that matched no probe, and sockets that would not open
+/// (the path tracer's too).
 final class PingEngineStats: MetricsCollector {
   private struct Key: Hashable, Comparable {
     var family: String
@@ -163,14 +136,14 @@ final class PingEngineStats: MetricsCollector {
     static func < (a: Key, b: Key) -> Bool { (a.family, a.reason) < (b.family, b.reason) }
   }
   private let unexpectedCounts = Mutex<[Key: UInt64]>([:])
-  private let socketErrors = Mutex<[[String]: UInt64]>([:])
+  let socketErrors: ProbeSocketErrors
+
+  init(socketErrors: ProbeSocketErrors = ProbeSocketErrors()) {
+    self.socketErrors = socketErrors
+  }
 
   func unexpected(family: IPAddress.Family, reason: UnexpectedReason) {
     unexpectedCounts.withLock { $0[Key(family: family.rawValue, reason: reason.rawValue), default: 0] += 1 }
-  }
-
-  func socketError(family: IPAddress.Family, kind: ICMPSocketKind, errno: Int32) {
-    socketErrors.withLock { $0[[family.rawValue, kind.rawValue, Errno.name(errno)], default: 0] += 1 }
   }
 
   func collect(into exposition: inout Exposition) {
@@ -182,8 +155,9 @@ final class PingEngineStats: MetricsCollector {
         exposition.add(Catalogue.pingUnexpected, LabelSet([("family", family.rawValue), ("reason", reason.rawValue)]), Double(value))
       }
     }
-    for (labels, value) in socketErrors.withLock({ $0 }).sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-      exposition.add(Catalogue.pingSocketErrors, LabelSet([("family", labels[0]), ("socket", labels[1]), ("errno", labels[2])]), Double(value))
+    for (key, value) in socketErrors.snapshot() {
+      exposition.add(Catalogue.pingSocketErrors,
+                     LabelSet([("family", key.family.rawValue), ("socket", key.kind.rawValue), ("errno", key.errno.name)]), Double(value))
     }
   }
 }

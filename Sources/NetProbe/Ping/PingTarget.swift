@@ -32,10 +32,7 @@ final class PingTarget: Sendable {
   }
 
   /// The socket options this target needs; targets that share them share a socket.
-  var socketOptions: ICMPSocketOptions {
-    let o = config.options
-    return ICMPSocketOptions(ttl: o.ttl, tos: o.tos, dontFragment: o.dontFragment, source: o.source, interface: o.interface)
-  }
+  var socketOptions: ICMPSocketOptions { config.options.socketOptions }
 
   /// Whether a target of a new configuration keeps this one's counters: it measures the
   /// same thing (`TargetConfig.measuresSameAs`).

@@ -158,10 +158,9 @@ final class PushLoop: Sendable {
   private let stats: PushStats
   private let logger: Logger
   private let wake = DispatchSemaphore(value: 0)
-  private let stopping = Atomic<Bool>(false)
-  private let finished = DispatchSemaphore(value: 0)
-  /// What the thread should delete on its way out: 0 nothing, 1 shutdown, 2 replaced.
-  private let deletion = Atomic<Int>(0)
+  private let thread = DedicatedThread(name: "push")
+  /// What the thread should delete on its way out, if anything.
+  private let deletion = Mutex<Deletion?>(nil)
 
   init(target: PushTarget, registry: MetricsRegistry, stats: PushStats, logger: Logger) {
     self.target = target
@@ -173,25 +172,22 @@ final class PushLoop: Sendable {
   }
 
   func start() {
-    SystemThread.start(name: "push") { [self] in
-      run()
-      finished.signal()
-    }
+    thread.start { [self] in run() }
   }
 
   /// Ends the loop and waits for it: a push in flight is abandoned, then the optional
   /// DELETE runs, bounded by `deleteTimeout`.
   func stop(delete: Deletion?) {
-    deletion.store(delete.map { $0 == .shutdown ? 1 : 2 } ?? 0, ordering: .relaxed)
-    stopping.store(true, ordering: .releasing)
+    deletion.withLock { $0 = delete }
+    thread.requestStop()
     wake.signal()
     let limit = Self.stopGrace + (delete == nil ? .zero : deleteTimeout)
-    if finished.wait(timeout: .now() + .milliseconds(Self.milliseconds(limit))) == .timedOut {
+    if !thread.waitUntilFinished(timeout: .milliseconds(Self.milliseconds(limit))) {
       logger.warning("the push thread did not stop in time; leaving it", metadata: ["waited": "\(limit)"])
     }
   }
 
-  private var isStopping: Bool { stopping.load(ordering: .acquiring) }
+  private var isStopping: Bool { thread.isStopping }
 
   private var deleteTimeout: Duration { min(target.config.timeout, Self.deleteTimeout) }
 
@@ -213,11 +209,7 @@ final class PushLoop: Sendable {
       }
       sleep(until: started + target.config.interval, clock: clock)
     }
-    switch deletion.load(ordering: .relaxed) {
-    case 1: deleteGroup(&session, reason: .shutdown)
-    case 2: deleteGroup(&session, reason: .replaced)
-    default: break
-    }
+    if let reason = deletion.withLock({ $0 }) { deleteGroup(&session, reason: reason) }
   }
 
   /// The session, made on first use; without libcurl every push fails with its load error.

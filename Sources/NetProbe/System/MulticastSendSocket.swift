@@ -1,4 +1,5 @@
 @preconcurrency import Glibc
+import CNetShims
 
 /// A UDP socket that sends to one multicast group out of one interface.
 ///

@@ -14,8 +14,8 @@ import CNetShims
 /// both set it form a reuseport group, and the kernel then delivers some datagrams of one
 /// socket's group to the other by hash (4 to 6 ports of 12) — ours would take another
 /// program's datagrams and it would lose them. The price: a receiver with `SO_REUSEPORT`
-/// alone (or neither option) cannot share our port; the README's "Other receivers on the
-/// same port" has the table.
+/// alone (or neither option) cannot share our port; ARCHITECTURE.md's "Other receivers on
+/// the same port" has the table.
 public final class MulticastSocket: Sendable {
   public let family: IPAddress.Family
   public let port: UInt16

@@ -1,4 +1,5 @@
 @preconcurrency import Glibc
+import CNetShims
 
 /// The kernel's path MTU to an address, as tracepath reads it: connect a throw-away UDP
 /// socket (which sends nothing) and ask for IP_MTU / IPV6_MTU.

@@ -52,6 +52,9 @@ struct BeaconSenders: Sendable {
   /// After a pause in reception, every sender's sequence and jitter start again.
   mutating func resume() { senders.resume() }
 
+  /// The stream fell silent: every sender's holes still undecided are lost.
+  mutating func settle() { senders.settle() }
+
   /// `hostDropped` (the socket's drops just before this packet) goes to this packet's
   /// sender: exact when one sender feeds the group, a guess when several interleave.
   mutating func record(_ beacon: BeaconPayload, arrival: Int64, hostDropped: UInt64 = 0) {

@@ -1,6 +1,8 @@
-/// Checks of an MPEG transport stream (ISO/IEC 13818-1) received as datagrams of whole
-/// 188-byte packets, usually seven: continuity counters per PID, sync bytes, the
-/// transport error indicator and the PAT's presence, as counted in `MPEGTSErrorCounts`.
+/// Checks of an MPEG transport stream (ISO/IEC 13818-1) received as datagrams, read as one
+/// byte stream through `TransportStreamFramer` (packets may straddle datagrams; 188-byte
+/// packets and 204-byte ones with Reed-Solomon bytes): continuity counters per PID, sync
+/// bytes, the transport error indicator and the PAT's presence, as counted in
+/// `MPEGTSErrorCounts`, and the stream's discontinuities (`MPEGTSDiscontinuityCounts`).
 ///
 /// Packet header, big-endian:
 ///
@@ -13,11 +15,17 @@
 ///   adaptation-only packets (AFC 10) neither step it nor are checked, as some muxers set
 ///   their counter carelessly and the standard gives them no payload to lose;
 /// - one duplicate (the same counter again, with payload) is legal; a third copy is an error;
-/// - the adaptation field's discontinuity_indicator allows any counter on that packet;
+/// - the adaptation field's discontinuity_indicator allows any counter on that packet, and
+///   counts one discontinuity (reason `indicator`) when the PID was being followed;
 /// - after an error the check resynchronises on the counter received, so one loss is one error;
 /// - the null PID 0x1FFF and packets with a sync byte error or the transport error
 ///   indicator set are not checked (their header is not to be trusted);
 /// - AFC 00 (reserved) packets are discarded, as the standard tells decoders to.
+///
+/// A restart of the stream — a datagram after more silence than `restartGapNanoseconds`, or
+/// (told by the caller) a new RTP SSRC — is a discontinuity, counted once under its reason:
+/// every PID's counter, the PAT clock and the sync lock start again, so an encoder restart
+/// is no continuity error and no pat_missing. A restart that is both counts as silence.
 ///
 /// A loss of 16 packets in a row on a PID goes unseen by the counter: real loss comes
 /// from the RTP sequence when the stream has one.
@@ -27,6 +35,12 @@ public struct MPEGTSAnalyzer: Sendable {
   public static let nullPID = 0x1FFF
   /// TR 101 290 1.3: the PAT must repeat at least every 0.5 s.
   public static let patIntervalNanoseconds: Int64 = 500_000_000
+  /// Silence after which the stream is taken as restarted: the PAT interval, beyond which a
+  /// pause could not be judged by the PAT check anyway.
+  public static let defaultRestartGapNanoseconds: Int64 = 500_000_000
+
+  /// Silence (ns between datagrams read) after which the stream counts as restarted.
+  public let restartGapNanoseconds: Int64
 
   /// Per-PID continuity state in one byte, 8192 PIDs (the 13-bit space, so the table is
   /// bounded by construction and allocated once): `seen` and `duplicated` flags and the
@@ -35,46 +49,83 @@ public struct MPEGTSAnalyzer: Sendable {
   private static let seen: UInt8 = 0x80
   private static let duplicated: UInt8 = 0x40
 
+  private var framer = TransportStreamFramer()
   /// The time from which a missing PAT is measured: the first packet, the last PAT, or
   /// the last pat_missing count (so a long absence counts once per 0.5 s with traffic).
   private var patReference: Int64?
+  /// The arrival of the last datagram read, for the silence that makes a restart.
+  private var lastArrival: Int64?
   public private(set) var errors = MPEGTSErrorCounts()
+  public private(set) var discontinuities = MPEGTSDiscontinuityCounts()
   /// Transport packets inspected, whatever their errors.
   public private(set) var packets: UInt64 = 0
 
-  public init() {
+  public init(restartGapNanoseconds: Int64 = MPEGTSAnalyzer.defaultRestartGapNanoseconds) {
+    self.restartGapNanoseconds = max(1, restartGapNanoseconds)
     continuity = [UInt8](repeating: 0, count: Self.nullPID + 1)
   }
 
-  /// After a pause in reception: every PID's counter and the PAT clock start again, so
-  /// the packets missed while not listening are no continuity or PAT error.
+  /// After a pause in reception (the receiver was not listening): every PID's counter, the
+  /// PAT clock and the sync lock start again, so the packets missed meanwhile are no
+  /// continuity or PAT error, and the pause is no discontinuity of the stream.
   public mutating func resume() {
     resynchronize()
+    framer.unlock()
     patReference = nil
+    lastArrival = nil
   }
 
   /// After datagrams the host itself dropped (a full socket buffer): every PID's counter
-  /// starts again, so the host's drop is no continuity error of the stream.
+  /// starts again, so the host's drop is no continuity error of the stream, and a packet
+  /// the last datagram cut is not completed (the lock, the packet size, holds).
   public mutating func resynchronize() {
     for index in continuity.indices { continuity[index] = 0 }
+    framer.dropPartial()
   }
 
-  /// True when `bytes` is one or more whole transport packets.
+  /// True when `bytes` is one or more whole 188-byte transport packets.
   public static func isWholePackets(_ bytes: ArraySlice<UInt8>) -> Bool {
     !bytes.isEmpty && bytes.count % packetSize == 0
   }
 
-  /// True when `bytes` looks like transport packets: whole ones, the first starting with
-  /// the sync byte. How an RTP payload is recognised as TS without payload type 33.
+  /// True when `bytes` looks like transport packets: a sync byte first and another one
+  /// packet (188 or 204 bytes) on, or whole packets. How an RTP payload is recognised as TS
+  /// without payload type 33.
   public static func looksLikeTransportStream(_ bytes: ArraySlice<UInt8>) -> Bool {
-    isWholePackets(bytes) && bytes.byte(at: 0) == syncByte
+    guard !bytes.isEmpty, bytes.byte(at: 0) == syncByte else { return false }
+    if isWholePackets(bytes) { return true }
+    return TransportStreamFramer.packetSizes.contains { $0 < bytes.count && bytes.byte(at: $0) == syncByte }
   }
 
   /// Checks the packets of one datagram received at `arrival` (CLOCK_REALTIME ns).
-  /// Returns false, having counted nothing, when the datagram is not whole packets.
+  /// Returns false, having counted nothing, when no sync lock can be found in it.
+  ///
+  /// - Parameters:
+  ///   - newSource: the datagram comes from an RTP SSRC not heard before, while others
+  ///     were: a restarted sender.
+  ///   - follows: false when the datagram is known not to follow the one read before (an
+  ///     RTP sequence gap or a reordered datagram): a packet the previous one cut is dropped.
+  ///   - hostDropped: the socket dropped datagrams just before this one: continuity
+  ///     starts again (`resynchronize`).
   @discardableResult
-  public mutating func analyze(_ datagram: ArraySlice<UInt8>, arrival: Int64) -> Bool {
-    guard Self.isWholePackets(datagram) else { return false }
+  public mutating func analyze(_ datagram: ArraySlice<UInt8>, arrival: Int64, newSource: Bool = false,
+                               follows: Bool = true, hostDropped: Bool = false) -> Bool {
+    let silent = lastArrival.map { arrival.difference(from: $0) > Double(restartGapNanoseconds) } ?? false
+    let restart: MPEGTSDiscontinuityReason? = silent ? .silence : newSource ? .ssrcChange : nil
+    // A restart unlocks the framer (below): the new sender's datagram must lock afresh.
+    let start: TransportStreamFramer.Start? = restart != nil
+      ? TransportStreamFramer.acquire(datagram).map { .lock(offset: $0.offset, size: $0.size) }
+      : framer.start(of: datagram, continues: follows && !hostDropped)
+    guard let start else { return false }
+    if let restart {
+      discontinuities[restart] &+= 1
+      resynchronize()
+      framer.unlock()
+      patReference = nil
+    } else if hostDropped {
+      resynchronize()
+    }
+    lastArrival = arrival
     if let reference = patReference {
       if arrival < reference {
         // The wall clock stepped back: measure from now rather than wait for it to catch up.
@@ -87,10 +138,14 @@ public struct MPEGTSAnalyzer: Sendable {
       patReference = arrival
     }
     var sawPAT = false
-    var offset = 0
-    while offset < datagram.count {
-      if inspect(datagram.bytes(at: offset, count: Self.packetSize)) { sawPAT = true }
-      offset += Self.packetSize
+    var cursor = framer.cursor(from: start)
+    while let event = framer.next(in: datagram, &cursor) {
+      switch event {
+      case .packet(let packet):
+        if inspect(packet) { sawPAT = true }
+      case .syncLost:
+        errors.syncByte &+= 1
+      }
     }
     if sawPAT { patReference = arrival }
     return true
@@ -130,6 +185,7 @@ public struct MPEGTSAnalyzer: Sendable {
 
   private mutating func checkContinuity(pid: Int, counter: UInt8, hasPayload: Bool, discontinuity: Bool) {
     let state = continuity[pid]
+    if discontinuity && state & Self.seen != 0 { discontinuities.indicator &+= 1 }
     guard hasPayload else {
       // A discontinuity signalled without payload frees the next payload packet's counter.
       if discontinuity { continuity[pid] = 0 }

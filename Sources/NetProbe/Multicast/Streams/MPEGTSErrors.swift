@@ -42,3 +42,46 @@ public struct MPEGTSErrorCounts: Sendable, Equatable {
     }
   }
 }
+
+/// Why a transport stream started again: the `reason` label values of the discontinuities
+/// counter. A discontinuity restarts every PID's continuity check and the PAT clock, so an
+/// encoder restart is counted here and not as continuity errors (TR 101 290 treats a
+/// signalled or evident restart as a discontinuity, not a Continuity_count_error).
+public enum MPEGTSDiscontinuityReason: String, Sendable, CaseIterable {
+  /// The stream resumed after more silence than the group's `restart_gap`.
+  case silence
+  /// A new RTP SSRC after the first: a restarted sender (RFC 3550 8.2).
+  case ssrcChange = "ssrc_change"
+  /// A packet with the adaptation field's discontinuity_indicator set, on a PID whose
+  /// counter was being followed (one count per such packet).
+  case indicator
+}
+
+/// Counts of each `MPEGTSDiscontinuityReason`.
+public struct MPEGTSDiscontinuityCounts: Sendable, Equatable {
+  public var silence: UInt64 = 0
+  public var ssrcChange: UInt64 = 0
+  public var indicator: UInt64 = 0
+
+  public init() {}
+
+  public subscript(reason: MPEGTSDiscontinuityReason) -> UInt64 {
+    get {
+      switch reason {
+      case .silence: silence
+      case .ssrcChange: ssrcChange
+      case .indicator: indicator
+      }
+    }
+    set {
+      switch reason {
+      case .silence: silence = newValue
+      case .ssrcChange: ssrcChange = newValue
+      case .indicator: indicator = newValue
+      }
+    }
+  }
+
+  /// Every reason together.
+  public var total: UInt64 { silence &+ ssrcChange &+ indicator }
+}

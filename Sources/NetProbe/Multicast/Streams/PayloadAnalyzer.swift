@@ -15,10 +15,11 @@
 /// - `rtp`: the RTP header's sequence, SSRC and jitter. The payload is not inspected,
 ///   even when it is a transport stream: TS checks are what format `mpegts` is for, and
 ///   keeping them to it means a stream's series never appear or vanish with its content.
-/// - `mpegts`: whole 188-byte packets, directly or inside RTP (payload type 33, or an RTP
+/// - `mpegts`: transport packets read as a byte stream across datagrams
+///   (`TransportStreamFramer`), directly in UDP or inside RTP (payload type 33, or an RTP
 ///   payload that looks like TS); inside RTP the RTP sequence and jitter are kept too,
 ///   the jitter at 90 kHz (RFC 2250) unless `clock_rate` says otherwise, so a dynamic
-///   payload type carrying TS gets it as well.
+///   payload type carrying TS gets it as well. Malformed only when no sync lock is found.
 /// - `sequence`: the configured field through `SequenceTracker`. A group built without a
 ///   usable field (the config loader rejects one) accepts everything and tracks nothing.
 ///
@@ -36,11 +37,12 @@ public struct PayloadAnalyzer: Sendable {
 
   public init(config: MulticastGroupConfig) {
     self.init(format: config.format, sequenceField: config.sequenceField, clockRate: config.clockRate,
-              clockSynchronized: config.clockSynchronized)
+              clockSynchronized: config.clockSynchronized, restartGapNanoseconds: config.restartGap.nanoseconds)
   }
 
   public init(format: PayloadFormat, sequenceField: SequenceField? = nil, clockRate: Int? = nil,
-              clockSynchronized: Bool = false) {
+              clockSynchronized: Bool = false,
+              restartGapNanoseconds: Int64 = MPEGTSAnalyzer.defaultRestartGapNanoseconds) {
     self.format = format
     reportsOneWayDelay = format == .beacon && clockSynchronized
     self.sequenceField = format == .sequence ? sequenceField.flatMap { $0.isTrackable ? $0 : nil } : nil
@@ -51,7 +53,7 @@ public struct PayloadAnalyzer: Sendable {
     case .mpegts:
       // RFC 2250: TS over RTP runs a 90 kHz clock whatever the payload type says.
       rtp = RTPStream(clockRate: clockRate ?? RTPPacket.clockRate(payloadType: RTPPacket.mpegTransportStreamPayloadType))
-      transport = MPEGTSAnalyzer()
+      transport = MPEGTSAnalyzer(restartGapNanoseconds: restartGapNanoseconds)
     case .sequence: fieldTracker = self.sequenceField.map { SequenceTracker(width: $0.bits) }
     }
   }
@@ -86,22 +88,37 @@ public struct PayloadAnalyzer: Sendable {
   /// RTP first: a plain TS datagram starts with 0x47, which as an RTP header is version
   /// 1, so the two never collide. An RTP header whose payload is not TS leaves the plain
   /// reading (a first sync byte lost in a datagram of whole packets).
+  ///
+  /// Inside RTP the sequence says more than the bytes can: a datagram that is not its
+  /// SSRC's next number does not continue the byte stream (a packet the previous datagram
+  /// cut is dropped), and a new SSRC is a restart (a discontinuity, not continuity errors).
+  /// Both are read before anything is counted, so a datagram in which the framer finds no
+  /// lock (malformed) moves no RTP counter either.
   private mutating func analyzeTransportStream(_ payload: ArraySlice<UInt8>, arrival: Int64, hostDropped: UInt64) -> PayloadVerdict {
     if let packet = RTPPacket(parsing: payload) {
       let inner = packet.payload(of: payload)
       if packet.payloadType == RTPPacket.mpegTransportStreamPayloadType || MPEGTSAnalyzer.looksLikeTransportStream(inner) {
-        guard MPEGTSAnalyzer.isWholePackets(inner) else { return .malformed }
+        let newSource = rtp?.isNewSource(packet.ssrc) ?? false
+        let follows = rtp?.follows(packet) ?? true
+        guard transport?.analyze(inner, arrival: arrival, newSource: newSource, follows: follows,
+                                 hostDropped: hostDropped > 0) == true else { return .malformed }
         rtp?.record(packet, arrival: arrival, hostDropped: hostDropped)
-        if hostDropped > 0 { transport?.resynchronize() }
-        transport?.analyze(inner, arrival: arrival)
         carriesRTP = true
         return .accepted(oneWayDelay: nil)
       }
     }
-    guard MPEGTSAnalyzer.isWholePackets(payload) else { return .malformed }
-    if hostDropped > 0 { transport?.resynchronize() }
-    transport?.analyze(payload, arrival: arrival)
+    guard transport?.analyze(payload, arrival: arrival, hostDropped: hostDropped > 0) == true else { return .malformed }
     return .accepted(oneWayDelay: nil)
+  }
+
+  /// The stream fell silent (nothing for the group's `no_data_timeout`): the sequence
+  /// numbers still undecided (the last 64 behind the newest) that never came are counted
+  /// lost now, so a drop right before an outage shows when the outage does. Counting them
+  /// again is impossible: once settled, nothing is pending until new packets come.
+  public mutating func settle() {
+    fieldTracker?.closeOut()
+    beacons?.settle()
+    rtp?.settle()
   }
 
   /// Called at every join after the first: what was sent while the group was left (a join
@@ -124,7 +141,8 @@ public struct PayloadAnalyzer: Sendable {
       PayloadSnapshot(sequenced: true, counts: rtp?.counts ?? SequenceCounts(), jitterSeconds: rtp?.jitterSeconds)
     case .mpegts:
       PayloadSnapshot(sequenced: carriesRTP, counts: rtp?.counts ?? SequenceCounts(),
-                      jitterSeconds: carriesRTP ? rtp?.jitterSeconds : nil, mpegtsErrors: transport?.errors ?? MPEGTSErrorCounts())
+                      jitterSeconds: carriesRTP ? rtp?.jitterSeconds : nil, mpegtsErrors: transport?.errors ?? MPEGTSErrorCounts(),
+                      mpegtsDiscontinuities: transport?.discontinuities ?? MPEGTSDiscontinuityCounts())
     case .sequence:
       PayloadSnapshot(sequenced: sequenceField != nil, counts: fieldTracker?.counts ?? SequenceCounts())
     }

@@ -18,9 +18,11 @@ public struct PayloadSnapshot: Sendable, Equatable {
   /// For format mpegts only (zeros before the first packet, so the series exist from
   /// the start); nil for the others.
   public var mpegtsErrors: MPEGTSErrorCounts?
+  /// For format mpegts only, like `mpegtsErrors`: the stream's restarts by reason.
+  public var mpegtsDiscontinuities: MPEGTSDiscontinuityCounts?
 
   public init(sequenced: Bool, counts: SequenceCounts = SequenceCounts(), jitterSeconds: Double? = nil,
-              mpegtsErrors: MPEGTSErrorCounts? = nil) {
+              mpegtsErrors: MPEGTSErrorCounts? = nil, mpegtsDiscontinuities: MPEGTSDiscontinuityCounts? = nil) {
     self.sequenced = sequenced
     received = counts.received
     lost = counts.lost
@@ -29,6 +31,7 @@ public struct PayloadSnapshot: Sendable, Equatable {
     resets = counts.resets
     self.jitterSeconds = jitterSeconds
     self.mpegtsErrors = mpegtsErrors
+    self.mpegtsDiscontinuities = mpegtsDiscontinuities
   }
 
   /// The five sequence counters as one value.

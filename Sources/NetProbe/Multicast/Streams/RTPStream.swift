@@ -57,6 +57,21 @@ struct RTPStream: Sendable {
   /// its length no transit difference).
   mutating func resume() { sources.resume() }
 
+  /// The stream fell silent: the holes still undecided are lost.
+  mutating func settle() { sources.settle() }
+
+  /// True when `ssrc` was not heard before and another was: a restarted sender. Changes nothing.
+  func isNewSource(_ ssrc: UInt32) -> Bool {
+    heardAny && sources.sender(UInt64(ssrc)) == nil
+  }
+
+  /// True when `packet` is the next number of its SSRC, or the SSRC's first: the datagram
+  /// follows the one before it in the stream. Changes nothing.
+  func follows(_ packet: RTPPacket) -> Bool {
+    guard let highest = sources.sender(UInt64(packet.ssrc))?.tracker.highestSequence else { return true }
+    return UInt16(truncatingIfNeeded: highest) &+ 1 == packet.sequence
+  }
+
   mutating func record(_ packet: RTPPacket, arrival: Int64, hostDropped: UInt64 = 0) {
     let rate = configuredClockRate ?? RTPPacket.clockRate(payloadType: packet.payloadType)
     let isNew = sources.record(UInt64(packet.ssrc), arrival: arrival) { source, isNew -> Bool in

@@ -26,7 +26,7 @@ protocol TrackedSender: Sendable {
 ///   packet rather than the latest time seen, so a wall clock stepped back does not make
 ///   every sender look silent until it catches up.
 /// - A sender that falls silent keeps its last (at most 64) undecided numbers pending until
-///   it is dropped from the table.
+///   it is dropped from the table, or the whole stream is declared silent (`settle`).
 struct SenderTable<Sender: TrackedSender>: Sendable {
   static var capacity: Int { 64 }
   static var jitterFreshnessNanoseconds: Int64 { 10_000_000_000 }
@@ -58,6 +58,18 @@ struct SenderTable<Sender: TrackedSender>: Sendable {
   /// is dropped (for a sender replaced by a restarted one, they can no longer arrive).
   mutating func closeOut(except key: UInt64) {
     for index in senders.indices where senders[index].key != key { senders[index].tracker.closeOut() }
+  }
+
+  /// The sender `key`'s state; nil when it is not in the table. Changes nothing.
+  func sender(_ key: UInt64) -> Sender? {
+    if recent < senders.count && senders[recent].key == key { return senders[recent] }
+    return senders.first { $0.key == key }
+  }
+
+  /// The stream fell silent: every sender's holes still undecided (its last 64 numbers)
+  /// are counted lost now rather than when, if ever, it is heard again.
+  mutating func settle() {
+    for index in senders.indices { senders[index].tracker.closeOut() }
   }
 
   /// After a pause in reception, every sender's sequence and jitter start again.

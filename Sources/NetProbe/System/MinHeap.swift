@@ -1,4 +1,4 @@
-/// A binary min-heap: the probe schedule and the deadline queue, O(log n) per probe.
+/// A binary min-heap: the event loop's timers, O(log n) per insert and pop.
 struct MinHeap<Element> {
   private var items: [Element] = []
   private let less: (Element, Element) -> Bool

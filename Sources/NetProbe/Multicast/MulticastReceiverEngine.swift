@@ -2,9 +2,18 @@
 import FoundationEssentials
 import Logging
 
-/// The multicast receiver thread. Its mutable state is touched by that thread alone;
-/// what scrapes read lives in the groups' locks.
-final class MulticastReceiverLoop: @unchecked Sendable {
+/// The multicast receiver's loop logic: joins, receives and attributes datagrams, and once a
+/// second maintains the memberships. Its state belongs to the loop's thread; what scrapes
+/// read lives in the groups' locks.
+struct MulticastReceiverEngine: LoopEngine {
+  /// The whole new list of groups.
+  typealias Command = [MulticastGroup]
+
+  enum Timer {
+    /// The once-a-second maintenance; one of an earlier chain is stale.
+    case maintenance(chain: UInt64)
+  }
+
   private let shared: MulticastShared
   private var logger: Logger { shared.logger }
   private var groups: [MulticastGroup] = []
@@ -25,49 +34,48 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   private var links: [String: LinkState] = [:]
   private var buffer = [UInt8](repeating: 0, count: 65_536)
   private var control = [UInt8](repeating: 0, count: 512)
-  private var nextMaintenance: Int64 = 0
+  /// The maintenance timers in force: a new configuration starts a new chain at once.
+  private var maintenanceChain: UInt64 = 0
   /// Sources per socket: the kernel refuses more than net.ipv4.igmp_max_msf (10) per
   /// socket and group, so a long source list is spread over several sockets.
   private let sourcesPerSocket = max(1, FileContents.sysctl("net.ipv4.igmp_max_msf") ?? 10)
 
   init(shared: MulticastShared) { self.shared = shared }
 
-  func run(_ thread: LoopThread<[MulticastGroup]>) {
-    let wakeup = thread.wakeup
-    var entries: [pollfd] = []
-    while !thread.isStopping {
-      if let latest = thread.takeCommands().last {
-        reconcile(latest)
-        nextMaintenance = 0
-      }
-      var now = Clocks.monotonicNanoseconds()
-      if now >= nextMaintenance {
-        maintain(now: now)
-        nextMaintenance = now + 1_000_000_000
-      }
-      // After the maintenance, which may have taken a while: the tests' phases and deadlines
-      // run from when they really step.
-      stepJoinTests(now: Clocks.monotonicNanoseconds())
-      entries.removeAll(keepingCapacity: true)
-      entries.append(pollfd(fd: wakeup.fileDescriptor, events: Int16(POLLIN), revents: 0))
-      for fd in owners.keys { entries.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-      now = Clocks.monotonicNanoseconds()
-      let nextEvent = joinTests.values.reduce(nextMaintenance) { min($0, $1.nextEvent) }
-      let waitMilliseconds = max(0, min(1000, (nextEvent - now + 999_999) / 1_000_000))
-      _ = try? Poller.poll(&entries, timeoutMilliseconds: Int32(waitMilliseconds))
-      if entries[0].revents != 0 { wakeup.drain() }
-      for entry in entries.dropFirst() where entry.revents != 0 {
-        guard let owner = owners[entry.fd] else { continue }
-        receiveAll(owner.socket, for: owner.group)
-      }
-    }
-    for group in groups { close(group) }
+  mutating func handle(_ commands: [Command], loop: inout LoopRegistrations<Timer>) {
+    guard let latest = commands.last else { return }
+    reconcile(latest, loop: &loop)
+    maintenanceChain &+= 1
+    loop.schedule(.maintenance(chain: maintenanceChain), at: Clocks.monotonicNanoseconds())
+  }
+
+  mutating func fire(_ timer: Timer, now: Int64, loop: inout LoopRegistrations<Timer>) {
+    guard case .maintenance(let chain) = timer, chain == maintenanceChain else { return }
+    maintain(now: now, loop: &loop)
+    loop.schedule(.maintenance(chain: chain), at: now + 1_000_000_000)
+  }
+
+  /// After the maintenance, which may have taken a while: the tests' phases and deadlines
+  /// run from when they really step.
+  mutating func endOfPass(now: Int64, loop: inout LoopRegistrations<Timer>) {
+    stepJoinTests(now: now, loop: &loop)
+    for test in joinTests.values { loop.wake(by: test.nextEvent) }
+  }
+
+  mutating func ready(_ descriptor: Int32, events: PollEvents, loop: inout LoopRegistrations<Timer>) {
+    guard let owner = owners[descriptor] else { return }
+    receiveAll(owner.socket, for: owner.group)
+  }
+
+  mutating func stopped() {
+    var ignored: [Int32] = []
+    for group in groups { close(group, unwatched: &ignored) }
   }
 
   /// Leaves the groups no longer configured; new ones are joined by `maintain`.
-  private func reconcile(_ next: [MulticastGroup]) {
+  private mutating func reconcile(_ next: [MulticastGroup], loop: inout LoopRegistrations<Timer>) {
     for group in groups where !next.contains(where: { $0 === group }) {
-      close(group)
+      close(group, loop: &loop)
       joinTests[ObjectIdentifier(group)] = nil
       leftByTest.remove(ObjectIdentifier(group))
     }
@@ -75,8 +83,16 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   }
 
   /// Closing the sockets leaves their groups (the kernel sends the leave or the report).
-  private func close(_ group: MulticastGroup) {
+  private mutating func close(_ group: MulticastGroup, loop: inout LoopRegistrations<Timer>) {
+    var closed: [Int32] = []
+    close(group, unwatched: &closed)
+    for descriptor in closed { loop.unwatch(descriptor) }
+  }
+
+  /// Closes the group's sockets; `unwatched` gets their descriptors.
+  private mutating func close(_ group: MulticastGroup, unwatched: inout [Int32]) {
     for socket in sockets.removeValue(forKey: ObjectIdentifier(group)) ?? [] {
+      unwatched.append(socket.fileDescriptor)
       owners[socket.fileDescriptor] = nil
       lastDrops[socket.fileDescriptor] = nil
       pendingDrops[socket.fileDescriptor] = nil
@@ -87,7 +103,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
 
   /// Once a second: interfaces that vanished, came back or changed index; joins to retry;
   /// memberships the kernel lost; the kernel's membership tables.
-  private func maintain(now: Int64) {
+  private mutating func maintain(now: Int64, loop: inout LoopRegistrations<Timer>) {
     watchLinks()
     var kernel = ProcNet.membership()
     var joinedAny = false
@@ -99,7 +115,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
         if state.lastError != "ENODEV" {
           logger.warning("interface missing; the group is joined when it appears",
                          metadata: ["group": "\(group.config.name)", "interface": "\(group.config.interface)"])
-          close(group)
+          close(group, loop: &loop)
           group.join.withLock { state in
             state.interfaceIndex = nil
             _ = state.recordFailure("ENODEV")
@@ -119,9 +135,9 @@ final class MulticastReceiverLoop: @unchecked Sendable {
           "group": "\(group.config.name)", "address": "\(group.config.group)", "interface": "\(group.config.interface)",
         ])
       }
-      close(group)
+      close(group, loop: &loop)
       joinedAny = true
-      if join(group, interface: index), let test = group.config.joinLatencyTest {
+      if join(group, interface: index, loop: &loop), let test = group.config.joinLatencyTest {
         let key = ObjectIdentifier(group)
         if joinTests[key] == nil {
           joinTests[key] = JoinTestSchedule(test: test, joinedAt: now)
@@ -138,7 +154,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   /// the groups it carries. Nothing else changes: the kernel keeps memberships across a
   /// link down/up (it re-sends their reports when the link returns), and what the streams
   /// missed meanwhile counts lost. An interface that vanishes is the join path's to log.
-  private func watchLinks() {
+  private mutating func watchLinks() {
     guard let states = try? NetworkInterface.linkStates() else { return }
     let byInterface = Dictionary(grouping: groups, by: \.config.interface)
     links = links.filter { byInterface[$0.key] != nil && states[$0.key] != nil }
@@ -160,7 +176,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   }
 
   /// Carries out what the join latency tests ask for.
-  private func stepJoinTests(now: Int64) {
+  private mutating func stepJoinTests(now: Int64, loop: inout LoopRegistrations<Timer>) {
     guard !joinTests.isEmpty else { return }
     for group in groups {
       let key = ObjectIdentifier(group)
@@ -171,7 +187,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
         break
       case .leave:
         logger.debug("join latency test: leaving", metadata: ["group": "\(group.config.name)"])
-        close(group)
+        close(group, loop: &loop)
         leftByTest.insert(key)
       case .rejoin:
         // Pending whether or not the join works: a failed join is a failed test, counted
@@ -180,7 +196,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
         // maintenance before may have taken a while.
         let startedAt = Clocks.monotonicNanoseconds()
         for stream in group.streams.values { stream.stats.withLock { $0.joinTestStarted(at: startedAt) } }
-        if let index = NetworkInterface.index(of: group.config.interface) { _ = join(group, interface: index) }
+        if let index = NetworkInterface.index(of: group.config.interface) { _ = join(group, interface: index, loop: &loop) }
       case .expire:
         for stream in group.streams.values {
           stream.stats.withLock { stats in
@@ -199,7 +215,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   /// Joins every source of `group` (or the group alone) on `interface`; false on failure,
   /// which is counted and logged once per episode (`JoinState.recordFailure`) and retried
   /// every second by `maintain`.
-  private func join(_ group: MulticastGroup, interface: UInt32) -> Bool {
+  private mutating func join(_ group: MulticastGroup, interface: UInt32, loop: inout LoopRegistrations<Timer>) -> Bool {
     let config = group.config
     var opened: [MulticastSocket] = []
     // The join latency runs from the first join call (the report leaves with it), read
@@ -222,7 +238,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
       }
     } catch {
       for socket in opened { socket.close() }
-      let name = Errno.name(error.errno)
+      let name = error.code.name
       let isNew = group.join.withLock { state -> Bool in
         state.interfaceIndex = interface
         return state.recordFailure(name)
@@ -230,7 +246,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
       if isNew {
         logger.error("cannot join the group; retrying every second", metadata: [
           "group": "\(config.name)", "address": "\(config.group)", "interface": "\(config.interface)",
-          "error": "\(error)", "hint": "\(JoinAdvice.text(errno: error.errno))",
+          "error": "\(error)", "hint": "\(JoinAdvice.text(errno: error.code))",
         ])
       }
       return false
@@ -238,6 +254,7 @@ final class MulticastReceiverLoop: @unchecked Sendable {
     sockets[ObjectIdentifier(group)] = opened
     for socket in opened {
       owners[socket.fileDescriptor] = (group, socket)
+      loop.watch(socket.fileDescriptor)
       if socket.receiveBufferBytes < config.receiveBuffer {
         logger.warning("receive buffer capped by net.core.rmem_max; raise it, or grant CAP_NET_ADMIN, for bursty streams",
                        metadata: ["group": "\(config.name)", "bytes": "\(socket.receiveBufferBytes)",
@@ -261,14 +278,14 @@ final class MulticastReceiverLoop: @unchecked Sendable {
   }
 
   /// Drains a readable socket, at most a bounded batch so other sockets get their turn.
-  private func receiveAll(_ socket: MulticastSocket, for group: MulticastGroup) {
+  private mutating func receiveAll(_ socket: MulticastSocket, for group: MulticastGroup) {
     for _ in 0..<1024 {
       guard let datagram = try? socket.receive(into: &buffer, control: &control) else { return }
       handle(datagram, socket: socket, group: group)
     }
   }
 
-  private func handle(_ datagram: MulticastSocket.Datagram, socket: MulticastSocket, group: MulticastGroup) {
+  private mutating func handle(_ datagram: MulticastSocket.Datagram, socket: MulticastSocket, group: MulticastGroup) {
     // Drops counted when the socket queued this datagram: they came just before it.
     let fd = socket.fileDescriptor
     if let total = datagram.droppedTotal {
@@ -324,15 +341,15 @@ final class MulticastReceiverLoop: @unchecked Sendable {
 
 /// What to tell an operator about a failed join.
 enum JoinAdvice {
-  static func text(errno: Int32) -> String {
+  static func text(errno: Errno) -> String {
     switch errno {
-    case ENOBUFS:
+    case .noBufferSpace:
       "more sources on one socket than net.ipv4.igmp_max_msf / net.ipv6.mld_max_msf allow (read at start: restart after lowering them), or socket option memory (net.core.optmem_max)"
-    case ENODEV: "the interface does not exist or has no multicast (ip link set DEV multicast on)"
-    case EADDRINUSE:
+    case .noSuchDevice: "the interface does not exist or has no multicast (ip link set DEV multicast on)"
+    case .addressInUse:
       "another program holds the UDP port without SO_REUSEADDR (with SO_REUSEPORT alone, or neither); it must set SO_REUSEADDR to share it"
-    case EINVAL: "a source of the wrong family, or any-source and source-specific joins mixed on one socket"
-    case EADDRNOTAVAIL: "the interface has no address of the group's family"
+    case .invalidArgument: "a source of the wrong family, or any-source and source-specific joins mixed on one socket"
+    case .addressNotAvailable: "the interface has no address of the group's family"
     default: "check the interface and the group address"
     }
   }
