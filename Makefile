@@ -58,6 +58,7 @@ fuzz:
 	@scripts/install-deps.sh build
 	$(SWIFT) build -c release --product netprobe_fuzz
 	.build/release/netprobe_fuzz yaml --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
+	.build/release/netprobe_fuzz targetfile --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
 	.build/release/netprobe_fuzz web --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
 	.build/release/netprobe_fuzz http --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)
 	.build/release/netprobe_fuzz multicast --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED)

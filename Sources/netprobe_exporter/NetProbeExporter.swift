@@ -99,6 +99,13 @@ struct NetProbeExporter: ParsableCommand {
       for file in ConfigLoader.unreadableFiles(in: config) {
         StandardError.write(Array("warning: \(file) is not readable here; pushes will fail until it is\n".utf8))
       }
+      // Target files as they are now: how many targets each gives, or why it cannot be used.
+      let check = TargetFileCheck(config: config, configName: "\(source)")
+      print(check.text, terminator: "")
+      if !check.problems.isEmpty {
+        StandardError.write(Array((check.problems.joined(separator: "\n") + "\n").utf8))
+        throw ExitCode(2)
+      }
       throw ExitCode.success
     case .failure(var errors):
       if let webErrors { errors.related.append(webErrors) }
@@ -143,6 +150,7 @@ struct NetProbeExporter: ParsableCommand {
     let agent = Agent(source: source, config: config, logger: logger)
     if let webConfigFile, let security { agent.addCompanion(WebConfigFile(path: webConfigFile, security: security)) }
     registry.register("agent", agent)
+    registry.register("target_files", agent.targetFiles)
     registry.register("process", ProcessMetricsCollector())
 
     var options = HTTPServerOptions()
@@ -184,6 +192,12 @@ struct NetProbeExporter: ParsableCommand {
     try attach("multicast") { try MulticastEngine(logger: logger) }
     try attach("beacon") { try BeaconSender(logger: logger) }
     try attach("querier") { try QuerierWatch(logger: logger) }
+    do {
+      agent.subscribe(try TargetFileWatcher(logger: logger) { [weak agent] in agent?.refreshTargetFiles() })
+    } catch {
+      logger.error("cannot start the target file watcher", metadata: ["error": "\(error)"])
+      throw ExitCode(1)
+    }
     let pusher = Pusher(registry: registry, logger: logger)
     registry.register("push", pusher.metrics)
     agent.subscribe(pusher)
@@ -204,7 +218,7 @@ struct NetProbeExporter: ParsableCommand {
     logger.info("listening", metadata: [
       "address": "\(server.localAddress)", "telemetry_path": "\(telemetryPath)", "config": "\(source)",
       "web": "\(webConfig?.summary ?? "plain HTTP; no basic auth")",
-      "version": "\(BuildInfo.version)", "targets": "\(config.targets.count)", "multicast_groups": "\(config.multicast.count)",
+      "version": "\(BuildInfo.version)", "targets": "\(agent.config.targets.count)", "multicast_groups": "\(config.multicast.count)",
     ])
     stop.wait()
     server.stop()

@@ -23,6 +23,7 @@
 Prints one closing line, `deploy: N passed, N failed, N skipped`; exit status 1 on failure.
 """
 import argparse
+import fnmatch
 import glob
 import ipaddress
 import json
@@ -531,9 +532,14 @@ def flag(args, name):
     return None
 
 
+def configmap(documents, name):
+    """The ConfigMap called `name` (there is one for netprobe.yml, one for target files)."""
+    (found,) = [d for _, d in documents.get("ConfigMap", []) if d["metadata"]["name"] == name]
+    return found
+
+
 def configmap_config():
-    configmap = one(kube_documents(), "ConfigMap")
-    (key, text), = configmap["data"].items()
+    (key, text), = configmap(kube_documents(), "netprobe-config")["data"].items()
     return key, text
 
 
@@ -548,7 +554,8 @@ class KubernetesTests(unittest.TestCase):
         self.daemonset = one(self.documents, "DaemonSet")
         self.service = one(self.documents, "Service")
         self.monitor = one(self.documents, "ServiceMonitor")
-        self.configmap = one(self.documents, "ConfigMap")
+        self.configmap = configmap(self.documents, "netprobe-config")
+        self.targets = configmap(self.documents, "netprobe-targets")
         self.pod = self.daemonset["spec"]["template"]["spec"]
         (self.container,) = self.pod["containers"]
 
@@ -616,6 +623,41 @@ class KubernetesTests(unittest.TestCase):
         self.assertEqual(volume["configMap"]["name"], self.configmap["metadata"]["name"])
         key, _ = configmap_config()
         self.assertEqual(os.path.basename(config_file), key)
+
+    def test_target_files_configmap_is_mounted_where_target_files_look(self):
+        _, text = configmap_config()
+        patterns = [p for entry in yaml.safe_load(text)["target_files"] for p in entry["files"]]
+        (mount,) = [m for m in self.container["volumeMounts"] if m["name"] == "targets"]
+        self.assertNotIn("subPath", mount, "a subPath mount never sees ConfigMap updates")
+        (volume,) = [v for v in self.pod["volumes"] if v["name"] == mount["name"]]
+        self.assertEqual(volume["configMap"]["name"], self.targets["metadata"]["name"])
+        for pattern in patterns:
+            self.assertEqual(os.path.dirname(pattern), mount["mountPath"], pattern)
+        for key in self.targets["data"]:
+            self.assertTrue(any(fnmatch.fnmatch(f"{mount['mountPath']}/{key}", p) for p in patterns), key)
+
+    def test_target_files_configmap_is_read_with_documentation_addresses(self):
+        if not BINARY:
+            self.skipTest("no --binary given")
+        allowed = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
+        with tempfile.TemporaryDirectory() as root:
+            directory = os.path.join(root, "targets")
+            os.mkdir(directory)
+            for key, body in self.targets["data"].items():
+                with open(os.path.join(directory, key), "w") as f:
+                    f.write(body)
+                groups = json.loads(body) if key.endswith(".json") else yaml.safe_load(body)
+                for address in (t for group in groups for t in group["targets"]):
+                    ip = ipaddress.ip_address(address)
+                    self.assertTrue(any(ip in network for network in allowed), f"{key}: {address}")
+            _, text = configmap_config()
+            config = os.path.join(root, "netprobe.yml")
+            with open(config, "w") as f:
+                f.write(text.replace("/etc/netprobe/targets/", directory + "/"))
+            result = run([BINARY, f"--config.file={config}", "--check-config"])
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+            for key in self.targets["data"]:
+                self.assertRegex(result.stdout, rf"{re.escape(directory)}/{re.escape(key)}: [1-9]\d* targets")
 
     def test_one_namespace_and_a_complete_kustomization(self):
         with open(os.path.join(KUBE, "kustomization.yaml")) as f:

@@ -18,9 +18,14 @@ public final class Agent: Sendable {
   /// Serialises reloads, which may come from the signal thread and HTTP workers at once.
   private let reloading = Mutex<Void>(())
   private let now: @Sendable () -> Double
+  /// The targets of `target_files`, merged after the configuration's own (issue 15).
+  public let targetFiles: TargetFileSet
 
   struct State {
+    /// The configuration as loaded from its file.
     var config: NetProbeConfig
+    /// `config` with the targets of its target files: what the engines run.
+    var effective: NetProbeConfig
     var lastReloadSuccessful = true
     var lastSuccessTime: Double
     var reloadSuccesses: UInt64 = 0
@@ -37,14 +42,15 @@ public final class Agent: Sendable {
     self.source = source
     self.logger = logger
     self.now = now
-    state = Mutex(State(config: config, lastSuccessTime: now()))
+    targetFiles = TargetFileSet(configName: "\(source)", logger: logger, now: now)
+    state = Mutex(State(config: config, effective: targetFiles.merged(into: config), lastSuccessTime: now()))
   }
 
   /// The wall clock in Unix seconds.
   public static let unixTime: @Sendable () -> Double = { Date().timeIntervalSince1970 }
 
-  /// The running configuration.
-  public var config: NetProbeConfig { state.withLock { $0.config } }
+  /// The running configuration, with the targets of its target files.
+  public var config: NetProbeConfig { state.withLock { $0.effective } }
 
   /// True once every engine has started; `/-/ready` answers 200 from then on.
   public var isReady: Bool { state.withLock { $0.ready } }
@@ -96,18 +102,20 @@ public final class Agent: Sendable {
         }
       }
       switch result {
-      case .success(let config):
+      case .success(let loaded):
         for companion in companions { companion.commitReload() }
+        let config = targetFiles.merged(into: loaded)
         let time = now()
         let changed = state.withLock { state in
           defer {
-            state.config = config
+            state.config = loaded
+            state.effective = config
             state.lastReloadSuccessful = true
             state.lastSuccessTime = time
             state.reloadSuccesses += 1
             state.lastErrors = nil
           }
-          return state.config != config
+          return state.effective != config
         }
         for subscriber in subscribers.withLock({ $0 }) { subscriber.apply(config) }
         logger.info("configuration reloaded", metadata: [
@@ -125,6 +133,24 @@ public final class Agent: Sendable {
         }
       }
       return result
+    }
+  }
+
+  /// Reads the target files again and, when the targets they give changed, hands every
+  /// engine the running configuration with the new targets: the watcher calls this when a
+  /// file changes and at every `refresh_interval`. Nothing else is reloaded, and the engines
+  /// carry every unchanged target over as on any reload.
+  public func refreshTargetFiles() {
+    reloading.withLock { _ in
+      let loaded = state.withLock { $0.config }
+      let config = targetFiles.merged(into: loaded)
+      let changed = state.withLock { state in
+        defer { state.effective = config }
+        return state.effective.targets != config.targets
+      }
+      guard changed else { return }
+      for subscriber in subscribers.withLock({ $0 }) { subscriber.apply(config) }
+      logger.info("targets from files applied", metadata: ["targets": "\(config.targets.count)"])
     }
   }
 }
@@ -149,7 +175,7 @@ public protocol ConfigSubscriber: Sendable {
 extension Agent: MetricsCollector {
   public func collect(into exposition: inout Exposition) {
     let snapshot = state.withLock { state in
-      (state.config, state.lastReloadSuccessful, state.lastSuccessTime, state.reloadSuccesses, state.reloadFailures)
+      (state.effective, state.lastReloadSuccessful, state.lastSuccessTime, state.reloadSuccesses, state.reloadFailures)
     }
     let (config, successful, successTime, successes, failures) = snapshot
     exposition.add(Catalogue.buildInfo, LabelSet([("version", BuildInfo.version), ("revision", BuildInfo.revision)]), 1)

@@ -122,12 +122,16 @@ public enum ConfigLoader {
   }
 
   static func resolvingPaths(in config: NetProbeConfig, relativeTo configPath: String) -> NetProbeConfig {
-    guard var push = config.push else { return config }
     let directory = URL(fileURLWithPath: configPath).deletingLastPathComponent()
     func resolve(_ path: String?) -> String? {
       guard let path, !path.hasPrefix("/") else { return path }
       return directory.appendingPathComponent(path).path
     }
+    var config = config
+    for index in config.targetFiles.indices {
+      config.targetFiles[index].files = config.targetFiles[index].files.map { resolve($0) ?? $0 }
+    }
+    guard var push = config.push else { return config }
     if let auth = push.basicAuth { push.basicAuth?.passwordFile = resolve(auth.passwordFile) ?? auth.passwordFile }
     push.tls.caFile = resolve(push.tls.caFile)
     push.tls.certFile = resolve(push.tls.certFile)

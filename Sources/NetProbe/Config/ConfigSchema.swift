@@ -6,7 +6,7 @@ public enum ConfigSchema {
   /// Labels the exporter itself puts on multicast series.
   public static let reservedGroupLabels = Catalogue.groupOwnedLabels
 
-  static let topLevelKeys = ["defaults", "ping", "targets", "multicast", "beacons", "querier_watch", "push"]
+  static let topLevelKeys = ["defaults", "ping", "targets", "multicast", "beacons", "querier_watch", "push", "target_files"]
   static let probeKeys = ["interval", "timeout", "payload_size", "ttl", "tos", "dont_fragment", "source", "interface",
                           "family", "socket", "window", "dns_refresh", "trace", "labels"]
   static let traceKeys = ["enabled", "interval", "max_hops", "probes_per_hop", "confirm_rounds", "vary_flow"]
@@ -48,6 +48,9 @@ public enum ConfigSchema {
       }
       if let node = top["querier_watch"]?.value { config.querierWatch = querierWatch(node, &reader) }
       if let node = top["push"]?.value { config.push = push(node, &reader) }
+      if let node = top["target_files"]?.value, let items = reader.list(node, "target_files") {
+        config.targetFiles = targetFiles(items, defaults: config.defaults, &reader)
+      }
     }
     if reader.diagnostics.isEmpty { return .success(config) }
     return .failure(ConfigErrors(reader.diagnostics.sorted { $0.location < $1.location }))

@@ -8,6 +8,8 @@ public struct NetProbeConfig: Sendable, Equatable {
   public var beacons: [BeaconConfig]
   public var querierWatch: QuerierWatchConfig?
   public var push: PushConfig?
+  /// Where more targets come from (`target_files`, read by `TargetFileSet`).
+  public var targetFiles: [TargetFilesConfig] = []
 
   public init(defaults: ProbeOptions = ProbeOptions(), ping: PingSettings = PingSettings(),
               targets: [TargetConfig] = [], multicast: [MulticastGroupConfig] = [],

@@ -34,7 +34,7 @@ public enum Catalogue {
 
   public static let scrapeCollectorDuration = MetricFamily(
     "netprobe_scrape_collector_duration_seconds", .gauge,
-    "How long each collector (agent, process, http, ping, path, multicast, beacon, querier, push) took to render its series for this scrape or push.",
+    "How long each collector (agent, target_files, process, http, ping, path, multicast, beacon, querier, push) took to render its series for this scrape or push.",
     labels: ["collector"])
 
   // MARK: HTTP server
@@ -256,7 +256,7 @@ public enum Catalogue {
     pingReplyTTL, pingDNSFailures, pingUnexpected, pingSocketErrors,
     pathHops, pathReached, pathChanges, pathLastChange, pathHash, pathHopInfo, pathHopRTT, pathHopLoss,
     pathUnreachable, pathMTU, pathSendErrors, pathRounds, pathRoundDuration,
-  ] + multicastFamilies + beaconFamilies + querierFamilies + [
+  ] + multicastFamilies + beaconFamilies + querierFamilies + targetFileFamilies + [
     pushes, pushRetries, pushLastSuccessTimestamp, pushDuration, pushInterval,
     processCPU, processResidentMemory, processVirtualMemory, processOpenFDs, processMaxFDs, processStartTime,
   ]
