@@ -18,22 +18,36 @@ struct NetProbeExporter: ParsableCommand {
     version: "netprobe_exporter \(BuildInfo.version) (revision \(BuildInfo.revision))"
   )
 
-  @Option(name: .customLong("config.file"), help: ArgumentHelp("Configuration file (YAML-lite). Default: the embedded loopback-only configuration.", valueName: "path"))
+  @Option(
+    name: .customLong("config.file"),
+    help: ArgumentHelp("Configuration file (YAML-lite). Default: the embedded loopback-only configuration.", valueName: "path"))
   var configFile: String?
 
-  @Option(name: .customLong("web.listen-address"), help: ArgumentHelp("Address to serve /metrics on: host:port, [v6]:port or :port.", valueName: "address"))
+  @Option(
+    name: .customLong("web.listen-address"),
+    help: ArgumentHelp("Address to serve /metrics on: host:port, [v6]:port or :port.", valueName: "address"))
   var listenAddress = ":9469"
 
-  @Option(name: .customLong("web.config.file"), help: ArgumentHelp("Web configuration file (the exporter-toolkit format): TLS, client certificates, bcrypt basic auth, extra headers. Re-read on reload.", valueName: "path"))
+  @Option(
+    name: .customLong("web.config.file"),
+    help: ArgumentHelp(
+      "Web configuration file (the exporter-toolkit format): TLS, client certificates, bcrypt basic auth, extra headers. Re-read on reload.",
+      valueName: "path"))
   var webConfigFile: String?
 
   @Option(name: .customLong("web.telemetry-path"), help: ArgumentHelp("Path of the metrics endpoint.", valueName: "path"))
   var telemetryPath = "/metrics"
 
-  @Option(name: .customLong("web.max-connections"), help: ArgumentHelp("HTTP connections held at once (lowered to what the open-file limit leaves); a newcomer above it replaces an idle or unfinished connection.", valueName: "n"))
+  @Option(
+    name: .customLong("web.max-connections"),
+    help: ArgumentHelp(
+      "HTTP connections held at once (lowered to what the open-file limit leaves); a newcomer above it replaces an idle or unfinished connection.",
+      valueName: "n"))
   var maxConnections = 512
 
-  @Option(name: .customLong("web.max-connections-per-ip"), help: ArgumentHelp("HTTP connections one client address may hold; 0 for no limit.", valueName: "n"))
+  @Option(
+    name: .customLong("web.max-connections-per-ip"),
+    help: ArgumentHelp("HTTP connections one client address may hold; 0 for no limit.", valueName: "n"))
   var maxConnectionsPerIP = 32
 
   @Option(name: .customLong("log.level"), help: "Only log messages of this level or above: debug, info, warn, error.")
@@ -42,7 +56,9 @@ struct NetProbeExporter: ParsableCommand {
   @Option(name: .customLong("log.format"), help: "Log line format: logfmt or json.")
   var logFormat: FormatOption = .logfmt
 
-  @Flag(name: .customLong("check-config"), help: "Validate the configuration, print what would be probed and joined, and exit (0 valid, 2 invalid). Opens no socket.")
+  @Flag(
+    name: .customLong("check-config"),
+    help: "Validate the configuration, print what would be probed and joined, and exit (0 valid, 2 invalid). Opens no socket.")
   var checkConfig = false
 
   enum LevelOption: String, ExpressibleByArgument, CaseIterable {
@@ -64,9 +80,11 @@ struct NetProbeExporter: ParsableCommand {
 
   func validate() throws {
     guard SocketAddress.parseListen(listenAddress) != nil else {
-      throw ValidationError("--web.listen-address '\(listenAddress)': expected host:port, [ipv6]:port or :port, with a numeric address or localhost")
+      throw ValidationError(
+        "--web.listen-address '\(listenAddress)': expected host:port, [ipv6]:port or :port, with a numeric address or localhost")
     }
-    guard telemetryPath.hasPrefix("/"), !telemetryPath.contains(" "), !["/", "/-/healthy", "/-/ready", "/-/reload"].contains(telemetryPath) else {
+    guard telemetryPath.hasPrefix("/"), !telemetryPath.contains(" "), !["/", "/-/healthy", "/-/ready", "/-/reload"].contains(telemetryPath)
+    else {
       throw ValidationError("--web.telemetry-path '\(telemetryPath)': expected a path starting with '/' that is not '/' or a /-/ endpoint")
     }
     guard maxConnections >= 1 else { throw ValidationError("--web.max-connections must be at least 1") }
@@ -215,11 +233,13 @@ struct NetProbeExporter: ParsableCommand {
     }
     server.start()
     agent.markReady()
-    logger.info("listening", metadata: [
-      "address": "\(server.localAddress)", "telemetry_path": "\(telemetryPath)", "config": "\(source)",
-      "web": "\(webConfig?.summary ?? "plain HTTP; no basic auth")",
-      "version": "\(BuildInfo.version)", "targets": "\(agent.config.targets.count)", "multicast_groups": "\(config.multicast.count)",
-    ])
+    logger.info(
+      "listening",
+      metadata: [
+        "address": "\(server.localAddress)", "telemetry_path": "\(telemetryPath)", "config": "\(source)",
+        "web": "\(webConfig?.summary ?? "plain HTTP; no basic auth")",
+        "version": "\(BuildInfo.version)", "targets": "\(agent.config.targets.count)", "multicast_groups": "\(config.multicast.count)",
+      ])
     stop.wait()
     server.stop()
     agent.stop()
@@ -242,13 +262,16 @@ struct NetProbeExporter: ParsableCommand {
     if let before, before.soft < limit.soft {
       logger.debug("raised the open-file limit", metadata: ["from": "\(before.soft)", "to": "\(limit.soft)"])
     }
-    let budget = DescriptorBudget(requested: maxConnections, softLimit: limit.soft, openNow: OpenFileLimit.openDescriptors() ?? 16,
-                                  engineSockets: DescriptorBudget.engineSockets(for: config))
+    let budget = DescriptorBudget(
+      requested: maxConnections, softLimit: limit.soft, openNow: OpenFileLimit.openDescriptors() ?? 16,
+      engineSockets: DescriptorBudget.engineSockets(for: config))
     if budget.lowered {
-      logger.warning("--web.max-connections lowered to fit the open-file limit", metadata: [
-        "requested": "\(maxConnections)", "max_connections": "\(budget.connections)",
-        "open_files_limit": "\(limit.soft)", "reserved_descriptors": "\(budget.reserved)",
-      ])
+      logger.warning(
+        "--web.max-connections lowered to fit the open-file limit",
+        metadata: [
+          "requested": "\(maxConnections)", "max_connections": "\(budget.connections)",
+          "open_files_limit": "\(limit.soft)", "reserved_descriptors": "\(budget.reserved)",
+        ])
     }
     return budget.connections
   }

@@ -28,11 +28,12 @@ func fuzzHTTP(iterations: Int, seed: UInt64) -> Int {
   }
   var parsed = 0
   for index in 0..<iterations {
-    let input = index % 32 == 31
+    let input =
+      index % 32 == 31
       ? mutator.mutate(longSeeds[index % longSeeds.count])
       : index % 3 == 0
-      ? mutator.randomInput(maxLength: 512)
-      : mutator.mutate(seeds[index % seeds.count])
+        ? mutator.randomInput(maxLength: 512)
+        : mutator.mutate(seeds[index % seeds.count])
     if case .request(let request, let length) = HTTPRequestParser.parse(input) {
       precondition(length <= input.count, "head length beyond the input")
       precondition(length <= limit + 4, "a head above the limit was accepted")

@@ -4,8 +4,10 @@ import NetProbe
 private let fuzzNonce: UInt64 = 0x0123_4567_89AB_CDEF
 
 /// An echo request or reply carrying our payload, as `PingLoop` builds it.
-private func echo(type: UInt8, family: IPAddress.Family, identifier: UInt16 = 0x1234, sequence: UInt32 = 7,
-                  slot: UInt32 = 3, payloadSize: Int = 40) -> [UInt8] {
+private func echo(
+  type: UInt8, family: IPAddress.Family, identifier: UInt16 = 0x1234, sequence: UInt32 = 7,
+  slot: UInt32 = 3, payloadSize: Int = 40
+) -> [UInt8] {
   var payload = ProbePayload.padding(count: payloadSize)
   ProbePayload(nonce: fuzzNonce, slot: slot, sequence: sequence, sendTimeNanoseconds: 1_700_000_000_000_000_000)
     .write(into: &payload)
@@ -15,12 +17,15 @@ private func echo(type: UInt8, family: IPAddress.Family, identifier: UInt16 = 0x
 
 /// A 20-byte IPv4 header from 198.18.0.1 to 198.19.0.1 (protocol ICMP).
 private func ipv4Header(totalLength: Int) -> [UInt8] {
-  [0x45, 0x00, UInt8(totalLength >> 8), UInt8(totalLength & 0xFF), 0, 0, 0x40, 0, 1, 1, 0, 0,
-   198, 18, 0, 1, 198, 19, 0, 1]
+  [
+    0x45, 0x00, UInt8(totalLength >> 8), UInt8(totalLength & 0xFF), 0, 0, 0x40, 0, 1, 1, 0, 0,
+    198, 18, 0, 1, 198, 19, 0, 1,
+  ]
 }
 
 /// A 40-byte IPv6 header (next header 58) to 2001:db8::2.
-private let ipv6Header: [UInt8] = [0x60, 0, 0, 0, 0, 48, 58, 1]
+private let ipv6Header: [UInt8] =
+  [0x60, 0, 0, 0, 0, 48, 58, 1]
   + [0x20, 0x01, 0x0D, 0xB8] + [UInt8](repeating: 0, count: 11) + [1]
   + [0x20, 0x01, 0x0D, 0xB8] + [UInt8](repeating: 0, count: 11) + [2]
 

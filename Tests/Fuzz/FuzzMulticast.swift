@@ -35,8 +35,9 @@ private struct MulticastSeeds {
   mutating func beacon(sendTime: Int64, _ rng: inout SeededGenerator) -> [UInt8] {
     let sender = Int.random(in: 0..<3, using: &rng)
     beaconSequence[sender] = Self.step(beaconSequence[sender], &rng)
-    let payload = BeaconPayload(streamID: 1, senderID: UInt32(sender) &* 0x0101_0101, sequence: beaconSequence[sender],
-                                sendTimeNanoseconds: sendTime)
+    let payload = BeaconPayload(
+      streamID: 1, senderID: UInt32(sender) &* 0x0101_0101, sequence: beaconSequence[sender],
+      sendTimeNanoseconds: sendTime)
     return payload.encoded(size: Int.random(in: 32...96, using: &rng))
   }
 
@@ -128,8 +129,10 @@ private struct Subject {
   let receivedStep: UInt64?
   let delay: Bool
 
-  init(_ name: String, _ analyzer: PayloadAnalyzer, receivedStep: UInt64?, delay: Bool = false,
-       expectAccepted: @escaping (ArraySlice<UInt8>) -> Bool?) {
+  init(
+    _ name: String, _ analyzer: PayloadAnalyzer, receivedStep: UInt64?, delay: Bool = false,
+    expectAccepted: @escaping (ArraySlice<UInt8>) -> Bool?
+  ) {
     self.name = name
     self.analyzer = analyzer
     previous = analyzer.snapshot
@@ -143,9 +146,10 @@ private struct Subject {
   mutating func settle(input: Int, seed: UInt64) {
     analyzer.settle()
     let now = analyzer.snapshot
-    precondition(now.lost >= previous.lost && now.duplicate >= previous.duplicate
-                   && now.lost - previous.lost <= 64 * 64 && now.duplicate - previous.duplicate <= 64,
-                 "multicast: \(name): settling moved loss wrongly at input \(input) (seed \(seed))")
+    precondition(
+      now.lost >= previous.lost && now.duplicate >= previous.duplicate
+        && now.lost - previous.lost <= 64 * 64 && now.duplicate - previous.duplicate <= 64,
+      "multicast: \(name): settling moved loss wrongly at input \(input) (seed \(seed))")
     var unchanged = now
     unchanged.lost = previous.lost
     unchanged.duplicate = previous.duplicate
@@ -161,8 +165,10 @@ private struct Subject {
     func require(_ condition: Bool, _ what: String) {
       precondition(condition, "multicast: \(name): \(what) at input \(input) (seed \(seed))")
     }
-    for (new, old) in [(now.received, before.received), (now.lost, before.lost), (now.duplicate, before.duplicate),
-                       (now.late, before.late), (now.resets, before.resets)] {
+    for (new, old) in [
+      (now.received, before.received), (now.lost, before.lost), (now.duplicate, before.duplicate),
+      (now.late, before.late), (now.resets, before.resets),
+    ] {
       require(new >= old, "a counter went down")
     }
     if let errors = now.mpegtsErrors {
@@ -244,18 +250,20 @@ func fuzzMulticast(iterations: Int, seed: UInt64) -> Int {
     default: arrival -= 1_000_000_000  // the wall clock stepped back
     }
     let valid = seeds.next(sendTime: arrival - Int64.random(in: -1_000_000...5_000_000, using: &rng), &rng)
-    let datagram = switch index % 4 {
-    case 0: valid
-    case 1, 2: mutator.mutate(valid)
-    default: mutator.randomInput(maxLength: 1400)
-    }
+    let datagram =
+      switch index % 4 {
+      case 0: valid
+      case 1, 2: mutator.mutate(valid)
+      default: mutator.randomInput(maxLength: 1400)
+      }
     // At a random offset in a larger buffer, so the slice's indices do not start at 0.
     let offset = Int.random(in: 0...64, using: &rng)
     let buffer = [UInt8](repeating: 0xA5, count: offset) + datagram + [0x5A, 0x5A]
     let slice = buffer[offset..<(offset + datagram.count)]
     if let packet = RTPPacket(parsing: slice) {
-      precondition(packet.payloadOffsets.lowerBound >= RTPPacket.fixedHeaderSize && packet.payloadOffsets.upperBound <= slice.count,
-                   "multicast: RTP payload outside its datagram at input \(index) (seed \(seed))")
+      precondition(
+        packet.payloadOffsets.lowerBound >= RTPPacket.fixedHeaderSize && packet.payloadOffsets.upperBound <= slice.count,
+        "multicast: RTP payload outside its datagram at input \(index) (seed \(seed))")
     }
     // Now and then the socket dropped datagrams just before this one (SO_RXQ_OVFL): they
     // may excuse part of a gap, never make a counter go down or a class count twice.
@@ -263,7 +271,8 @@ func fuzzMulticast(iterations: Int, seed: UInt64) -> Int {
     if index % 101 == 50 {
       for subject in subjects.indices { subjects[subject].settle(input: index, seed: seed) }
     }
-    for subject in subjects.indices where subjects[subject].check(slice, arrival: arrival, hostDropped: hostDropped, input: index, seed: seed) {
+    for subject in subjects.indices
+    where subjects[subject].check(slice, arrival: arrival, hostDropped: hostDropped, input: index, seed: seed) {
       accepted[subject] += 1
     }
   }

@@ -4,9 +4,15 @@ import NetProbe
 /// Target files in both formats, valid or nearly so: Prometheus' own examples and the
 /// constructs the reader gives a meaning to (ports, IPv6 in brackets, meta labels, escapes).
 private let targetFileSeeds: [(String, TargetFileFormat)] = [
-  ("[\n\t{\n\t\t\"targets\": [\"localhost:9090\", \"example.org:443\"],\n\t\t\"labels\": {\n\t\t\t\"foo\": \"bar\"\n\t\t}\n\t},\n\t{\n\t\t\"targets\": [\"my.domain\"]\n\t}\n]\n", .json),
+  (
+    "[\n\t{\n\t\t\"targets\": [\"localhost:9090\", \"example.org:443\"],\n\t\t\"labels\": {\n\t\t\t\"foo\": \"bar\"\n\t\t}\n\t},\n\t{\n\t\t\"targets\": [\"my.domain\"]\n\t}\n]\n",
+    .json
+  ),
   ("- targets: ['localhost:9090', 'example.org:443']\n  labels:\n    foo: bar\n\n- targets: ['my.domain']\n", .yaml),
-  ("[{\"targets\": [\"198.18.0.1\", \"[2001:db8::1]:80\"], \"labels\": {\"__name\": \"a\", \"city\": \"K\\u00f8ge \\ud83d\\ude00\"}}, null]", .json),
+  (
+    "[{\"targets\": [\"198.18.0.1\", \"[2001:db8::1]:80\"], \"labels\": {\"__name\": \"a\", \"city\": \"K\\u00f8ge \\ud83d\\ude00\"}}, null]",
+    .json
+  ),
   ("- targets:\n  - 198.18.0.1\n  - 2001:db8::2\n  labels: {__name: b, rack: r1, n: 1}\n- null\n", .yaml),
   ("[{\"targets\": [], \"labels\": {}}, {\"targets\": [\"a.example\"], \"labels\": {\"x\": null}}, [], 1.5e3, true]", .json),
 ]
@@ -44,8 +50,9 @@ func fuzzTargetFiles(iterations: Int, seed: UInt64) -> Int {
         if let address = target.address { precondition(!address.isMulticast && !address.isUnspecified, "accepted \(address)") }
       }
       if format == .json {
-        precondition((try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) != nil,
-                     "JSON accepted here but not by Foundation: \(text)")
+        precondition(
+          (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) != nil,
+          "JSON accepted here but not by Foundation: \(text)")
       }
     case .failure(let errors):
       precondition(!errors.diagnostics.isEmpty, "a failure without a message")

@@ -27,7 +27,8 @@ func fuzzWebConfig(iterations: Int, seed: UInt64) -> Int {
   let seeds = webSeedFiles().map { Array($0.utf8) }
   var valid = 0
   for index in 0..<iterations {
-    let input = index % 2 == 0
+    let input =
+      index % 2 == 0
       ? mutator.randomInput(maxLength: 256)
       : mutator.mutate(seeds[(index / 2) % seeds.count])
     switch WebConfigLoader.parse(String(decoding: input, as: UTF8.self), file: "/fuzz/web.yml") {

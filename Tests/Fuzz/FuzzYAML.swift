@@ -31,7 +31,8 @@ func fuzzYAML(iterations: Int, seed: UInt64) -> Int {
   var accepted = 0
   var valid = 0
   for index in 0..<iterations {
-    let input = index % 2 == 0
+    let input =
+      index % 2 == 0
       ? mutator.randomInput(maxLength: 256)
       : mutator.mutate(seeds[(index / 2) % seeds.count])
     guard let root = try? YAMLLite.parse(String(decoding: input, as: UTF8.self)) else { continue }
@@ -44,7 +45,8 @@ func fuzzYAML(iterations: Int, seed: UInt64) -> Int {
     case .failure(let errors): precondition(!errors.diagnostics.isEmpty, "a failure without a message")
     }
   }
-  print("yaml: \(iterations) inputs from \(seeds.count) seeds, \(accepted) accepted, \(valid) valid configurations, no crash (seed \(seed))")
+  print(
+    "yaml: \(iterations) inputs from \(seeds.count) seeds, \(accepted) accepted, \(valid) valid configurations, no crash (seed \(seed))")
   return iterations
 }
 

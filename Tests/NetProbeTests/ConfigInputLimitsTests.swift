@@ -55,7 +55,10 @@ import Testing
     try handle.truncate(atOffset: UInt64(FileContents.operatorFileLimit + 1))
     try handle.close()
     let lines = loadErrors(file.path)
-    #expect(lines == ["\(file.path):1:1: cannot read the file: it is 16777217 bytes, over the limit of 16777216 bytes (16 MiB) for files the exporter reads"])
+    #expect(
+      lines == [
+        "\(file.path):1:1: cannot read the file: it is 16777217 bytes, over the limit of 16777216 bytes (16 MiB) for files the exporter reads"
+      ])
   }
 
   @Test func aNamedFileThatIsAFIFOIsAnErrorAtItsLine() throws {
@@ -66,10 +69,11 @@ import Testing
     try "push:\n  url: http://127.0.0.1:9091\n  basic_auth:\n    username: u\n    password_file: secret\n  tls:\n    ca_file: /dev/zero\n"
       .write(to: file, atomically: true, encoding: .utf8)
     let secret = directory.appendingPathComponent("secret").path
-    #expect(loadErrors(file.path) == [
-      "\(file.path):5:20: cannot use \(secret): it is a FIFO (named pipe), not a regular file",
-      "\(file.path):7:14: cannot use /dev/zero: it is a character device, not a regular file",
-    ])
+    #expect(
+      loadErrors(file.path) == [
+        "\(file.path):5:20: cannot use \(secret): it is a FIFO (named pipe), not a regular file",
+        "\(file.path):7:14: cannot use /dev/zero: it is a character device, not a regular file",
+      ])
     // At push time too: the password is not read from a FIFO.
     #expect(throws: FileReadError.notRegularFile(.fifo)) { try PushTarget.password(fromFile: secret) }
   }
@@ -78,7 +82,8 @@ import Testing
     let value = String(repeating: "x", count: 10_000_000)
     let lines = errorLines("targets:\n  - host: \"\(value)\"\n")
     #expect(lines.count == 1)
-    #expect(lines[0] == "test.yml:2:11: '\(String(repeating: "x", count: 80))… (10000000 bytes)' is neither an IP address nor a valid DNS name")
+    #expect(
+      lines[0] == "test.yml:2:11: '\(String(repeating: "x", count: 80))… (10000000 bytes)' is neither an IP address nor a valid DNS name")
     // A long value where no suggestion can be close is not compared letter by letter
     // (the table would take gigabytes).
     let socket = errorLines("defaults:\n  socket: \(String(repeating: "r", count: 1_000_000))\n")
@@ -111,11 +116,12 @@ import Testing
         - host: 198.18.0.2
           ttl: 64 : 3
       """
-    #expect(errorLines(text + "\n") == [
-      "test.yml:3:13: expected ':' after mapping key",
-      "test.yml:6:13: unclosed '[': flow collections must end on the line they start",
-      "test.yml:8:13: unexpected ':' in a value; quote the value if it contains ': '",
-    ])
+    #expect(
+      errorLines(text + "\n") == [
+        "test.yml:3:13: expected ':' after mapping key",
+        "test.yml:6:13: unclosed '[': flow collections must end on the line they start",
+        "test.yml:8:13: unexpected ':' in a value; quote the value if it contains ': '",
+      ])
     // A second document is the end of this one: nothing after it is read as structure.
     #expect(errorLines("targets: []\n---\nbad key\nbad key\n") == ["test.yml:2:1: multiple documents are not supported"])
   }

@@ -65,15 +65,18 @@ import Testing
   }
 
   @Test func unknownKeySuggestsTheNearestOne() {
-    #expect(errorLines("targets:\n  - host: 198.18.0.1\n  - host: 198.18.0.2\n  - host: 198.18.0.3\n    intervall: 2s\n")
-      == ["test.yml:5:5: unknown key 'intervall' in targets[2] (did you mean 'interval'?)"])
+    #expect(
+      errorLines("targets:\n  - host: 198.18.0.1\n  - host: 198.18.0.2\n  - host: 198.18.0.3\n    intervall: 2s\n")
+        == ["test.yml:5:5: unknown key 'intervall' in targets[2] (did you mean 'interval'?)"])
   }
 
   @Test func badDurationNamesTheExpectedForm() {
-    #expect(errorLines("defaults:\n  interval: 1 sec\n")
-      == ["test.yml:2:13: expected a duration such as 500ms, 1s or 2m, got '1 sec'"])
-    #expect(errorLines("defaults:\n  timeout: 60\n")
-      == ["test.yml:2:12: expected a duration such as 500ms, 1s or 2m, got '60'"])
+    #expect(
+      errorLines("defaults:\n  interval: 1 sec\n")
+        == ["test.yml:2:13: expected a duration such as 500ms, 1s or 2m, got '1 sec'"])
+    #expect(
+      errorLines("defaults:\n  timeout: 60\n")
+        == ["test.yml:2:12: expected a duration such as 500ms, 1s or 2m, got '60'"])
   }
 
   @Test func duplicateTargetNamePointsAtTheFirst() {
@@ -97,31 +100,34 @@ import Testing
           port: 5000
 
       """
-    #expect(errorLines(text) == [
-      "test.yml:3:10: 300 out of range: expected an integer from 1 to 255",
-      "test.yml:4:13: expected one of auto, ip4, ip6, got 'ipv4' (did you mean 'ip4'?)",
-      "test.yml:5:11: 'not a host' is neither an IP address nor a valid DNS name",
-      "test.yml:6:5: targets[2] needs a 'host': a DNS name or an IP address",
-      "test.yml:8:12: 198.18.0.1 is not a multicast address (224.0.0.0/4 or ff00::/8)",
-      "test.yml:11:5: multicast[1] needs 'interface'",
-    ])
+    #expect(
+      errorLines(text) == [
+        "test.yml:3:10: 300 out of range: expected an integer from 1 to 255",
+        "test.yml:4:13: expected one of auto, ip4, ip6, got 'ipv4' (did you mean 'ip4'?)",
+        "test.yml:5:11: 'not a host' is neither an IP address nor a valid DNS name",
+        "test.yml:6:5: targets[2] needs a 'host': a DNS name or an IP address",
+        "test.yml:8:12: 198.18.0.1 is not a multicast address (224.0.0.0/4 or ff00::/8)",
+        "test.yml:11:5: multicast[1] needs 'interface'",
+      ])
   }
 
   @Test func yamlBooleansAndNullsMustBeQuotedAsText() {
-    #expect(errorLines("targets:\n  - host: 198.18.0.1\n    labels: {country: NO}\n")
-      == [#"test.yml:3:23: 'NO' is read as a boolean by YAML; quote it ("NO") if you mean text"#])
+    #expect(
+      errorLines("targets:\n  - host: 198.18.0.1\n    labels: {country: NO}\n")
+        == [#"test.yml:3:23: 'NO' is read as a boolean by YAML; quote it ("NO") if you mean text"#])
     let config = try? loadConfig("targets:\n  - host: 198.18.0.1\n    labels: {country: 'NO', rack: 12}\n").get()
     #expect(config?.targets.first?.options.labels == [Label("country", "NO"), Label("rack", "12")])
   }
 
   @Test func labelNamesAreChecked() {
     let lines = errorLines("targets:\n  - host: 198.18.0.1\n    labels: {9lives: a, instance: b, target: c, __x: d}\n")
-    #expect(lines == [
-      "test.yml:3:14: invalid label name '9lives': expected [a-zA-Z_][a-zA-Z0-9_]* not starting with '__'",
-      "test.yml:3:25: label 'instance' is set by Prometheus when it scrapes; set it in the scrape config instead",
-      "test.yml:3:38: label 'target' is set by the exporter on these series; choose another name",
-      "test.yml:3:49: invalid label name '__x': expected [a-zA-Z_][a-zA-Z0-9_]* not starting with '__'",
-    ])
+    #expect(
+      lines == [
+        "test.yml:3:14: invalid label name '9lives': expected [a-zA-Z_][a-zA-Z0-9_]* not starting with '__'",
+        "test.yml:3:25: label 'instance' is set by Prometheus when it scrapes; set it in the scrape config instead",
+        "test.yml:3:38: label 'target' is set by the exporter on these series; choose another name",
+        "test.yml:3:49: invalid label name '__x': expected [a-zA-Z_][a-zA-Z0-9_]* not starting with '__'",
+      ])
   }
 
   /// A custom label may not repeat a label name the exporter sets on any series that
@@ -143,24 +149,33 @@ import Testing
   }
 
   @Test func crossChecks() {
-    #expect(errorLines("targets:\n  - host: 198.18.0.1\n    family: ip6\n")
-      == ["test.yml:3:13: family ip6 contradicts host 198.18.0.1, an ip4 address"])
-    #expect(errorLines("targets:\n  - host: 198.18.0.1\n    source: '2001:db8::1'\n")
-      == ["test.yml:3:13: source 2001:db8::1 is ip6 but host 198.18.0.1 is ip4"])
-    #expect(errorLines("multicast:\n  - group: 239.1.1.1\n    port: 1\n    interface: lo\n    sources: ['2001:db8::1']\n")
-      == ["test.yml:5:15: source 2001:db8::1 is ip6 but group 239.1.1.1 is ip4"])
-    #expect(errorLines("multicast:\n  - {group: 239.1.1.1, port: 1, interface: lo, format: sequence}\n")
-      == ["test.yml:2:56: format sequence needs a 'sequence' mapping with offset, width and endianness"])
-    #expect(errorLines("multicast:\n  - group: 239.1.1.1\n    port: 1\n    interface: lo\n    format: sequence\n    sequence: {offset: 0, width: 3}\n")
-      == ["test.yml:6:34: sequence width must be 2, 4 or 8 bytes, got 3"])
-    #expect(errorLines("multicast:\n  - {group: 239.1.1.1, port: 1, interface: lo, format: rtp, restart_gap: 1s}\n")
-      == ["test.yml:2:61: 'restart_gap' applies only to format mpegts"])
+    #expect(
+      errorLines("targets:\n  - host: 198.18.0.1\n    family: ip6\n")
+        == ["test.yml:3:13: family ip6 contradicts host 198.18.0.1, an ip4 address"])
+    #expect(
+      errorLines("targets:\n  - host: 198.18.0.1\n    source: '2001:db8::1'\n")
+        == ["test.yml:3:13: source 2001:db8::1 is ip6 but host 198.18.0.1 is ip4"])
+    #expect(
+      errorLines("multicast:\n  - group: 239.1.1.1\n    port: 1\n    interface: lo\n    sources: ['2001:db8::1']\n")
+        == ["test.yml:5:15: source 2001:db8::1 is ip6 but group 239.1.1.1 is ip4"])
+    #expect(
+      errorLines("multicast:\n  - {group: 239.1.1.1, port: 1, interface: lo, format: sequence}\n")
+        == ["test.yml:2:56: format sequence needs a 'sequence' mapping with offset, width and endianness"])
+    #expect(
+      errorLines(
+        "multicast:\n  - group: 239.1.1.1\n    port: 1\n    interface: lo\n    format: sequence\n    sequence: {offset: 0, width: 3}\n")
+        == ["test.yml:6:34: sequence width must be 2, 4 or 8 bytes, got 3"])
+    #expect(
+      errorLines("multicast:\n  - {group: 239.1.1.1, port: 1, interface: lo, format: rtp, restart_gap: 1s}\n")
+        == ["test.yml:2:61: 'restart_gap' applies only to format mpegts"])
     #expect(errorLines("multicast:\n  - {group: 239.1.1.1, port: 1, interface: lo, format: mpegts, restart_gap: 5ms}\n").count == 1)
     #expect(errorLines("push:\n  url: ftp://x\n") == ["test.yml:2:8: expected an http:// or https:// URL, got 'ftp://x'"])
-    #expect(errorLines("push:\n  url: http://x\n  interval: 5s\n  timeout: 5s\n")
-      == ["test.yml:4:12: push timeout (5s) must be shorter than its interval (5s), so pushes never overlap"])
-    #expect(errorLines("ping:\n  rtt_buckets: [0.1, 0.05]\n")
-      == ["test.yml:2:22: rtt_buckets must increase: 0.05 is not above 0.1"])
+    #expect(
+      errorLines("push:\n  url: http://x\n  interval: 5s\n  timeout: 5s\n")
+        == ["test.yml:4:12: push timeout (5s) must be shorter than its interval (5s), so pushes never overlap"])
+    #expect(
+      errorLines("ping:\n  rtt_buckets: [0.1, 0.05]\n")
+        == ["test.yml:2:22: rtt_buckets must increase: 0.05 is not above 0.1"])
   }
 
   @Test func querierWatchProtocols() throws {
@@ -168,24 +183,31 @@ import Testing
     #expect(plain.querierWatch?.protocols == [.igmp], "IGMP only by default")
     let both = try loadConfig("querier_watch:\n  interfaces: [eth0]\n  protocols: [mld, igmp]\n").get()
     #expect(both.querierWatch?.protocols == [.mld, .igmp])
-    #expect(errorLines("querier_watch:\n  interfaces: [eth0]\n  protocols: []\n")
-      == ["test.yml:3:14: querier_watch.protocols must list igmp, mld or both"])
-    #expect(errorLines("querier_watch:\n  interfaces: [eth0]\n  protocols: igmp\n")
-      == ["test.yml:3:14: querier_watch.protocols must be a list, got a scalar"])
+    #expect(
+      errorLines("querier_watch:\n  interfaces: [eth0]\n  protocols: []\n")
+        == ["test.yml:3:14: querier_watch.protocols must list igmp, mld or both"])
+    #expect(
+      errorLines("querier_watch:\n  interfaces: [eth0]\n  protocols: igmp\n")
+        == ["test.yml:3:14: querier_watch.protocols must be a list, got a scalar"])
     let summary = ConfigSummary(config: both, source: .embedded).text
-    #expect(summary.contains("Querier watch (mld and igmp) on: eth0\n  query interval 2m5s (the RFC default) unless announced, robustness 2, response 10s\n"))
+    #expect(
+      summary.contains(
+        "Querier watch (mld and igmp) on: eth0\n  query interval 2m5s (the RFC default) unless announced, robustness 2, response 10s\n"))
   }
 
   @Test func wrongShapesAreNamed() {
     #expect(errorLines("targets: 198.18.0.1\n") == ["test.yml:1:10: targets must be a list, got a scalar"])
     #expect(errorLines("targets:\n  - 198.18.0.1\n") == ["test.yml:2:5: targets[0] must be a mapping, got a scalar"])
     #expect(errorLines("- a\n") == ["test.yml:1:1: the configuration must be a mapping, got a list"])
-    #expect(errorLines("defaults:\n  trace: sometimes\n")
-      == ["test.yml:2:10: defaults.trace must be true, false or a mapping of trace settings, got 'sometimes'"])
+    #expect(
+      errorLines("defaults:\n  trace: sometimes\n")
+        == ["test.yml:2:10: defaults.trace must be true, false or a mapping of trace settings, got 'sometimes'"])
   }
 
   @Test func defaultsTraceMappingDoesNotEnableTracing() throws {
-    let config = try loadConfig("defaults:\n  trace: {interval: 2m}\ntargets:\n  - host: 198.18.0.1\n  - host: 198.18.0.2\n    trace: {max_hops: 5}\n").get()
+    let config = try loadConfig(
+      "defaults:\n  trace: {interval: 2m}\ntargets:\n  - host: 198.18.0.1\n  - host: 198.18.0.2\n    trace: {max_hops: 5}\n"
+    ).get()
     #expect(!config.targets[0].options.trace.enabled)
     #expect(config.targets[1].options.trace.enabled)
     #expect(config.targets[1].options.trace.interval == .seconds(120))
@@ -197,7 +219,8 @@ import Testing
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
     let file = directory.appendingPathComponent("netprobe.yml")
-    try "push:\n  url: http://127.0.0.1:9091\n  basic_auth: {username: u, password_file: secret}\n".write(to: file, atomically: true, encoding: .utf8)
+    try "push:\n  url: http://127.0.0.1:9091\n  basic_auth: {username: u, password_file: secret}\n".write(
+      to: file, atomically: true, encoding: .utf8)
     let config = try ConfigLoader.load(.file(file.path)).get()
     #expect(config.push?.basicAuth?.passwordFile == directory.appendingPathComponent("secret").path)
     #expect(ConfigLoader.unreadableFiles(in: config) == [directory.appendingPathComponent("secret").path])

@@ -28,7 +28,10 @@ import Testing
     for good in ["example.com", "a", "core-1.dc.example.", "_srv.example", "xn--bcher-kva.example"] {
       #expect(ConfigValues.isHostName(good), "\(good)")
     }
-    for bad in ["", "-a.example", "a-.example", "a..b", "exa mple.com", "1.2.3.4", "1.2.3", String(repeating: "a", count: 64) + ".com", "bücher.example"] {
+    for bad in [
+      "", "-a.example", "a-.example", "a..b", "exa mple.com", "1.2.3.4", "1.2.3", String(repeating: "a", count: 64) + ".com",
+      "bücher.example",
+    ] {
       #expect(!ConfigValues.isHostName(bad), "\(bad)")
     }
   }

@@ -6,7 +6,8 @@ import Testing
   func parse(_ text: String) -> HTTPRequestParser.Outcome { HTTPRequestParser.parse(Array(text.utf8)) }
 
   @Test func parsesAGetWithHeadersAndQuery() throws {
-    guard case .request(let request, let length) = parse("GET /metrics?a=1 HTTP/1.1\r\nHost: x\r\nAccept-Encoding:  gzip \r\n\r\nrest") else {
+    guard case .request(let request, let length) = parse("GET /metrics?a=1 HTTP/1.1\r\nHost: x\r\nAccept-Encoding:  gzip \r\n\r\nrest")
+    else {
       Issue.record("not parsed")
       return
     }
@@ -92,10 +93,12 @@ import Testing
 @Suite struct HTTPResponseTests {
   @Test func serialisesWithLengthAndConnection() {
     let response = HTTPResponse.text(.notFound, "nope\n")
-    #expect(String(decoding: response.serialized(head: false, keepAlive: true), as: UTF8.self)
-      == "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nnope\n")
-    #expect(String(decoding: response.serialized(head: true, keepAlive: false), as: UTF8.self)
-      == "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
+    #expect(
+      String(decoding: response.serialized(head: false, keepAlive: true), as: UTF8.self)
+        == "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nnope\n")
+    #expect(
+      String(decoding: response.serialized(head: true, keepAlive: false), as: UTF8.self)
+        == "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
   }
 
   @Test(arguments: [

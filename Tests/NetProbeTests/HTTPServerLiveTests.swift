@@ -7,8 +7,10 @@ import Testing
 /// The same routes as `ExporterRoutesTests`, served over a real socket on 127.0.0.1.
 @Suite(.serialized) struct HTTPServerLiveTests {
   /// Starts a server on an ephemeral loopback port around `body`, and stops it after.
-  func withServer(_ options: HTTPServerOptions = HTTPServerOptions(),
-                  _ body: (UInt16, RoutesFixture, HTTPServer) throws -> Void) throws {
+  func withServer(
+    _ options: HTTPServerOptions = HTTPServerOptions(),
+    _ body: (UInt16, RoutesFixture, HTTPServer) throws -> Void
+  ) throws {
     let fixture = try RoutesFixture()
     let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: fixture.routes, options: options)
     fixture.registry.register("http", server.metrics)
@@ -24,7 +26,9 @@ import Testing
       let first = try #require(connection.readResponse())
       #expect(first.status == 200 && first.headers["connection"] == "keep-alive")
       #expect(first.text.contains("# TYPE netprobe_build_info gauge"))
-      connection.send("GET /-/healthy HTTP/1.1\r\nHost: t\r\n\r\nHEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+      connection.send(
+        "GET /-/healthy HTTP/1.1\r\nHost: t\r\n\r\nHEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+      )
       #expect(connection.readResponse()?.text == "Healthy.\n")
       let head = try #require(connection.readResponse(head: true))
       #expect(head.status == 200 && head.body.isEmpty && Int(head.headers["content-length"] ?? "") ?? 0 > 100)

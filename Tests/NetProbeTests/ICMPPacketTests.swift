@@ -5,8 +5,10 @@ import Testing
   let nonce: UInt64 = 0x0123_4567_89AB_CDEF
 
   /// A reply as a host would send it: our request's payload echoed back.
-  func reply(family: IPAddress.Family = .ip4, identifier: UInt16 = 0x4242, sequence: UInt32 = 7, nonce: UInt64? = nil,
-             slot: UInt32 = 3, payloadSize: Int = 56, mutate: (inout [UInt8]) -> Void = { _ in }) -> [UInt8] {
+  func reply(
+    family: IPAddress.Family = .ip4, identifier: UInt16 = 0x4242, sequence: UInt32 = 7, nonce: UInt64? = nil,
+    slot: UInt32 = 3, payloadSize: Int = 56, mutate: (inout [UInt8]) -> Void = { _ in }
+  ) -> [UInt8] {
     var payload = ProbePayload.padding(count: payloadSize)
     ProbePayload(nonce: nonce ?? self.nonce, slot: slot, sequence: sequence, sendTimeNanoseconds: 1_700_000_000_000_000_000)
       .write(into: &payload)
@@ -41,7 +43,10 @@ import Testing
       let matcher = ReplyMatcher(family: .ip4, kind: kind, nonce: nonce)
       // Datagram sockets: the kernel rewrote the identifier; it must not matter.
       let identifier: UInt16 = kind == .raw ? 0x4242 : 0x9999
-      guard case .candidate(let payload, let sequence, let length) = matcher.match(reply(identifier: identifier)[...], identifiers: (0x4242, 0x4242)) else {
+      guard
+        case .candidate(let payload, let sequence, let length) = matcher.match(
+          reply(identifier: identifier)[...], identifiers: (0x4242, 0x4242))
+      else {
         Issue.record("\(kind): our reply not matched")
         continue
       }

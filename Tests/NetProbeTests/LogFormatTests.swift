@@ -8,14 +8,16 @@ import Testing
   let time = Date(timeIntervalSince1970: 1_764_061_950.25)
 
   @Test func logfmtQuotesOnlyWhatNeedsIt() {
-    let line = LineLogHandler.render(time: time, level: .warning, message: "reload failed",
-                                     metadata: ["error": "a.yml:1:2: bad \"x\"", "targets": "3"], format: .logfmt)
+    let line = LineLogHandler.render(
+      time: time, level: .warning, message: "reload failed",
+      metadata: ["error": "a.yml:1:2: bad \"x\"", "targets": "3"], format: .logfmt)
     #expect(line == #"ts=2025-11-25T09:12:30.250Z level=warn msg="reload failed" error="a.yml:1:2: bad \"x\"" targets=3"# + "\n")
   }
 
   @Test func jsonEscapesEverything() throws {
-    let line = LineLogHandler.render(time: time, level: .error, message: "two\nlines\u{1}",
-                                     metadata: ["path": "C:\\x"], format: .json)
+    let line = LineLogHandler.render(
+      time: time, level: .error, message: "two\nlines\u{1}",
+      metadata: ["path": "C:\\x"], format: .json)
     #expect(line == #"{"ts":"2025-11-25T09:12:30.250Z","level":"error","msg":"two\nlines\u0001","path":"C:\\x"}"# + "\n")
     let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
     #expect(object?["msg"] == "two\nlines\u{1}")

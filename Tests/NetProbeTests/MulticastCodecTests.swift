@@ -3,8 +3,9 @@ import Testing
 @testable import NetProbe
 
 @Suite struct BeaconPayloadTests {
-  let beacon = BeaconPayload(streamID: 0x0102_0304, senderID: 0x0A0B_0C0D, sequence: 0x1122_3344_5566_7788,
-                             sendTimeNanoseconds: -2)
+  let beacon = BeaconPayload(
+    streamID: 0x0102_0304, senderID: 0x0A0B_0C0D, sequence: 0x1122_3344_5566_7788,
+    sendTimeNanoseconds: -2)
 
   /// `struct.pack(">4sB3xIIQq", b"NPBC", 1, 0x01020304, 0x0A0B0C0D, 0x1122334455667788, -2)`,
   /// what the lab's Python sender writes.
@@ -53,8 +54,9 @@ import Testing
 
 @Suite struct RTPPacketTests {
   @Test func parsesTheFixedHeader() throws {
-    let bytes = MulticastTestPackets.rtp(payloadType: 33, sequence: 0x1234, timestamp: 0xDEAD_BEEF, ssrc: 0x0102_0304,
-                                         marker: true, payload: [1, 2, 3, 4])
+    let bytes = MulticastTestPackets.rtp(
+      payloadType: 33, sequence: 0x1234, timestamp: 0xDEAD_BEEF, ssrc: 0x0102_0304,
+      marker: true, payload: [1, 2, 3, 4])
     let packet = try #require(RTPPacket(parsing: bytes))
     #expect(packet.payloadType == 33 && packet.marker)
     #expect(packet.sequence == 0x1234 && packet.timestamp == 0xDEAD_BEEF && packet.ssrc == 0x0102_0304)

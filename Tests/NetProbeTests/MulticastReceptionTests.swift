@@ -85,8 +85,9 @@ import Testing
   }
 
   @Test func aJoinTestsLatencyRunsFromItsOwnJoinAcrossRetries() throws {
-    let config = MulticastGroupConfig(name: "a", group: try #require(IPAddress("239.1.1.1")), port: 5000, interface: "eth0",
-                                      joinLatencyTest: JoinLatencyTest(interval: .seconds(30)), location: SourceLocation(line: 1, column: 1))
+    let config = MulticastGroupConfig(
+      name: "a", group: try #require(IPAddress("239.1.1.1")), port: 5000, interface: "eth0",
+      joinLatencyTest: JoinLatencyTest(interval: .seconds(30)), location: SourceLocation(line: 1, column: 1))
     var stats = StreamStats(analyzer: PayloadAnalyzer(config: config), delayBuckets: [0.001])
     stats.joined(at: 5 * second, afterLeave: false)
     #expect(stats.awaitingSince == 5 * second && !stats.joinTestPending)
@@ -111,17 +112,19 @@ import Testing
   /// membership) keeps the sequence accounting: the numbers sent meanwhile are lost, as on
   /// a group that stayed joined. Only the join latency test's own leave is forgiven.
   @Test func onlyAJoinTestsLeaveIsForgivenAcrossARejoin() throws {
-    let config = MulticastGroupConfig(name: "a", group: try #require(IPAddress("232.1.1.1")), port: 5000, interface: "eth0",
-                                      sources: [try #require(IPAddress("198.18.0.9"))], format: .sequence,
-                                      sequenceField: SequenceField(offset: 0, width: 4, endianness: .big),
-                                      location: SourceLocation(line: 1, column: 1))
+    let config = MulticastGroupConfig(
+      name: "a", group: try #require(IPAddress("232.1.1.1")), port: 5000, interface: "eth0",
+      sources: [try #require(IPAddress("198.18.0.9"))], format: .sequence,
+      sequenceField: SequenceField(offset: 0, width: 4, endianness: .big),
+      location: SourceLocation(line: 1, column: 1))
     func stream(across afterLeave: Bool) -> PayloadSnapshot {
       var stats = StreamStats(analyzer: PayloadAnalyzer(config: config), delayBuckets: [0.001])
       func receive(_ range: ClosedRange<UInt32>) {
         for sequence in range {
           stats.packets += 1
-          _ = stats.analyzer.analyze(MulticastTestPackets.embedded(MulticastTestPackets.withBigEndian(UInt64(sequence), width: 4)),
-                                     arrival: 0)
+          _ = stats.analyzer.analyze(
+            MulticastTestPackets.embedded(MulticastTestPackets.withBigEndian(UInt64(sequence), width: 4)),
+            arrival: 0)
         }
       }
       stats.joined(at: 0, afterLeave: false)
@@ -139,20 +142,26 @@ import Testing
   @Test func optionalSeriesFollowTheConfig() throws {
     let address = try #require(IPAddress("239.1.1.1"))
     func names(format: PayloadFormat, clockSynchronized: Bool, joinTest: Bool) -> Set<String> {
-      let config = MulticastGroupConfig(name: "g", group: address, port: 5000, interface: "eth0", format: format,
-                                        clockSynchronized: clockSynchronized,
-                                        joinLatencyTest: joinTest ? JoinLatencyTest(interval: .seconds(30)) : nil,
-                                        location: SourceLocation(line: 1, column: 1))
+      let config = MulticastGroupConfig(
+        name: "g", group: address, port: 5000, interface: "eth0", format: format,
+        clockSynchronized: clockSynchronized,
+        joinLatencyTest: joinTest ? JoinLatencyTest(interval: .seconds(30)) : nil,
+        location: SourceLocation(line: 1, column: 1))
       var exposition = Exposition()
-      MulticastSeries.collect(MulticastGroup(config: config, delayBuckets: [0.001, 0.01]), membership: KernelMembership(), now: 0,
-                              second: 0, into: &exposition)
+      MulticastSeries.collect(
+        MulticastGroup(config: config, delayBuckets: [0.001, 0.01]), membership: KernelMembership(), now: 0,
+        second: 0, into: &exposition)
       let text = String(decoding: exposition.render(), as: UTF8.self)
       return Set(text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { String($0.prefix { $0 != "{" && $0 != " " }) })
     }
-    let delay: Set = ["netprobe_multicast_one_way_delay_seconds_bucket", "netprobe_multicast_one_way_delay_seconds_sum",
-                      "netprobe_multicast_one_way_delay_seconds_count"]
-    let joinTest: Set = ["netprobe_multicast_join_test_latency_seconds_bucket", "netprobe_multicast_join_test_latency_seconds_sum",
-                         "netprobe_multicast_join_test_latency_seconds_count", "netprobe_multicast_join_test_failures_total"]
+    let delay: Set = [
+      "netprobe_multicast_one_way_delay_seconds_bucket", "netprobe_multicast_one_way_delay_seconds_sum",
+      "netprobe_multicast_one_way_delay_seconds_count",
+    ]
+    let joinTest: Set = [
+      "netprobe_multicast_join_test_latency_seconds_bucket", "netprobe_multicast_join_test_latency_seconds_sum",
+      "netprobe_multicast_join_test_latency_seconds_count", "netprobe_multicast_join_test_failures_total",
+    ]
     let plain = names(format: .beacon, clockSynchronized: false, joinTest: false)
     #expect(plain.contains("netprobe_multicast_packets_received_total") && plain.contains("netprobe_multicast_packets_lost_total"))
     #expect(plain.isDisjoint(with: delay), "no one-way delay without clock_synchronized")
@@ -166,9 +175,10 @@ import Testing
   /// Staleness: a stream silent for no_data_timeout keeps its counters but no windowed
   /// gauge (rate 0, deviation -1, no jitter), and its pending holes are settled as lost.
   @Test func aSilentStreamLosesItsGaugesAndSettlesItsTail() throws {
-    let config = MulticastGroupConfig(name: "g", group: try #require(IPAddress("239.1.1.1")), port: 5000, interface: "eth0",
-                                      format: .rtp, expectedRate: 50, noDataTimeout: .seconds(1),
-                                      location: SourceLocation(line: 1, column: 1))
+    let config = MulticastGroupConfig(
+      name: "g", group: try #require(IPAddress("239.1.1.1")), port: 5000, interface: "eth0",
+      format: .rtp, expectedRate: 50, noDataTimeout: .seconds(1),
+      location: SourceLocation(line: 1, column: 1))
     let group = MulticastGroup(config: config, delayBuckets: [0.001])
     let stream = try #require(group.streams[""])
     let epoch: Int64 = 1_700_000_000 * second
@@ -187,8 +197,9 @@ import Testing
     for index in Int64(0)..<500 where index != 490 { receive(UInt16(index), at: index) }
     func scrape(after silence: Int64) -> [String: Double] {
       var exposition = Exposition()
-      MulticastSeries.collect(group, membership: KernelMembership(), now: 499 * step + silence,
-                              second: (epoch + 499 * step + silence) / second, into: &exposition)
+      MulticastSeries.collect(
+        group, membership: KernelMembership(), now: 499 * step + silence,
+        second: (epoch + 499 * step + silence) / second, into: &exposition)
       var values: [String: Double] = [:]
       for line in String(decoding: exposition.render(), as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
         let name = String(line.prefix { $0 != "{" && $0 != " " })
@@ -222,20 +233,23 @@ import Testing
     let other = try #require(IPAddress("198.18.3.3"))
     let group = try #require(IPAddress("239.1.1.1"))
     let ssm = MulticastGroup(
-      config: MulticastGroupConfig(name: "a", group: group, port: 5000, interface: "eth0", sources: [source],
-                                   location: SourceLocation(line: 1, column: 1)),
+      config: MulticastGroupConfig(
+        name: "a", group: group, port: 5000, interface: "eth0", sources: [source],
+        location: SourceLocation(line: 1, column: 1)),
       delayBuckets: [0.001])
     #expect(ssm.stream(for: source)?.source == source)
     #expect(ssm.stream(for: other) == nil)
     let asm = MulticastGroup(
-      config: MulticastGroupConfig(name: "b", group: group, port: 5000, interface: "eth0",
-                                   location: SourceLocation(line: 1, column: 1)),
+      config: MulticastGroupConfig(
+        name: "b", group: group, port: 5000, interface: "eth0",
+        location: SourceLocation(line: 1, column: 1)),
       delayBuckets: [0.001])
     #expect(asm.stream(for: other) === asm.streams[""])
     let v6 = try #require(IPAddress("2001:db8::10"))
     let ssm6 = MulticastGroup(
-      config: MulticastGroupConfig(name: "c", group: try #require(IPAddress("ff3e::1")), port: 5000, interface: "eth0",
-                                   sources: [v6], location: SourceLocation(line: 1, column: 1)),
+      config: MulticastGroupConfig(
+        name: "c", group: try #require(IPAddress("ff3e::1")), port: 5000, interface: "eth0",
+        sources: [v6], location: SourceLocation(line: 1, column: 1)),
       delayBuckets: [0.001])
     // A received address (no zone) finds the stream labelled with its text.
     #expect(ssm6.stream(for: .v6(IPv6Bytes(v6.bytes), zone: nil)) === ssm6.streams["2001:db8::10"])

@@ -4,8 +4,10 @@
 /// packets with exactly the fields a test is about.
 enum MulticastTestPackets {
   /// An RTP datagram: the 12-byte fixed header, then `payload`.
-  static func rtp(payloadType: UInt8 = 33, sequence: UInt16, timestamp: UInt32 = 0, ssrc: UInt32 = 0x1111_2222,
-                  marker: Bool = false, payload: [UInt8] = []) -> [UInt8] {
+  static func rtp(
+    payloadType: UInt8 = 33, sequence: UInt16, timestamp: UInt32 = 0, ssrc: UInt32 = 0x1111_2222,
+    marker: Bool = false, payload: [UInt8] = []
+  ) -> [UInt8] {
     var bytes: [UInt8] = [0x80, (marker ? 0x80 : 0) | payloadType]
     bytes += [UInt8(sequence >> 8), UInt8(sequence & 0xFF)]
     bytes += withBigEndian(UInt64(timestamp), width: 4)
@@ -15,8 +17,10 @@ enum MulticastTestPackets {
 
   /// A 188-byte TS packet. `adaptation`: nil for payload only (AFC 01); otherwise an
   /// adaptation field of that many bytes (AFC 11, or 10 when `payload` is false).
-  static func ts(pid: Int, counter: UInt8, payload: Bool = true, adaptation: Int? = nil, discontinuity: Bool = false,
-                 unitStart: Bool = false, transportError: Bool = false, sync: UInt8 = 0x47) -> [UInt8] {
+  static func ts(
+    pid: Int, counter: UInt8, payload: Bool = true, adaptation: Int? = nil, discontinuity: Bool = false,
+    unitStart: Bool = false, transportError: Bool = false, sync: UInt8 = 0x47
+  ) -> [UInt8] {
     var packet = [UInt8](repeating: 0xFF, count: 188)
     packet[0] = sync
     packet[1] = (transportError ? 0x80 : 0) | (unitStart ? 0x40 : 0) | UInt8(pid >> 8 & 0x1F)

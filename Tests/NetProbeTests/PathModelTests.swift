@@ -34,13 +34,13 @@ import Testing
     let changed1 = detector.observe(viaR1)
     #expect(!changed1)
     #expect(detector.confirmed == viaR1)
-    let changed2 = detector.observe(viaR2)          // one round: a candidate only
+    let changed2 = detector.observe(viaR2)  // one round: a candidate only
     #expect(!changed2)
-    let changed3 = detector.observe(viaR1)          // back: the candidate is forgotten
+    let changed3 = detector.observe(viaR1)  // back: the candidate is forgotten
     #expect(!changed3)
     let changed4 = detector.observe(viaR2)
     #expect(!changed4)
-    let changed5 = detector.observe(viaR2)           // two in a row: confirmed
+    let changed5 = detector.observe(viaR2)  // two in a row: confirmed
     #expect(changed5)
     #expect(detector.changes == 1 && detector.confirmed == viaR2)
     let changed6 = detector.observe(viaR2)
@@ -99,8 +99,10 @@ import Testing
   @Test func flowChecksumStaysConstantWhateverTheSequence() {
     var checksums = Set<UInt16>()
     for sequence in [UInt32(0), 1, 77, 65_535, 1_000_000] {
-      var packet = ICMPEcho(type: 8, identifier: 0x1234, sequence: UInt16(truncatingIfNeeded: sequence),
-                            payload: ProbePayload.padding(count: 40)).encoded(family: .ip6)
+      var packet = ICMPEcho(
+        type: 8, identifier: 0x1234, sequence: UInt16(truncatingIfNeeded: sequence),
+        payload: ProbePayload.padding(count: 40)
+      ).encoded(family: .ip6)
       ProbePayload(nonce: 42, slot: 7, sequence: sequence, sendTimeNanoseconds: Int64(sequence) * 977).write(into: &packet, at: 8)
       FlowChecksum.compensate(&packet, at: 32, flow: 0xBEEF)
       checksums.insert(InternetChecksum.compute(packet))
@@ -187,7 +189,10 @@ import Testing
 
   @Test func decodesAnIPv6OffenderAndItsMTU() throws {
     let router = IPAddress("2001:db8:1::1")!
-    guard case .v6(let bytes, _) = router else { Issue.record("not IPv6"); return }
+    guard case .v6(let bytes, _) = router else {
+      Issue.record("not IPv6")
+      return
+    }
     let record = extendedError(origin: 3, type: 2, code: 0, info: 1280, offender: sockaddrIn6(bytes.array))
     let error = try #require(ExtendedError.decode(record))
     #expect(error.origin == 3 && error.type == 2 && error.info == 1280)

@@ -254,12 +254,14 @@ import Testing
   let destination = IPAddress("198.19.0.1")!
 
   func target() throws -> PathTarget {
-    let config = try loadConfig("""
+    let config = try loadConfig(
+      """
       targets:
         - name: far
           host: "198.19.0.1"
           trace: {max_hops: 6, confirm_rounds: 1}
-      """).get()
+      """
+    ).get()
     return PathTarget(config: config.targets[0], slot: 4)
   }
 
@@ -288,12 +290,16 @@ import Testing
 
   @Test func hopSeriesEndWithTheirHop() throws {
     let target = try target()
-    _ = target.state.withLock { $0.record(round([r1, r2, destination]), address: destination, duration: 0.1, wallClock: 1, dontFragment: false) }
+    _ = target.state.withLock {
+      $0.record(round([r1, r2, destination]), address: destination, duration: 0.1, wallClock: 1, dontFragment: false)
+    }
     let long = render(target)
     #expect(long.contains { $0.hasPrefix("netprobe_path_hops{") && $0.hasSuffix(" 3") })
     #expect(long.contains { $0.contains("netprobe_path_hop_info{") && $0.contains(#"hop="3",responder="198.19.0.1""#) })
     #expect(long.contains { $0.hasPrefix("netprobe_path_hop_rtt_seconds{") && $0.contains(#"hop="3""#) })
-    _ = target.state.withLock { $0.record(round([r1, destination]), address: destination, duration: 0.1, wallClock: 2, dontFragment: false) }
+    _ = target.state.withLock {
+      $0.record(round([r1, destination]), address: destination, duration: 0.1, wallClock: 2, dontFragment: false)
+    }
     let short = render(target)
     #expect(short.contains { $0.hasPrefix("netprobe_path_hops{") && $0.hasSuffix(" 2") })
     #expect(!short.contains { $0.contains(#"hop="3""#) }, "hop 3 left the path: its info, RTT and loss series are gone")

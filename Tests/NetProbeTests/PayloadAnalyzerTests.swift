@@ -13,9 +13,10 @@ import Testing
   func config(_ format: PayloadFormat, field: SequenceField? = nil, clockRate: Int? = nil, synchronized: Bool = false)
     -> MulticastGroupConfig
   {
-    MulticastGroupConfig(name: "g", group: IPAddress("239.1.2.3")!, port: 5000, interface: "lo", format: format,
-                         sequenceField: field, clockRate: clockRate, clockSynchronized: synchronized,
-                         location: SourceLocation(line: 1, column: 1))
+    MulticastGroupConfig(
+      name: "g", group: IPAddress("239.1.2.3")!, port: 5000, interface: "lo", format: format,
+      sequenceField: field, clockRate: clockRate, clockSynchronized: synchronized,
+      location: SourceLocation(line: 1, column: 1))
   }
 
   @Test func rawAcceptsAnythingAndTracksNothing() {
@@ -209,7 +210,8 @@ import Testing
   @Test func anRTPHeaderAroundOtherContentIsNotTransportStream() {
     var analyzer = PayloadAnalyzer(config: config(.mpegts))
     // RTP with a 20-byte non-TS payload: neither TS in RTP nor whole TS packets.
-    #expect(analyzer.analyze(P.rtp(payloadType: 96, sequence: 1, payload: [UInt8](repeating: 1, count: 20))[...], arrival: epoch) == .malformed)
+    #expect(
+      analyzer.analyze(P.rtp(payloadType: 96, sequence: 1, payload: [UInt8](repeating: 1, count: 20))[...], arrival: epoch) == .malformed)
     // 376 bytes that parse as RTP but carry no TS: read as plain TS whose first sync byte is lost.
     var plain = P.run(pid: 0x100, from: 0, count: 2)
     plain[0] = 0x80

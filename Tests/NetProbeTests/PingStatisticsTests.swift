@@ -109,8 +109,9 @@ import Testing
 /// not as sent by the counter).
 @Suite struct PingSendAccountingTests {
   func state(window: Int) -> PingTargetState {
-    PingTargetState(ledger: ProbeLedger(capacity: 256), window: ProbeWindow(capacity: window),
-                    histogram: Histogram(upperBounds: [0.01, 0.1]), address: IPAddress("198.19.0.1")!)
+    PingTargetState(
+      ledger: ProbeLedger(capacity: 256), window: ProbeWindow(capacity: window),
+      histogram: Histogram(upperBounds: [0.01, 0.1]), address: IPAddress("198.19.0.1")!)
   }
 
   @Test func refusedSendsAreSentAndLost() throws {
@@ -125,8 +126,10 @@ import Testing
       sequences.append(sequence)
       state.probeHandedOver(refused: index < 13 ? nil : "EMSGSIZE")
       if index < 13 {
-        #expect(state.reply(sequence: sequence, sendTime: now, receiveTime: now + 1_000_000, now: now + 1_000_000,
-                            source: address, payloadMatches: true, ttl: 63) == nil)
+        #expect(
+          state.reply(
+            sequence: sequence, sendTime: now, receiveTime: now + 1_000_000, now: now + 1_000_000,
+            source: address, payloadMatches: true, ttl: 63) == nil)
       }
     }
     for (index, sequence) in sequences.enumerated() { state.expire(sequence: sequence, now: Int64(index) * 1_000_000_000 + 500_000_000) }
@@ -142,8 +145,10 @@ import Testing
     var state = state(window: 10)
     let sequence = state.beginProbe(sendTime: 0, deadline: 500)
     state.probeHandedOver(refused: nil)
-    #expect(state.reply(sequence: sequence, sendTime: 0, receiveTime: 10, now: 10, source: IPAddress("198.19.0.2")!,
-                        payloadMatches: true, ttl: 63) == .wrongSource)
+    #expect(
+      state.reply(
+        sequence: sequence, sendTime: 0, receiveTime: 10, now: 10, source: IPAddress("198.19.0.2")!,
+        payloadMatches: true, ttl: 63) == .wrongSource)
     state.expire(sequence: sequence, now: 500)
     #expect(state.received == 0 && state.window.summary.lossRatio == 1)
   }

@@ -7,13 +7,16 @@ import Testing
 
 @Suite struct PushTests {
   @Test func groupURLEncodesValuesAsTheGatewayExpects() {
-    let url = PushURL.group(base: "http://gw:9091/", job: "netprobe",
-                            labels: [Label("instance", "host-a"), Label("owner", "ops team/eu"), Label("empty", ""), Label("site", "fra 1")])
+    let url = PushURL.group(
+      base: "http://gw:9091/", job: "netprobe",
+      labels: [Label("instance", "host-a"), Label("owner", "ops team/eu"), Label("empty", ""), Label("site", "fra 1")])
     #expect(url == "http://gw:9091/metrics/job/netprobe/instance/host-a/owner@base64/b3BzIHRlYW0vZXU=/empty@base64/=/site/fra%201")
     #expect(PushURL.group(base: "https://gw", job: "a/b", labels: []) == "https://gw/metrics/job@base64/YS9i")
   }
 
-  @Test(arguments: [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("\u{fb}\u{ff}", "w7vDvw=="), ("?>?", "Pz4_")])
+  @Test(arguments: [
+    ("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("\u{fb}\u{ff}", "w7vDvw=="), ("?>?", "Pz4_"),
+  ])
   func base64URL(input: String, expected: String) {
     #expect(PushURL.base64URL(Array(input.utf8)) == expected)
   }
@@ -74,10 +77,14 @@ import Testing
     log.report(.success(), logger: logger, now: Self.start + 140)
     let captured = lines.withLock { $0 }
     #expect(captured.count == 3)
-    #expect(captured[0].contains("msg=\"push rejected by the gateway\"") && captured[0].contains("status=500") && captured[0].contains("body=boom"))
+    #expect(
+      captured[0].contains("msg=\"push rejected by the gateway\"") && captured[0].contains("status=500")
+        && captured[0].contains("body=boom"))
     #expect(captured[1].contains("suppressed_failures=3"))
     // The failures at 75, 90 and 105 s were not logged: the recovery line counts them.
-    #expect(captured[2].contains("msg=\"push recovered\"") && captured[2].contains("failing_for=125s") && captured[2].contains("suppressed_failures=3"))
+    #expect(
+      captured[2].contains("msg=\"push recovered\"") && captured[2].contains("failing_for=125s")
+        && captured[2].contains("suppressed_failures=3"))
   }
 
   @Test func theFirstFailureOfANewOutageIsLoggedAtOnce() {
@@ -133,12 +140,14 @@ import Testing
     let (logger, lines) = capturingLogger()
     var log = FailureLog()
     log.report(.success(retries: 1, after: .rejected(status: 500, body: Array("storage broke\n".utf8))), logger: logger, now: Self.start)
-    log.report(.success(retries: 1, after: .rejected(status: 500, body: Array("storage broke\n".utf8))), logger: logger, now: Self.start + 15)
+    log.report(
+      .success(retries: 1, after: .rejected(status: 500, body: Array("storage broke\n".utf8))), logger: logger, now: Self.start + 15)
     log.report(.success(retries: 1, after: .failure("connection reset")), logger: logger, now: Self.start + 75)
     let captured = lines.withLock { $0 }
     #expect(captured.count == 2)
-    #expect(captured[0].contains("msg=\"push accepted after the gateway rejected an attempt\"") && captured[0].contains("status=500")
-            && captured[0].contains("body=\"storage broke\""))
+    #expect(
+      captured[0].contains("msg=\"push accepted after the gateway rejected an attempt\"") && captured[0].contains("status=500")
+        && captured[0].contains("body=\"storage broke\""))
     #expect(captured[1].contains("msg=\"push accepted after a failed attempt\"") && captured[1].contains("suppressed_failures=1"))
   }
 
@@ -181,8 +190,10 @@ import Testing
     #expect(schedule.nextWait(remaining: .milliseconds(250)) { _ in 150 } == .milliseconds(150))
   }
 
-  @Test(arguments: [(500, true), (502, true), (503, true), (408, true), (429, true),
-                    (400, false), (401, false), (403, false), (404, false), (413, false), (301, false)])
+  @Test(arguments: [
+    (500, true), (502, true), (503, true), (408, true), (429, true),
+    (400, false), (401, false), (403, false), (404, false), (413, false), (301, false),
+  ])
   func retriesOnlyWhatMayPass(status: Int, retried: Bool) {
     #expect(RetrySchedule.isRetryable(.rejected(status: status, body: [])) == retried)
     #expect(RetrySchedule.isRetryable(.failure("connection refused")))
@@ -190,7 +201,8 @@ import Testing
 
   /// `RetrySchedule.push` against a fake clock: each attempt takes `cost`, waits advance the clock.
   private func simulate(timeout: Duration, cost: Duration, answers: [PushAttempt], stopAfterWaits: Int = .max)
-    -> (outcome: PushOutcome?, attempts: [Duration], elapsed: Duration) {
+    -> (outcome: PushOutcome?, attempts: [Duration], elapsed: Duration)
+  {
     let start = ContinuousClock.now
     var now = start
     var attempts: [Duration] = []
@@ -330,7 +342,8 @@ import Testing
       while !String(decoding: data, as: UTF8.self).hasSuffix("# end\n") {
         var wait = [pollfd(fd: connection.fileDescriptor, events: Int16(POLLIN), revents: 0)]
         guard (try? Poller.poll(&wait, timeoutMilliseconds: 5000)) == 1,
-          case .bytes(let count) = try? buffer.withUnsafeMutableBytes({ try connection.receive(into: $0) }) else { break }
+          case .bytes(let count) = try? buffer.withUnsafeMutableBytes({ try connection.receive(into: $0) })
+        else { break }
         data += buffer[0..<count]
       }
       received.withLock { $0 = data }
@@ -341,9 +354,11 @@ import Testing
     // Parts as the exposition gives them, an empty one among them: sent in order, not joined.
     let body = [Array(String(repeating: "x", count: 2_000_000).utf8), [], Array("\n# end\n".utf8)]
     let start = ContinuousClock.now
-    let result = session.perform(CurlRequest(method: "PUT", url: "http://127.0.0.1:\(port)/metrics/job/j", body: body,
-                                             headers: ["Content-Type: text/plain"], connectTimeout: .seconds(2), totalTimeout: .seconds(5),
-                                             username: "u", password: "p"))
+    let result = session.perform(
+      CurlRequest(
+        method: "PUT", url: "http://127.0.0.1:\(port)/metrics/job/j", body: body,
+        headers: ["Content-Type: text/plain"], connectTimeout: .seconds(2), totalTimeout: .seconds(5),
+        username: "u", password: "p"))
     done.wait()
     #expect(try result.get().status == 200)
     // Above 1 MiB libcurl would wait a second for "100 Continue" unless Expect: is suppressed.
@@ -359,8 +374,10 @@ import Testing
   @Test func curlReportsItsOwnErrorText() throws {
     let session = try CurlSession()
     // Port 1 on loopback: nothing listens there, the connection is refused at once.
-    let result = session.perform(CurlRequest(method: "PUT", url: "http://127.0.0.1:1/metrics/job/j", body: [[1]],
-                                             connectTimeout: .seconds(1), totalTimeout: .seconds(2)))
+    let result = session.perform(
+      CurlRequest(
+        method: "PUT", url: "http://127.0.0.1:1/metrics/job/j", body: [[1]],
+        connectTimeout: .seconds(1), totalTimeout: .seconds(2)))
     guard case .failure(let failure) = result else {
       Issue.record("a push to a closed port succeeded")
       return
@@ -379,9 +396,11 @@ import Testing
     let port = try listener.localAddress().port
     let session = try CurlSession()
     let start = ContinuousClock.now
-    let result = session.perform(CurlRequest(method: "PUT", url: "http://127.0.0.1:\(port)/metrics/job/j", body: [Array("a 1\n".utf8)],
-                                             connectTimeout: .seconds(10), totalTimeout: .seconds(10)),
-                                 abandon: { ContinuousClock.now - start > .milliseconds(300) })
+    let result = session.perform(
+      CurlRequest(
+        method: "PUT", url: "http://127.0.0.1:\(port)/metrics/job/j", body: [Array("a 1\n".utf8)],
+        connectTimeout: .seconds(10), totalTimeout: .seconds(10)),
+      abandon: { ContinuousClock.now - start > .milliseconds(300) })
     let elapsed = ContinuousClock.now - start
     guard case .failure(let failure) = result else {
       Issue.record("a request nobody answered succeeded")
@@ -390,8 +409,10 @@ import Testing
     #expect(failure.code == CurlFailure.abandonedCode)
     #expect(elapsed >= .milliseconds(300) && elapsed < .milliseconds(1300), "abandoned after \(elapsed)")
     // The session still works afterwards (the dropped transfer left the multi handle).
-    let refused = session.perform(CurlRequest(method: "DELETE", url: "http://127.0.0.1:1/metrics/job/j",
-                                              connectTimeout: .seconds(1), totalTimeout: .seconds(2)))
+    let refused = session.perform(
+      CurlRequest(
+        method: "DELETE", url: "http://127.0.0.1:1/metrics/job/j",
+        connectTimeout: .seconds(1), totalTimeout: .seconds(2)))
     guard case .failure(let second) = refused else {
       Issue.record("a DELETE to a closed port succeeded")
       return

@@ -49,7 +49,8 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
   }
 
   @Test func igmpV3GroupAndSourceQueries() throws {
-    let group = try #require(expectQuery(MembershipQuery.decodeIGMPMessage(hex("11 0a fb ee ef 01 02 03 02 02 00 00")[...], source: router)))
+    let group = try #require(
+      expectQuery(MembershipQuery.decodeIGMPMessage(hex("11 0a fb ee ef 01 02 03 02 02 00 00")[...], source: router)))
     #expect(group.kind == .group && group.queryIntervalSeconds == 2 && group.maxResponseMilliseconds == 1_000)
     // S set, QRV 2, QQIC 0x8f (248 s), two sources.
     let bytes = hex("11 0a 5e 0b ef 01 02 03 0a 8f 00 02 c0 a8 0a 01 c0 a8 0a 02")
@@ -74,8 +75,9 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
   @Test func reportsAndLeavesAreNotQueriesNorMalformed() {
     #expect(MembershipQuery.decodeIGMPMessage(hex("16 00 f8 fa ef 01 02 03")[...], source: router) == .notQuery(type: 0x16))
     #expect(MembershipQuery.decodeIGMPMessage(hex("17 00 f7 fa ef 01 02 03")[...], source: router) == .notQuery(type: 0x17))
-    #expect(MembershipQuery.decodeIGMPMessage(hex("22 00 e8 f9 00 00 00 01 04 00 00 00 ef 01 02 03")[...], source: router)
-      == .notQuery(type: 0x22))
+    #expect(
+      MembershipQuery.decodeIGMPMessage(hex("22 00 e8 f9 00 00 00 01 04 00 00 00 ef 01 02 03")[...], source: router)
+        == .notQuery(type: 0x22))
   }
 
   @Test func malformedIGMP() {
@@ -89,8 +91,9 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
     // Group 10.0.0.1 is not multicast (checksum fixed up).
     #expect(MembershipQuery.decodeIGMPMessage(hex("11 64 e4 9a 0a 00 00 01")[...], source: router) == .malformed(.invalidGroup))
     // A v3 general query listing a source (checksum fixed up).
-    #expect(MembershipQuery.decodeIGMPMessage(hex("11 64 21 74 00 00 00 00 02 7d 00 01 c0 a8 0a 01")[...], source: router)
-      == .malformed(.sourcesInGeneralQuery))
+    #expect(
+      MembershipQuery.decodeIGMPMessage(hex("11 64 21 74 00 00 00 00 02 7d 00 01 c0 a8 0a 01")[...], source: router)
+        == .malformed(.sourcesInGeneralQuery))
     // The IP header: too short, total length beyond the bytes read, another protocol.
     let datagram = hex("46 c0 00 24 00 00 40 00 01 02 42 69 c0 a8 01 01 e0 00 00 01 94 04 00 00 11 64 ec 1e 00 00 00 00 02 7d 00 00")
     #expect(MembershipQuery.decodeIGMP(datagram.prefix(19)) == .malformed(.truncated))
@@ -122,8 +125,9 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
     #expect(decoded.version == 2 && decoded.kind == .general && decoded.robustness == 2 && decoded.queryIntervalSeconds == 125)
     #expect(decoded.maxResponseMilliseconds == 10_000)
     // Max Response Code 0x8400 (floating point: 40960 ms), QRV 0, QQIC 0x80 (128 s), one source.
-    let source = hex("82 00 00 00 84 00 00 00 ff 3e 00 00 00 00 00 00 00 00 00 00 80 00 00 01 08 80 00 01"
-                     + "20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 02")
+    let source = hex(
+      "82 00 00 00 84 00 00 00 ff 3e 00 00 00 00 00 00 00 00 00 00 80 00 00 01 08 80 00 01"
+        + "20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 02")
     let specific = try #require(expectQuery(MembershipQuery.decodeMLD(source[...], source: linkLocal)))
     #expect(specific.kind == .groupSource && specific.sources == [IPAddress("2001:db8::2")!])
     #expect(specific.maxResponseMilliseconds == 40_960 && specific.robustness == nil && specific.queryIntervalSeconds == 128)
@@ -135,8 +139,9 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
     let general = hex("82 00 00 00 27 10 00 00" + String(repeating: "00", count: 16) + "02 7d 00 00")
     #expect(MembershipQuery.decodeMLD(general.prefix(23), source: linkLocal) == .malformed(.truncated))
     #expect(MembershipQuery.decodeMLD(general.prefix(26), source: linkLocal) == .malformed(.unknownLayout))
-    #expect(MembershipQuery.decodeMLD(general[...], source: IPAddress("2001:db8::1")!) == .malformed(.invalidMLDEnvelope),
-            "RFC 3810 6.2: a query from a global address is dropped by hosts")
+    #expect(
+      MembershipQuery.decodeMLD(general[...], source: IPAddress("2001:db8::1")!) == .malformed(.invalidMLDEnvelope),
+      "RFC 3810 6.2: a query from a global address is dropped by hosts")
     #expect(MembershipQuery.decodeMLD(general[...], source: IPAddress("::")!) == .malformed(.invalidMLDEnvelope))
     #expect(MembershipQuery.decodeMLD(general[...], source: linkLocal, hopLimit: 2) == .malformed(.invalidMLDEnvelope))
     #expect(MembershipQuery.decodeMLD(general[...], source: linkLocal, routerAlert: false) == .malformed(.invalidMLDEnvelope))
@@ -185,7 +190,8 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
     var generator = SystemRandomNumberGenerator()
     let seeds = [
       hex("46 c0 00 24 00 00 40 00 01 02 42 69 c0 a8 01 01 e0 00 00 01 94 04 00 00 11 64 ec 1e 00 00 00 00 02 7d 00 00"),
-      hex("82 00 00 00 84 00 00 00 ff 3e 00 00 00 00 00 00 00 00 00 00 80 00 00 01 08 80 00 01"
+      hex(
+        "82 00 00 00 84 00 00 00 ff 3e 00 00 00 00 00 00 00 00 00 00 80 00 00 01 08 80 00 01"
           + "20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 02"),
     ]
     for round in 0..<20_000 {
@@ -206,11 +212,14 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
 @Suite struct QuerierStateTests {
   let second: Int64 = 1_000_000_000
 
-  func igmp(version: Int, group: String = "0.0.0.0", interval: Int? = nil, robustness: Int? = nil,
-            maxResponse: Int? = 10_000, from querier: String = "198.18.1.1") -> MembershipQuery {
-    MembershipQuery(querierProtocol: .igmp, version: version, querier: IPAddress(querier)!, group: IPAddress(group)!, sources: [],
-                    maxResponseMilliseconds: maxResponse, suppressRouterSide: false, robustness: robustness,
-                    queryIntervalSeconds: interval, ttl: 1, routerAlert: true)
+  func igmp(
+    version: Int, group: String = "0.0.0.0", interval: Int? = nil, robustness: Int? = nil,
+    maxResponse: Int? = 10_000, from querier: String = "198.18.1.1"
+  ) -> MembershipQuery {
+    MembershipQuery(
+      querierProtocol: .igmp, version: version, querier: IPAddress(querier)!, group: IPAddress(group)!, sources: [],
+      maxResponseMilliseconds: maxResponse, suppressRouterSide: false, robustness: robustness,
+      queryIntervalSeconds: interval, ttl: 1, routerAlert: true)
   }
 
   @Test func absentUntilTheFirstGeneralQuery() {
@@ -290,11 +299,13 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
     var state = QuerierState(settings: .init())
     var timeouts: Set<Int64> = []
     for round in Int64(0)..<6 {
-      state.record(igmp(version: 3, interval: 10, robustness: 3, maxResponse: 2_000), monotonicNanoseconds: round * 10 * second,
-                   unixNanoseconds: 0)
+      state.record(
+        igmp(version: 3, interval: 10, robustness: 3, maxResponse: 2_000), monotonicNanoseconds: round * 10 * second,
+        unixNanoseconds: 0)
       timeouts.insert(state.timeoutNanoseconds)
-      state.record(igmp(version: 2, maxResponse: 2_000, from: "0.0.0.0"), monotonicNanoseconds: round * 10 * second + second,
-                   unixNanoseconds: 0)
+      state.record(
+        igmp(version: 2, maxResponse: 2_000, from: "0.0.0.0"), monotonicNanoseconds: round * 10 * second + second,
+        unixNanoseconds: 0)
       timeouts.insert(state.timeoutNanoseconds)
     }
     #expect(timeouts == [31 * second], "3 × 10 s + 2 s / 2")
@@ -303,8 +314,9 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
     state.record(igmp(version: 2, maxResponse: 4_000), monotonicNanoseconds: 100 * second, unixNanoseconds: 0)
     #expect(state.queryIntervalSeconds == 10 && state.robustness == 3 && state.maxResponseSeconds == 4)
     // A group-specific query announces nothing for the link.
-    state.record(igmp(version: 3, group: "239.1.1.1", interval: 99, robustness: 7, maxResponse: 100), monotonicNanoseconds: 101 * second,
-                 unixNanoseconds: 0)
+    state.record(
+      igmp(version: 3, group: "239.1.1.1", interval: 99, robustness: 7, maxResponse: 100), monotonicNanoseconds: 101 * second,
+      unixNanoseconds: 0)
     #expect(state.queryIntervalSeconds == 10 && state.robustness == 3 && state.maxResponseSeconds == 4)
   }
 
@@ -313,8 +325,9 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
     // querier, 198.18.1.1, speaks IGMPv2 every 125 s: the stray's 62-hour timeout holds
     // only until it has been silent for the configured timeout (255 s), not for days.
     var state = QuerierState(settings: .init())
-    state.record(igmp(version: 3, interval: 31_744, robustness: 7, maxResponse: 10_000, from: "198.18.1.9"),
-                 monotonicNanoseconds: 0, unixNanoseconds: 0)
+    state.record(
+      igmp(version: 3, interval: 31_744, robustness: 7, maxResponse: 10_000, from: "198.18.1.9"),
+      monotonicNanoseconds: 0, unixNanoseconds: 0)
     #expect(state.queryIntervalSeconds == 31_744 && state.robustness == 7)
     var time: Int64 = 0
     for _ in 0..<2 {
@@ -329,8 +342,9 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
     // The v2 querier dies: absent 255 s after its last query, not 62 hours.
     #expect(!state.isPresent(atMonotonicNanoseconds: time + 255 * second + 1))
     // Another v3 querier replaces the announcement rather than merging with it.
-    state.record(igmp(version: 3, interval: 20, robustness: nil, maxResponse: 1_000, from: "198.18.1.2"),
-                 monotonicNanoseconds: time + second, unixNanoseconds: 0)
+    state.record(
+      igmp(version: 3, interval: 20, robustness: nil, maxResponse: 1_000, from: "198.18.1.2"),
+      monotonicNanoseconds: time + second, unixNanoseconds: 0)
     #expect(state.queryIntervalSeconds == 20 && state.robustness == 2)
   }
 
@@ -378,12 +392,13 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
   @Test func seriesBeforeAndAfterTheFirstGeneralQuery() throws {
     let board = QuerierBoard()
     board.configure([igmp, mld], settings: .init(queryInterval: .seconds(3), queryResponseInterval: .seconds(1), robustness: 2))
-    #expect(render(board, now: 0) == [
-      #"netprobe_querier_malformed_packets_total{interface="eth0",protocol="igmp"} 0"#,
-      #"netprobe_querier_malformed_packets_total{interface="eth0",protocol="mld"} 0"#,
-      #"netprobe_querier_present{interface="eth0",protocol="igmp"} 0"#,
-      #"netprobe_querier_present{interface="eth0",protocol="mld"} 0"#,
-    ], "not listening yet: nothing to go by")
+    #expect(
+      render(board, now: 0) == [
+        #"netprobe_querier_malformed_packets_total{interface="eth0",protocol="igmp"} 0"#,
+        #"netprobe_querier_malformed_packets_total{interface="eth0",protocol="mld"} 0"#,
+        #"netprobe_querier_present{interface="eth0",protocol="igmp"} 0"#,
+        #"netprobe_querier_present{interface="eth0",protocol="mld"} 0"#,
+      ], "not listening yet: nothing to go by")
     // Listening on IGMP since 0: present for the 6.5 s a querier has to be heard in.
     board.listening(igmp, since: 0)
     #expect(render(board, now: 6_500_000_000).contains(#"netprobe_querier_present{interface="eth0",protocol="igmp"} 1"#))
@@ -392,18 +407,19 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
     let query = try #require(expectQuery(MembershipQuery.decodeIGMP(datagram[...])))
     _ = board.record(igmp, query, monotonicNanoseconds: 0, unixNanoseconds: 1_700_000_000_500_000_000)
     board.recordMalformed(igmp)
-    #expect(render(board, now: 1_000_000_000) == [
-      #"netprobe_querier_info{interface="eth0",protocol="igmp",querier="192.168.1.1",version="3"} 1"#,
-      #"netprobe_querier_last_general_query_timestamp_seconds{interface="eth0",protocol="igmp"} 1700000000.5"#,
-      #"netprobe_querier_malformed_packets_total{interface="eth0",protocol="igmp"} 1"#,
-      #"netprobe_querier_malformed_packets_total{interface="eth0",protocol="mld"} 0"#,
-      #"netprobe_querier_max_response_seconds{interface="eth0",protocol="igmp"} 10"#,
-      #"netprobe_querier_present{interface="eth0",protocol="igmp"} 1"#,
-      #"netprobe_querier_present{interface="eth0",protocol="mld"} 0"#,
-      #"netprobe_querier_queries_received_total{interface="eth0",protocol="igmp",version="3",kind="general"} 1"#,
-      #"netprobe_querier_query_interval_seconds{interface="eth0",protocol="igmp"} 125"#,
-      #"netprobe_querier_robustness{interface="eth0",protocol="igmp"} 2"#,
-    ])
+    #expect(
+      render(board, now: 1_000_000_000) == [
+        #"netprobe_querier_info{interface="eth0",protocol="igmp",querier="192.168.1.1",version="3"} 1"#,
+        #"netprobe_querier_last_general_query_timestamp_seconds{interface="eth0",protocol="igmp"} 1700000000.5"#,
+        #"netprobe_querier_malformed_packets_total{interface="eth0",protocol="igmp"} 1"#,
+        #"netprobe_querier_malformed_packets_total{interface="eth0",protocol="mld"} 0"#,
+        #"netprobe_querier_max_response_seconds{interface="eth0",protocol="igmp"} 10"#,
+        #"netprobe_querier_present{interface="eth0",protocol="igmp"} 1"#,
+        #"netprobe_querier_present{interface="eth0",protocol="mld"} 0"#,
+        #"netprobe_querier_queries_received_total{interface="eth0",protocol="igmp",version="3",kind="general"} 1"#,
+        #"netprobe_querier_query_interval_seconds{interface="eth0",protocol="igmp"} 125"#,
+        #"netprobe_querier_robustness{interface="eth0",protocol="igmp"} 2"#,
+      ])
     // 2 × 125 s + 10 s / 2 later the querier is gone; its last values stay visible.
     let after = render(board, now: 255_000_000_001)
     #expect(after.contains(#"netprobe_querier_present{interface="eth0",protocol="igmp"} 0"#))
@@ -445,8 +461,11 @@ private func expectQuery(_ packet: MembershipPacket, sourceLocation: Testing.Sou
     #expect(snapshot.first?.1.listeningSince == 5, "a reload does not restart the grace of a socket that stays open")
     board.listening(igmp, since: nil)
     #expect(board.snapshot().first?.1.listeningSince == nil)
-    let query = try #require(expectQuery(MembershipQuery.decodeMLD(hex("82 00 00 00 27 10 00 00" + String(repeating: "00", count: 16))[...],
-                                                             source: linkLocal)))
+    let query = try #require(
+      expectQuery(
+        MembershipQuery.decodeMLD(
+          hex("82 00 00 00 27 10 00 00" + String(repeating: "00", count: 16))[...],
+          source: linkLocal)))
     #expect(board.record(mld, query, monotonicNanoseconds: 0, unixNanoseconds: 0) == nil, "a key no longer watched")
   }
 }

@@ -18,8 +18,17 @@ import Testing
       ("window", target { $0.window = 10 }),
       ("dns_refresh", target { $0.dnsRefresh = .seconds(30) }),
       ("labels", target { $0.labels = [Label("site", "fra")] }),
-      ("trace", target { $0.trace.enabled = true; $0.trace.interval = .seconds(5) }),
-      ("place in the file", TargetConfig(name: "t", host: "198.18.0.1", options: ProbeOptions(), location: SourceLocation(line: 9, column: 5))),
+      (
+        "trace",
+        target {
+          $0.trace.enabled = true
+          $0.trace.interval = .seconds(5)
+        }
+      ),
+      (
+        "place in the file",
+        TargetConfig(name: "t", host: "198.18.0.1", options: ProbeOptions(), location: SourceLocation(line: 9, column: 5))
+      ),
     ]
     for (what, other) in same { #expect(base.measuresSameAs(other), "\(what)") }
     let different: [(String, TargetConfig)] = [
@@ -46,7 +55,10 @@ import Testing
       for index in 0..<35 { state.window.record(index == 3 ? nil : 0.001 * Double(index + 1)) }
       state.histogram.record(0.002)
     }
-    let faster = target { $0.interval = .milliseconds(500); $0.labels = [Label("site", "fra")] }
+    let faster = target {
+      $0.interval = .milliseconds(500)
+      $0.labels = [Label("site", "fra")]
+    }
     #expect(running.canCarryOver(to: faster))
     #expect(running.update(to: faster, rttBuckets: buckets), "the interval changed: the loop reschedules")
     #expect(running.config.options.interval == .milliseconds(500))
@@ -57,7 +69,11 @@ import Testing
     #expect(!running.update(to: faster, rttBuckets: buckets), "nothing changed the second time")
 
     // A smaller window keeps its newest outcomes; other buckets start the histogram afresh.
-    _ = running.update(to: target { $0.interval = .milliseconds(500); $0.window = 10 }, rttBuckets: [0.1, 1])
+    _ = running.update(
+      to: target {
+        $0.interval = .milliseconds(500)
+        $0.window = 10
+      }, rttBuckets: [0.1, 1])
     let resized = running.state.withLock { $0 }
     #expect(resized.window.capacity == 10 && resized.window.summary.probes == 10 && resized.window.summary.lossRatio == 0)
     #expect(resized.histogram.upperBounds == [0.1, 1] && resized.histogram.snapshot.count == 0)
@@ -125,8 +141,9 @@ import Testing
   }
 
   @Test func aGroupKeepsItsJoinWhenOnlyItsJudgementOrLabelsChange() throws {
-    let group = MulticastGroupConfig(name: "g", group: try #require(IPAddress("239.1.1.1")), port: 5000, interface: "lo",
-                                     location: SourceLocation(line: 2, column: 5))
+    let group = MulticastGroupConfig(
+      name: "g", group: try #require(IPAddress("239.1.1.1")), port: 5000, interface: "lo",
+      location: SourceLocation(line: 2, column: 5))
     var relabelled = group
     relabelled.labels = [Label("feed", "a")]
     relabelled.expectedRate = 100

@@ -31,9 +31,11 @@ import Testing
 
   // Prometheus' discovery/file/fixtures: target_groups.json (tab-indented), target_groups.yml
   // and valid3.yml (the same groups in double quotes) all mean these targets.
-  static let prometheusJSON = "[\n\t{\n\t\t\"targets\": [\"localhost:9090\", \"example.org:443\"],\n\t\t\"labels\": {\n\t\t\t\"foo\": \"bar\"\n\t\t}\n\t},\n\t{\n\t\t\"targets\": [\"my.domain\"]\n\t}\n]\n"
+  static let prometheusJSON =
+    "[\n\t{\n\t\t\"targets\": [\"localhost:9090\", \"example.org:443\"],\n\t\t\"labels\": {\n\t\t\t\"foo\": \"bar\"\n\t\t}\n\t},\n\t{\n\t\t\"targets\": [\"my.domain\"]\n\t}\n]\n"
   static let prometheusYAML = "- targets: ['localhost:9090', 'example.org:443']\n  labels:\n    foo: bar\n\n- targets: ['my.domain']\n"
-  static let prometheusYAMLQuoted = "# the YAML structure is identical to valid.yml but the raw data is different.\n- targets: [\"localhost:9090\", \"example.org:443\"]\n  labels:\n    foo: bar\n\n- targets: [\"my.domain\"]\n"
+  static let prometheusYAMLQuoted =
+    "# the YAML structure is identical to valid.yml but the raw data is different.\n- targets: [\"localhost:9090\", \"example.org:443\"]\n  labels:\n    foo: bar\n\n- targets: [\"my.domain\"]\n"
   static let expected = ["localhost localhost foo=bar", "example.org example.org foo=bar", "my.domain my.domain"]
 
   @Test func readsPrometheusOwnExamples() {
@@ -58,7 +60,8 @@ import Testing
 
   @Test func unknownKeysAreErrorsWithASuggestionInBothFormats() {
     #expect(errors("[{\"target\": [\"a.example\"]}]", .json) == ["1:3: unknown key 'target' in group 1 (did you mean 'targets'?)"])
-    #expect(errors("- targets: [a.example]\n  lables: {a: b}\n", .yaml) == ["2:3: unknown key 'lables' in group 1 (did you mean 'labels'?)"])
+    #expect(
+      errors("- targets: [a.example]\n  lables: {a: b}\n", .yaml) == ["2:3: unknown key 'lables' in group 1 (did you mean 'labels'?)"])
   }
 
   @Test func jsonSyntaxErrorsNameLineAndColumn() {
@@ -78,11 +81,15 @@ import Testing
 
   @Test func jsonValuesMustBeStringsWhereGoWantsStrings() {
     #expect(errors("[{\"targets\": [42]}]", .json) == ["1:15: expected a target (a host or an address) as a JSON string, got 42"])
-    #expect(errors("[{\"targets\": [\"a.example\"], \"labels\": {\"n\": 1}}]", .json) == ["1:45: expected a label value as a JSON string, got 1"])
+    #expect(
+      errors("[{\"targets\": [\"a.example\"], \"labels\": {\"n\": 1}}]", .json) == ["1:45: expected a label value as a JSON string, got 1"])
     // YAML gives a string field the scalar's text, as go-yaml does.
     #expect(summary(read("- targets: [a.example]\n  labels: {port: 80, up: yes}\n", .yaml)) == ["a.example a.example port=80 up=yes"])
     // JSON escapes are decoded.
-    #expect(summary(read("[{\"targets\": [\"a.example\"], \"labels\": {\"city\": \"K\\u00f8ge \\ud83d\\ude00\"}}]", .json)) == ["a.example a.example city=Køge 😀"])
+    #expect(
+      summary(read("[{\"targets\": [\"a.example\"], \"labels\": {\"city\": \"K\\u00f8ge \\ud83d\\ude00\"}}]", .json)) == [
+        "a.example a.example city=Køge 😀"
+      ])
   }
 
   @Test func aTargetIsAHostOrAnAddressWithAnOptionalPort() {
@@ -93,10 +100,11 @@ import Testing
       ("a b", nil), ("198.18.0.1/24", nil), ("", nil),
     ]
     for (text, host) in hosts { #expect(TargetFileReader.host(of: text) == host, "\(text)") }
-    #expect(errors("- targets: ['http://x.example', 224.0.0.1]\n", .yaml) == [
-      "1:13: 'http://x.example' is not a host: expected an IP address or a DNS name, optionally with :port",
-      "1:33: cannot ping 224.0.0.1: expected a unicast address",
-    ])
+    #expect(
+      errors("- targets: ['http://x.example', 224.0.0.1]\n", .yaml) == [
+        "1:13: 'http://x.example' is not a host: expected an IP address or a DNS name, optionally with :port",
+        "1:33: cannot ping 224.0.0.1: expected a unicast address",
+      ])
   }
 
   @Test func metaLabelsAreKeptOutAndTheNameLabelNamesTheTarget() {
@@ -107,34 +115,45 @@ import Testing
       [{"targets": ["198.18.0.1"], "labels": {"__meta_name": "core-1", "__meta_rack": "r1", "role": "db"}},
        {"targets": ["198.18.0.2"]}]
       """
-    #expect(summary(read(text, .json, entry: entry)) == ["core-1 198.18.0.1 source=cmdb role=db", "198.18.0.2 198.18.0.2 source=cmdb role=any"])
+    #expect(
+      summary(read(text, .json, entry: entry)) == ["core-1 198.18.0.1 source=cmdb role=db", "198.18.0.2 198.18.0.2 source=cmdb role=any"])
     let shared = "[{\"targets\": [\"198.18.0.1\", \"198.18.0.2\"], \"labels\": {\"__meta_name\": \"core\"}}]"
-    #expect(errors(shared, .json, entry: entry) == ["1:14: group 1 names its targets by label '__meta_name', so it can hold only one target: 2 would share one name"])
+    #expect(
+      errors(shared, .json, entry: entry) == [
+        "1:14: group 1 names its targets by label '__meta_name', so it can hold only one target: 2 would share one name"
+      ])
   }
 
   @Test func invalidAndReservedLabelsAreRefused() {
-    #expect(errors("- targets: [a.example]\n  labels: {1x: a, target: b, job: c}\n", .yaml) == [
-      "2:12: invalid label name '1x': expected [a-zA-Z_][a-zA-Z0-9_]*",
-      "2:19: label 'target' is set by the exporter on target series; rename it (or prefix it with __ to keep it out of the series)",
-      "2:30: label 'job' is set by Prometheus when it scrapes; rename it (or prefix it with __ to keep it out of the series)",
-    ])
+    #expect(
+      errors("- targets: [a.example]\n  labels: {1x: a, target: b, job: c}\n", .yaml) == [
+        "2:12: invalid label name '1x': expected [a-zA-Z_][a-zA-Z0-9_]*",
+        "2:19: label 'target' is set by the exporter on target series; rename it (or prefix it with __ to keep it out of the series)",
+        "2:30: label 'job' is set by Prometheus when it scrapes; rename it (or prefix it with __ to keep it out of the series)",
+      ])
   }
 
   @Test func duplicatesInAFileAndTheEntrySettingsAreChecked() {
     #expect(errors("- targets: [198.18.0.1, '198.18.0.1:80']\n", .yaml) == ["1:25: duplicate target '198.18.0.1' (first at 1:13)"])
     var entry = Self.entry
     entry.options.family = .ip6
-    #expect(errors("- targets: [198.18.0.1]\n", .yaml, entry: entry) == ["1:13: 198.18.0.1 is an ip4 address but this entry sets family ip6"])
+    #expect(
+      errors("- targets: [198.18.0.1]\n", .yaml, entry: entry) == ["1:13: 198.18.0.1 is an ip4 address but this entry sets family ip6"])
     entry = Self.entry
     entry.maxTargetsPerFile = 2
-    #expect(errors("- targets: [198.18.0.1, 198.18.0.2, 198.18.0.3]\n", .yaml, entry: entry) == [
-      "1:1: 3 targets, over max_targets_per_file (2) of the target_files entry at 2:5",
-    ])
+    #expect(
+      errors("- targets: [198.18.0.1, 198.18.0.2, 198.18.0.3]\n", .yaml, entry: entry) == [
+        "1:1: 3 targets, over max_targets_per_file (2) of the target_files entry at 2:5"
+      ])
   }
 
   @Test func patternsFollowPrometheus() {
-    for good in ["/etc/t/*.json", "t.yml", "/etc/t/hosts-*.YAML", "/etc/t/a?.json"] { #expect(TargetFilesConfig.isValidPattern(good), "\(good)") }
-    for bad in ["/etc/*/t.json", "/etc/t/*.txt", "/etc/t/**.json", "/etc/t/*", "/etc/t/a.json.bak"] { #expect(!TargetFilesConfig.isValidPattern(bad), "\(bad)") }
+    for good in ["/etc/t/*.json", "t.yml", "/etc/t/hosts-*.YAML", "/etc/t/a?.json"] {
+      #expect(TargetFilesConfig.isValidPattern(good), "\(good)")
+    }
+    for bad in ["/etc/*/t.json", "/etc/t/*.txt", "/etc/t/**.json", "/etc/t/*", "/etc/t/a.json.bak"] {
+      #expect(!TargetFilesConfig.isValidPattern(bad), "\(bad)")
+    }
     #expect(TargetFileWatcher.directory(of: "/etc/t/*.json") == "/etc/t")
     #expect(TargetFileWatcher.directory(of: "t.json") == ".")
   }
@@ -157,12 +176,16 @@ import Testing
     #expect(entry.refreshInterval == .seconds(300))
     let resolved = ConfigLoader.resolvingPaths(in: config, relativeTo: "/etc/netprobe/netprobe.yml")
     #expect(resolved.targetFiles[0].files == ["/etc/netprobe/targets/*.json"])
-    #expect(errorLines("target_files:\n  - files: [t.txt]\n    refresh_intervall: 1m\n    name_label: 9a\n") == [
-      "test.yml:2:13: 't.txt' is not a target file path: expected a path ending in .json, .yml or .yaml, with at most one '*' in its last component (as in Prometheus' file_sd_configs)",
-      "test.yml:3:5: unknown key 'refresh_intervall' in target_files[0] (did you mean 'refresh_interval'?)",
-      "test.yml:4:17: invalid label name '9a': expected [a-zA-Z_][a-zA-Z0-9_]*",
-    ])
-    #expect(errorLines("target_files:\n  - refresh_interval: 1m\n") == ["test.yml:2:5: target_files[0] needs 'files': a list of paths such as /etc/netprobe/targets/*.json"])
+    #expect(
+      errorLines("target_files:\n  - files: [t.txt]\n    refresh_intervall: 1m\n    name_label: 9a\n") == [
+        "test.yml:2:13: 't.txt' is not a target file path: expected a path ending in .json, .yml or .yaml, with at most one '*' in its last component (as in Prometheus' file_sd_configs)",
+        "test.yml:3:5: unknown key 'refresh_intervall' in target_files[0] (did you mean 'refresh_interval'?)",
+        "test.yml:4:17: invalid label name '9a': expected [a-zA-Z_][a-zA-Z0-9_]*",
+      ])
+    #expect(
+      errorLines("target_files:\n  - refresh_interval: 1m\n") == [
+        "test.yml:2:5: target_files[0] needs 'files': a list of paths such as /etc/netprobe/targets/*.json"
+      ])
   }
 
   /// The kernel reports a rename into a watched directory (an editor's save, a ConfigMap
@@ -191,7 +214,9 @@ import Testing
       try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
       config = NetProbeConfig()
       config.targets = main.map { TargetConfig(name: $0, host: $0, options: ProbeOptions(), location: SourceLocation(line: 3, column: 5)) }
-      var entry = TargetFilesConfig(files: [directory.path + "/*.yml", directory.path + "/*.json"], options: ProbeOptions(), location: SourceLocation(line: 5, column: 5))
+      var entry = TargetFilesConfig(
+        files: [directory.path + "/*.yml", directory.path + "/*.json"], options: ProbeOptions(),
+        location: SourceLocation(line: 5, column: 5))
       entry.maxTargets = maxTargets
       config.targetFiles = [entry]
     }
@@ -264,7 +289,9 @@ import Testing
     // a.yml comes first, but b.json had the target first: the file that changed is refused.
     try scratch.write("a.yml", "- targets: [198.18.0.1, 198.18.0.2]\n")
     #expect(names(set.targets(for: scratch.config)) == ["198.18.0.1", "198.18.0.2"])
-    #expect(lines.all.last?.contains("\(scratch.path("a.yml")):1:25: target '198.18.0.2' is already defined in \(scratch.path("b.json")):1:15") == true)
+    #expect(
+      lines.all.last?.contains("\(scratch.path("a.yml")):1:25: target '198.18.0.2' is already defined in \(scratch.path("b.json")):1:15")
+        == true)
     try scratch.write("a.yml", "- targets: [198.18.0.1, 198.18.1.1]\n")
     #expect(names(set.targets(for: scratch.config)) == ["198.18.0.1", "198.18.0.2"])
     #expect(lines.all.last?.contains("target '198.18.1.1' is already defined in netprobe.yml:3:5") == true)

@@ -9,8 +9,9 @@ import Testing
   let traceIDs: (UInt16, UInt16) = (0xC242, 0xC242)
 
   func probe(sequence: UInt32 = 0x1_0007, ttl: Int = 3) -> TraceProbe {
-    TraceProbe(slot: slot, round: 9, ttl: ttl, index: 0, sequence: sequence, sendTime: 1_700_000_000_000_000_123,
-               address: target, payloadSize: 56)
+    TraceProbe(
+      slot: slot, round: 9, ttl: ttl, index: 0, sequence: sequence, sendTime: 1_700_000_000_000_000_123,
+      address: target, payloadSize: 56)
   }
 
   func table(_ probes: TraceProbe...) -> TraceProbeTable {
@@ -24,7 +25,8 @@ import Testing
     var payload = ProbePayload.padding(count: 56)
     ProbePayload(nonce: nonce ?? self.nonce, slot: probe.slot, sequence: probe.sequence, sendTimeNanoseconds: probe.sendTime)
       .write(into: &payload)
-    return ICMPEcho(type: 8, identifier: identifier, sequence: UInt16(truncatingIfNeeded: probe.sequence), payload: Array(payload.prefix(quote)))
+    return ICMPEcho(
+      type: 8, identifier: identifier, sequence: UInt16(truncatingIfNeeded: probe.sequence), payload: Array(payload.prefix(quote)))
   }
 
   func payload(_ probe: TraceProbe) -> ProbePayload {
@@ -59,8 +61,9 @@ import Testing
     let sent = probe()
     for quote in [56, 24, 10, 0] {
       var probes = table(sent)
-      #expect(probes.takeError(quoting: quotedRequest(sent, quote: quote), destination: target, identifiers: traceIDs) == sent,
-              "\(quote) bytes of payload quoted")
+      #expect(
+        probes.takeError(quoting: quotedRequest(sent, quote: quote), destination: target, identifiers: traceIDs) == sent,
+        "\(quote) bytes of payload quoted")
     }
   }
 
@@ -77,8 +80,9 @@ import Testing
     let sent = probe()
     var probes = table(sent)
     #expect(probes.takeError(quoting: quotedRequest(sent, nonce: 42), destination: target, identifiers: traceIDs) == nil, "another nonce")
-    #expect(probes.takeError(quoting: quotedRequest(sent, quote: 4, nonce: 42), destination: target, identifiers: traceIDs) == nil,
-            "the first bytes of another nonce")
+    #expect(
+      probes.takeError(quoting: quotedRequest(sent, quote: 4, nonce: 42), destination: target, identifiers: traceIDs) == nil,
+      "the first bytes of another nonce")
     #expect(probes.takeError(quoting: quotedRequest(sent), destination: IPAddress("198.19.0.2")!, identifiers: traceIDs) == nil)
     #expect(probes.takeError(quoting: quotedRequest(probe(sequence: 0x1_0008)), destination: target, identifiers: traceIDs) == nil)
     var sameLowBits = quotedRequest(sent)
@@ -92,8 +96,11 @@ import Testing
 
   @Test func aRemovedTargetsLateErrorsFindNothing() {
     let sent = probe()
-    var probes = table(sent, probe(sequence: 8), TraceProbe(slot: 6 | ProbePayload.traceSlotFlag, round: 1, ttl: 1, index: 0, sequence: 9,
-                                                             sendTime: 1, address: target, payloadSize: 56))
+    var probes = table(
+      sent, probe(sequence: 8),
+      TraceProbe(
+        slot: 6 | ProbePayload.traceSlotFlag, round: 1, ttl: 1, index: 0, sequence: 9,
+        sendTime: 1, address: target, payloadSize: 56))
     probes.removeAll(slot: slot)
     #expect(probes.takeError(quoting: quotedRequest(sent), destination: target, identifiers: traceIDs) == nil)
     #expect(probes.count == 1, "another slot's probe stays")
@@ -101,8 +108,9 @@ import Testing
 
   @Test func aProbeReplacedBySequenceWrapLeavesItsSlot() {
     let old = probe(sequence: 7)
-    let newer = TraceProbe(slot: 6 | ProbePayload.traceSlotFlag, round: 1, ttl: 1, index: 0, sequence: 0x1_0007, sendTime: 2,
-                           address: target, payloadSize: 56)
+    let newer = TraceProbe(
+      slot: 6 | ProbePayload.traceSlotFlag, round: 1, ttl: 1, index: 0, sequence: 0x1_0007, sendTime: 2,
+      address: target, payloadSize: 56)
     var probes = table(old, newer)
     probes.removeAll(slot: slot)
     #expect(probes.probes[7] == newer, "removing the old probe's slot keeps the probe that took its sequence")

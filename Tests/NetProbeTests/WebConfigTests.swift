@@ -15,7 +15,8 @@ import Testing
   }
 
   @Test func fullFileReadsEveryKey() throws {
-    let config = try parse("""
+    let config = try parse(
+      """
       tls_server_config:
         cert_file: tls/server.crt
         key_file: /etc/netprobe/server.key
@@ -35,7 +36,8 @@ import Testing
           Strict-Transport-Security: max-age=31536000
           X-Frame-Options: deny
 
-      """).get()
+      """
+    ).get()
     let tls = try #require(config.tls)
     #expect(tls.certFile == "/etc/netprobe/tls/server.crt")
     #expect(tls.keyFile == "/etc/netprobe/server.key")
@@ -46,8 +48,11 @@ import Testing
     #expect(tls.openSSLGroupList == "X25519:P-256")
     #expect(tls.location == SourceLocation(line: 2, column: 3))
     #expect(config.basicAuthUsers.map(\.name) == ["alice", "bob"])
-    #expect(config.headers == [WebHeader(name: "Strict-Transport-Security", value: "max-age=31536000"),
-                               WebHeader(name: "X-Frame-Options", value: "deny")])
+    #expect(
+      config.headers == [
+        WebHeader(name: "Strict-Transport-Security", value: "max-age=31536000"),
+        WebHeader(name: "X-Frame-Options", value: "deny"),
+      ])
   }
 
   @Test func shippedExampleIsValid() throws {
@@ -66,7 +71,8 @@ import Testing
   }
 
   @Test func unknownKeysAreErrorsWithSuggestions() {
-    let lines = errors("""
+    let lines = errors(
+      """
       tls_server_config:
         cert_file: a
         key_fil: b
@@ -74,12 +80,15 @@ import Testing
 
       """)
     #expect(lines.contains("/etc/netprobe/web.yml:3:3: unknown key 'key_fil' in tls_server_config (did you mean 'key_file'?)"))
-    #expect(lines.contains("/etc/netprobe/web.yml:4:1: unknown key 'http_server_confg' in the web configuration (did you mean 'http_server_config'?)"))
+    #expect(
+      lines.contains(
+        "/etc/netprobe/web.yml:4:1: unknown key 'http_server_confg' in the web configuration (did you mean 'http_server_config'?)"))
     #expect(lines.contains("/etc/netprobe/web.yml:2:3: tls_server_config needs key_file: the certificate's private key (PEM)"))
   }
 
   @Test func toolkitKeysNotImplementedAreRefusedWithAReason() {
-    let lines = errors("""
+    let lines = errors(
+      """
       tls_server_config:
         cert: inline
         key_file: k
@@ -95,8 +104,11 @@ import Testing
   }
 
   @Test func clientAuthNeedsAndRefusesCAsAsTheToolkitDoes() {
-    #expect(errors("tls_server_config: {cert_file: c, key_file: k, client_ca_file: ca}\n")
-      == ["/etc/netprobe/web.yml:1:48: client_ca_file is set but client_auth_type is NoClientCert: set client_auth_type (RequireAndVerifyClientCert, VerifyClientCertIfGiven, ...)"])
+    #expect(
+      errors("tls_server_config: {cert_file: c, key_file: k, client_ca_file: ca}\n")
+        == [
+          "/etc/netprobe/web.yml:1:48: client_ca_file is set but client_auth_type is NoClientCert: set client_auth_type (RequireAndVerifyClientCert, VerifyClientCertIfGiven, ...)"
+        ])
     #expect(errors("tls_server_config: {cert_file: c, key_file: k, client_auth_type: VerifyClientCertIfGiven}\n").count == 1)
     let lines = errors("tls_server_config: {cert_file: c, key_file: k, client_auth_type: RequireVerifiedCert}\n")
     #expect(lines.count == 1 && lines[0].contains("expected one of NoClientCert, RequestClientCert"))
@@ -106,7 +118,8 @@ import Testing
   }
 
   @Test func versionsSuitesAndCurvesAreChecked() {
-    let lines = errors("""
+    let lines = errors(
+      """
       tls_server_config:
         cert_file: c
         key_file: k
@@ -118,12 +131,17 @@ import Testing
       """)
     #expect(lines.contains("/etc/netprobe/web.yml:4:16: min_version TLS13 is above max_version TLS12"))
     #expect(lines.contains { $0.hasPrefix("/etc/netprobe/web.yml:6:19: TLS_AES_128_GCM_SHA256 is a TLS 1.3 suite") })
-    #expect(lines.contains { $0.hasPrefix("/etc/netprobe/web.yml:6:43: unknown cipher suite") && $0.hasSuffix("(did you mean 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256'?)") })
+    #expect(
+      lines.contains {
+        $0.hasPrefix("/etc/netprobe/web.yml:6:43: unknown cipher suite")
+          && $0.hasSuffix("(did you mean 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256'?)")
+      })
     #expect(lines.contains { $0.hasPrefix("/etc/netprobe/web.yml:7:23: unknown curve 'CurveP255'") })
   }
 
   @Test func usersNeedBcryptHashesNeverPlaintext() {
-    let lines = errors("""
+    let lines = errors(
+      """
       basic_auth_users:
         alice: hunter2
         "a:b": '\(Self.hash)'
@@ -141,7 +159,8 @@ import Testing
   }
 
   @Test func headersAreTheToolkitsSetWithItsValues() {
-    let lines = errors("""
+    let lines = errors(
+      """
       http_server_config:
         headers:
           X-Frame-Options: allow
@@ -150,11 +169,12 @@ import Testing
           Content-Security-Policy: "default-src 'self'"
 
       """)
-    #expect(lines == [
-      "/etc/netprobe/web.yml:3:22: invalid value for X-Frame-Options: expected one of deny, sameorigin, got 'allow'",
-      "/etc/netprobe/web.yml:4:5: header 'Server' cannot be configured: expected one of Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection, Content-Security-Policy",
-      "/etc/netprobe/web.yml:5:5: header 'X-Frame-Option' cannot be configured: expected one of Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection, Content-Security-Policy (did you mean 'X-Frame-Options'?)",
-    ])
+    #expect(
+      lines == [
+        "/etc/netprobe/web.yml:3:22: invalid value for X-Frame-Options: expected one of deny, sameorigin, got 'allow'",
+        "/etc/netprobe/web.yml:4:5: header 'Server' cannot be configured: expected one of Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection, Content-Security-Policy",
+        "/etc/netprobe/web.yml:5:5: header 'X-Frame-Option' cannot be configured: expected one of Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection, Content-Security-Policy (did you mean 'X-Frame-Options'?)",
+      ])
   }
 
   @Test func tlsFilesMustBeRegularFilesAsEveryNamedFileIs() {
@@ -215,8 +235,9 @@ import Testing
   }
 
   @Test func bcryptBudgetThrottlesOneClientBeforeOthers() {
-    let auth = BasicAuthenticator(users: [WebUser(name: "alice", hash: Self.hash)], verificationsPerSecond: 10,
-                                  clientVerificationsPerSecond: 2)
+    let auth = BasicAuthenticator(
+      users: [WebUser(name: "alice", hash: Self.hash)], verificationsPerSecond: 10,
+      clientVerificationsPerSecond: 2)
     let guesser = IPAddress("192.0.2.1")!
     let decisions = (0..<6).map { auth.check(authorization: header("alice", "guess\($0)"), client: guesser) }
     #expect(decisions.filter { if case .verify = $0 { true } else { false } }.count == 4)
@@ -228,8 +249,9 @@ import Testing
   }
 
   @Test func oneCredentialArrivingTwiceIsCheckedOnceWithoutBudget() {
-    let auth = BasicAuthenticator(users: [WebUser(name: "alice", hash: Self.hash)], verificationsPerSecond: 1,
-                                  clientVerificationsPerSecond: 1)
+    let auth = BasicAuthenticator(
+      users: [WebUser(name: "alice", hash: Self.hash)], verificationsPerSecond: 1,
+      clientVerificationsPerSecond: 1)
     let client = IPAddress("192.0.2.1")!
     let first = auth.check(authorization: header("alice", "s3cret"), client: client)
     let second = auth.check(authorization: header("alice", "s3cret"), client: client)
@@ -250,8 +272,10 @@ import Testing
   }
 
   @Test func tlsRecordsGroupSmallPartsAndKeepLargeOnes() {
-    let parts: [[UInt8]] = [Array(repeating: 1, count: 100), Array(repeating: 2, count: 16_300),
-                            Array(repeating: 3, count: 20_000), Array(repeating: 4, count: 10)]
+    let parts: [[UInt8]] = [
+      Array(repeating: 1, count: 100), Array(repeating: 2, count: 16_300),
+      Array(repeating: 3, count: 20_000), Array(repeating: 4, count: 10),
+    ]
     let records = TLSRecords.coalesce(parts)
     #expect(records.map(\.count) == [100, 16_300, 20_000, 10])
     #expect(TLSRecords.coalesce([[1], [2, 3], [4]]) == [[1, 2, 3, 4]])
@@ -266,8 +290,9 @@ import Testing
     let snapshot = WebSecurity.Snapshot(
       auth: BasicAuthenticator(users: [WebUser(name: "alice", hash: BasicAuthTests.hash)]),
       headers: [("X-Content-Type-Options", "nosniff")])
-    let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: fixture.routes,
-                                security: WebSecurity(snapshot))
+    let server = try HTTPServer(
+      address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: fixture.routes,
+      security: WebSecurity(snapshot))
     fixture.registry.register("http", server.metrics)
     server.start()
     defer { server.stop() }

@@ -30,8 +30,10 @@ func measure(_ body: () -> Int) -> (seconds: Double, bytes: Int) {
 let lossFamily = MetricFamily("bench_loss_ratio", .gauge, "Loss.", labels: ["target", "host", "address", "family"])
 let rttFamily = MetricFamily("bench_rtt_seconds", .histogram, "RTT.", labels: ["target", "host", "address", "family"])
 let labelSets = (0..<targets).map { index in
-  LabelSet([("target", "t\(index)"), ("host", "198.18.\(index / 256).\(index % 256)"),
-            ("address", "198.18.\(index / 256).\(index % 256)"), ("family", "ip4")])
+  LabelSet([
+    ("target", "t\(index)"), ("host", "198.18.\(index / 256).\(index % 256)"),
+    ("address", "198.18.\(index / 256).\(index % 256)"), ("family", "ip4"),
+  ])
 }
 let snapshot = HistogramSnapshot(upperBounds: bounds, bucketCounts: bounds.indices.map { UInt64($0) }, sum: 1.5, count: 120)
 let ours = measure {
@@ -46,9 +48,12 @@ let ours = measure {
 // swift-prometheus 2.x: one registered gauge and histogram per target.
 let registry = PrometheusCollectorRegistry()
 for index in 0..<targets {
-  let labels = [("target", "t\(index)"), ("host", "198.18.\(index / 256).\(index % 256)"),
-                ("address", "198.18.\(index / 256).\(index % 256)"), ("family", "ip4")]
-  registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "bench_loss", unitName: "ratio", helpText: "Loss."), labels: labels).set(to: 0.01)
+  let labels = [
+    ("target", "t\(index)"), ("host", "198.18.\(index / 256).\(index % 256)"),
+    ("address", "198.18.\(index / 256).\(index % 256)"), ("family", "ip4"),
+  ]
+  registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "bench_loss", unitName: "ratio", helpText: "Loss."), labels: labels).set(
+    to: 0.01)
   let histogram = registry.makeValueHistogram(
     descriptor: MetricNameDescriptor(metricName: "bench_rtt", unitName: "seconds", helpText: "RTT."), labels: labels, buckets: bounds)
   for bucket in bounds { histogram.record(bucket) }
@@ -102,7 +107,9 @@ if let wrkPath {
     wrk.waitUntilExit()
     let rate = output.split(separator: "\n").first { $0.hasPrefix("Requests/sec") } ?? "Requests/sec: ?"
     let latency = output.split(separator: "\n").first { $0.contains("Latency") } ?? "Latency ?"
-    print("wrk -t2 -c16 -d5s /metrics (\(label)): \(rate.trimmingCharacters(in: .whitespaces)); \(latency.split(separator: " ", omittingEmptySubsequences: true).prefix(3).joined(separator: " "))")
+    print(
+      "wrk -t2 -c16 -d5s /metrics (\(label)): \(rate.trimmingCharacters(in: .whitespaces)); \(latency.split(separator: " ", omittingEmptySubsequences: true).prefix(3).joined(separator: " "))"
+    )
   }
   print(String(format: "Exporter RSS after the load: %.1f MiB", rssMiB(exporter.processIdentifier)))
 } else {

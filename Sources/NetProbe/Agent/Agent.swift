@@ -37,8 +37,10 @@ public final class Agent: Sendable {
   /// - Parameters:
   ///   - config: the configuration already loaded from `source` at start-up.
   ///   - now: Unix time in seconds; tests pass a fixed clock.
-  public init(source: ConfigSource, config: NetProbeConfig, logger: Logger,
-              now: @escaping @Sendable () -> Double = Agent.unixTime) {
+  public init(
+    source: ConfigSource, config: NetProbeConfig, logger: Logger,
+    now: @escaping @Sendable () -> Double = Agent.unixTime
+  ) {
     self.source = source
     self.logger = logger
     self.now = now
@@ -118,10 +120,12 @@ public final class Agent: Sendable {
           return state.effective != config
         }
         for subscriber in subscribers.withLock({ $0 }) { subscriber.apply(config) }
-        logger.info("configuration reloaded", metadata: [
-          "source": "\(source)", "changed": "\(changed)", "targets": "\(config.targets.count)",
-          "multicast_groups": "\(config.multicast.count)",
-        ])
+        logger.info(
+          "configuration reloaded",
+          metadata: [
+            "source": "\(source)", "changed": "\(changed)", "targets": "\(config.targets.count)",
+            "multicast_groups": "\(config.multicast.count)",
+          ])
       case .failure(let errors):
         state.withLock { state in
           state.lastReloadSuccessful = false

@@ -125,9 +125,13 @@ public final class TargetFileSet: MetricsCollector, Sendable {
         }
         if !clashes.isEmpty {
           problems = Array(clashes.prefix(ConfigErrors.printedLimit))
-          if clashes.count > ConfigErrors.printedLimit { problems.append("\(path): … and \(clashes.count - ConfigErrors.printedLimit) more duplicates") }
+          if clashes.count > ConfigErrors.printedLimit {
+            problems.append("\(path): … and \(clashes.count - ConfigErrors.printedLimit) more duplicates")
+          }
         } else if used + targets.count > entry.maxTargets {
-          problems = ["\(path): \(targets.count) targets would make \(used + targets.count) for the target_files entry at \(entry.location), over its max_targets (\(entry.maxTargets))"]
+          problems = [
+            "\(path): \(targets.count) targets would make \(used + targets.count) for the target_files entry at \(entry.location), over its max_targets (\(entry.maxTargets))"
+          ]
         } else {
           candidate = targets
         }
@@ -162,7 +166,8 @@ public final class TargetFileSet: MetricsCollector, Sendable {
       next[file.path] = file.state
     }
     for path in previous.keys.sorted() {
-      logger.info("target file is gone; its targets are removed", metadata: ["file": "\(path)", "targets": "\(previous[path]!.accepted.count)"])
+      logger.info(
+        "target file is gone; its targets are removed", metadata: ["file": "\(path)", "targets": "\(previous[path]!.accepted.count)"])
     }
     for (path, problems) in logs {
       for line in problems {
@@ -218,7 +223,8 @@ public struct TargetFileCheck {
       }
     }
     for file in report {
-      lines.append("  \(file.file): " + (file.problems.isEmpty ? "\(file.targets) targets" : "not usable, \(file.problems.count) problem(s)"))
+      lines.append(
+        "  \(file.file): " + (file.problems.isEmpty ? "\(file.targets) targets" : "not usable, \(file.problems.count) problem(s)"))
       problems += file.problems
     }
     text = lines.joined(separator: "\n") + "\n"

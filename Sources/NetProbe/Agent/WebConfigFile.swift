@@ -38,7 +38,11 @@ public final class WebConfigFile: ReloadCompanion {
       if (loaded.config.tls != nil) != security.tlsEnabled {
         let location = loaded.config.tls?.location ?? SourceLocation(line: 1, column: 1)
         let change = security.tlsEnabled ? "removed" : "added"
-        return ConfigErrors([ConfigDiagnostic(location, "tls_server_config cannot be \(change) by a reload: the listener's scheme is fixed at start; restart the exporter")], file: path)
+        return ConfigErrors(
+          [
+            ConfigDiagnostic(
+              location, "tls_server_config cannot be \(change) by a reload: the listener's scheme is fixed at start; restart the exporter")
+          ], file: path)
       }
       staged.withLock { $0 = loaded.snapshot }
       return nil
@@ -46,7 +50,12 @@ public final class WebConfigFile: ReloadCompanion {
   }
 
   public func commitReload() {
-    guard let snapshot = staged.withLock({ state in defer { state = nil }; return state }) else { return }
+    guard
+      let snapshot = staged.withLock({ state in
+        defer { state = nil }
+        return state
+      })
+    else { return }
     security.replace(snapshot)
   }
 }
@@ -63,7 +72,8 @@ extension WebConfig {
     } else {
       parts.append("plain HTTP")
     }
-    parts.append(basicAuthUsers.isEmpty ? "no basic auth" : "basic auth for \(basicAuthUsers.count) user\(basicAuthUsers.count == 1 ? "" : "s")")
+    parts.append(
+      basicAuthUsers.isEmpty ? "no basic auth" : "basic auth for \(basicAuthUsers.count) user\(basicAuthUsers.count == 1 ? "" : "s")")
     if !headers.isEmpty { parts.append("headers \(headers.map(\.name).joined(separator: ", "))") }
     return parts.joined(separator: "; ")
   }

@@ -16,7 +16,10 @@ extension ConfigSchema {
       for node in reader.list(filesNode, "\(path).files") ?? [] {
         guard let pattern = reader.string(node) else { continue }
         guard TargetFilesConfig.isValidPattern(pattern) else {
-          reader.error(node.location, "'\(ConfigValues.shown(pattern))' is not a target file path: expected a path ending in .json, .yml or .yaml, with at most one '*' in its last component (as in Prometheus' file_sd_configs)")
+          reader.error(
+            node.location,
+            "'\(ConfigValues.shown(pattern))' is not a target file path: expected a path ending in .json, .yml or .yaml, with at most one '*' in its last component (as in Prometheus' file_sd_configs)"
+          )
           continue
         }
         if let first = firstByPattern[pattern] {
@@ -29,13 +32,16 @@ extension ConfigSchema {
       if filesNode.sequence?.isEmpty ?? filesNode.scalar?.isNull ?? false {
         reader.error(filesNode.location, "\(path).files needs at least one path")
       }
-      var entry = TargetFilesConfig(files: files, options: probeOptions(map, path, base: defaults, isTarget: true, &reader),
-                                    location: item.location)
+      var entry = TargetFilesConfig(
+        files: files, options: probeOptions(map, path, base: defaults, isTarget: true, &reader),
+        location: item.location)
       if let v = map["refresh_interval"]?.value {
         entry.refreshInterval = reader.duration(v, min: .seconds(1), max: .seconds(86_400)) ?? entry.refreshInterval
       }
       if let v = map["name_label"]?.value, let name = reader.string(v) {
-        if TargetFileReader.isFileLabelName(name) { entry.nameLabel = name } else {
+        if TargetFileReader.isFileLabelName(name) {
+          entry.nameLabel = name
+        } else {
           reader.error(v.location, "invalid label name '\(ConfigValues.shown(name))': expected [a-zA-Z_][a-zA-Z0-9_]*")
         }
       }
@@ -46,8 +52,10 @@ extension ConfigSchema {
         entry.maxTargets = reader.integer(v, 1...TargetFileReader.hardTargetLimit) ?? entry.maxTargets
       }
       if entry.maxTargetsPerFile > entry.maxTargets {
-        reader.error((map["max_targets_per_file"] ?? map["max_targets"])?.value.location ?? item.location,
-                     "max_targets_per_file (\(entry.maxTargetsPerFile)) exceeds max_targets (\(entry.maxTargets)), the limit of all files of this entry together")
+        reader.error(
+          (map["max_targets_per_file"] ?? map["max_targets"])?.value.location ?? item.location,
+          "max_targets_per_file (\(entry.maxTargetsPerFile)) exceeds max_targets (\(entry.maxTargets)), the limit of all files of this entry together"
+        )
       }
       result.append(entry)
     }

@@ -7,16 +7,22 @@ public enum ConfigSchema {
   public static let reservedGroupLabels = Catalogue.groupOwnedLabels
 
   static let topLevelKeys = ["defaults", "ping", "targets", "multicast", "beacons", "querier_watch", "push", "target_files"]
-  static let probeKeys = ["interval", "timeout", "payload_size", "ttl", "tos", "dont_fragment", "source", "interface",
-                          "family", "socket", "window", "dns_refresh", "trace", "labels"]
+  static let probeKeys = [
+    "interval", "timeout", "payload_size", "ttl", "tos", "dont_fragment", "source", "interface",
+    "family", "socket", "window", "dns_refresh", "trace", "labels",
+  ]
   static let traceKeys = ["enabled", "interval", "max_hops", "probes_per_hop", "confirm_rounds", "vary_flow"]
-  static let groupKeys = ["name", "group", "port", "interface", "sources", "format", "sequence", "clock_rate",
-                          "expected_rate", "no_data_timeout", "restart_gap", "receive_buffer", "clock_synchronized", "join_latency_test",
-                          "labels"]
+  static let groupKeys = [
+    "name", "group", "port", "interface", "sources", "format", "sequence", "clock_rate",
+    "expected_rate", "no_data_timeout", "restart_gap", "receive_buffer", "clock_synchronized", "join_latency_test",
+    "labels",
+  ]
   static let beaconKeys = ["name", "group", "port", "interface", "rate", "ttl", "size", "stream_id"]
   static let querierKeys = ["interfaces", "protocols", "query_interval", "query_response_interval", "robustness"]
-  static let pushKeys = ["url", "job", "instance", "grouping", "interval", "timeout", "basic_auth", "tls",
-                         "proxy_url", "gzip", "delete_on_shutdown"]
+  static let pushKeys = [
+    "url", "job", "instance", "grouping", "interval", "timeout", "basic_auth", "tls",
+    "proxy_url", "gzip", "delete_on_shutdown",
+  ]
 
   /// Smallest ICMP payload that still carries the nonce, slot, sequence and send time the
   /// engine matches replies with.
@@ -59,10 +65,14 @@ public enum ConfigSchema {
   // MARK: - Ping
 
   /// The probe settings of a mapping already read (`defaults` or one target) over `base`.
-  static func probeOptions(_ map: [String: YAMLMappingEntry], _ path: String, base: ProbeOptions, isTarget: Bool,
-                           _ reader: inout SchemaReader) -> ProbeOptions {
+  static func probeOptions(
+    _ map: [String: YAMLMappingEntry], _ path: String, base: ProbeOptions, isTarget: Bool,
+    _ reader: inout SchemaReader
+  ) -> ProbeOptions {
     var options = base
-    if let v = map["interval"]?.value { options.interval = reader.duration(v, min: .milliseconds(10), max: .seconds(3600)) ?? options.interval }
+    if let v = map["interval"]?.value {
+      options.interval = reader.duration(v, min: .milliseconds(10), max: .seconds(3600)) ?? options.interval
+    }
     if let v = map["timeout"]?.value { options.timeout = reader.duration(v, min: .milliseconds(1), max: .seconds(60)) ?? options.timeout }
     if let v = map["payload_size"]?.value { options.payloadSize = reader.integer(v, minimumPayloadSize...65_000) ?? options.payloadSize }
     if let v = map["ttl"]?.value { options.ttl = reader.integer(v, 1...255) ?? options.ttl }
@@ -73,7 +83,9 @@ public enum ConfigSchema {
     if let v = map["family"]?.value { options.family = reader.choice(v) ?? options.family }
     if let v = map["socket"]?.value { options.socket = reader.choice(v) ?? options.socket }
     if let v = map["window"]?.value { options.window = reader.integer(v, 1...100_000) ?? options.window }
-    if let v = map["dns_refresh"]?.value { options.dnsRefresh = reader.duration(v, min: .seconds(1), max: .seconds(86_400)) ?? options.dnsRefresh }
+    if let v = map["dns_refresh"]?.value {
+      options.dnsRefresh = reader.duration(v, min: .seconds(1), max: .seconds(86_400)) ?? options.dnsRefresh
+    }
     if let v = map["trace"]?.value { options.trace = trace(v, "\(path).trace", base: options.trace, isTarget: isTarget, &reader) }
     if let v = map["labels"]?.value {
       let own = reader.labels(v, "\(path).labels", reserved: reservedTargetLabels)
@@ -87,15 +99,20 @@ public enum ConfigSchema {
 
   /// `trace: true`, `trace: false`, or a mapping of trace settings. In a target a mapping
   /// turns tracing on unless it says `enabled: false`; in `defaults` it only sets values.
-  static func trace(_ node: YAMLNode, _ path: String, base: TraceOptions, isTarget: Bool,
-                    _ reader: inout SchemaReader) -> TraceOptions {
+  static func trace(
+    _ node: YAMLNode, _ path: String, base: TraceOptions, isTarget: Bool,
+    _ reader: inout SchemaReader
+  ) -> TraceOptions {
     var trace = base
     if case .bool(let on) = node.scalar?.resolved {
       trace.enabled = on
       return trace
     }
     guard node.mapping != nil else {
-      reader.error(node.location, "\(path) must be true, false or a mapping of trace settings, got '\(ConfigValues.shown(node.scalar?.text ?? node.kindDescription))'")
+      reader.error(
+        node.location,
+        "\(path) must be true, false or a mapping of trace settings, got '\(ConfigValues.shown(node.scalar?.text ?? node.kindDescription))'"
+      )
       return base
     }
     guard let map = reader.mapping(node, path, allowed: traceKeys) else { return base }
@@ -117,7 +134,9 @@ public enum ConfigSchema {
       for item in items {
         guard let bound = reader.number(item, above: 0, upTo: 3600) else { continue }
         if let last = bounds.last, bound <= last {
-          reader.error(item.location, "rtt_buckets must increase: \(ConfigValues.shown(item.scalar?.text ?? "")) is not above \(Exposition.formatValue(last))")
+          reader.error(
+            item.location,
+            "rtt_buckets must increase: \(ConfigValues.shown(item.scalar?.text ?? "")) is not above \(Exposition.formatValue(last))")
         }
         bounds.append(bound)
       }
@@ -163,11 +182,14 @@ public enum ConfigSchema {
       if let literal {
         let familyNode = map["family"]?.value ?? hostNode
         if options.family != .auto && options.family.rawValue != literal.family.rawValue {
-          reader.error(familyNode.location, "family \(options.family.rawValue) contradicts host \(ConfigValues.shown(host)), an \(literal.family.rawValue) address")
+          reader.error(
+            familyNode.location,
+            "family \(options.family.rawValue) contradicts host \(ConfigValues.shown(host)), an \(literal.family.rawValue) address")
         }
         if let source = options.source, source.family != literal.family {
-          reader.error(map["source"]?.value.location ?? item.location,
-                       "source \(source) is \(source.family.rawValue) but host \(ConfigValues.shown(host)) is \(literal.family.rawValue)")
+          reader.error(
+            map["source"]?.value.location ?? item.location,
+            "source \(source) is \(source.family.rawValue) but host \(ConfigValues.shown(host)) is \(literal.family.rawValue)")
         }
       }
       result.append(TargetConfig(name: name, host: host, options: options, location: item.location))
@@ -178,8 +200,10 @@ public enum ConfigSchema {
   // MARK: - Multicast
 
   /// Reads group, port and interface, shared by receivers and beacons.
-  private static func endpoint(_ map: [String: YAMLMappingEntry], _ node: YAMLNode, _ path: String,
-                               _ reader: inout SchemaReader) -> (group: IPAddress, port: Int, interface: String)? {
+  private static func endpoint(
+    _ map: [String: YAMLMappingEntry], _ node: YAMLNode, _ path: String,
+    _ reader: inout SchemaReader
+  ) -> (group: IPAddress, port: Int, interface: String)? {
     var missing: [String] = []
     for key in ["group", "port", "interface"] where map[key] == nil { missing.append("'\(key)'") }
     if !missing.isEmpty {
@@ -215,7 +239,8 @@ public enum ConfigSchema {
         for sourceNode in list {
           guard let source = reader.address(sourceNode) else { continue }
           if source.family != group.family {
-            reader.error(sourceNode.location, "source \(source) is \(source.family.rawValue) but group \(group) is \(group.family.rawValue)")
+            reader.error(
+              sourceNode.location, "source \(source) is \(source.family.rawValue) but group \(group) is \(group.family.rawValue)")
           } else if source.isMulticast || source.isUnspecified {
             reader.error(sourceNode.location, "source \(source) must be a unicast sender address")
           } else if source.zone != nil {
@@ -245,7 +270,9 @@ public enum ConfigSchema {
         }
       }
       if let v = map["expected_rate"]?.value { config.expectedRate = reader.number(v, above: 0, upTo: 10_000_000) }
-      if let v = map["no_data_timeout"]?.value { config.noDataTimeout = reader.duration(v, min: .milliseconds(10), max: .seconds(3600)) ?? config.noDataTimeout }
+      if let v = map["no_data_timeout"]?.value {
+        config.noDataTimeout = reader.duration(v, min: .milliseconds(10), max: .seconds(3600)) ?? config.noDataTimeout
+      }
       if let v = map["restart_gap"]?.value {
         if config.format != .mpegts {
           reader.error(map["restart_gap"]!.key.location, "'restart_gap' applies only to format mpegts")
@@ -299,7 +326,9 @@ public enum ConfigSchema {
     if let v = map["leave_wait"]?.value { test.leaveWait = reader.duration(v, min: .zero, max: .seconds(600)) ?? test.leaveWait }
     if let v = map["deadline"]?.value { test.deadline = reader.duration(v, min: .milliseconds(100), max: .seconds(600)) ?? test.deadline }
     if test.leaveWait + test.deadline >= test.interval {
-      reader.error(intervalNode.location, "join_latency_test interval must exceed leave_wait + deadline (\(ConfigValues.formatDuration(test.leaveWait + test.deadline)))")
+      reader.error(
+        intervalNode.location,
+        "join_latency_test interval must exceed leave_wait + deadline (\(ConfigValues.formatDuration(test.leaveWait + test.deadline)))")
     }
     return test
   }
@@ -338,14 +367,22 @@ public enum ConfigSchema {
     var names: [String] = []
     for item in reader.list(listNode, "querier_watch.interfaces") ?? [] {
       guard let name = reader.interfaceName(item) else { continue }
-      if names.contains(name) { reader.error(item.location, "interface '\(ConfigValues.shown(name))' is listed twice") } else { names.append(name) }
+      if names.contains(name) {
+        reader.error(item.location, "interface '\(ConfigValues.shown(name))' is listed twice")
+      } else {
+        names.append(name)
+      }
     }
     var watch = QuerierWatchConfig(interfaces: names)
     if let v = map["protocols"]?.value, let items = reader.list(v, "querier_watch.protocols") {
       var protocols: [QuerierProtocol] = []
       for item in items {
         guard let value: QuerierProtocol = reader.choice(item) else { continue }
-        if protocols.contains(value) { reader.error(item.location, "protocol '\(value.rawValue)' is listed twice") } else { protocols.append(value) }
+        if protocols.contains(value) {
+          reader.error(item.location, "protocol '\(value.rawValue)' is listed twice")
+        } else {
+          protocols.append(value)
+        }
       }
       if items.isEmpty {
         reader.error(v.location, "querier_watch.protocols must list igmp, mld or both")
@@ -355,7 +392,8 @@ public enum ConfigSchema {
     }
     if let v = map["query_interval"]?.value { watch.queryInterval = reader.duration(v, min: .seconds(1), max: .seconds(31_744)) }
     if let v = map["query_response_interval"]?.value {
-      watch.queryResponseInterval = reader.duration(v, min: .milliseconds(100), max: .milliseconds(3_174_400)) ?? watch.queryResponseInterval
+      watch.queryResponseInterval =
+        reader.duration(v, min: .milliseconds(100), max: .milliseconds(3_174_400)) ?? watch.queryResponseInterval
     }
     if let v = map["robustness"]?.value { watch.robustness = reader.integer(v, 1...7) ?? watch.robustness }
     return watch
@@ -382,8 +420,10 @@ public enum ConfigSchema {
     if let v = map["interval"]?.value { push.interval = reader.duration(v, min: .seconds(1), max: .seconds(86_400)) ?? push.interval }
     if let v = map["timeout"]?.value { push.timeout = reader.duration(v, min: .milliseconds(100), max: .seconds(600)) ?? push.timeout }
     if push.timeout >= push.interval {
-      reader.error((map["timeout"] ?? map["interval"])?.value.location ?? node.location,
-                   "push timeout (\(ConfigValues.formatDuration(push.timeout))) must be shorter than its interval (\(ConfigValues.formatDuration(push.interval))), so pushes never overlap")
+      reader.error(
+        (map["timeout"] ?? map["interval"])?.value.location ?? node.location,
+        "push timeout (\(ConfigValues.formatDuration(push.timeout))) must be shorter than its interval (\(ConfigValues.formatDuration(push.interval))), so pushes never overlap"
+      )
     }
     if let v = map["basic_auth"]?.value, let auth = reader.mapping(v, "push.basic_auth", allowed: ["username", "password_file"]) {
       if let userNode = auth["username"]?.value, let fileNode = auth["password_file"]?.value {
@@ -394,7 +434,9 @@ public enum ConfigSchema {
         reader.error(v.location, "push.basic_auth needs 'username' and 'password_file'")
       }
     }
-    if let v = map["tls"]?.value, let tls = reader.mapping(v, "push.tls", allowed: ["ca_file", "cert_file", "key_file", "insecure_skip_verify"]) {
+    if let v = map["tls"]?.value,
+      let tls = reader.mapping(v, "push.tls", allowed: ["ca_file", "cert_file", "key_file", "insecure_skip_verify"])
+    {
       if let n = tls["ca_file"]?.value { push.tls.caFile = reader.filePath(n) }
       if let n = tls["cert_file"]?.value { push.tls.certFile = reader.filePath(n) }
       if let n = tls["key_file"]?.value { push.tls.keyFile = reader.filePath(n) }
@@ -404,7 +446,9 @@ public enum ConfigSchema {
       }
     }
     if let v = map["proxy_url"]?.value, let proxy = reader.string(v) {
-      if isHTTPURL(proxy) || proxy.hasPrefix("socks5://") { push.proxyURL = proxy } else {
+      if isHTTPURL(proxy) || proxy.hasPrefix("socks5://") {
+        push.proxyURL = proxy
+      } else {
         reader.error(v.location, "expected an http://, https:// or socks5:// proxy URL, got '\(ConfigValues.shown(proxy))'")
       }
     }

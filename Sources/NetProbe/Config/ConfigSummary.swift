@@ -19,7 +19,8 @@ public struct ConfigSummary {
     lines.append("ICMP targets: \(targets.count)" + (tracing > 0 ? " (\(tracing) with path tracing)" : ""))
     for target in targets.prefix(rowLimit) {
       let o = target.options
-      var line = "  \(target.name): \(target.host) every \(ConfigValues.formatDuration(o.interval)), timeout \(ConfigValues.formatDuration(o.timeout)), \(o.payloadSize) B, family \(o.family.rawValue), socket \(o.socket.rawValue)"
+      var line =
+        "  \(target.name): \(target.host) every \(ConfigValues.formatDuration(o.interval)), timeout \(ConfigValues.formatDuration(o.timeout)), \(o.payloadSize) B, family \(o.family.rawValue), socket \(o.socket.rawValue)"
       if let interface = o.interface { line += ", via \(interface)" }
       if let source = o.source { line += ", from \(source)" }
       if o.trace.enabled { line += ", trace every \(ConfigValues.formatDuration(o.trace.interval)) up to \(o.trace.maxHops) hops" }
@@ -39,19 +40,26 @@ public struct ConfigSummary {
       lines.append("")
       lines.append("Beacons sent: \(config.beacons.count)")
       for beacon in config.beacons.prefix(rowLimit) {
-        lines.append("  \(beacon.name): \(Exposition.formatValue(beacon.rate)) packets/s to \(beacon.group) port \(beacon.port) on \(beacon.interface), TTL \(beacon.ttl), \(beacon.size) B")
+        lines.append(
+          "  \(beacon.name): \(Exposition.formatValue(beacon.rate)) packets/s to \(beacon.group) port \(beacon.port) on \(beacon.interface), TTL \(beacon.ttl), \(beacon.size) B"
+        )
       }
     }
     if let watch = config.querierWatch {
       lines.append("")
       let protocols = watch.protocols.map(\.rawValue).joined(separator: " and ")
-      let interval = watch.queryInterval.map { ConfigValues.formatDuration($0) } ?? "\(ConfigValues.formatDuration(.seconds(125))) (the RFC default)"
+      let interval =
+        watch.queryInterval.map { ConfigValues.formatDuration($0) } ?? "\(ConfigValues.formatDuration(.seconds(125))) (the RFC default)"
       lines.append("Querier watch (\(protocols)) on: \(watch.interfaces.joined(separator: ", "))")
-      lines.append("  query interval \(interval) unless announced, robustness \(watch.robustness), response \(ConfigValues.formatDuration(watch.queryResponseInterval))")
+      lines.append(
+        "  query interval \(interval) unless announced, robustness \(watch.robustness), response \(ConfigValues.formatDuration(watch.queryResponseInterval))"
+      )
     }
     if let push = config.push {
       lines.append("")
-      lines.append("Push: to \(push.url) as job '\(push.job)' every \(ConfigValues.formatDuration(push.interval)) (timeout \(ConfigValues.formatDuration(push.timeout)))")
+      lines.append(
+        "Push: to \(push.url) as job '\(push.job)' every \(ConfigValues.formatDuration(push.interval)) (timeout \(ConfigValues.formatDuration(push.timeout)))"
+      )
     }
     return lines.joined(separator: "\n") + "\n"
   }

@@ -32,12 +32,15 @@ public enum ConfigValues {
 
   /// The shortest text `parseDuration` reads back as the same duration: `1m30s`, `250ms`.
   public static func formatDuration(_ duration: Duration) -> String {
-    var nanoseconds = Int64(duration.components.seconds) * 1_000_000_000
+    var nanoseconds =
+      Int64(duration.components.seconds) * 1_000_000_000
       + duration.components.attoseconds / 1_000_000_000
     if nanoseconds == 0 { return "0s" }
     var text = ""
-    for (unit, size) in [("d", Int64(86_400_000_000_000)), ("h", 3_600_000_000_000), ("m", 60_000_000_000),
-                         ("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000), ("ns", 1)]
+    for (unit, size) in [
+      ("d", Int64(86_400_000_000_000)), ("h", 3_600_000_000_000), ("m", 60_000_000_000),
+      ("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000), ("ns", 1),
+    ]
     where nanoseconds >= size {
       text += "\(nanoseconds / size)\(unit)"
       nanoseconds %= size

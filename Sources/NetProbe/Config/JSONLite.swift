@@ -137,10 +137,14 @@ private struct JSONLiteReader {
         throw fail("unexpected \(shownByte()): expected a key in double quotes")
       }
       let key = try string()
-      if let first = seen[key.text] { throw ConfigDiagnostic(key.location, "duplicate key '\(ConfigValues.shown(key.text))' (first at \(first))") }
+      if let first = seen[key.text] {
+        throw ConfigDiagnostic(key.location, "duplicate key '\(ConfigValues.shown(key.text))' (first at \(first))")
+      }
       seen[key.text] = key.location
       skipWhitespace()
-      guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("unexpected \(shownByte()): expected ':' after the key") }
+      guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
+        throw fail("unexpected \(shownByte()): expected ':' after the key")
+      }
       index += 1
       skipWhitespace()
       entries.append(YAMLMappingEntry(key: key, value: try value()))
@@ -272,14 +276,18 @@ private struct JSONLiteReader {
             }
             index += 2
             let low = try hex4()
-            guard (0xDC00...0xDFFF).contains(low) else { throw fail("expected a low surrogate after \\u\(String(code, radix: 16))", at: escapeStart) }
+            guard (0xDC00...0xDFFF).contains(low) else {
+              throw fail("expected a low surrogate after \\u\(String(code, radix: 16))", at: escapeStart)
+            }
             code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
           } else if (0xDC00...0xDFFF).contains(code) {
             throw fail("a lone low surrogate \\u\(String(code, radix: 16)) is not a character", at: escapeStart)
           }
           output.append(contentsOf: Array(String(Character(Unicode.Scalar(code)!)).utf8))
         default:
-          throw fail("unknown escape '\\\(Character(Unicode.Scalar(escape)))': JSON has \\\" \\\\ \\/ \\b \\f \\n \\r \\t and \\uXXXX", at: index - 2)
+          throw fail(
+            "unknown escape '\\\(Character(Unicode.Scalar(escape)))': JSON has \\\" \\\\ \\/ \\b \\f \\n \\r \\t and \\uXXXX", at: index - 2
+          )
         }
       case 0x00..<0x20:
         if byte == 0x0A { throw fail("the string opened at \(start) is not closed on its line") }

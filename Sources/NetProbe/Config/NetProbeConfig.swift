@@ -11,9 +11,11 @@ public struct NetProbeConfig: Sendable, Equatable {
   /// Where more targets come from (`target_files`, read by `TargetFileSet`).
   public var targetFiles: [TargetFilesConfig] = []
 
-  public init(defaults: ProbeOptions = ProbeOptions(), ping: PingSettings = PingSettings(),
-              targets: [TargetConfig] = [], multicast: [MulticastGroupConfig] = [],
-              beacons: [BeaconConfig] = [], querierWatch: QuerierWatchConfig? = nil, push: PushConfig? = nil) {
+  public init(
+    defaults: ProbeOptions = ProbeOptions(), ping: PingSettings = PingSettings(),
+    targets: [TargetConfig] = [], multicast: [MulticastGroupConfig] = [],
+    beacons: [BeaconConfig] = [], querierWatch: QuerierWatchConfig? = nil, push: PushConfig? = nil
+  ) {
     self.defaults = defaults
     self.ping = ping
     self.targets = targets
@@ -318,11 +320,13 @@ public struct MulticastGroupConfig: Sendable, Equatable {
   public var labels: [Label]
   public var location: SourceLocation
 
-  public init(name: String, group: IPAddress, port: Int, interface: String, sources: [IPAddress] = [],
-              format: PayloadFormat = .raw, sequenceField: SequenceField? = nil, clockRate: Int? = nil,
-              expectedRate: Double? = nil, noDataTimeout: Duration = .seconds(5), restartGap: Duration = .milliseconds(500),
-              receiveBuffer: Int = MulticastGroupConfig.defaultReceiveBuffer, clockSynchronized: Bool = false,
-              joinLatencyTest: JoinLatencyTest? = nil, labels: [Label] = [], location: SourceLocation) {
+  public init(
+    name: String, group: IPAddress, port: Int, interface: String, sources: [IPAddress] = [],
+    format: PayloadFormat = .raw, sequenceField: SequenceField? = nil, clockRate: Int? = nil,
+    expectedRate: Double? = nil, noDataTimeout: Duration = .seconds(5), restartGap: Duration = .milliseconds(500),
+    receiveBuffer: Int = MulticastGroupConfig.defaultReceiveBuffer, clockSynchronized: Bool = false,
+    joinLatencyTest: JoinLatencyTest? = nil, labels: [Label] = [], location: SourceLocation
+  ) {
     self.name = name
     self.group = group
     self.port = port
@@ -373,8 +377,10 @@ public struct BeaconConfig: Sendable, Equatable {
   public var streamID: UInt32
   public var location: SourceLocation
 
-  public init(name: String, group: IPAddress, port: Int, interface: String, rate: Double = 10, ttl: Int = 1,
-              size: Int = 64, streamID: UInt32 = 1, location: SourceLocation) {
+  public init(
+    name: String, group: IPAddress, port: Int, interface: String, rate: Double = 10, ttl: Int = 1,
+    size: Int = 64, streamID: UInt32 = 1, location: SourceLocation
+  ) {
     self.name = name
     self.group = group
     self.port = port

@@ -45,7 +45,10 @@ struct SchemaReader {
       return nil
     }
     guard value >= min, value <= max else {
-      error(node.location, "duration \(ConfigValues.shown(scalar.text)) out of range: expected from \(ConfigValues.formatDuration(min)) to \(ConfigValues.formatDuration(max))")
+      error(
+        node.location,
+        "duration \(ConfigValues.shown(scalar.text)) out of range: expected from \(ConfigValues.formatDuration(min)) to \(ConfigValues.formatDuration(max))"
+      )
       return nil
     }
     return value
@@ -53,15 +56,22 @@ struct SchemaReader {
 
   mutating func integer(_ node: YAMLNode, _ range: ClosedRange<Int>) -> Int? {
     if let scalar = node.scalar, case .bigInt = scalar.resolved {
-      error(node.location, "\(ConfigValues.shown(scalar.text)) out of range: expected an integer from \(range.lowerBound) to \(range.upperBound)")
+      error(
+        node.location,
+        "\(ConfigValues.shown(scalar.text)) out of range: expected an integer from \(range.lowerBound) to \(range.upperBound)")
       return nil
     }
     guard let scalar = node.scalar, case .int(let value) = scalar.resolved else {
-      error(node.location, "expected an integer from \(range.lowerBound) to \(range.upperBound), got '\(ConfigValues.shown(node.scalar?.text ?? node.kindDescription))'")
+      error(
+        node.location,
+        "expected an integer from \(range.lowerBound) to \(range.upperBound), got '\(ConfigValues.shown(node.scalar?.text ?? node.kindDescription))'"
+      )
       return nil
     }
     guard range.contains(value) else {
-      error(node.location, "\(ConfigValues.shown(scalar.text)) out of range: expected an integer from \(range.lowerBound) to \(range.upperBound)")
+      error(
+        node.location,
+        "\(ConfigValues.shown(scalar.text)) out of range: expected an integer from \(range.lowerBound) to \(range.upperBound)")
       return nil
     }
     return value
@@ -79,7 +89,10 @@ struct SchemaReader {
       return nil
     }
     guard value > lower, value <= upper else {
-      error(node.location, "\(ConfigValues.shown(node.scalar!.text)) out of range: expected a number above \(Exposition.formatValue(lower)) and at most \(Exposition.formatValue(upper))")
+      error(
+        node.location,
+        "\(ConfigValues.shown(node.scalar!.text)) out of range: expected a number above \(Exposition.formatValue(lower)) and at most \(Exposition.formatValue(upper))"
+      )
       return nil
     }
     return value
@@ -118,10 +131,16 @@ struct SchemaReader {
       error(node.location, "expected a non-empty string")
       return nil
     case .bool:
-      error(node.location, "'\(ConfigValues.shown(scalar.text))' is read as a boolean by YAML; quote it (\"\(ConfigValues.shown(scalar.text))\") if you mean text")
+      error(
+        node.location,
+        "'\(ConfigValues.shown(scalar.text))' is read as a boolean by YAML; quote it (\"\(ConfigValues.shown(scalar.text))\") if you mean text"
+      )
       return nil
     default:
-      error(node.location, "'\(ConfigValues.shown(scalar.text))' is read as a number or date by YAML; quote it (\"\(ConfigValues.shown(scalar.text))\") if you mean text")
+      error(
+        node.location,
+        "'\(ConfigValues.shown(scalar.text))' is read as a number or date by YAML; quote it (\"\(ConfigValues.shown(scalar.text))\") if you mean text"
+      )
       return nil
     }
   }
@@ -171,14 +190,17 @@ struct SchemaReader {
   /// sets itself on the same series.
   mutating func labels(_ node: YAMLNode, _ path: String, reserved: [String]) -> [Label] {
     guard let entries = node.mapping else {
-      if node.scalar?.isNull != true { error(node.location, "\(path) must be a mapping of label names to values, got \(node.kindDescription)") }
+      if node.scalar?.isNull != true {
+        error(node.location, "\(path) must be a mapping of label names to values, got \(node.kindDescription)")
+      }
       return []
     }
     var labels: [Label] = []
     for entry in entries {
       let name = entry.key.text
       if !ConfigValues.isLabelName(name) {
-        error(entry.key.location, "invalid label name '\(ConfigValues.shown(name))': expected [a-zA-Z_][a-zA-Z0-9_]* not starting with '__'")
+        error(
+          entry.key.location, "invalid label name '\(ConfigValues.shown(name))': expected [a-zA-Z_][a-zA-Z0-9_]* not starting with '__'")
         continue
       }
       if ["job", "instance"].contains(name) {

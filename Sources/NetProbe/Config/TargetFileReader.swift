@@ -103,13 +103,17 @@ public enum TargetFileReader {
       }
       guard let targetsNode = map["targets"]?.value, let items = reader.list(targetsNode, "\(path).targets") else { continue }
       if name != nil && items.count > 1 {
-        reader.error(targetsNode.location, "\(path) names its targets by label '\(entry.nameLabel ?? "")', so it can hold only one target: \(items.count) would share one name")
+        reader.error(
+          targetsNode.location,
+          "\(path) names its targets by label '\(entry.nameLabel ?? "")', so it can hold only one target: \(items.count) would share one name"
+        )
         continue
       }
       for item in items {
         guard let text = scalarText(item, format: format, what: "a target (a host or an address)", &reader) else { continue }
         guard let host = host(of: text) else {
-          reader.error(item.location, "'\(ConfigValues.shown(text))' is not a host: expected an IP address or a DNS name, optionally with :port")
+          reader.error(
+            item.location, "'\(ConfigValues.shown(text))' is not a host: expected an IP address or a DNS name, optionally with :port")
           continue
         }
         if let literal = IPAddress(host) {
@@ -118,11 +122,13 @@ public enum TargetFileReader {
             continue
           }
           if options.family != .auto && options.family.rawValue != literal.family.rawValue {
-            reader.error(item.location, "\(host) is an \(literal.family.rawValue) address but this entry sets family \(options.family.rawValue)")
+            reader.error(
+              item.location, "\(host) is an \(literal.family.rawValue) address but this entry sets family \(options.family.rawValue)")
             continue
           }
           if let source = options.source, source.family != literal.family {
-            reader.error(item.location, "\(host) is \(literal.family.rawValue) but this entry's source \(source) is \(source.family.rawValue)")
+            reader.error(
+              item.location, "\(host) is \(literal.family.rawValue) but this entry's source \(source) is \(source.family.rawValue)")
             continue
           }
         }
@@ -137,15 +143,19 @@ public enum TargetFileReader {
       }
     }
     if result.count > entry.maxTargetsPerFile {
-      reader.error(root.location, "\(result.count) targets, over max_targets_per_file (\(entry.maxTargetsPerFile)) of the target_files entry at \(entry.location)")
+      reader.error(
+        root.location,
+        "\(result.count) targets, over max_targets_per_file (\(entry.maxTargetsPerFile)) of the target_files entry at \(entry.location)")
     }
     return result
   }
 
   /// The labels a group gives its targets (meta and name labels left out), the name its
   /// `name_label` gives, and whether they are all valid.
-  private static func groupLabels(_ node: YAMLNode, path: String, format: TargetFileFormat, entry: TargetFilesConfig,
-                                  _ reader: inout SchemaReader) -> ([Label], String?, Bool) {
+  private static func groupLabels(
+    _ node: YAMLNode, path: String, format: TargetFileFormat, entry: TargetFilesConfig,
+    _ reader: inout SchemaReader
+  ) -> ([Label], String?, Bool) {
     if node.scalar?.isNull == true { return ([], nil, true) }
     guard let entries = node.mapping else {
       reader.error(node.location, "\(path).labels must be a mapping of label names to values, got \(node.kindDescription)")
@@ -176,7 +186,10 @@ public enum TargetFileReader {
       }
       if key.hasPrefix("__") { continue }
       if ["job", "instance"].contains(key) || ConfigSchema.reservedTargetLabels.contains(key) {
-        reader.error(item.key.location, "label '\(key)' is set by \(["job", "instance"].contains(key) ? "Prometheus when it scrapes" : "the exporter on target series"); rename it (or prefix it with __ to keep it out of the series)")
+        reader.error(
+          item.key.location,
+          "label '\(key)' is set by \(["job", "instance"].contains(key) ? "Prometheus when it scrapes" : "the exporter on target series"); rename it (or prefix it with __ to keep it out of the series)"
+        )
         ok = false
         continue
       }
@@ -187,8 +200,10 @@ public enum TargetFileReader {
 
   /// A string where Prometheus expects one. JSON wants a string; YAML takes any scalar's
   /// text, as go-yaml does for a string field (`port: 80` is the label value "80").
-  private static func scalarText(_ node: YAMLNode, format: TargetFileFormat, what: String, allowNull: Bool = false,
-                                 _ reader: inout SchemaReader) -> String? {
+  private static func scalarText(
+    _ node: YAMLNode, format: TargetFileFormat, what: String, allowNull: Bool = false,
+    _ reader: inout SchemaReader
+  ) -> String? {
     guard let scalar = node.scalar else {
       reader.error(node.location, "expected \(what), got \(node.kindDescription)")
       return nil

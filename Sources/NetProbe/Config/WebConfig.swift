@@ -113,8 +113,10 @@ public struct WebTLSConfig: Sendable, Equatable {
 /// Reads and checks web configuration files.
 public enum WebConfigLoader {
   static let topLevelKeys = ["tls_server_config", "basic_auth_users", "http_server_config"]
-  static let tlsKeys = ["cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version",
-                        "cipher_suites", "curve_preferences", "prefer_server_cipher_suites"]
+  static let tlsKeys = [
+    "cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version",
+    "cipher_suites", "curve_preferences", "prefer_server_cipher_suites",
+  ]
   static let httpKeys = ["headers", "http2"]
   /// Keys of the exporter-toolkit format that are not implemented here, with the reason.
   static let unsupported: [String: String] = [
@@ -155,7 +157,8 @@ public enum WebConfigLoader {
     do {
       bytes = try FileContents.readRegularFile(path)
     } catch {
-      return .failure(ConfigErrors([ConfigDiagnostic(SourceLocation(line: 1, column: 1), "cannot read the web configuration: \(error)")], file: path))
+      return .failure(
+        ConfigErrors([ConfigDiagnostic(SourceLocation(line: 1, column: 1), "cannot read the web configuration: \(error)")], file: path))
     }
     guard let text = String(validating: bytes, as: UTF8.self) else {
       return .failure(ConfigErrors([ConfigDiagnostic(SourceLocation(line: 1, column: 1), "the file is not valid UTF-8")], file: path))
@@ -184,7 +187,8 @@ public enum WebConfigLoader {
       config.basicAuthUsers = users(node, &reader)
     }
     if let node = top["http_server_config"]?.value, node.scalar?.isNull != true,
-       let map = reader.mapping(node, "http_server_config", allowed: httpKeys) {
+      let map = reader.mapping(node, "http_server_config", allowed: httpKeys)
+    {
       if let v = map["http2"]?.value, reader.boolean(v) == true {
         reader.error(v.location, "http2: true is not supported: netprobe_exporter serves HTTP/1.1 only; remove the key or set it to false")
       }
@@ -215,8 +219,10 @@ public enum WebConfigLoader {
       authType = nil
     }
     // As in the toolkit, TLS is on once any of these is set (an empty mapping leaves it off).
-    guard certFile != nil || keyFile != nil || caFile != nil || authType != nil
-            || ["cert_file", "key_file", "client_ca_file", "client_auth_type"].contains(where: { map[$0] != nil }) else { return nil }
+    guard
+      certFile != nil || keyFile != nil || caFile != nil || authType != nil
+        || ["cert_file", "key_file", "client_ca_file", "client_auth_type"].contains(where: { map[$0] != nil })
+    else { return nil }
     if map["cert_file"] == nil { reader.error(node.location, "\(path) needs cert_file: the server certificate (PEM, chain after it)") }
     if map["key_file"] == nil { reader.error(node.location, "\(path) needs key_file: the certificate's private key (PEM)") }
     var tls = WebTLSConfig(certFile: certFile ?? "", keyFile: keyFile ?? "")
@@ -224,10 +230,14 @@ public enum WebConfigLoader {
     tls.clientAuth = authType ?? .noClientCert
     tls.clientCAFile = caFile
     if let entry = map["client_ca_file"], tls.clientAuth == .noClientCert {
-      reader.error(entry.key.location, "client_ca_file is set but client_auth_type is NoClientCert: set client_auth_type (RequireAndVerifyClientCert, VerifyClientCertIfGiven, ...)")
+      reader.error(
+        entry.key.location,
+        "client_ca_file is set but client_auth_type is NoClientCert: set client_auth_type (RequireAndVerifyClientCert, VerifyClientCertIfGiven, ...)"
+      )
     }
     if tls.clientAuth.verifies, map["client_ca_file"] == nil, let v = map["client_auth_type"]?.value {
-      reader.error(v.location, "client_auth_type \(tls.clientAuth.rawValue) needs client_ca_file: the CA certificates that sign client certificates")
+      reader.error(
+        v.location, "client_auth_type \(tls.clientAuth.rawValue) needs client_ca_file: the CA certificates that sign client certificates")
     }
     if let v = map["min_version"]?.value { tls.minVersion = reader.choice(v) ?? tls.minVersion }
     if let v = map["max_version"]?.value { tls.maxVersion = reader.choice(v) ?? tls.maxVersion }
@@ -239,11 +249,13 @@ public enum WebConfigLoader {
       for item in items {
         guard let name = reader.string(item) else { continue }
         if WebTLSConfig.tls13Suites.contains(name) {
-          reader.error(item.location, "\(name) is a TLS 1.3 suite: those are always enabled and cannot be chosen; cipher_suites lists TLS 1.2 suites")
+          reader.error(
+            item.location, "\(name) is a TLS 1.3 suite: those are always enabled and cannot be chosen; cipher_suites lists TLS 1.2 suites")
         } else if names.contains(name) {
           tls.cipherSuites.append(name)
         } else {
-          var message = "unknown cipher suite '\(name)': expected a TLS 1.2 suite with Go's name, such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+          var message =
+            "unknown cipher suite '\(name)': expected a TLS 1.2 suite with Go's name, such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
           if let guess = suggestion(for: name, among: names) { message += " (did you mean '\(guess)'?)" }
           reader.error(item.location, message)
         }
@@ -279,12 +291,16 @@ public enum WebConfigLoader {
     for entry in entries {
       let name = entry.key.text
       if name.isEmpty || name.contains(":") || name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-        reader.error(entry.key.location, "user name '\(name)' cannot be used with basic auth: it must be non-empty, without ':' or control characters")
+        reader.error(
+          entry.key.location, "user name '\(name)' cannot be used with basic auth: it must be non-empty, without ':' or control characters")
         continue
       }
       guard let hash = reader.string(entry.value) else { continue }
       guard isBcryptHash(hash) else {
-        reader.error(entry.value.location, "basic_auth_users.\(name): expected a bcrypt hash such as $2y$10$… (make one with `htpasswd -nBC 10 \(name)`); plaintext passwords are not accepted")
+        reader.error(
+          entry.value.location,
+          "basic_auth_users.\(name): expected a bcrypt hash such as $2y$10$… (make one with `htpasswd -nBC 10 \(name)`); plaintext passwords are not accepted"
+        )
         continue
       }
       users.append(WebUser(name: name, hash: hash))
@@ -304,8 +320,9 @@ public enum WebConfigLoader {
   public static func isBcryptHash(_ text: String) -> Bool {
     let bytes = Array(text.utf8)
     guard bytes.count == 60, bytes[0] == UInt8(ascii: "$"), bytes[1] == UInt8(ascii: "2"),
-          [UInt8(ascii: "a"), UInt8(ascii: "b"), UInt8(ascii: "y")].contains(bytes[2]), bytes[3] == UInt8(ascii: "$"),
-          bytes[6] == UInt8(ascii: "$") else { return false }
+      [UInt8(ascii: "a"), UInt8(ascii: "b"), UInt8(ascii: "y")].contains(bytes[2]), bytes[3] == UInt8(ascii: "$"),
+      bytes[6] == UInt8(ascii: "$")
+    else { return false }
     guard let cost = Int(String(decoding: bytes[4..<6], as: UTF8.self)), (4...31).contains(cost) else { return false }
     return bytes[7...].allSatisfy { byte in
       (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)

@@ -369,7 +369,8 @@ private struct YAMLLiteReader {
     let found = try blockScalar(at: index, inline: inline)
     if let colon = found.colon {
       if inline {
-        let message = found.scalar.style == .plain
+        let message =
+          found.scalar.style == .plain
           ? "unexpected ':' in a value; quote the value if it contains ': '"
           : "unexpected text after closing quote"
         throw fail(colon, message)
@@ -753,7 +754,8 @@ private struct YAMLLiteReader {
         value = value << 4 | UInt32(digit)
       }
       guard let scalar = Unicode.Scalar(value) else {
-        throw fail(index, "invalid unicode escape '\\\(escape)\(String(String.UnicodeScalarView(chars[(index + 2)..<(index + 2 + width)])))'")
+        throw fail(
+          index, "invalid unicode escape '\\\(escape)\(String(String.UnicodeScalarView(chars[(index + 2)..<(index + 2 + width)])))'")
       }
       text.append(scalar)
       index += 2 + width

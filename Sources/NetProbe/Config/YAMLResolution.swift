@@ -97,11 +97,11 @@ enum PlainScalarResolver {
 
 // MARK: - Lexical helpers
 
-private extension UInt8 {
-  var isDigit: Bool { self >= UInt8(ascii: "0") && self <= UInt8(ascii: "9") }
-  var isSign: Bool { self == UInt8(ascii: "-") || self == UInt8(ascii: "+") }
-  var isUnderscore: Bool { self == UInt8(ascii: "_") }
-  var digitValue: Int { Int(self) - 48 }
+extension UInt8 {
+  fileprivate var isDigit: Bool { self >= UInt8(ascii: "0") && self <= UInt8(ascii: "9") }
+  fileprivate var isSign: Bool { self == UInt8(ascii: "-") || self == UInt8(ascii: "+") }
+  fileprivate var isUnderscore: Bool { self == UInt8(ascii: "_") }
+  fileprivate var digitValue: Int { Int(self) - 48 }
 }
 
 /// A cursor over ASCII bytes with the few steps the resolver patterns need.

@@ -45,8 +45,10 @@ enum Admission {
   /// first (an attacker with hundreds of sockets pays before a Prometheus with one
   /// keep-alive); then the one silent the longest. `onlyClient` restricts the choice to one
   /// address, for the per-client limit: a client at its limit can only displace itself.
-  static func victim(among candidates: some Sequence<Candidate>, connectionsPerClient: [IPAddress: Int],
-                     onlyClient: IPAddress? = nil) -> Candidate? {
+  static func victim(
+    among candidates: some Sequence<Candidate>, connectionsPerClient: [IPAddress: Int],
+    onlyClient: IPAddress? = nil
+  ) -> Candidate? {
     var best: Candidate?
     var bestCount = 0
     for candidate in candidates where candidate.state != .answering {

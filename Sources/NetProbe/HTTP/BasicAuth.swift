@@ -59,8 +59,10 @@ public final class BasicAuthenticator: Sendable {
   ///   - users: user → bcrypt hash.
   ///   - verificationsPerSecond: bcrypt checks a second for all clients (burst as many).
   ///   - clientVerificationsPerSecond: for one client address (burst twice as many).
-  public init(users: [WebUser], verificationsPerSecond: Double = 10, clientVerificationsPerSecond: Double = 2,
-              cacheTTL: Duration = .seconds(60)) {
+  public init(
+    users: [WebUser], verificationsPerSecond: Double = 10, clientVerificationsPerSecond: Double = 2,
+    cacheTTL: Duration = .seconds(60)
+  ) {
     var byName: [String: String] = [:]
     for user in users { byName[user.name] = user.hash }
     self.users = byName
@@ -131,7 +133,8 @@ public final class BasicAuthenticator: Sendable {
         entries = entries.filter { $0.value.expiry > now }
         // Still full of live entries: drop the one closest to expiry.
         if entries.count >= BasicAuthenticator.cacheCapacity,
-           let oldest = entries.min(by: { $0.value.expiry < $1.value.expiry })?.key {
+          let oldest = entries.min(by: { $0.value.expiry < $1.value.expiry })?.key
+        {
           entries[oldest] = nil
         }
       }
@@ -143,7 +146,8 @@ public final class BasicAuthenticator: Sendable {
   static func credentials(_ header: String) -> (user: String, password: [UInt8])? {
     let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
     guard parts.count == 2, parts[0].lowercased() == "basic",
-          let decoded = Data(base64Encoded: String(parts[1]).trimmingWhitespace()) else { return nil }
+      let decoded = Data(base64Encoded: String(parts[1]).trimmingWhitespace())
+    else { return nil }
     let bytes = Array(decoded)
     guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")) else { return nil }
     guard let user = String(validating: bytes[..<colon], as: UTF8.self) else { return nil }

@@ -15,8 +15,10 @@ public struct HTTPRequest: Sendable, Equatable {
   /// The declared body length (bodies are read and discarded).
   public var contentLength: Int
 
-  public init(method: String, path: String, query: String = "", minorVersion: Int = 1,
-              headers: [(name: String, value: String)] = [], contentLength: Int = 0) {
+  public init(
+    method: String, path: String, query: String = "", minorVersion: Int = 1,
+    headers: [(name: String, value: String)] = [], contentLength: Int = 0
+  ) {
     self.method = method
     self.path = path
     self.query = query
@@ -143,8 +145,9 @@ public enum HTTPRequestParser {
     if minor == 1 && !headers.contains(where: { $0.name == "host" }) {
       return .failure(.badRequest, reason: "HTTP/1.1 request without Host")
     }
-    let request = HTTPRequest(method: method, path: path, query: query, minorVersion: minor,
-                              headers: headers, contentLength: contentLength)
+    let request = HTTPRequest(
+      method: method, path: path, query: query, minorVersion: minor,
+      headers: headers, contentLength: contentLength)
     return .request(request, headLength: headEnd.bodyStart)
   }
 

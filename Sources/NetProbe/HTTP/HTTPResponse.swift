@@ -37,13 +37,17 @@ public struct HTTPResponse: Sendable, Equatable {
   /// Close the connection after this response, whatever the request asked.
   public var closeConnection: Bool
 
-  public init(_ status: HTTPStatus, headers: [(name: String, value: String)] = [], body: [UInt8] = [],
-              closeConnection: Bool = false) {
+  public init(
+    _ status: HTTPStatus, headers: [(name: String, value: String)] = [], body: [UInt8] = [],
+    closeConnection: Bool = false
+  ) {
     self.init(status, headers: headers, bodyParts: [body], closeConnection: closeConnection)
   }
 
-  public init(_ status: HTTPStatus, headers: [(name: String, value: String)] = [], bodyParts: [[UInt8]],
-              closeConnection: Bool = false) {
+  public init(
+    _ status: HTTPStatus, headers: [(name: String, value: String)] = [], bodyParts: [[UInt8]],
+    closeConnection: Bool = false
+  ) {
     self.status = status
     self.headers = headers
     self.bodyParts = bodyParts.filter { !$0.isEmpty }
@@ -60,8 +64,9 @@ public struct HTTPResponse: Sendable, Equatable {
 
   /// A plain-text response; error bodies say in a sentence what was wrong.
   public static func text(_ status: HTTPStatus, _ text: String, closeConnection: Bool = false) -> HTTPResponse {
-    HTTPResponse(status, headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array(text.utf8),
-                 closeConnection: closeConnection)
+    HTTPResponse(
+      status, headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array(text.utf8),
+      closeConnection: closeConnection)
   }
 
   public func header(_ name: String) -> String? {

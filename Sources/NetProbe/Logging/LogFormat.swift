@@ -19,8 +19,10 @@ public struct LineLogHandler: LogHandler {
   private let sink: @Sendable ([UInt8]) -> Void
 
   /// `sink` receives each finished line; tests capture it, the exporter writes to stderr.
-  public init(label: String, level: Logger.Level, format: LogFormat,
-              sink: @escaping @Sendable ([UInt8]) -> Void = StandardError.write) {
+  public init(
+    label: String, level: Logger.Level, format: LogFormat,
+    sink: @escaping @Sendable ([UInt8]) -> Void = StandardError.write
+  ) {
     self.label = label
     self.logLevel = level
     self.format = format
@@ -41,8 +43,10 @@ public struct LineLogHandler: LogHandler {
   }
 
   /// One log line, newline-terminated. Metadata keys are sorted so lines are stable.
-  static func render(time: Date, level: Logger.Level, message: String, metadata: Logger.Metadata,
-                     format: LogFormat) -> String {
+  static func render(
+    time: Date, level: Logger.Level, message: String, metadata: Logger.Metadata,
+    format: LogFormat
+  ) -> String {
     let timestamp = time.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
       .replacing("+0000", with: "Z")
     let levelName = name(of: level)
@@ -78,7 +82,8 @@ public struct LineLogHandler: LogHandler {
 
   /// Bare when it is a simple word, else quoted with `\"`, `\\`, `\n` escapes.
   static func logfmtValue(_ value: String) -> String {
-    let needsQuotes = value.isEmpty || value.unicodeScalars.contains { $0.value <= 0x20 || $0 == "=" || $0 == "\"" || $0 == "\\" || $0.value == 0x7F }
+    let needsQuotes =
+      value.isEmpty || value.unicodeScalars.contains { $0.value <= 0x20 || $0 == "=" || $0 == "\"" || $0 == "\\" || $0.value == 0x7F }
     guard needsQuotes else { return value }
     var text = "\""
     for scalar in value.unicodeScalars {

@@ -52,7 +52,8 @@ extension Catalogue {
 
   public static let multicastLate = MetricFamily(
     "netprobe_multicast_packets_late_total", .counter,
-    "Datagrams that arrived after a higher sequence number in time (within 64) to fill their hole: reordered, never counted lost.", labels: streamLabels)
+    "Datagrams that arrived after a higher sequence number in time (within 64) to fill their hole: reordered, never counted lost.",
+    labels: streamLabels)
 
   public static let multicastResets = MetricFamily(
     "netprobe_multicast_sequence_resets_total", .counter,
@@ -156,11 +157,13 @@ extension Catalogue {
 
   public static let querierMaxResponse = MetricFamily(
     "netprobe_querier_max_response_seconds", .gauge,
-    "Maximum response time in force: the last one a general query announced, else the configured query_response_interval (IGMPv1 announces none).", labels: querierLabels)
+    "Maximum response time in force: the last one a general query announced, else the configured query_response_interval (IGMPv1 announces none).",
+    labels: querierLabels)
 
   public static let querierRobustness = MetricFamily(
     "netprobe_querier_robustness", .gauge,
-    "Robustness variable in force: the last QRV a general query announced (IGMPv3 / MLDv2), else the configured robustness.", labels: querierLabels)
+    "Robustness variable in force: the last QRV a general query announced (IGMPv3 / MLDv2), else the configured robustness.",
+    labels: querierLabels)
 
   public static let querierMalformed = MetricFamily(
     "netprobe_querier_malformed_packets_total", .counter,
@@ -170,7 +173,8 @@ extension Catalogue {
   static let multicastFamilies: [MetricFamily] = [
     multicastMembership, multicastPackets, multicastBytes, multicastLastPacket, multicastReceiving, multicastJoinLatency,
     multicastRate, multicastRateDeviation, multicastLost, multicastDuplicates, multicastLate, multicastResets, multicastJitter,
-    multicastOneWayDelay, multicastMPEGTSErrors, multicastMPEGTSDiscontinuities, multicastSocketDrops, multicastUnexpected, multicastJoinErrors,
+    multicastOneWayDelay, multicastMPEGTSErrors, multicastMPEGTSDiscontinuities, multicastSocketDrops, multicastUnexpected,
+    multicastJoinErrors,
     multicastJoinTestLatency, multicastJoinTestFailures,
   ]
 

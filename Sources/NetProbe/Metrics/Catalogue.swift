@@ -50,7 +50,8 @@ public enum Catalogue {
 
   public static let httpRejectedConnections = MetricFamily(
     "netprobe_http_rejected_connections_total", .counter,
-    "HTTP connections answered 503 and closed because the connection limit (overall or per client address) was reached while every connection was answering a request.")
+    "HTTP connections answered 503 and closed because the connection limit (overall or per client address) was reached while every connection was answering a request."
+  )
 
   public static let httpEvictedConnections = MetricFamily(
     "netprobe_http_evicted_connections_total", .counter,
@@ -157,7 +158,8 @@ public enum Catalogue {
 
   public static let pathHops = MetricFamily(
     "netprobe_path_hops", .gauge,
-    "Hops on the confirmed path: to the destination's TTL, to the TTL at which a router answered Destination Unreachable, or to the last hop that answered.", labels: targetLabels)
+    "Hops on the confirmed path: to the destination's TTL, to the TTL at which a router answered Destination Unreachable, or to the last hop that answered.",
+    labels: targetLabels)
 
   public static let pathReached = MetricFamily(
     "netprobe_path_destination_reached", .gauge,
@@ -173,7 +175,8 @@ public enum Catalogue {
 
   public static let pathHash = MetricFamily(
     "netprobe_path_hash", .gauge,
-    "A 32-bit hash of the confirmed hop list that netprobe_path_hop_info shows: it changes exactly when that list does (a confirmed change, a silent hop first answering, an ECMP responder learned or aged out).", labels: targetLabels)
+    "A 32-bit hash of the confirmed hop list that netprobe_path_hop_info shows: it changes exactly when that list does (a confirmed change, a silent hop first answering, an ECMP responder learned or aged out).",
+    labels: targetLabels)
 
   public static let pathHopInfo = MetricFamily(
     "netprobe_path_hop_info", .gauge,
@@ -191,11 +194,13 @@ public enum Catalogue {
 
   public static let pathUnreachable = MetricFamily(
     "netprobe_path_unreachable_total", .counter,
-    "Trace rounds that got a Destination Unreachable, by ICMP code (1 host, 3 port, 13 prohibited…): once per round and code, however many probes drew one.", labels: targetLabels + ["code"])
+    "Trace rounds that got a Destination Unreachable, by ICMP code (1 host, 3 port, 13 prohibited…): once per round and code, however many probes drew one.",
+    labels: targetLabels + ["code"])
 
   public static let pathMTU = MetricFamily(
     "netprobe_path_mtu_bytes", .gauge,
-    "Path MTU of a target with dont_fragment: the next-hop MTU of \"fragmentation needed\" / \"packet too big\", or the kernel's cached path MTU when it is smaller than the probes; absent while no MTU limits them.", labels: targetLabels)
+    "Path MTU of a target with dont_fragment: the next-hop MTU of \"fragmentation needed\" / \"packet too big\", or the kernel's cached path MTU when it is smaller than the probes; absent while no MTU limits them.",
+    labels: targetLabels)
 
   public static let pathSendErrors = MetricFamily(
     "netprobe_path_send_errors_total", .counter,
@@ -247,19 +252,20 @@ public enum Catalogue {
     "process_start_time_seconds", .gauge, "Start time of the process since unix epoch in seconds.")
 
   /// Every family, for the README check and for `--check-config`'s summary.
-  public static let all: [MetricFamily] = [
-    buildInfo, configLastReloadSuccessful, configLastReloadSuccessTimestamp, configReloads, configItems,
-    scrapeCollectorDuration, httpRequests, httpOpenConnections, httpRejectedConnections, httpEvictedConnections,
-    httpAcceptErrors, httpAuthFailures, httpTLSHandshakeFailures,
-    pingTargetInfo, pingSent, pingReceived, pingDuplicates, pingLate, pingSendErrors, pingRTT, pingWindowProbes,
-    pingLossRatio, pingRTTMin, pingRTTMean, pingRTTMax, pingRTTStandardDeviation, pingJitter, pingJitterRFC3550,
-    pingReplyTTL, pingDNSFailures, pingUnexpected, pingSocketErrors,
-    pathHops, pathReached, pathChanges, pathLastChange, pathHash, pathHopInfo, pathHopRTT, pathHopLoss,
-    pathUnreachable, pathMTU, pathSendErrors, pathRounds, pathRoundDuration,
-  ] + multicastFamilies + beaconFamilies + querierFamilies + targetFileFamilies + [
-    pushes, pushRetries, pushLastSuccessTimestamp, pushDuration, pushInterval,
-    processCPU, processResidentMemory, processVirtualMemory, processOpenFDs, processMaxFDs, processStartTime,
-  ]
+  public static let all: [MetricFamily] =
+    [
+      buildInfo, configLastReloadSuccessful, configLastReloadSuccessTimestamp, configReloads, configItems,
+      scrapeCollectorDuration, httpRequests, httpOpenConnections, httpRejectedConnections, httpEvictedConnections,
+      httpAcceptErrors, httpAuthFailures, httpTLSHandshakeFailures,
+      pingTargetInfo, pingSent, pingReceived, pingDuplicates, pingLate, pingSendErrors, pingRTT, pingWindowProbes,
+      pingLossRatio, pingRTTMin, pingRTTMean, pingRTTMax, pingRTTStandardDeviation, pingJitter, pingJitterRFC3550,
+      pingReplyTTL, pingDNSFailures, pingUnexpected, pingSocketErrors,
+      pathHops, pathReached, pathChanges, pathLastChange, pathHash, pathHopInfo, pathHopRTT, pathHopLoss,
+      pathUnreachable, pathMTU, pathSendErrors, pathRounds, pathRoundDuration,
+    ] + multicastFamilies + beaconFamilies + querierFamilies + targetFileFamilies + [
+      pushes, pushRetries, pushLastSuccessTimestamp, pushDuration, pushInterval,
+      processCPU, processResidentMemory, processVirtualMemory, processOpenFDs, processMaxFDs, processStartTime,
+    ]
 
   /// Every label name the exporter itself sets on a series that also carries a target's
   /// custom labels (the families keyed by `targetLabels`, and `le` of their histograms).

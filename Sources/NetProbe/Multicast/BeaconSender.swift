@@ -39,8 +39,10 @@ public final class BeaconSender: ConfigSubscriber, MetricsCollector {
     for beacon in shared.beacons.withLock({ $0 }) {
       let config = beacon.config
       let stats = beacon.stats.withLock { $0 }
-      let labels = LabelSet([("name", config.name), ("group", config.group.description), ("port", String(config.port)),
-                             ("interface", config.interface)])
+      let labels = LabelSet([
+        ("name", config.name), ("group", config.group.description), ("port", String(config.port)),
+        ("interface", config.interface),
+      ])
       exposition.add(Catalogue.beaconInfo, labels.appending([("stream_id", String(config.streamID)), ("sender_id", senderID)]), 1)
       exposition.add(Catalogue.beaconPacketsSent, labels, Double(stats.packets))
       exposition.add(Catalogue.beaconBytesSent, labels, Double(stats.bytes))
@@ -111,7 +113,6 @@ private struct BeaconEngine: LoopEngine {
       self.schedule = schedule
     }
   }
-
 
   private let shared: BeaconShared
   private var slots: [Slot] = []
@@ -194,12 +195,17 @@ private struct BeaconEngine: LoopEngine {
         continue
       }
       do {
-        slots[index].socket = try MulticastSendSocket(group: config.group, port: UInt16(config.port), interface: interface,
-                                                      ttl: config.ttl)
+        slots[index].socket = try MulticastSendSocket(
+          group: config.group, port: UInt16(config.port), interface: interface,
+          ttl: config.ttl)
         slots[index].schedule = PacingSchedule(rate: config.rate, start: Clocks.monotonicNanoseconds(), index: slots[index].index)
         slots[index].lastError = nil
-        shared.logger.info("sending", metadata: ["beacon": "\(config.name)", "group": "\(config.group)",
-                                                 "interface": "\(config.interface)", "rate": "\(config.rate)"])
+        shared.logger.info(
+          "sending",
+          metadata: [
+            "beacon": "\(config.name)", "group": "\(config.group)",
+            "interface": "\(config.interface)", "rate": "\(config.rate)",
+          ])
       } catch {
         // Retried every second; counted once per distinct error, since no datagram is lost
         // at each retry (the socket's absence is the one failure).
@@ -213,8 +219,9 @@ private struct BeaconEngine: LoopEngine {
   private mutating func send(_ slot: Slot) {
     let config = slot.beacon.config
     let sequence = slot.beacon.stats.withLock { $0.sequence }
-    let payload = BeaconPayload(streamID: config.streamID, senderID: shared.senderID, sequence: sequence,
-                                sendTimeNanoseconds: Clocks.realtimeNanoseconds())
+    let payload = BeaconPayload(
+      streamID: config.streamID, senderID: shared.senderID, sequence: sequence,
+      sendTimeNanoseconds: Clocks.realtimeNanoseconds())
     payload.encode(into: &packet, size: config.size)
     // The sequence moves on only for a datagram that left: one this host could not send
     // (its buffer full, no route) is counted here, not as network loss at every receiver.

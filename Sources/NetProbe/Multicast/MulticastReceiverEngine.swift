@@ -113,8 +113,9 @@ struct MulticastReceiverEngine: LoopEngine {
       guard let index else {
         // Counted and logged once per disappearance, as the ENODEV a join would get.
         if state.lastError != "ENODEV" {
-          logger.warning("interface missing; the group is joined when it appears",
-                         metadata: ["group": "\(group.config.name)", "interface": "\(group.config.interface)"])
+          logger.warning(
+            "interface missing; the group is joined when it appears",
+            metadata: ["group": "\(group.config.name)", "interface": "\(group.config.interface)"])
           close(group, loop: &loop)
           group.join.withLock { state in
             state.interfaceIndex = nil
@@ -128,12 +129,15 @@ struct MulticastReceiverEngine: LoopEngine {
         // index, say): joined again once it has been missing a while. A table that does not
         // list the interface at all cannot tell.
         let config = group.config
-        let listed = !kernel.lists(interface: config.interface, family: config.group.family)
+        let listed =
+          !kernel.lists(interface: config.interface, family: config.group.family)
           || kernel.isMember(config.group, interface: config.interface)
         guard group.join.withLock({ $0.kernelCheck(listed: listed) }) else { continue }
-        logger.warning("the kernel no longer lists the membership; joining again", metadata: [
-          "group": "\(group.config.name)", "address": "\(group.config.group)", "interface": "\(group.config.interface)",
-        ])
+        logger.warning(
+          "the kernel no longer lists the membership; joining again",
+          metadata: [
+            "group": "\(group.config.name)", "address": "\(group.config.group)", "interface": "\(group.config.interface)",
+          ])
       }
       close(group, loop: &loop)
       joinedAny = true
@@ -205,8 +209,9 @@ struct MulticastReceiverEngine: LoopEngine {
             stats.joinTestFailures += 1
           }
         }
-        logger.warning("join latency test: no datagram before the deadline",
-                       metadata: ["group": "\(group.config.name)", "deadline": "\(schedule.test.deadline)"])
+        logger.warning(
+          "join latency test: no datagram before the deadline",
+          metadata: ["group": "\(group.config.name)", "deadline": "\(schedule.test.deadline)"])
       }
       joinTests[key] = schedule
     }
@@ -223,7 +228,8 @@ struct MulticastReceiverEngine: LoopEngine {
     // kernel's membership tables may have taken.
     var joinedAt: Int64?
     do {
-      let chunks: [[IPAddress?]] = config.sources.isEmpty
+      let chunks: [[IPAddress?]] =
+        config.sources.isEmpty
         ? [[nil]]
         : stride(from: 0, to: config.sources.count, by: sourcesPerSocket).map {
           Array(config.sources[$0..<min($0 + sourcesPerSocket, config.sources.count)])
@@ -244,10 +250,12 @@ struct MulticastReceiverEngine: LoopEngine {
         return state.recordFailure(name)
       }
       if isNew {
-        logger.error("cannot join the group; retrying every second", metadata: [
-          "group": "\(config.name)", "address": "\(config.group)", "interface": "\(config.interface)",
-          "error": "\(error)", "hint": "\(JoinAdvice.text(errno: error.code))",
-        ])
+        logger.error(
+          "cannot join the group; retrying every second",
+          metadata: [
+            "group": "\(config.name)", "address": "\(config.group)", "interface": "\(config.interface)",
+            "error": "\(error)", "hint": "\(JoinAdvice.text(errno: error.code))",
+          ])
       }
       return false
     }
@@ -256,9 +264,12 @@ struct MulticastReceiverEngine: LoopEngine {
       owners[socket.fileDescriptor] = (group, socket)
       loop.watch(socket.fileDescriptor)
       if socket.receiveBufferBytes < config.receiveBuffer {
-        logger.warning("receive buffer capped by net.core.rmem_max; raise it, or grant CAP_NET_ADMIN, for bursty streams",
-                       metadata: ["group": "\(config.name)", "bytes": "\(socket.receiveBufferBytes)",
-                                  "wanted": "\(config.receiveBuffer)"])
+        logger.warning(
+          "receive buffer capped by net.core.rmem_max; raise it, or grant CAP_NET_ADMIN, for bursty streams",
+          metadata: [
+            "group": "\(config.name)", "bytes": "\(socket.receiveBufferBytes)",
+            "wanted": "\(config.receiveBuffer)",
+          ])
       }
     }
     group.join.withLock { state in
@@ -270,10 +281,12 @@ struct MulticastReceiverEngine: LoopEngine {
     let joined = joinedAt ?? Clocks.monotonicNanoseconds()
     let afterLeave = leftByTest.remove(ObjectIdentifier(group)) != nil
     for stream in group.streams.values { stream.stats.withLock { $0.joined(at: joined, afterLeave: afterLeave) } }
-    logger.info("joined", metadata: [
-      "group": "\(config.name)", "address": "\(config.group)", "interface": "\(config.interface)",
-      "sources": "\(config.sources.map(\.description).joined(separator: ","))",
-    ])
+    logger.info(
+      "joined",
+      metadata: [
+        "group": "\(config.name)", "address": "\(config.group)", "interface": "\(config.interface)",
+        "sources": "\(config.sources.map(\.description).joined(separator: ","))",
+      ])
     return true
   }
 

@@ -8,15 +8,21 @@
 /// last value for as long as the window or the sender table remembers. Its sequence holes
 /// still undecided are settled (counted lost) at that moment (`PayloadAnalyzer.settle`).
 enum MulticastSeries {
-  static func collect(_ group: MulticastGroup, membership: KernelMembership, now: Int64, second: Int64,
-                      into exposition: inout Exposition) {
+  static func collect(
+    _ group: MulticastGroup, membership: KernelMembership, now: Int64, second: Int64,
+    into exposition: inout Exposition
+  ) {
     let config = group.current
     let join = group.join.withLock { $0 }
     let counters = group.counters.withLock { $0 }
     let custom = config.labels.map { ($0.name, $0.value) }
     func labels(_ source: String, _ extra: [(String, String)] = []) -> LabelSet {
-      LabelSet([("name", config.name), ("group", config.group.description), ("source", source),
-                ("port", String(config.port)), ("interface", config.interface)] + extra).appending(custom)
+      LabelSet(
+        [
+          ("name", config.name), ("group", config.group.description), ("source", source),
+          ("port", String(config.port)), ("interface", config.interface),
+        ] + extra
+      ).appending(custom)
     }
     for (source, stream) in group.streams.sorted(by: { $0.key < $1.key }) {
       let timeout = config.noDataTimeout.nanoseconds
@@ -41,8 +47,9 @@ enum MulticastSeries {
           exposition.add(Catalogue.multicastRateDeviation, streamLabels, rate / expected - 1)
         }
       }
-      addPayload(stats.analyzer.snapshot, streamLabels, receiving: receiving, labels: { labels(source, $0) },
-                 into: &exposition)
+      addPayload(
+        stats.analyzer.snapshot, streamLabels, receiving: receiving, labels: { labels(source, $0) },
+        into: &exposition)
       if config.clockSynchronized && config.format == .beacon {
         exposition.addHistogram(Catalogue.multicastOneWayDelay, streamLabels, stats.oneWayDelay.snapshot)
       }
@@ -64,8 +71,10 @@ enum MulticastSeries {
   /// The format's own accounting: sequence counters for formats that number their
   /// packets, jitter where it is defined (while the stream is received), MPEG-TS errors and
   /// discontinuities for transport streams.
-  private static func addPayload(_ snapshot: PayloadSnapshot, _ streamLabels: LabelSet, receiving: Bool,
-                                 labels: ([(String, String)]) -> LabelSet, into exposition: inout Exposition) {
+  private static func addPayload(
+    _ snapshot: PayloadSnapshot, _ streamLabels: LabelSet, receiving: Bool,
+    labels: ([(String, String)]) -> LabelSet, into exposition: inout Exposition
+  ) {
     if snapshot.sequenced {
       exposition.add(Catalogue.multicastLost, streamLabels, Double(snapshot.lost))
       exposition.add(Catalogue.multicastDuplicates, streamLabels, Double(snapshot.duplicate))
@@ -80,8 +89,9 @@ enum MulticastSeries {
     }
     if let discontinuities = snapshot.mpegtsDiscontinuities {
       for reason in MPEGTSDiscontinuityReason.allCases {
-        exposition.add(Catalogue.multicastMPEGTSDiscontinuities, labels([("reason", reason.rawValue)]),
-                       Double(discontinuities[reason]))
+        exposition.add(
+          Catalogue.multicastMPEGTSDiscontinuities, labels([("reason", reason.rawValue)]),
+          Double(discontinuities[reason]))
       }
     }
   }

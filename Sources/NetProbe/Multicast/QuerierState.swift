@@ -34,8 +34,9 @@ struct QuerierState: Sendable, Equatable {
     }
 
     init(_ config: QuerierWatchConfig) {
-      self.init(queryInterval: config.queryInterval, queryResponseInterval: config.queryResponseInterval,
-                robustness: config.robustness)
+      self.init(
+        queryInterval: config.queryInterval, queryResponseInterval: config.queryResponseInterval,
+        robustness: config.robustness)
     }
   }
 
@@ -90,8 +91,9 @@ struct QuerierState: Sendable, Equatable {
   mutating func record(_ query: MembershipQuery, monotonicNanoseconds: Int64, unixNanoseconds: Int64) {
     queries[CountKey(version: query.version, kind: query.kind), default: 0] += 1
     guard query.kind == .general else { return }
-    lastGeneral = GeneralQuery(querier: query.querier, version: query.version, monotonicNanoseconds: monotonicNanoseconds,
-                               unixNanoseconds: unixNanoseconds)
+    lastGeneral = GeneralQuery(
+      querier: query.querier, version: query.version, monotonicNanoseconds: monotonicNanoseconds,
+      unixNanoseconds: unixNanoseconds)
     if query.queryIntervalSeconds != nil || query.robustness != nil {
       if announcer?.querier != query.querier {
         announced.queryIntervalSeconds = nil

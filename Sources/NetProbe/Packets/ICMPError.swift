@@ -32,7 +32,8 @@ public struct ICMPError: Sendable, Equatable {
       guard code == 0 else { return nil }  // 1 = fragment reassembly time exceeded: not a hop
       kind = .timeExceeded
     case (.ip4, ICMPType.destinationUnreachableV4):
-      kind = code == 4
+      kind =
+        code == 4
         ? .mtuExceeded(mtu: knownMTU(Int(message[base + 6]) << 8 | Int(message[base + 7])))
         : .unreachable(code: code)
     case (.ip6, ICMPType.destinationUnreachableV6):

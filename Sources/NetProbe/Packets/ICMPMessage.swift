@@ -34,8 +34,10 @@ public struct ICMPEcho: Sendable, Equatable {
   /// computes it (it covers a pseudo-header only the kernel knows), and datagram sockets
   /// recompute both anyway.
   public func encoded(family: IPAddress.Family) -> [UInt8] {
-    var bytes: [UInt8] = [type, code, 0, 0, UInt8(identifier >> 8), UInt8(identifier & 0xFF),
-                          UInt8(sequence >> 8), UInt8(sequence & 0xFF)]
+    var bytes: [UInt8] = [
+      type, code, 0, 0, UInt8(identifier >> 8), UInt8(identifier & 0xFF),
+      UInt8(sequence >> 8), UInt8(sequence & 0xFF),
+    ]
     bytes += payload
     if family == .ip4 {
       let checksum = InternetChecksum.compute(bytes)
@@ -49,10 +51,11 @@ public struct ICMPEcho: Sendable, Equatable {
   public static func decode(_ bytes: ArraySlice<UInt8>) -> ICMPEcho? {
     guard bytes.count >= 8 else { return nil }
     let base = bytes.startIndex
-    return ICMPEcho(type: bytes[base], code: bytes[base + 1],
-                    identifier: UInt16(bytes[base + 4]) << 8 | UInt16(bytes[base + 5]),
-                    sequence: UInt16(bytes[base + 6]) << 8 | UInt16(bytes[base + 7]),
-                    payload: Array(bytes[(base + 8)...]))
+    return ICMPEcho(
+      type: bytes[base], code: bytes[base + 1],
+      identifier: UInt16(bytes[base + 4]) << 8 | UInt16(bytes[base + 5]),
+      sequence: UInt16(bytes[base + 6]) << 8 | UInt16(bytes[base + 7]),
+      payload: Array(bytes[(base + 8)...]))
   }
 }
 
@@ -75,8 +78,9 @@ public struct IPv4Header: Sendable, Equatable {
     func word(_ offset: Int) -> UInt32 {
       bytes[(base + offset)..<(base + offset + 4)].reduce(0) { $0 << 8 | UInt32($1) }
     }
-    return IPv4Header(headerLength: length, totalLength: Int(bytes[base + 2]) << 8 | Int(bytes[base + 3]),
-                      ttl: bytes[base + 8], protocolNumber: bytes[base + 9],
-                      source: .v4(word(12)), destination: .v4(word(16)))
+    return IPv4Header(
+      headerLength: length, totalLength: Int(bytes[base + 2]) << 8 | Int(bytes[base + 3]),
+      ttl: bytes[base + 8], protocolNumber: bytes[base + 9],
+      source: .v4(word(12)), destination: .v4(word(16)))
   }
 }

@@ -93,13 +93,16 @@ extension MembershipQuery {
     let base = datagram.startIndex
     let options = datagram[(base + 20)..<(base + header.headerLength)]
     let message = datagram[(base + header.headerLength)..<(base + header.totalLength)]
-    return decodeIGMPMessage(message, source: header.source, ttl: Int(header.ttl),
-                             routerAlert: IPv4Options.hasRouterAlert(options))
+    return decodeIGMPMessage(
+      message, source: header.source, ttl: Int(header.ttl),
+      routerAlert: IPv4Options.hasRouterAlert(options))
   }
 
   /// Decodes an IGMP message (after the IP header) sent from `source`.
-  public static func decodeIGMPMessage(_ message: ArraySlice<UInt8>, source: IPAddress, ttl: Int? = nil,
-                                       routerAlert: Bool? = nil) -> MembershipPacket {
+  public static func decodeIGMPMessage(
+    _ message: ArraySlice<UInt8>, source: IPAddress, ttl: Int? = nil,
+    routerAlert: Bool? = nil
+  ) -> MembershipPacket {
     guard message.count >= 8 else { return .malformed(.truncated) }
     guard InternetChecksum.isValid(message) else { return .malformed(.badChecksum) }
     let base = message.startIndex
@@ -108,9 +111,10 @@ extension MembershipQuery {
     let code = message[base + 1]
     let group = IPAddress.v4(word32(message, base + 4))
     guard group.isUnspecified || group.isMulticast else { return .malformed(.invalidGroup) }
-    var query = MembershipQuery(querierProtocol: .igmp, version: 1, querier: source, group: group, sources: [],
-                                maxResponseMilliseconds: nil, suppressRouterSide: false,
-                                robustness: nil, queryIntervalSeconds: nil, ttl: ttl, routerAlert: routerAlert)
+    var query = MembershipQuery(
+      querierProtocol: .igmp, version: 1, querier: source, group: group, sources: [],
+      maxResponseMilliseconds: nil, suppressRouterSide: false,
+      robustness: nil, queryIntervalSeconds: nil, ttl: ttl, routerAlert: routerAlert)
     switch message.count {
     case 8:
       if code != 0 {
@@ -136,8 +140,10 @@ extension MembershipQuery {
   /// Decodes an ICMPv6 message read from a raw `IPPROTO_ICMPV6` socket (the kernel strips
   /// the IPv6 header and has verified the checksum). `source`, `hopLimit` and `routerAlert`
   /// come from recvmsg's address and control messages; nil means unknown, not checked.
-  public static func decodeMLD(_ message: ArraySlice<UInt8>, source: IPAddress, hopLimit: Int? = nil,
-                               routerAlert: Bool? = nil) -> MembershipPacket {
+  public static func decodeMLD(
+    _ message: ArraySlice<UInt8>, source: IPAddress, hopLimit: Int? = nil,
+    routerAlert: Bool? = nil
+  ) -> MembershipPacket {
     guard message.count >= 4 else { return .malformed(.truncated) }
     let base = message.startIndex
     let type = message[base]
@@ -150,9 +156,10 @@ extension MembershipQuery {
     let group = IPAddress.v6(IPv6Bytes(Array(message[(base + 8)..<(base + 24)])), zone: nil)
     guard group.isUnspecified || group.isMulticast else { return .malformed(.invalidGroup) }
     let code = UInt16(message[base + 4]) << 8 | UInt16(message[base + 5])
-    var query = MembershipQuery(querierProtocol: .mld, version: 1, querier: source, group: group, sources: [],
-                                maxResponseMilliseconds: Int(code), suppressRouterSide: false, robustness: nil,
-                                queryIntervalSeconds: nil, ttl: hopLimit, routerAlert: routerAlert)
+    var query = MembershipQuery(
+      querierProtocol: .mld, version: 1, querier: source, group: group, sources: [],
+      maxResponseMilliseconds: Int(code), suppressRouterSide: false, robustness: nil,
+      queryIntervalSeconds: nil, ttl: hopLimit, routerAlert: routerAlert)
     if message.count >= 28 {
       let count = Int(message[base + 26]) << 8 | Int(message[base + 27])
       guard message.count >= 28 + 16 * count else { return .malformed(.truncated) }

@@ -7,8 +7,10 @@ enum PathSeries {
     guard let address = state.tracedAddress, state.rounds > 0 else { return }
     let config = target.config
     let custom = config.options.labels.map { ($0.name, $0.value) }
-    let base: [(String, String)] = [("target", config.name), ("host", config.host), ("address", address.description),
-                                    ("family", address.family.rawValue)]
+    let base: [(String, String)] = [
+      ("target", config.name), ("host", config.host), ("address", address.description),
+      ("family", address.family.rawValue),
+    ]
     let labels = LabelSet(base).appending(custom)
     let path = state.detector.confirmed
     exposition.add(Catalogue.pathRounds, labels, Double(state.rounds))

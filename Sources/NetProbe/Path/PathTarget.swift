@@ -74,8 +74,10 @@ struct PathState: Sendable {
 
   /// Takes in a finished round to `address`; true when it confirmed a path change.
   /// `wallClock`: Unix time now, for the last change's timestamp.
-  mutating func record(_ finished: TraceRound, address: IPAddress, duration: Double, wallClock: Double,
-                       dontFragment: Bool) -> Bool {
+  mutating func record(
+    _ finished: TraceRound, address: IPAddress, duration: Double, wallClock: Double,
+    dontFragment: Bool
+  ) -> Bool {
     if tracedAddress != address {
       // A new address (DNS) is a new path to learn, not a change of this one: nothing of
       // the old one's (its series carry the old address) is kept.

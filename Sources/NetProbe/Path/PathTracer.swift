@@ -123,8 +123,9 @@ private struct TracerEngine: LoopEngine {
       case .add(let target):
         forget(slot: target.slot)
         targets[target.slot] = target
-        let times = TraceSchedule.firstRounds(slot: target.slot, interval: target.trace.interval.nanoseconds,
-                                              now: Clocks.monotonicNanoseconds())
+        let times = TraceSchedule.firstRounds(
+          slot: target.slot, interval: target.trace.interval.nanoseconds,
+          now: Clocks.monotonicNanoseconds())
         loop.schedule(.round(following: times.second, slot: target.slot, target: target), at: times.first)
       case .remove(let slot):
         forget(slot: slot)
@@ -181,9 +182,10 @@ private struct TracerEngine: LoopEngine {
     guard active[slot] == nil, let address = addresses.address(ofTarget: target.config.name) else { return }
     let options = target.config.options
     nextRoundID &+= 1
-    var round = ActiveRound(target: target, address: address, id: nextRoundID, round: TraceRound(maxHops: target.trace.maxHops),
-                            nextStep: now, startedAt: now,
-                            sizing: ProbeSizing(family: address.family, configuredPayloadSize: options.payloadSize))
+    var round = ActiveRound(
+      target: target, address: address, id: nextRoundID, round: TraceRound(maxHops: target.trace.maxHops),
+      nextStep: now, startedAt: now,
+      sizing: ProbeSizing(family: address.family, configuredPayloadSize: options.payloadSize))
     if options.dontFragment {
       // With DF, a probe larger than the path MTU the kernel knows is refused locally
       // (EMSGSIZE) and no router would speak again: probe no larger than that MTU.
@@ -282,8 +284,10 @@ private struct TracerEngine: LoopEngine {
     var options = target.config.options.socketOptions
     options.ttl = 1  // set per probe; one socket serves every TTL
     let socket: ICMPSocket
-    switch pool.socket(family: round.address.family, mode: target.config.options.socket, options: options,
-                       now: Clocks.monotonicNanoseconds()) {
+    switch pool.socket(
+      family: round.address.family, mode: target.config.options.socket, options: options,
+      now: Clocks.monotonicNanoseconds())
+    {
     case .ready(let ready, let opened):
       if opened {
         socketsByDescriptor[ready.fileDescriptor] = ready
@@ -305,9 +309,10 @@ private struct TracerEngine: LoopEngine {
       let flow = target.trace.varyFlow ? target.flow &+ UInt16(truncatingIfNeeded: ttl * 7 + index) : target.flow
       // The tracer's own identifier (raw sockets; datagram sockets put the kernel's there):
       // an error quoting only 8 bytes of a request is never taken for the ping engine's.
-      request.build(family: round.address.family, identifier: identity.traceIdentifiers.0,
-                    payload: ProbePayload(nonce: identity.nonce, slot: target.slot, sequence: sequence, sendTimeNanoseconds: sendTime),
-                    payloadSize: round.sizing.payloadSize, flow: flow)
+      request.build(
+        family: round.address.family, identifier: identity.traceIdentifiers.0,
+        payload: ProbePayload(nonce: identity.nonce, slot: target.slot, sequence: sequence, sendTimeNanoseconds: sendTime),
+        payloadSize: round.sizing.payloadSize, flow: flow)
       do {
         guard try socket.send(request.packet, to: round.address) else { return .refused(Errno.wouldBlock.name) }
       } catch {
@@ -323,8 +328,10 @@ private struct TracerEngine: LoopEngine {
         }
         return .refused(error.code.name)
       }
-      probes.insert(TraceProbe(slot: target.slot, round: round.id, ttl: ttl, index: index, sequence: sequence,
-                               sendTime: sendTime, address: round.address, payloadSize: round.sizing.payloadSize))
+      probes.insert(
+        TraceProbe(
+          slot: target.slot, round: round.id, ttl: ttl, index: index, sequence: sequence,
+          sendTime: sendTime, address: round.address, payloadSize: round.sizing.payloadSize))
       round.outstanding += 1
       return .sent
     }
@@ -341,8 +348,11 @@ private struct TracerEngine: LoopEngine {
         guard let probe = probes.takeReply(icmpSequence: sequence, payload: payload, from: datagram.source) else { continue }
         answered(probe, from: datagram.source, at: time, loop: &loop)
       } else if socket.kind == .raw, let error = ICMPError.decode(datagram.message, family: socket.family) {
-        guard let probe = probes.takeError(quoting: error.quotedEcho, destination: error.quotedDestination,
-                                           identifiers: identity.traceIdentifiers) else { continue }
+        guard
+          let probe = probes.takeError(
+            quoting: error.quotedEcho, destination: error.quotedDestination,
+            identifiers: identity.traceIdentifiers)
+        else { continue }
         erred(probe, error.kind, from: datagram.source, at: time, loop: &loop)
       }
     }
@@ -430,7 +440,9 @@ private struct TracerEngine: LoopEngine {
   }
 
   /// A router (or the destination's network) reported an error about a probe.
-  mutating func erred(_ probe: TraceProbe, _ kind: ICMPError.Kind, from source: IPAddress, at time: Int64, loop: inout LoopRegistrations<Timer>) {
+  mutating func erred(
+    _ probe: TraceProbe, _ kind: ICMPError.Kind, from source: IPAddress, at time: Int64, loop: inout LoopRegistrations<Timer>
+  ) {
     guard var round = round(of: probe) else { return }
     let (wasAllSent, wasDue) = (round.allSent, round.nextStep)
     round.outstanding -= 1
@@ -461,8 +473,9 @@ private struct TracerEngine: LoopEngine {
   func publish(_ active: ActiveRound, duration: Double) {
     let target = active.target
     let (changed, path) = target.state.withLock { state in
-      let changed = state.record(active.round, address: active.address, duration: duration,
-                                 wallClock: Date().timeIntervalSince1970, dontFragment: target.config.options.dontFragment)
+      let changed = state.record(
+        active.round, address: active.address, duration: duration,
+        wallClock: Date().timeIntervalSince1970, dontFragment: target.config.options.dontFragment)
       for (reason, count) in active.sendErrors { state.sendErrors[reason, default: 0] += count }
       return (changed, state.detector.confirmed?.text ?? "")
     }

@@ -87,11 +87,12 @@ private struct DNSRefresherEngine: LoopEngine {
   func ready(_ descriptor: Int32, events: PollEvents, loop: inout LoopRegistrations<Timer>) {}
 
   private func resolve(_ target: PingTarget) {
-    let family: IPAddress.Family? = switch target.config.options.family {
-    case .auto: nil
-    case .ip4: .ip4
-    case .ip6: .ip6
-    }
+    let family: IPAddress.Family? =
+      switch target.config.options.family {
+      case .auto: nil
+      case .ip4: .ip4
+      case .ip6: .ip6
+      }
     let result = AddressResolver.resolve(target.config.host, family: family)
     var changedAddress = false
     var message: (Logger.Level, String, Logger.Metadata)?
@@ -105,7 +106,9 @@ private struct DNSRefresherEngine: LoopEngine {
         if state.dnsError != nil {
           message = (.info, "DNS lookup works again", metadata.merging(["address": "\(chosen)"]) { $1 })
         } else if let old = state.address, old != chosen {
-          message = (.info, "DNS name now resolves to another address", metadata.merging(["address": "\(chosen)", "previous": "\(old)"]) { $1 })
+          message = (
+            .info, "DNS name now resolves to another address", metadata.merging(["address": "\(chosen)", "previous": "\(old)"]) { $1 }
+          )
         }
         state.dnsError = nil
         changedAddress = state.address != chosen

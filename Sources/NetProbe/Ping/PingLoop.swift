@@ -168,9 +168,10 @@ private struct PingLoopEngine: LoopEngine {
     let sendTime = Clocks.realtimeNanoseconds()
     let deadline = now + options.timeout.nanoseconds
     let sequence = target.state.withLock { $0.beginProbe(sendTime: sendTime, deadline: deadline) }
-    request.build(family: family, identifier: shared.identity.pingIdentifiers.0,
-                  payload: ProbePayload(nonce: shared.identity.nonce, slot: target.slot, sequence: sequence, sendTimeNanoseconds: sendTime),
-                  payloadSize: options.payloadSize)
+    request.build(
+      family: family, identifier: shared.identity.pingIdentifiers.0,
+      payload: ProbePayload(nonce: shared.identity.nonce, slot: target.slot, sequence: sequence, sendTimeNanoseconds: sendTime),
+      payloadSize: options.payloadSize)
     var failure: String?
     do {
       if try !socket.send(request.packet, to: address) { failure = Errno.wouldBlock.name }
@@ -258,8 +259,9 @@ private struct PingLoopEngine: LoopEngine {
       // loop got to it: a reply queued behind a busy moment was still in time.
       let now = Clocks.monotonicNanoseconds() - max(0, realtimeNow - receiveTime)
       let reason = target.state.withLock { state in
-        state.reply(sequence: payload.sequence, sendTime: payload.sendTimeNanoseconds, receiveTime: receiveTime, now: now,
-                    source: datagram.source, payloadMatches: payloadLength == target.config.options.payloadSize, ttl: datagram.ttl)
+        state.reply(
+          sequence: payload.sequence, sendTime: payload.sendTimeNanoseconds, receiveTime: receiveTime, now: now,
+          source: datagram.source, payloadMatches: payloadLength == target.config.options.payloadSize, ttl: datagram.ttl)
       }
       if let reason { shared.stats.unexpected(family: family, reason: reason) }
     }

@@ -16,11 +16,12 @@ final class PingTarget: Sendable {
     settings = Mutex(config)
     self.slot = slot
     let options = config.options
-    state = Mutex(PingTargetState(
-      ledger: ProbeLedger(capacity: Self.ledgerCapacity(options)),
-      window: ProbeWindow(capacity: options.window),
-      histogram: Histogram(upperBounds: rttBuckets),
-      address: config.address))
+    state = Mutex(
+      PingTargetState(
+        ledger: ProbeLedger(capacity: Self.ledgerCapacity(options)),
+        window: ProbeWindow(capacity: options.window),
+        histogram: Histogram(upperBounds: rttBuckets),
+        address: config.address))
   }
 
   var config: TargetConfig { settings.withLock { $0 } }
@@ -106,8 +107,10 @@ struct PingTargetState: Sendable {
 
   /// Takes in a reply from `source` to probe `sequence`; the reason it is not counted for
   /// this target, if it is not.
-  mutating func reply(sequence: UInt32, sendTime: Int64, receiveTime: Int64, now: Int64, source: IPAddress,
-                      payloadMatches: Bool, ttl: Int?) -> UnexpectedReason? {
+  mutating func reply(
+    sequence: UInt32, sendTime: Int64, receiveTime: Int64, now: Int64, source: IPAddress,
+    payloadMatches: Bool, ttl: Int?
+  ) -> UnexpectedReason? {
     guard source == address else { return .wrongSource }
     guard payloadMatches else { return .corrupt }
     switch ledger.reply(sequence: sequence, sendTime: sendTime, receiveTime: receiveTime, now: now) {

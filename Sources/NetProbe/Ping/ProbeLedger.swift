@@ -27,8 +27,9 @@ public struct ProbeLedger: Sendable {
   /// `capacity` must cover the probes that can be in flight at once (timeout / interval)
   /// with room to recognise late replies.
   public init(capacity: Int) {
-    entries = [Entry](repeating: Entry(sendTime: 0, deadline: 0, sequence: 0, state: .pending, isUsed: false),
-                      count: max(8, capacity))
+    entries = [Entry](
+      repeating: Entry(sendTime: 0, deadline: 0, sequence: 0, state: .pending, isUsed: false),
+      count: max(8, capacity))
   }
 
   /// Ring entries: how many recent probes it tells apart.

@@ -67,8 +67,9 @@ struct ICMPSocketPool {
         return .unavailable(error)
       }
       if loggedFallback.insert(family).inserted {
-        logger.info("datagram ICMP sockets are not allowed for this group (net.ipv4.ping_group_range); using raw sockets",
-                    metadata: ["family": "\(family.rawValue)"])
+        logger.info(
+          "datagram ICMP sockets are not allowed for this group (net.ipv4.ping_group_range); using raw sockets",
+          metadata: ["family": "\(family.rawValue)"])
       }
       autoKinds[family] = .raw
       key.kind = .raw
@@ -112,10 +113,12 @@ struct ICMPSocketPool {
     failures[key] = (error, now + Self.retryNanoseconds)
     errors.record(ProbeSocketErrors.Key(family: key.family, kind: key.kind, errno: Errno(rawValue: error.errno)))
     guard firstTime else { return }
-    logger.error("cannot open an ICMP socket; targets that need it are not probed", metadata: [
-      "family": "\(key.family.rawValue)", "socket": "\(key.kind.rawValue)", "error": "\(error)",
-      "fix": "\(PrivilegeAdvice.text(kind: key.kind, errno: Errno(rawValue: error.errno), auto: auto))",
-    ])
+    logger.error(
+      "cannot open an ICMP socket; targets that need it are not probed",
+      metadata: [
+        "family": "\(key.family.rawValue)", "socket": "\(key.kind.rawValue)", "error": "\(error)",
+        "fix": "\(PrivilegeAdvice.text(kind: key.kind, errno: Errno(rawValue: error.errno), auto: auto))",
+      ])
   }
 }
 
@@ -151,10 +154,12 @@ enum PrivilegeAdvice {
   static func text(kind: ICMPSocketKind, errno: Errno, auto: Bool) -> String {
     switch (kind, errno) {
     case (.dgram, .accessDenied):
-      return "datagram ICMP sockets need our group in net.ipv4.ping_group_range: sysctl -w net.ipv4.ping_group_range='0 2147483647' (or set socket: raw and grant CAP_NET_RAW)"
+      return
+        "datagram ICMP sockets need our group in net.ipv4.ping_group_range: sysctl -w net.ipv4.ping_group_range='0 2147483647' (or set socket: raw and grant CAP_NET_RAW)"
     case (.raw, .notPermitted), (.raw, .accessDenied):
       let prefix = auto ? "datagram ICMP is not allowed for our group and " : ""
-      return prefix + "raw ICMP sockets need CAP_NET_RAW: setcap cap_net_raw+ep /path/to/netprobe_exporter, or AmbientCapabilities=CAP_NET_RAW in the systemd unit (or allow datagram ICMP with sysctl -w net.ipv4.ping_group_range='0 2147483647')"
+      return prefix
+        + "raw ICMP sockets need CAP_NET_RAW: setcap cap_net_raw+ep /path/to/netprobe_exporter, or AmbientCapabilities=CAP_NET_RAW in the systemd unit (or allow datagram ICMP with sysctl -w net.ipv4.ping_group_range='0 2147483647')"
     case (_, .addressFamilyNotSupported), (_, .protocolNotSupported):
       return "this kernel has no \(kind.rawValue) ICMP sockets for this family (is IPv6 disabled?)"
     default:

@@ -53,7 +53,10 @@ public struct ReplyMatcher: Sendable {
     if family == .ip4 && kind == .raw && !InternetChecksum.isValid(message) { return .unexpected(.malformed) }
     let engineFree = ~ProbePayload.traceIdentifierBit
     if kind == .raw && echo.identifier & engineFree != identifiers.0 & engineFree
-      && echo.identifier & engineFree != identifiers.1 & engineFree { return .unexpected(.foreign) }
+      && echo.identifier & engineFree != identifiers.1 & engineFree
+    {
+      return .unexpected(.foreign)
+    }
     guard let payload = ProbePayload.decode(echo.payload) else { return .unexpected(.foreign) }
     guard payload.nonce == nonce else { return .unexpected(.badNonce) }
     guard (payload.slot & ProbePayload.traceSlotFlag != 0) == forTracer else { return .ignored }

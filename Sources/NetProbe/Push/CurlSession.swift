@@ -187,7 +187,8 @@ final class CurlSession {
         // PROTOCOLS_STR needs libcurl 7.85; the host's libcurl.so.4 may be older (it is
         // opened at run time), where the deprecated bitmask does the same.
         let byName = "http,https".withCString { ccurl_setopt_ptr(handle, CURLOPT_PROTOCOLS_STR, $0) }
-        set(byName == CURLE_UNKNOWN_OPTION
+        set(
+          byName == CURLE_UNKNOWN_OPTION
             ? ccurl_setopt_long(handle, CURLOPT_PROTOCOLS, Int(CURLPROTO_HTTP | CURLPROTO_HTTPS)) : byName)
         setString(CURLOPT_CUSTOMREQUEST, request.method)
         set(ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))

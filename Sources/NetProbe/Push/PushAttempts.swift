@@ -81,9 +81,11 @@ struct RetrySchedule {
   /// One push: the first attempt, then retries while they are worth it and fit before
   /// `deadline`. Each attempt gets the time left as its timeout; `wait` sleeps between
   /// attempts and says false when the loop is stopping. nil when the push was abandoned.
-  static func push(deadline: ContinuousClock.Instant, now: () -> ContinuousClock.Instant,
-                   random: (ClosedRange<Int>) -> Int = { Int.random(in: $0) },
-                   attempt: (Duration) -> PushAttempt, wait: (Duration) -> Bool) -> PushOutcome? {
+  static func push(
+    deadline: ContinuousClock.Instant, now: () -> ContinuousClock.Instant,
+    random: (ClosedRange<Int>) -> Int = { Int.random(in: $0) },
+    attempt: (Duration) -> PushAttempt, wait: (Duration) -> Bool
+  ) -> PushOutcome? {
     var schedule = RetrySchedule()
     var retries = 0
     var last: PushProblem?

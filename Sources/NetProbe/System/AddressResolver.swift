@@ -17,11 +17,12 @@ public enum AddressResolver {
   /// (RFC 6724, /etc/gai.conf), duplicates removed.
   public static func resolve(_ name: String, family: IPAddress.Family?) -> Result<[IPAddress], Failure> {
     var hints = addrinfo()
-    hints.ai_family = switch family {
-    case .ip4: AF_INET
-    case .ip6: AF_INET6
-    case nil: AF_UNSPEC
-    }
+    hints.ai_family =
+      switch family {
+      case .ip4: AF_INET
+      case .ip6: AF_INET6
+      case nil: AF_UNSPEC
+      }
     hints.ai_socktype = Int32(SOCK_RAW.rawValue)
     hints.ai_flags = AI_ADDRCONFIG
     var list: UnsafeMutablePointer<addrinfo>?

@@ -111,7 +111,9 @@ public final class ICMPSocket: Sendable {
     let fd = socket.fileDescriptor
     return try SocketAddress(address, port: 0).withSockAddr { (sa, length) throws(SystemError) in
       while true {
-        let sent = bytes.withUnsafeBytes { Glibc.sendto(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL), sa, length) }
+        let sent = bytes.withUnsafeBytes {
+          Glibc.sendto(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL), sa, length)
+        }
         if sent >= 0 { return true }
         switch errno {
         case EINTR: continue
@@ -149,7 +151,9 @@ public final class ICMPSocket: Sendable {
   /// Wraps `recvmsg(2)` for one datagram, reading the timestamp and TTL control messages.
   /// Returns nil when nothing is waiting. `buffer` receives the bytes; the result slices it.
   public func receive(into buffer: inout [UInt8], control: inout [UInt8]) throws(SystemError) -> ReceivedICMP? {
-    guard let (count, storage, controlLength) = try ControlMessages.receive(socket.fileDescriptor, into: &buffer, control: &control, flags: 0) else { return nil }
+    guard
+      let (count, storage, controlLength) = try ControlMessages.receive(socket.fileDescriptor, into: &buffer, control: &control, flags: 0)
+    else { return nil }
     guard let source = SocketAddress(storage: storage)?.ip else { return nil }
     var timestamp: Int64?
     var ttl: Int?
@@ -158,14 +162,17 @@ public final class ICMPSocket: Sendable {
         let time = data.loadUnaligned(as: timespec.self)
         timestamp = Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
       } else if (level == Int32(IPPROTO_IP) && type == IP_TTL) || (level == Int32(IPPROTO_IPV6) && type == IPV6_HOPLIMIT),
-        data.count >= 4 {
+        data.count >= 4
+      {
         ttl = Int(data.loadUnaligned(as: Int32.self))
       }
     }
     var message = buffer[0..<min(count, buffer.count)]
     if family == .ip4 && kind == .raw {
       // Raw IPv4 reads start with the IP header: take the TTL from it and skip it.
-      guard let header = IPv4Header.decode(message) else { return ReceivedICMP(message: [], source: source, kernelTimestamp: timestamp, ttl: ttl) }
+      guard let header = IPv4Header.decode(message) else {
+        return ReceivedICMP(message: [], source: source, kernelTimestamp: timestamp, ttl: ttl)
+      }
       ttl = Int(header.ttl)
       message = message.dropFirst(header.headerLength)
     }
@@ -184,7 +191,10 @@ public final class ICMPSocket: Sendable {
 
   /// Wraps `recvmsg(2, MSG_ERRQUEUE)`. Nil when the queue is empty.
   public func receiveError(into buffer: inout [UInt8], control: inout [UInt8]) throws(SystemError) -> QueuedError? {
-    guard let (count, storage, controlLength) = try ControlMessages.receive(socket.fileDescriptor, into: &buffer, control: &control, flags: Int32(MSG_ERRQUEUE)) else {
+    guard
+      let (count, storage, controlLength) = try ControlMessages.receive(
+        socket.fileDescriptor, into: &buffer, control: &control, flags: Int32(MSG_ERRQUEUE))
+    else {
       return nil
     }
     var extended: ExtendedError?
@@ -198,8 +208,9 @@ public final class ICMPSocket: Sendable {
       }
     }
     guard let extended else { return nil }
-    return QueuedError(original: buffer[0..<min(count, buffer.count)], destination: SocketAddress(storage: storage)?.ip,
-                       error: extended, kernelTimestamp: timestamp)
+    return QueuedError(
+      original: buffer[0..<min(count, buffer.count)], destination: SocketAddress(storage: storage)?.ip,
+      error: extended, kernelTimestamp: timestamp)
   }
 }
 

@@ -20,8 +20,9 @@ final class Inotify: Sendable {
   /// deleted, renamed in or out, written and closed. IN_MODIFY is left out on purpose: a
   /// file being written sends it per write, and reading it then would read half a file;
   /// IN_CLOSE_WRITE comes once the writer is done.
-  static let directoryChanges = UInt32(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE
-                                        | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+  static let directoryChanges = UInt32(
+    IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE
+      | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
   private let descriptor: Int32
 

@@ -23,7 +23,8 @@ extension NetworkInterface {
       guard let name = current.pointee.ifa_name else { continue }
       let flags = current.pointee.ifa_flags
       states[String(cString: name)] =
-        flags & UInt32(IFF_UP) == 0 ? .administrativelyDown
+        flags & UInt32(IFF_UP) == 0
+        ? .administrativelyDown
         : flags & UInt32(IFF_RUNNING) == 0 ? .noCarrier : .up
     }
     return states

@@ -116,7 +116,8 @@ public final class MulticastSocket: Sendable {
 
   /// Wraps recvmsg(2) for one datagram; nil when none is waiting.
   public func receive(into buffer: inout [UInt8], control: inout [UInt8]) throws(SystemError) -> Datagram? {
-    guard let (count, storage, controlLength) = try ControlMessages.receive(socket.fileDescriptor, into: &buffer, control: &control, flags: 0)
+    guard
+      let (count, storage, controlLength) = try ControlMessages.receive(socket.fileDescriptor, into: &buffer, control: &control, flags: 0)
     else { return nil }
     guard let source = SocketAddress(storage: storage) else { return nil }
     var datagram = Datagram(payload: buffer[0..<min(count, buffer.count)], source: source)

@@ -12,13 +12,15 @@ public enum PathMTU {
     guard let socket = try? Socket(family: family, type: Int32(SOCK_DGRAM.rawValue)) else { return nil }
     defer { socket.close() }
     let fd = socket.fileDescriptor
-    let connected: Bool = (try? SocketAddress(address, port: 9).withSockAddr { (sa, length) throws(SystemError) -> Bool in
-      connect(fd, sa, length) == 0
-    }) ?? false
+    let connected: Bool =
+      (try? SocketAddress(address, port: 9).withSockAddr { (sa, length) throws(SystemError) -> Bool in
+        connect(fd, sa, length) == 0
+      }) ?? false
     guard connected else { return nil }
     var mtu: Int32 = 0
     var length = socklen_t(MemoryLayout<Int32>.size)
-    let result = address.family == .ip4
+    let result =
+      address.family == .ip4
       ? getsockopt(fd, Int32(IPPROTO_IP), IP_MTU, &mtu, &length)
       : getsockopt(fd, Int32(IPPROTO_IPV6), IPV6_MTU, &mtu, &length)
     return result == 0 && mtu > 0 ? Int(mtu) : nil

@@ -97,7 +97,8 @@ public final class QuerierSocket: Sendable {
 
   /// Wraps recvmsg(2) for one packet; nil when none is waiting.
   public func receive(into buffer: inout [UInt8], control: inout [UInt8]) throws(SystemError) -> Packet? {
-    guard let (count, storage, controlLength) = try ControlMessages.receive(socket.fileDescriptor, into: &buffer, control: &control, flags: 0)
+    guard
+      let (count, storage, controlLength) = try ControlMessages.receive(socket.fileDescriptor, into: &buffer, control: &control, flags: 0)
     else { return nil }
     guard let source = SocketAddress(storage: storage)?.ip else { return nil }
     var packet = Packet(bytes: buffer[0..<min(count, buffer.count)], source: source)

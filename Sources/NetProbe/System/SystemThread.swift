@@ -13,12 +13,14 @@ enum SystemThread {
   static func start(name: String, _ body: @escaping @Sendable () -> Void) {
     let box = Unmanaged.passRetained(Body(name: name, run: body)).toOpaque()
     var thread = pthread_t()
-    let created = pthread_create(&thread, nil, { argument in
-      let body = Unmanaged<Body>.fromOpaque(argument!).takeRetainedValue()
-      _ = cns_set_thread_name(body.name)
-      body.run()
-      return nil
-    }, box)
+    let created = pthread_create(
+      &thread, nil,
+      { argument in
+        let body = Unmanaged<Body>.fromOpaque(argument!).takeRetainedValue()
+        _ = cns_set_thread_name(body.name)
+        body.run()
+        return nil
+      }, box)
     precondition(created == 0, "pthread_create failed: \(created)")
     pthread_detach(thread)
   }

@@ -18,20 +18,22 @@ public final class TLSContext: @unchecked Sendable {
   /// Reads the files (blocking: never call it on the event loop) and checks that the key
   /// matches the certificate. Wraps `ctls_context_new`.
   public init(_ config: WebTLSConfig) throws(TLSError) {
-    let authCode: Int32 = switch config.clientAuth {
-    case .noClientCert: Int32(CTLS_NO_CLIENT_CERT)
-    case .requestClientCert: Int32(CTLS_REQUEST_CLIENT_CERT)
-    case .requireAnyClientCert: Int32(CTLS_REQUIRE_ANY_CLIENT_CERT)
-    case .verifyClientCertIfGiven: Int32(CTLS_VERIFY_CLIENT_CERT_IF_GIVEN)
-    case .requireAndVerifyClientCert: Int32(CTLS_REQUIRE_AND_VERIFY_CLIENT_CERT)
-    }
+    let authCode: Int32 =
+      switch config.clientAuth {
+      case .noClientCert: Int32(CTLS_NO_CLIENT_CERT)
+      case .requestClientCert: Int32(CTLS_REQUEST_CLIENT_CERT)
+      case .requireAnyClientCert: Int32(CTLS_REQUIRE_ANY_CLIENT_CERT)
+      case .verifyClientCertIfGiven: Int32(CTLS_VERIFY_CLIENT_CERT_IF_GIVEN)
+      case .requireAndVerifyClientCert: Int32(CTLS_REQUIRE_AND_VERIFY_CLIENT_CERT)
+      }
     var error = [CChar](repeating: 0, count: 1024)
     let made = error.withUnsafeMutableBufferPointer { buffer in
       withOptionalCString(config.clientCAFile) { ca in
         withOptionalCString(config.openSSLCipherList) { ciphers in
           withOptionalCString(config.openSSLGroupList) { groups in
-            ctls_context_new(config.certFile, config.keyFile, ca, authCode, Int32(config.minVersion.number),
-                             Int32(config.maxVersion.number), ciphers, groups, buffer.baseAddress, buffer.count)
+            ctls_context_new(
+              config.certFile, config.keyFile, ca, authCode, Int32(config.minVersion.number),
+              Int32(config.maxVersion.number), ciphers, groups, buffer.baseAddress, buffer.count)
           }
         }
       }

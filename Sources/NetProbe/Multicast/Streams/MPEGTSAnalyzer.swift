@@ -108,12 +108,15 @@ public struct MPEGTSAnalyzer: Sendable {
   ///   - hostDropped: the socket dropped datagrams just before this one: continuity
   ///     starts again (`resynchronize`).
   @discardableResult
-  public mutating func analyze(_ datagram: ArraySlice<UInt8>, arrival: Int64, newSource: Bool = false,
-                               follows: Bool = true, hostDropped: Bool = false) -> Bool {
+  public mutating func analyze(
+    _ datagram: ArraySlice<UInt8>, arrival: Int64, newSource: Bool = false,
+    follows: Bool = true, hostDropped: Bool = false
+  ) -> Bool {
     let silent = lastArrival.map { arrival.difference(from: $0) > Double(restartGapNanoseconds) } ?? false
     let restart: MPEGTSDiscontinuityReason? = silent ? .silence : newSource ? .ssrcChange : nil
     // A restart unlocks the framer (below): the new sender's datagram must lock afresh.
-    let start: TransportStreamFramer.Start? = restart != nil
+    let start: TransportStreamFramer.Start? =
+      restart != nil
       ? TransportStreamFramer.acquire(datagram).map { .lock(offset: $0.offset, size: $0.size) }
       : framer.start(of: datagram, continues: follows && !hostDropped)
     guard let start else { return false }

@@ -36,13 +36,16 @@ public struct PayloadAnalyzer: Sendable {
   private var carriesRTP = false
 
   public init(config: MulticastGroupConfig) {
-    self.init(format: config.format, sequenceField: config.sequenceField, clockRate: config.clockRate,
-              clockSynchronized: config.clockSynchronized, restartGapNanoseconds: config.restartGap.nanoseconds)
+    self.init(
+      format: config.format, sequenceField: config.sequenceField, clockRate: config.clockRate,
+      clockSynchronized: config.clockSynchronized, restartGapNanoseconds: config.restartGap.nanoseconds)
   }
 
-  public init(format: PayloadFormat, sequenceField: SequenceField? = nil, clockRate: Int? = nil,
-              clockSynchronized: Bool = false,
-              restartGapNanoseconds: Int64 = MPEGTSAnalyzer.defaultRestartGapNanoseconds) {
+  public init(
+    format: PayloadFormat, sequenceField: SequenceField? = nil, clockRate: Int? = nil,
+    clockSynchronized: Bool = false,
+    restartGapNanoseconds: Int64 = MPEGTSAnalyzer.defaultRestartGapNanoseconds
+  ) {
     self.format = format
     reportsOneWayDelay = format == .beacon && clockSynchronized
     self.sequenceField = format == .sequence ? sequenceField.flatMap { $0.isTrackable ? $0 : nil } : nil
@@ -100,8 +103,11 @@ public struct PayloadAnalyzer: Sendable {
       if packet.payloadType == RTPPacket.mpegTransportStreamPayloadType || MPEGTSAnalyzer.looksLikeTransportStream(inner) {
         let newSource = rtp?.isNewSource(packet.ssrc) ?? false
         let follows = rtp?.follows(packet) ?? true
-        guard transport?.analyze(inner, arrival: arrival, newSource: newSource, follows: follows,
-                                 hostDropped: hostDropped > 0) == true else { return .malformed }
+        guard
+          transport?.analyze(
+            inner, arrival: arrival, newSource: newSource, follows: follows,
+            hostDropped: hostDropped > 0) == true
+        else { return .malformed }
         rtp?.record(packet, arrival: arrival, hostDropped: hostDropped)
         carriesRTP = true
         return .accepted(oneWayDelay: nil)
@@ -140,9 +146,10 @@ public struct PayloadAnalyzer: Sendable {
     case .rtp:
       PayloadSnapshot(sequenced: true, counts: rtp?.counts ?? SequenceCounts(), jitterSeconds: rtp?.jitterSeconds)
     case .mpegts:
-      PayloadSnapshot(sequenced: carriesRTP, counts: rtp?.counts ?? SequenceCounts(),
-                      jitterSeconds: carriesRTP ? rtp?.jitterSeconds : nil, mpegtsErrors: transport?.errors ?? MPEGTSErrorCounts(),
-                      mpegtsDiscontinuities: transport?.discontinuities ?? MPEGTSDiscontinuityCounts())
+      PayloadSnapshot(
+        sequenced: carriesRTP, counts: rtp?.counts ?? SequenceCounts(),
+        jitterSeconds: carriesRTP ? rtp?.jitterSeconds : nil, mpegtsErrors: transport?.errors ?? MPEGTSErrorCounts(),
+        mpegtsDiscontinuities: transport?.discontinuities ?? MPEGTSDiscontinuityCounts())
     case .sequence:
       PayloadSnapshot(sequenced: sequenceField != nil, counts: fieldTracker?.counts ?? SequenceCounts())
     }

@@ -21,8 +21,10 @@ public struct PayloadSnapshot: Sendable, Equatable {
   /// For format mpegts only, like `mpegtsErrors`: the stream's restarts by reason.
   public var mpegtsDiscontinuities: MPEGTSDiscontinuityCounts?
 
-  public init(sequenced: Bool, counts: SequenceCounts = SequenceCounts(), jitterSeconds: Double? = nil,
-              mpegtsErrors: MPEGTSErrorCounts? = nil, mpegtsDiscontinuities: MPEGTSDiscontinuityCounts? = nil) {
+  public init(
+    sequenced: Bool, counts: SequenceCounts = SequenceCounts(), jitterSeconds: Double? = nil,
+    mpegtsErrors: MPEGTSErrorCounts? = nil, mpegtsDiscontinuities: MPEGTSDiscontinuityCounts? = nil
+  ) {
     self.sequenced = sequenced
     received = counts.received
     lost = counts.lost

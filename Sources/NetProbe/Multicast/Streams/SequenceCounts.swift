@@ -25,8 +25,9 @@ public struct SequenceCounts: Sendable, Equatable {
   /// Field by field; wrapping, because a sum of counters must not trap where the
   /// counters themselves would not (2^64 packets is never reached in practice).
   public static func + (a: SequenceCounts, b: SequenceCounts) -> SequenceCounts {
-    SequenceCounts(received: a.received &+ b.received, lost: a.lost &+ b.lost, duplicate: a.duplicate &+ b.duplicate,
-                   late: a.late &+ b.late, resets: a.resets &+ b.resets)
+    SequenceCounts(
+      received: a.received &+ b.received, lost: a.lost &+ b.lost, duplicate: a.duplicate &+ b.duplicate,
+      late: a.late &+ b.late, resets: a.resets &+ b.resets)
   }
 
   public static func += (a: inout SequenceCounts, b: SequenceCounts) { a = a + b }

@@ -118,7 +118,8 @@ public struct TransportStreamFramer: Sendable {
           // A candidate needs the sync byte after it; a packet's head is completed as well
           // by a datagram that ends before its successor could start.
           if partial[skip] == Self.syncByte && (!tentative || datagram.count > need)
-            && Self.continues(datagram, after: need, size: size) {
+            && Self.continues(datagram, after: need, size: size)
+          {
             return .continuing(skipping: skip)
           }
           guard tentative else { break }
