@@ -124,9 +124,15 @@ struct SmokeGraph {
     var x: Double, y: Double, width: Double, height: Double
   }
 
+  /// The bands drawn: all three on the large graph; min–max and 25–75 % on the table's
+  /// small ones, where a third band is too thin to see and 200 rows a page pay for it.
+  var bandLevels: [(low: Double, high: Double, opacity: Double)] {
+    size.axes ? Self.bands : [Self.bands[0], Self.bands[2]]
+  }
+
   /// Per band (widest first), one rectangle per slot that has answers.
   var bandRects: [[Rect]] {
-    Self.bands.map { band in
+    bandLevels.map { band in
       slots.indices.compactMap { index in
         let slot = slots[index]
         guard let low = slot.quantile(band.low), let high = slot.quantile(band.high) else { return nil }
@@ -169,7 +175,7 @@ struct SmokeGraph {
     let lost = lostRects
     if !lost.isEmpty { out += "<path class=\"lost\" fill=\"#ff0000\" fill-opacity=\".18\" d=\"\(Self.path(lost))\"/>" }
     for (level, rects) in bandRects.enumerated() where !rects.isEmpty {
-      out += "<path class=\"band\" fill=\"#333\" fill-opacity=\"\(Self.bands[level].opacity)\" d=\"\(Self.path(rects))\"/>"
+      out += "<path class=\"band\" fill=\"#333\" fill-opacity=\"\(bandLevels[level].opacity)\" d=\"\(Self.path(rects))\"/>"
     }
     var byColour: [(String, String)] = []
     for segment in medianSegments {

@@ -158,7 +158,8 @@ struct StatusPage {
     }
     row += "<td class=\"n\">\(target.path.map { hopsText($0) } ?? "–")</td>"
     row += "<td>\(target.path.map { changeText($0) } ?? "–")</td>"
-    let graph = SmokeGraph(outcomes: target.outcomes, interval: target.interval, slotCount: Self.slotCount(target.outcomes.count, most: 20), size: .small)
+    let outcomes = target.outcomes
+    let graph = SmokeGraph(outcomes: outcomes, interval: target.interval, slotCount: Self.slotCount(outcomes.count, most: 20), size: .small)
     row += "<td>\(graph.svg(title: "\(target.name): smoke of the last \(target.probes) probes"))</td>"
     return row + "</tr>\n"
   }
@@ -262,7 +263,8 @@ struct StatusPage {
     for label in target.labels { rows.append(("label \(label.name)", label.value)) }
     for (name, value) in rows { html += "<tr><th>\(HTML.escape(name))</th><td>\(HTML.escape(value))</td></tr>\n" }
     html += "</tbody></table>\n"
-    let graph = SmokeGraph(outcomes: target.outcomes, interval: target.interval, slotCount: Self.slotCount(target.outcomes.count, most: 60), size: .large)
+    let outcomes = target.outcomes
+    let graph = SmokeGraph(outcomes: outcomes, interval: target.interval, slotCount: Self.slotCount(outcomes.count, most: 60), size: .large)
     html += "<figure id=\"smoke\">\(graph.svg(title: "\(target.name): RTT smoke and loss of the last \(target.probes) probes"))</figure>\n"
     html += Self.legend
     html += pathSection(target.path)

@@ -75,7 +75,7 @@ struct StatusSnapshot: Sendable {
     }
   }
 
-  /// Worst first: by health, then loss, then median RTT, then name, so the rows that need
+  /// Worst first: by health, then loss, then mean RTT, then name, so the rows that need
   /// a look are on the first page however many targets there are.
   ///
   /// Sorted through a permutation of small keys: moving the rows themselves (a dozen
@@ -84,7 +84,7 @@ struct StatusSnapshot: Sendable {
   mutating func sortWorstFirst() {
     let rows = targets
     let keys = rows.indices.map { index in
-      (health: rows[index].health.rawValue, loss: rows[index].lossRatio ?? -1, rtt: rows[index].rttMedian ?? -1, index: index)
+      (health: rows[index].health.rawValue, loss: rows[index].lossRatio ?? -1, rtt: rows[index].rttMean ?? -1, index: index)
     }
     let order = keys.sorted { a, b in
       if a.health != b.health { return a.health > b.health }
@@ -157,14 +157,15 @@ struct TargetStatus: Sendable {
   var interval: Double
   var probes: Int
   var lossRatio: Double?
-  var rttMedian: Double?
   var rttMin: Double?
   var rttMax: Double?
+  /// The mean RTT: the sort's last key (the median is only worked out for rows shown).
+  var rttMean: Double?
   /// Mean |RTTᵢ − RTTᵢ₋₁| over the window, the `netprobe_ping_jitter_seconds` gauge.
   var jitter: Double?
   var dnsError: String?
-  /// The window's outcomes oldest first, RTT in seconds or NaN for a loss.
-  var outcomes: [Float]
+  /// A copy of the target's window (copy-on-write: no probe is copied unless it changes).
+  var window: ProbeWindow
   var path: PathStatus?
   var health = Health.ok
   var problems: [String] = []
@@ -197,15 +198,6 @@ struct TargetStatus: Sendable {
   private mutating func raise(_ level: Health, _ problem: String) {
     health = max(health, level)
     problems.append(problem)
-  }
-
-  static func worseThan(_ a: TargetStatus, _ b: TargetStatus) -> Bool {
-    if a.health != b.health { return a.health > b.health }
-    let lossA = a.lossRatio ?? -1, lossB = b.lossRatio ?? -1
-    if lossA != lossB { return lossA > lossB }
-    let rttA = a.rttMedian ?? -1, rttB = b.rttMedian ?? -1
-    if rttA != rttB { return rttA > rttB }
-    return a.name < b.name
   }
 
   /// The median of the answered probes (the mean of the middle two for an even count).
@@ -260,48 +252,53 @@ struct TargetStatus: Sendable {
     return (Double(answered[middle - 1]) + Double(answered[middle])) / 2
   }
 
-  /// From the figures, for tests and for `init(_:path:now:)`.
+  /// From a window of outcomes (oldest first, NaN for a loss), for tests and the
+  /// configured targets no engine reported.
   init(name: String, host: String, address: IPAddress?, labels: [Label] = [], interval: Double,
        outcomes: [Float], dnsError: String? = nil, path: PathStatus? = nil, now: Double) {
+    var window = ProbeWindow(capacity: max(outcomes.count, 1))
+    for outcome in outcomes { window.record(outcome.isNaN ? nil : Double(outcome)) }
+    self.init(name: name, host: host, address: address, labels: labels, interval: interval, window: window,
+              dnsError: dnsError, path: path, now: now)
+  }
+
+  /// From a copy of a target's window: its summary is one pass with no allocation, so
+  /// 10,000 targets cost little per page view; the median and the outcomes for the smoke
+  /// graph are worked out only for the rows shown (`rttMedian`, `outcomes`).
+  init(name: String, host: String, address: IPAddress?, labels: [Label], interval: Double, window: ProbeWindow,
+       dnsError: String?, path: PathStatus? = nil, now: Double) {
     self.name = name
     self.host = host
     resolved = address
     self.labels = labels
     self.interval = interval
-    self.outcomes = outcomes
+    self.window = window
     self.dnsError = dnsError
     self.path = path
-    probes = outcomes.count
-    // One pass over the window, the answered RTTs gathered on the stack and their median
-    // selected there: this runs for every target on every page view, and 10,000 targets
-    // must cost a few milliseconds, not a heap allocation each.
-    var figures: (answered: Int, low: Float, high: Float, median: Double?, jitter: Double?) = (0, .infinity, -.infinity, nil, nil)
-    outcomes.withUnsafeBufferPointer { window in
-      withUnsafeTemporaryAllocation(of: Float.self, capacity: max(window.count, 1)) { answered in
-        var count = 0
-        var previous: Float?
-        var differences = 0.0
-        for outcome in window where !outcome.isNaN {
-          answered[count] = outcome
-          count += 1
-          figures.low = min(figures.low, outcome)
-          figures.high = max(figures.high, outcome)
-          if let previous { differences += Double(abs(outcome - previous)) }
-          previous = outcome
-        }
-        figures.answered = count
-        figures.median = Self.median(unsorted: UnsafeMutableBufferPointer(rebasing: answered[0..<count]))
-        // The same jitter as `netprobe_ping_jitter_seconds`: mean |RTTᵢ − RTTᵢ₋₁| of
-        // consecutive answered probes.
-        if count > 1 { figures.jitter = differences / Double(count - 1) }
-      }
-    }
-    lossRatio = outcomes.isEmpty ? nil : Double(outcomes.count - figures.answered) / Double(outcomes.count)
-    rttMin = figures.answered == 0 ? nil : Double(figures.low)
-    rttMax = figures.answered == 0 ? nil : Double(figures.high)
-    rttMedian = figures.median
-    jitter = figures.jitter
+    let summary = window.summary
+    probes = summary.probes
+    lossRatio = summary.lossRatio
+    rttMin = summary.rttMin
+    rttMax = summary.rttMax
+    rttMean = summary.rttMean
+    jitter = summary.jitter
     assess(now: now)
+  }
+
+  /// The window's outcomes oldest first, RTT in seconds or NaN for a loss.
+  var outcomes: [Float] { window.orderedOutcomes }
+
+  /// The median of the answered probes in the window (a selection on the stack).
+  var rttMedian: Double? {
+    let outcomes = window.orderedOutcomes
+    return withUnsafeTemporaryAllocation(of: Float.self, capacity: max(outcomes.count, 1)) { answered in
+      var count = 0
+      for outcome in outcomes where !outcome.isNaN {
+        answered[count] = outcome
+        count += 1
+      }
+      return Self.median(unsorted: UnsafeMutableBufferPointer(rebasing: answered[0..<count]))
+    }
   }
 
   /// A running target: its state copied under its lock.
@@ -312,7 +309,7 @@ struct TargetStatus: Sendable {
     }
     self.init(name: config.name, host: config.host, address: address,
               labels: config.options.labels, interval: config.options.interval.seconds,
-              outcomes: window.orderedOutcomes, dnsError: dnsError, now: now)
+              window: window, dnsError: dnsError, now: now)
   }
 
   /// A configured target no engine reported.
