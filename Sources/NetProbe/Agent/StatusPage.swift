@@ -159,7 +159,7 @@ struct StatusPage {
     row += "<td class=\"n\">\(target.path.map { hopsText($0) } ?? "–")</td>"
     row += "<td>\(target.path.map { changeText($0) } ?? "–")</td>"
     let outcomes = target.outcomes
-    let graph = SmokeGraph(outcomes: outcomes, interval: target.interval, slotCount: Self.slotCount(outcomes.count, most: 20), size: .small)
+    let graph = SmokeGraph(outcomes: outcomes, interval: target.interval, slotCount: Self.slotCount(outcomes.count, most: 12), size: .small)
     row += "<td>\(graph.svg(title: "\(target.name): smoke of the last \(target.probes) probes"))</td>"
     return row + "</tr>\n"
   }
