@@ -31,6 +31,7 @@ case "${1:-build}" in
     want_pkg ffmpeg        # a real MPEG-TS / RTP sender for the lab (Tests/lab/test_ffmpeg.py)
     want_pkg systemd       # systemd-analyze verify|security on deploy/systemd (Tests/deploy)
     want_pkg libcap2-bin   # setcap: the container image's file capability (Tests/deploy)
+    want_pkg chromium      # the status page in a real browser, headless (Tests/lab/test_status_page.py)
     # PyYAML for the YAML conformance test: from Debian for the system python3 (any other
     # python3 first on PATH, pyenv or a venv, gets it from PyPI below).
     if [ "$(command -v python3 || echo /usr/bin/python3)" = /usr/bin/python3 ]; then want_pkg python3-yaml; fi

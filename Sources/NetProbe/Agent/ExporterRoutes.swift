@@ -1,8 +1,9 @@
 @preconcurrency import Glibc
 import FoundationEssentials
 
-/// The exporter's HTTP surface: `/metrics` (or the configured path), the landing page,
-/// the health and readiness probes and `POST /-/reload`.
+/// The exporter's HTTP surface: `/metrics` (or the configured path), the status pages
+/// (`StatusRoutes`: `/`, `/targets/NAME`, `/api/v1/status`), the health and readiness
+/// probes and `POST /-/reload`.
 ///
 /// A plain value with no sockets, so tests call `respond(to:)` in-process and the same
 /// handler is then served over a live socket by `HTTPServer`.
@@ -10,21 +11,24 @@ public struct ExporterRoutes: HTTPHandler {
   public let telemetryPath: String
   public let registry: MetricsRegistry
   public let agent: Agent
+  private let status: StatusRoutes
 
-  public init(telemetryPath: String, registry: MetricsRegistry, agent: Agent) {
+  /// - Parameter now: Unix time in seconds for the status pages; tests pass a fixed clock.
+  public init(telemetryPath: String, registry: MetricsRegistry, agent: Agent,
+              now: @escaping @Sendable () -> Double = Agent.unixTime) {
     self.telemetryPath = telemetryPath
     self.registry = registry
     self.agent = agent
+    status = StatusRoutes(telemetryPath: telemetryPath, registry: registry, agent: agent, now: now)
   }
 
   private enum Route: String {
-    case metrics, landing, healthy, ready, reload, other
+    case metrics, healthy, ready, reload, other
   }
 
   private func route(_ path: String) -> Route {
     switch path {
     case telemetryPath: .metrics
-    case "/": .landing
     case "/-/healthy": .healthy
     case "/-/ready": .ready
     case "/-/reload": .reload
@@ -32,9 +36,12 @@ public struct ExporterRoutes: HTTPHandler {
     }
   }
 
-  public func handlerLabel(for request: HTTPRequest) -> String { route(request.path).rawValue }
+  public func handlerLabel(for request: HTTPRequest) -> String {
+    request.path == telemetryPath ? Route.metrics.rawValue : StatusRoutes.label(for: request.path) ?? route(request.path).rawValue
+  }
 
   public func respond(to request: HTTPRequest) -> HTTPResponse {
+    if let response = status.respond(to: request) { return response }
     switch route(request.path) {
     case .other:
       return .text(.notFound, "404 page not found: \(request.path)\n")
@@ -49,12 +56,6 @@ public struct ExporterRoutes: HTTPHandler {
     case .metrics:
       return readOnly(request) {
         HTTPResponse(.ok, headers: [("Content-Type", Exposition.contentType)], bodyParts: registry.renderParts())
-      }
-    case .landing:
-      return readOnly(request) {
-        let page = LandingPage(telemetryPath: telemetryPath, config: agent.config, source: agent.source,
-                               reloadErrors: agent.lastReloadErrors)
-        return HTTPResponse(.ok, headers: [("Content-Type", "text/html; charset=utf-8")], body: Array(page.html.utf8))
       }
     case .healthy:
       return readOnly(request) { .text(.ok, "Healthy.\n") }

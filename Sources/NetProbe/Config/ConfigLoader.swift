@@ -32,7 +32,7 @@ public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible 
   public var description: String { lines.joined(separator: "\n") }
 }
 
-/// Where a configuration came from, for logs and the landing page.
+/// Where a configuration came from, for logs and the status page.
 public enum ConfigSource: Sendable, Equatable, CustomStringConvertible {
   /// The built-in default (loopback targets only).
   case embedded

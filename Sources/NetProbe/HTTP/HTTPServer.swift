@@ -164,7 +164,7 @@ public final class HTTPServer: Sendable {
     var measured = true
   }
 
-  /// Responses up to this size are always served: health checks and the landing page must
+  /// Responses up to this size are always served: health checks and a small status page must
   /// answer while large scrapes hold the budget.
   static let smallResponseBytes = 64 << 10
 
@@ -586,7 +586,7 @@ public final class HTTPServer: Sendable {
         connection.phase = .processing
         connection.deadline = clock.now.advanced(by: .seconds(3600))
         let server = self.server
-        // A response small the last time (health, readiness, the landing page) goes ahead
+        // A response small the last time (health, readiness, a small status page) goes ahead
         // of large renders, on a thread kept for those; so does a handler's first, so that
         // the first health check is not queued behind a burst of scrapes either.
         // bcrypt never goes to the thread kept for small responses: a client guessing passwords

@@ -24,6 +24,12 @@ public final class MetricsRegistry: Sendable {
     collectors.withLock { list in list.removeAll { $0.key == key } }
   }
 
+  /// The collectors in registration order: the status page asks those that can show
+  /// their live state (`StatusProvider`) for it.
+  func registeredCollectors() -> [any MetricsCollector] {
+    collectors.withLock { $0.map(\.collector) }
+  }
+
   /// Collects every registered collector into one exposition. Collectors run outside the
   /// registry's lock so that a slow one never blocks a reload.
   public func render() -> [UInt8] {

@@ -58,3 +58,18 @@ final class MulticastShared: Sendable {
 
   init(logger: Logger) { self.logger = logger }
 }
+
+// MARK: Status page
+
+extension MulticastEngine: StatusProvider {
+  /// Each group's join and streams copied under their own locks, as a scrape reads them.
+  func contribute(to snapshot: inout StatusSnapshot) {
+    let current = shared.groups.withLock { $0 }
+    let kernel = shared.membership.withLock { $0 }
+    let now = Clocks.monotonicNanoseconds()
+    let second = Clocks.realtimeNanoseconds() / 1_000_000_000
+    for group in current {
+      snapshot.groups.append(GroupStatus(group, membership: kernel, now: now, second: second))
+    }
+  }
+}

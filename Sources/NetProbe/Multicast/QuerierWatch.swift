@@ -367,3 +367,18 @@ private struct QuerierEngine: LoopEngine {
     extra.merging(["interface": "\(key.interface)", "protocol": "\(key.querierProtocol.rawValue)"]) { new, _ in new }
   }
 }
+
+// MARK: Status page
+
+extension QuerierWatch: StatusProvider {
+  /// Whether each watched interface has a querier, from the board a scrape reads.
+  func contribute(to snapshot: inout StatusSnapshot) {
+    let now = Clocks.monotonicNanoseconds()
+    for (key, state) in board.snapshot() {
+      snapshot.queriers.append(QuerierStatus(
+        interface: key.interface, querierProtocol: key.querierProtocol, present: state.isPresent(atMonotonicNanoseconds: now),
+        querier: state.lastGeneral?.querier.description, version: state.lastGeneral?.version,
+        lastQueryAge: state.lastGeneral.map { Double(now - $0.monotonicNanoseconds) / 1e9 }))
+    }
+  }
+}

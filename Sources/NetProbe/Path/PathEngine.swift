@@ -67,3 +67,14 @@ public final class PathEngine: ConfigSubscriber, MetricsCollector {
     for target in targets { PathSeries.collect(target, into: &exposition) }
   }
 }
+
+// MARK: Status page
+
+extension PathEngine: StatusProvider {
+  /// Each traced target's path copied under its own lock, by target name; the snapshot
+  /// gives each to its ping target's row.
+  func contribute(to snapshot: inout StatusSnapshot) {
+    let targets = state.withLock { state in state.order.compactMap { state.targets[$0] } }
+    for target in targets { snapshot.paths[target.config.name] = PathStatus(target) }
+  }
+}

@@ -198,3 +198,18 @@ enum PingSeries {
     if let ttl = snapshot.lastReplyTTL { exposition.add(Catalogue.pingReplyTTL, labels, Double(ttl)) }
   }
 }
+
+// MARK: Status page
+
+extension PingEngine: StatusProvider {
+  /// The engine's lock only long enough to list the targets; then each target's state is
+  /// copied under its own lock, one target at a time, so a probe loop waits for at most
+  /// one copy. Paths come from the path engine (`StatusSnapshot.paths`).
+  func contribute(to snapshot: inout StatusSnapshot) {
+    let targets = state.withLock { state in state.order.compactMap { state.targets[$0] } }
+    snapshot.targets.reserveCapacity(snapshot.targets.count + targets.count)
+    for target in targets {
+      snapshot.targets.append(TargetStatus(target, now: snapshot.time))
+    }
+  }
+}

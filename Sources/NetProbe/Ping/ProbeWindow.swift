@@ -38,6 +38,13 @@ public struct ProbeWindow: Sendable, Equatable {
     filled = min(filled + 1, outcomes.count)
   }
 
+  /// The outcomes oldest first (NaN for a loss), for the status page's smoke graph: a copy,
+  /// so the caller draws it after the target's lock is released.
+  public var orderedOutcomes: [Float] {
+    let start = filled < outcomes.count ? 0 : next
+    return (0..<filled).map { outcomes[(start + $0) % outcomes.count] }
+  }
+
   public struct Summary: Sendable, Equatable {
     public var probes: Int
     /// nil while no probe in the window has been decided: a target that is not probed (no

@@ -287,6 +287,9 @@ final class PushStats: MetricsCollector {
     var retries: UInt64 = 0
     var lastSuccess: Double?
     var lastDuration: Double?
+    /// How the last push ended, for the status page: nil before the first.
+    var lastSucceeded: Bool?
+    var lastProblem: PushProblem?
   }
   private let counts = Mutex(Counts())
 
@@ -302,6 +305,8 @@ final class PushStats: MetricsCollector {
       }
       counts.retries += UInt64(outcome.retries)
       counts.lastDuration = duration
+      counts.lastSucceeded = outcome.succeeded
+      counts.lastProblem = outcome.succeeded ? nil : outcome.problem
     }
   }
 
@@ -314,5 +319,24 @@ final class PushStats: MetricsCollector {
     if let lastSuccess = snapshot.lastSuccess { exposition.add(Catalogue.pushLastSuccessTimestamp, .empty, lastSuccess) }
     if let lastDuration = snapshot.lastDuration { exposition.add(Catalogue.pushDuration, .empty, lastDuration) }
     if let interval = snapshot.interval { exposition.add(Catalogue.pushInterval, .empty, interval) }
+  }
+}
+
+// MARK: Status page
+
+extension PushStats: StatusProvider {
+  /// The push figures the status page shows, read under the same lock as the metrics;
+  /// none when push is not configured and never ran.
+  func contribute(to status: inout StatusSnapshot) {
+    let snapshot = counts.withLock { $0 }
+    guard snapshot.interval != nil || snapshot.successes + snapshot.failures > 0 else { return }
+    let problem: String? = switch snapshot.lastProblem {
+    case .rejected(let status, let body)?: "HTTP \(status): \(PushOutcome.excerpt(body))"
+    case .failure(let message)?: message
+    case nil: nil
+    }
+    status.push = PushStatus(configured: snapshot.interval != nil, interval: snapshot.interval, successes: snapshot.successes,
+                      failures: snapshot.failures, lastSuccess: snapshot.lastSuccess, lastSucceeded: snapshot.lastSucceeded,
+                      lastError: problem)
   }
 }
