@@ -3,7 +3,7 @@
 #   make test   unit tests, the deploy/ checks, then the end-to-end and lab tests (the lab ones need root)
 #   make bench  benchmarks: printed figures, never pass/fail (BENCH_ARGS go to ping_bench.py,
 #               MCAST_BENCH_ARGS to multicast_bench.py, e.g. MCAST_BENCH_ARGS=--rates=100000,200000)
-#   make lint   a warning-free build, promtool on the shipped rules
+#   make lint   a warning-free build, swift format on every Swift file, promtool on the shipped rules
 #   make fuzz   a million random and mutated inputs through every parser of untrusted bytes
 
 SWIFT      ?= swift
@@ -52,6 +52,8 @@ lint:
 	rm -rf $(addprefix .build/debug/,NetProbe.build netprobe_exporter.build netprobe_fuzz.build NetProbeTests.build CNetShims.build CCurl.build CTLS.build)
 	$(SWIFT) build --build-tests 2>&1 | tee .build/lint.log
 	@! grep -E '^/.*(Sources|Tests)/.*: warning:' .build/lint.log || { echo "lint: warnings above"; exit 1; }
+	@# The formatting every file keeps (.swift-format): `$(SWIFT) format -i FILE` mends one.
+	$(SWIFT) format lint --strict $$(git ls-files '*.swift')
 	@if command -v promtool >/dev/null; then promtool check rules deploy/prometheus/netprobe.rules.yml deploy/prometheus/netprobe.alerts.yml; fi
 
 fuzz:

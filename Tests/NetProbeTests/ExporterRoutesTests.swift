@@ -77,7 +77,10 @@ struct RoutesFixture {
     let page = String(decoding: fixture.request("GET", "/").body, as: UTF8.self)
     #expect(page.contains("<a href=\"/metrics\">Metrics</a>"))
     // No ping engine in this fixture: the configured target is listed as having no data.
-    #expect(page.contains("<td class=\"st\">NODATA<br><small>no probe decided yet</small></td><td><a href=\"/targets/%3Cb%3Elo%3C%2Fb%3E\">&lt;b&gt;lo&lt;/b&gt;</a></td><td>127.0.0.1</td>"))
+    #expect(
+      page.contains(
+        "<td class=\"st\">NODATA<br><small>no probe decided yet</small></td><td><a href=\"/targets/%3Cb%3Elo%3C%2Fb%3E\">&lt;b&gt;lo&lt;/b&gt;</a></td><td>127.0.0.1</td>"
+      ))
     #expect(!page.contains("<b>lo</b>"))
   }
 
@@ -86,7 +89,9 @@ struct RoutesFixture {
     try fixture.config.write("targets:\n  - {name: lo, host: 127.0.0.1, intervall: 1s}\n")
     let response = fixture.request("POST", "/-/reload")
     #expect(response.status == .internalServerError)
-    #expect(String(decoding: response.body, as: UTF8.self).contains("netprobe.yml:2:33: unknown key 'intervall' in targets[0] (did you mean 'interval'?)"))
+    #expect(
+      String(decoding: response.body, as: UTF8.self).contains(
+        "netprobe.yml:2:33: unknown key 'intervall' in targets[0] (did you mean 'interval'?)"))
     #expect(fixture.agent.config.targets.map(\.name) == ["lo"])
     let text = fixture.metricsText()
     #expect(text.contains("netprobe_config_last_reload_successful 0\n"))

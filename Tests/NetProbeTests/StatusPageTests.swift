@@ -7,10 +7,13 @@ private func window(_ count: Int, rtt: Float, lost: Int = 0) -> [Float] {
   (0..<count).map { $0 < lost ? .nan : rtt }
 }
 
-private func target(_ name: String, _ outcomes: [Float], labels: [Label] = [],
-                    path: PathStatus? = nil, now: Double = 1_700_000_000) -> TargetStatus {
-  TargetStatus(name: name, host: "198.18.0.1", address: IPAddress("198.18.0.1"), labels: labels, interval: 1, outcomes: outcomes,
-               path: path, now: now)
+private func target(
+  _ name: String, _ outcomes: [Float], labels: [Label] = [],
+  path: PathStatus? = nil, now: Double = 1_700_000_000
+) -> TargetStatus {
+  TargetStatus(
+    name: name, host: "198.18.0.1", address: IPAddress("198.18.0.1"), labels: labels, interval: 1, outcomes: outcomes,
+    path: path, now: now)
 }
 
 private func snapshot(_ targets: [TargetStatus]) -> StatusSnapshot {
@@ -40,8 +43,9 @@ private func snapshot(_ targets: [TargetStatus]) -> StatusSnapshot {
 
   @Test func scriptInANameAndALabelIsShownAsText() {
     let evil = "<script>alert(1)</script>"
-    let page = StatusPage(snapshot: snapshot([target(evil, window(20, rtt: 0.001, lost: 10), labels: [Label("site", "<img src=x onerror=alert(2)>")])]),
-                          telemetryPath: "/metrics")
+    let page = StatusPage(
+      snapshot: snapshot([target(evil, window(20, rtt: 0.001, lost: 10), labels: [Label("site", "<img src=x onerror=alert(2)>")])]),
+      telemetryPath: "/metrics")
     for html in [page.overview(page: 1), page.targetPage(page.snapshot.targets[0])] {
       #expect(!html.contains("<script"))
       #expect(!html.contains("<img"))
@@ -104,8 +108,9 @@ private func snapshot(_ targets: [TargetStatus]) -> StatusSnapshot {
 
   @Test func aRecentPathChangeWarns() {
     let now = 1_700_000_000.0
-    let path = PathStatus(hops: [.init(responders: ["198.18.1.1"], lossRatio: 0, rttMean: 0.001)], changes: 2,
-                          lastChange: now - 60, reached: true, rounds: 9)
+    let path = PathStatus(
+      hops: [.init(responders: ["198.18.1.1"], lossRatio: 0, rttMean: 0.001)], changes: 2,
+      lastChange: now - 60, reached: true, rounds: 9)
     let changed = target("t", window(10, rtt: 0.001), path: path, now: now)
     #expect(changed.health == .warning && changed.problems == ["path changed 1m ago"])
     var old = path
@@ -216,17 +221,23 @@ private func snapshot(_ targets: [TargetStatus]) -> StatusSnapshot {
   ]
 
   static func fullSnapshot() -> StatusSnapshot {
-    let path = PathStatus(hops: [.init(responders: ["198.18.1.1"], lossRatio: 0.5, rttMean: 0.002), .init(responders: [], lossRatio: nil, rttMean: nil)],
-                          changes: 1, lastChange: 1_699_999_000, reached: false, rounds: 12)
-    var snapshot = snapshot([target("lossy", window(10, rtt: 0.002, lost: 3), labels: [Label("site", "x\"y")], path: path),
-                             target("fine", window(10, rtt: 0.001))])
+    let path = PathStatus(
+      hops: [.init(responders: ["198.18.1.1"], lossRatio: 0.5, rttMean: 0.002), .init(responders: [], lossRatio: nil, rttMean: nil)],
+      changes: 1, lastChange: 1_699_999_000, reached: false, rounds: 12)
+    var snapshot = snapshot([
+      target("lossy", window(10, rtt: 0.002, lost: 3), labels: [Label("site", "x\"y")], path: path),
+      target("fine", window(10, rtt: 0.001)),
+    ])
     snapshot.reloadError = "netprobe.yml:2:3: unknown key"
-    let config = MulticastGroupConfig(name: "feed", group: IPAddress("239.1.2.3")!, port: 5000, interface: "lo", expectedRate: 10, location: SourceLocation(line: 1, column: 1))
+    let config = MulticastGroupConfig(
+      name: "feed", group: IPAddress("239.1.2.3")!, port: 5000, interface: "lo", expectedRate: 10,
+      location: SourceLocation(line: 1, column: 1))
     snapshot.groups = [GroupStatus(unreceived: config)]
     snapshot.queriers = [QuerierStatus(interface: "lo", querierProtocol: .igmp, present: false)]
     snapshot.linkQueriers()
-    snapshot.push = PushStatus(configured: true, interval: 15, successes: 3, failures: 1, lastSuccess: 1_699_999_990,
-                               lastSucceeded: false, lastError: "HTTP 500: boom")
+    snapshot.push = PushStatus(
+      configured: true, interval: 15, successes: 3, failures: 1, lastSuccess: 1_699_999_990,
+      lastSucceeded: false, lastError: "HTTP 500: boom")
     return snapshot
   }
 
@@ -285,7 +296,9 @@ private func snapshot(_ targets: [TargetStatus]) -> StatusSnapshot {
       #expect(response.header("X-Content-Type-Options") == "nosniff")
     }
     #expect(fixture.request("GET", "/api/v1/status").header("Content-Type") == "application/json")
-    #expect(String(decoding: fixture.request("GET", "/targets/a%20b%3C").body, as: UTF8.self).contains("<h2 id=\"target\" class=\"no_data\">a b&lt; <span"))
+    #expect(
+      String(decoding: fixture.request("GET", "/targets/a%20b%3C").body, as: UTF8.self).contains(
+        "<h2 id=\"target\" class=\"no_data\">a b&lt; <span"))
     #expect(fixture.request("GET", "/targets/nope").status == .notFound)
     #expect(fixture.request("GET", "/targets/%zz").status == .notFound)
     let post = fixture.request("POST", "/")

@@ -14,8 +14,10 @@ public struct ExporterRoutes: HTTPHandler {
   private let status: StatusRoutes
 
   /// - Parameter now: Unix time in seconds for the status pages; tests pass a fixed clock.
-  public init(telemetryPath: String, registry: MetricsRegistry, agent: Agent,
-              now: @escaping @Sendable () -> Double = Agent.unixTime) {
+  public init(
+    telemetryPath: String, registry: MetricsRegistry, agent: Agent,
+    now: @escaping @Sendable () -> Double = Agent.unixTime
+  ) {
     self.telemetryPath = telemetryPath
     self.registry = registry
     self.agent = agent

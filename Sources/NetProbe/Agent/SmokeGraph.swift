@@ -91,7 +91,8 @@ struct SmokeGraph {
     let columns = min(max(count, 1), total)
     guard columns > 0 else { return [] }
     return (0..<columns).map { column in
-      let start = column * total / columns, end = (column + 1) * total / columns
+      let start = column * total / columns
+      let end = (column + 1) * total / columns
       let rtts = outcomes[start..<end].filter { !$0.isNaN }.map(Double.init).sorted()
       return Slot(first: start, count: end - start, rtts: rtts)
     }
@@ -136,7 +137,8 @@ struct SmokeGraph {
       slots.indices.compactMap { index in
         let slot = slots[index]
         guard let low = slot.quantile(band.low), let high = slot.quantile(band.high) else { return nil }
-        let top = y(high), bottom = y(low)
+        let top = y(high)
+        let bottom = y(low)
         // A band of equal RTTs still shows as a hairline.
         return Rect(x: x(slot: index), y: top, width: x(slot: index + 1) - x(slot: index), height: max(bottom - top, 0.5))
       }
@@ -167,10 +169,13 @@ struct SmokeGraph {
 
   /// The SVG element; `title` is escaped here (it comes from the configuration).
   func svg(title: String) -> String {
-    let w = Self.number(size.width), h = Self.number(size.height)
-    var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"smoke\" width=\"\(w)\" height=\"\(h)\" viewBox=\"0 0 \(w) \(h)\" role=\"img\">"
+    let w = Self.number(size.width)
+    let h = Self.number(size.height)
+    var out =
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"smoke\" width=\"\(w)\" height=\"\(h)\" viewBox=\"0 0 \(w) \(h)\" role=\"img\">"
     out += "<title>\(HTML.escape(title))</title>"
-    out += "<rect x=\"\(Self.number(size.left))\" y=\"\(Self.number(size.top))\" width=\"\(Self.number(size.plotWidth))\" height=\"\(Self.number(size.plotHeight))\" fill=\"#fff\" stroke=\"#999\" stroke-width=\".5\"/>"
+    out +=
+      "<rect x=\"\(Self.number(size.left))\" y=\"\(Self.number(size.top))\" width=\"\(Self.number(size.plotWidth))\" height=\"\(Self.number(size.plotHeight))\" fill=\"#fff\" stroke=\"#999\" stroke-width=\".5\"/>"
     if size.axes { out += grid() }
     let lost = lostRects
     if !lost.isEmpty { out += "<path class=\"lost\" fill=\"#ff0000\" fill-opacity=\".18\" d=\"\(Self.path(lost))\"/>" }
@@ -180,7 +185,11 @@ struct SmokeGraph {
     var byColour: [(String, String)] = []
     for segment in medianSegments {
       let piece = "M\(Self.number(segment.x0)) \(Self.number(segment.y))H\(Self.number(segment.x1))"
-      if let index = byColour.firstIndex(where: { $0.0 == segment.colour }) { byColour[index].1 += piece } else { byColour.append((segment.colour, piece)) }
+      if let index = byColour.firstIndex(where: { $0.0 == segment.colour }) {
+        byColour[index].1 += piece
+      } else {
+        byColour.append((segment.colour, piece))
+      }
     }
     let width = size.axes ? "2" : "1.5"
     for (colour, d) in byColour {
@@ -200,7 +209,8 @@ struct SmokeGraph {
   private func labels() -> String {
     var out = "<g font-family=\"sans-serif\" font-size=\"10\" fill=\"#333\">"
     for tick in ticks {
-      out += "<text x=\"\(Self.number(size.left - 4))\" y=\"\(Self.number(y(tick) + 3))\" text-anchor=\"end\">\(StatusFormat.tick(tick))</text>"
+      out +=
+        "<text x=\"\(Self.number(size.left - 4))\" y=\"\(Self.number(y(tick) + 3))\" text-anchor=\"end\">\(StatusFormat.tick(tick))</text>"
     }
     let span = Double(probes) * interval
     let baseline = Self.number(size.top + size.plotHeight + 14)
@@ -210,7 +220,8 @@ struct SmokeGraph {
       let text = quarter == 4 ? "now" : "−" + StatusFormat.age(span * (1 - fraction))
       out += "<text x=\"\(Self.number(size.left + size.plotWidth * fraction))\" y=\"\(baseline)\" text-anchor=\"\(anchor)\">\(text)</text>"
     }
-    out += "<text x=\"12\" y=\"\(Self.number(size.top + size.plotHeight / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 12 \(Self.number(size.top + size.plotHeight / 2)))\">RTT</text>"
+    out +=
+      "<text x=\"12\" y=\"\(Self.number(size.top + size.plotHeight / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 12 \(Self.number(size.top + size.plotHeight / 2)))\">RTT</text>"
     return out + "</g>"
   }
 

@@ -49,13 +49,15 @@ struct StatusRoutes {
     case "target":
       let name = HTML.decodePathSegment(request.path.dropFirst(Self.targetPrefix.count))
       guard let name, let target = snapshot.targets.first(where: { $0.name == name }) else {
-        return Self.response(.notFound, "text/html; charset=utf-8",
-                             StatusPage.notFound(name ?? String(request.path.dropFirst(Self.targetPrefix.count))))
+        return Self.response(
+          .notFound, "text/html; charset=utf-8",
+          StatusPage.notFound(name ?? String(request.path.dropFirst(Self.targetPrefix.count))))
       }
       return Self.response(.ok, "text/html; charset=utf-8", StatusPage(snapshot: snapshot, telemetryPath: telemetryPath).targetPage(target))
     default:
       let page = Self.pageNumber(request.query)
-      return Self.response(.ok, "text/html; charset=utf-8", StatusPage(snapshot: snapshot, telemetryPath: telemetryPath).overview(page: page))
+      return Self.response(
+        .ok, "text/html; charset=utf-8", StatusPage(snapshot: snapshot, telemetryPath: telemetryPath).overview(page: page))
     }
   }
 
@@ -68,10 +70,12 @@ struct StatusRoutes {
   }
 
   static func response(_ status: HTTPStatus, _ type: String, _ body: String) -> HTTPResponse {
-    HTTPResponse(status, headers: [
-      ("Content-Type", type), ("Content-Security-Policy", contentSecurityPolicy), ("X-Content-Type-Options", "nosniff"),
-      ("Referrer-Policy", "no-referrer"), ("Cache-Control", "no-store"),
-    ], body: Array(body.utf8))
+    HTTPResponse(
+      status,
+      headers: [
+        ("Content-Type", type), ("Content-Security-Policy", contentSecurityPolicy), ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"), ("Cache-Control", "no-store"),
+      ], body: Array(body.utf8))
   }
 }
 
@@ -106,7 +110,8 @@ struct StatusPage {
 
   private var reloadBanner: String {
     guard let error = snapshot.reloadError else { return "" }
-    return "<p class=\"bad\" id=\"reload-error\"><b>CRIT</b> The last reload failed; the previous configuration keeps running:</p><pre>\(HTML.escape(error))</pre>\n"
+    return
+      "<p class=\"bad\" id=\"reload-error\"><b>CRIT</b> The last reload failed; the previous configuration keeps running:</p><pre>\(HTML.escape(error))</pre>\n"
   }
 
   /// `/`: the page `page` (1-based) of the targets, then groups, queriers and push.
@@ -120,7 +125,8 @@ struct StatusPage {
     if targets.isEmpty {
       html += "<p>No ping targets configured.</p>\n"
     } else {
-      html += "<table id=\"targets-table\"><thead><tr><th>status</th><th>target</th><th>address</th><th>loss</th><th>median</th><th>min</th><th>max</th><th>jitter</th><th>hops</th><th>path changed</th><th>smoke</th></tr></thead><tbody>\n"
+      html +=
+        "<table id=\"targets-table\"><thead><tr><th>status</th><th>target</th><th>address</th><th>loss</th><th>median</th><th>min</th><th>max</th><th>jitter</th><th>hops</th><th>path changed</th><th>smoke</th></tr></thead><tbody>\n"
       let start = (page - 1) * StatusRoutes.pageSize
       for target in targets[start..<min(start + StatusRoutes.pageSize, targets.count)] { html += targetRow(target) }
       html += "</tbody></table>\n"
@@ -185,7 +191,8 @@ struct StatusPage {
   }
 
   private func pager(page: Int, pages: Int, start: Int, total: Int) -> String {
-    var html = "<p class=\"pager\">Page \(page) of \(pages): rows \(start + 1)–\(min(start + StatusRoutes.pageSize, total)) of \(total), worst first."
+    var html =
+      "<p class=\"pager\">Page \(page) of \(pages): rows \(start + 1)–\(min(start + StatusRoutes.pageSize, total)) of \(total), worst first."
     if page > 1 { html += " <a href=\"/?page=\(page - 1)\" rel=\"prev\">‹ previous</a>" }
     if page < pages { html += " <a href=\"/?page=\(page + 1)\" rel=\"next\">next ›</a>" }
     return html + "</p>\n"
@@ -193,7 +200,8 @@ struct StatusPage {
 
   /// What the median's colours mean (SmokePing's palette) and what the grey bands are.
   static let legend: String = {
-    var html = "<p class=\"legend\"><small>Smoke: grey bands are the RTT spread per time slot (min–max, 10–90 %, 25–75 %); the line is the median, coloured by the slot's loss:"
+    var html =
+      "<p class=\"legend\"><small>Smoke: grey bands are the RTT spread per time slot (min–max, 10–90 %, 25–75 %); the line is the median, coloured by the slot's loss:"
     for entry in SmokeGraph.lossPalette {
       html += "<span class=\"swatch\" style=\"background:\(entry.colour)\"></span>\(HTML.escape(entry.label))"
     }
@@ -204,9 +212,11 @@ struct StatusPage {
     let groups = snapshot.groups
     guard !groups.isEmpty else { return "" }
     var html = "<h2 id=\"groups\">Multicast groups (\(groups.count)\(Self.counts(groups.map(\.health))))</h2>\n"
-    html += "<table id=\"groups-table\"><thead><tr><th>status</th><th>group</th><th>address</th><th>receiving</th><th>rate / expected</th><th>lost</th><th>last packet</th><th>querier</th></tr></thead><tbody>\n"
+    html +=
+      "<table id=\"groups-table\"><thead><tr><th>status</th><th>group</th><th>address</th><th>receiving</th><th>rate / expected</th><th>lost</th><th>last packet</th><th>querier</th></tr></thead><tbody>\n"
     for group in groups {
-      html += "<tr class=\"\(group.health.jsonValue)\" data-health=\"\(group.health.jsonValue)\">" + statusCell(group.health, group.problems)
+      html +=
+        "<tr class=\"\(group.health.jsonValue)\" data-health=\"\(group.health.jsonValue)\">" + statusCell(group.health, group.problems)
       html += "<td>\(HTML.escape(group.name))\(labelText(group.labels))</td>"
       let sources = group.sources.isEmpty ? "" : " from " + group.sources.joined(separator: " ")
       html += "<td>\(HTML.escape("\(group.group):\(group.port)\(sources) on \(group.interface)"))</td>"
@@ -222,10 +232,12 @@ struct StatusPage {
 
   private func queriersTable() -> String {
     guard !snapshot.queriers.isEmpty else { return "" }
-    var html = "<h2 id=\"queriers\">Queriers</h2>\n<table id=\"queriers-table\"><thead><tr><th>status</th><th>interface</th><th>protocol</th><th>querier</th><th>last general query</th></tr></thead><tbody>\n"
+    var html =
+      "<h2 id=\"queriers\">Queriers</h2>\n<table id=\"queriers-table\"><thead><tr><th>status</th><th>interface</th><th>protocol</th><th>querier</th><th>last general query</th></tr></thead><tbody>\n"
     for querier in snapshot.queriers {
       let health: Health = querier.present ? .ok : .critical
-      html += "<tr class=\"\(health.jsonValue)\" data-health=\"\(health.jsonValue)\">" + statusCell(health, querier.present ? [] : ["no querier"])
+      html +=
+        "<tr class=\"\(health.jsonValue)\" data-health=\"\(health.jsonValue)\">" + statusCell(health, querier.present ? [] : ["no querier"])
       html += "<td>\(HTML.escape(querier.interface))</td><td>\(querier.querierProtocol.rawValue)</td>"
       html += "<td>\(HTML.escape(querier.querier.map { "\($0) (v\(querier.version ?? 0))" } ?? "none heard"))</td>"
       html += "<td>\(querier.lastQueryAge.map { StatusFormat.age($0) + " ago" } ?? "never")</td></tr>\n"
@@ -238,7 +250,8 @@ struct StatusPage {
     let health = push.health
     var html = "<h2 id=\"push\">Push</h2>\n<table id=\"push-table\"><tr class=\"\(health.jsonValue)\" data-health=\"\(health.jsonValue)\">"
     html += statusCell(health, push.lastError.map { ["last push failed: \($0)"] } ?? [])
-    html += "<td>every \(push.interval.map { StatusFormat.age($0) } ?? "–")</td><td>\(push.successes) succeeded, \(push.failures) failed</td>"
+    html +=
+      "<td>every \(push.interval.map { StatusFormat.age($0) } ?? "–")</td><td>\(push.successes) succeeded, \(push.failures) failed</td>"
     html += "<td>last success: \(push.lastSuccess.map { StatusFormat.age(snapshot.time - $0) + " ago" } ?? "never")</td></tr></table>\n"
     return html
   }
@@ -249,14 +262,18 @@ struct StatusPage {
   func targetPage(_ target: TargetStatus) -> String {
     var html = head("\(target.name) · netprobe_exporter")
     html += reloadBanner
-    html += "<h2 id=\"target\" class=\"\(target.health.jsonValue)\">\(HTML.escape(target.name)) <span class=\"st\">\(target.health.word)</span></h2>\n"
+    html +=
+      "<h2 id=\"target\" class=\"\(target.health.jsonValue)\">\(HTML.escape(target.name)) <span class=\"st\">\(target.health.word)</span></h2>\n"
     if !target.problems.isEmpty { html += "<p class=\"problems\">\(HTML.escape(target.problems.joined(separator: "; ")))</p>\n" }
     html += "<table id=\"figures\"><tbody>\n"
     var rows: [(String, String)] = [
       ("host", target.host), ("address", target.address ?? "not resolved"),
       ("window", "\(target.probes) probes, one every \(StatusFormat.interval(target.interval))"),
       ("loss", target.lossRatio.map(StatusFormat.percent) ?? "–"),
-      ("RTT median / min / max", [target.rttMedian, target.rttMin, target.rttMax].map { $0.map(StatusFormat.milliseconds) ?? "–" }.joined(separator: " / ")),
+      (
+        "RTT median / min / max",
+        [target.rttMedian, target.rttMin, target.rttMax].map { $0.map(StatusFormat.milliseconds) ?? "–" }.joined(separator: " / ")
+      ),
       ("jitter", target.jitter.map(StatusFormat.milliseconds) ?? "–"),
     ]
     if let dnsError = target.dnsError { rows.append(("DNS", dnsError)) }
@@ -273,17 +290,21 @@ struct StatusPage {
 
   private func pathSection(_ path: PathStatus?) -> String {
     guard let path else { return "<h3>Path</h3><p>Not traced (<code>trace</code> is off for this target).</p>\n" }
-    var html = "<h3>Path</h3>\n<p>\(path.hops.count) hops\(path.reached ? "" : ", destination not reached in the last round"); \(path.changes) changes"
+    var html =
+      "<h3>Path</h3>\n<p>\(path.hops.count) hops\(path.reached ? "" : ", destination not reached in the last round"); \(path.changes) changes"
     if let change = path.lastChange { html += ", the last \(StatusFormat.age(snapshot.time - change)) ago" }
     html += "; \(path.rounds) rounds.</p>\n"
     guard !path.hops.isEmpty else { return html }
-    html += "<table id=\"hops\"><thead><tr><th>status</th><th>hop</th><th>responders</th><th>loss</th><th>mean RTT</th></tr></thead><tbody>\n"
+    html +=
+      "<table id=\"hops\"><thead><tr><th>status</th><th>hop</th><th>responders</th><th>loss</th><th>mean RTT</th></tr></thead><tbody>\n"
     for (index, hop) in path.hops.enumerated() {
       let loss = hop.lossRatio ?? 0
       let health: Health = loss >= StatusThresholds.criticalLoss ? .critical : loss > 0 ? .warning : .ok
-      html += "<tr class=\"\(health.jsonValue)\" data-health=\"\(health.jsonValue)\"><td class=\"st\">\(health.word)</td><td class=\"n\">\(index + 1)</td>"
+      html +=
+        "<tr class=\"\(health.jsonValue)\" data-health=\"\(health.jsonValue)\"><td class=\"st\">\(health.word)</td><td class=\"n\">\(index + 1)</td>"
       html += "<td>\(HTML.escape(hop.responders.isEmpty ? "*" : hop.responders.joined(separator: " ")))</td>"
-      html += "<td class=\"n\">\(hop.lossRatio.map(StatusFormat.percent) ?? "–")</td><td class=\"n\">\(hop.rttMean.map(StatusFormat.milliseconds) ?? "–")</td></tr>\n"
+      html +=
+        "<td class=\"n\">\(hop.lossRatio.map(StatusFormat.percent) ?? "–")</td><td class=\"n\">\(hop.rttMean.map(StatusFormat.milliseconds) ?? "–")</td></tr>\n"
     }
     return html + "</tbody></table>\n"
   }
@@ -298,6 +319,7 @@ struct StatusPage {
     var parts = tm()
     guard gmtime_r(&seconds, &parts) != nil else { return "\(time)" }
     func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-    return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) UTC"
+    return
+      "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) UTC"
   }
 }

@@ -27,8 +27,9 @@ struct StatusSnapshot: Sendable {
   /// to the querier watched on its interface, and sorts worst first.
   static func collect(registry: MetricsRegistry, agent: Agent, now: Double) -> StatusSnapshot {
     let config = agent.config
-    var snapshot = StatusSnapshot(time: now, configSource: agent.source.description,
-                                  reloadError: agent.lastReloadErrors?.description)
+    var snapshot = StatusSnapshot(
+      time: now, configSource: agent.source.description,
+      reloadError: agent.lastReloadErrors?.description)
     for collector in registry.registeredCollectors() {
       (collector as? any StatusProvider)?.contribute(to: &snapshot)
     }
@@ -226,10 +227,12 @@ struct TargetStatus: Sendable {
   /// Hoare's quickselect: the value that would sit at `k` were `values` sorted, with every
   /// value before `k` no larger and every one after no smaller.
   static func select(_ values: UnsafeMutableBufferPointer<Float>, _ k: Int) -> Float {
-    var low = 0, high = values.count - 1
+    var low = 0
+    var high = values.count - 1
     while low < high {
       let pivot = values[low + (high - low) / 2]
-      var i = low, j = high
+      var i = low
+      var j = high
       while i <= j {
         while values[i] < pivot { i += 1 }
         while values[j] > pivot { j -= 1 }
@@ -254,19 +257,24 @@ struct TargetStatus: Sendable {
 
   /// From a window of outcomes (oldest first, NaN for a loss), for tests and the
   /// configured targets no engine reported.
-  init(name: String, host: String, address: IPAddress?, labels: [Label] = [], interval: Double,
-       outcomes: [Float], dnsError: String? = nil, path: PathStatus? = nil, now: Double) {
+  init(
+    name: String, host: String, address: IPAddress?, labels: [Label] = [], interval: Double,
+    outcomes: [Float], dnsError: String? = nil, path: PathStatus? = nil, now: Double
+  ) {
     var window = ProbeWindow(capacity: max(outcomes.count, 1))
     for outcome in outcomes { window.record(outcome.isNaN ? nil : Double(outcome)) }
-    self.init(name: name, host: host, address: address, labels: labels, interval: interval, window: window,
-              dnsError: dnsError, path: path, now: now)
+    self.init(
+      name: name, host: host, address: address, labels: labels, interval: interval, window: window,
+      dnsError: dnsError, path: path, now: now)
   }
 
   /// From a copy of a target's window: its summary is one pass with no allocation, so
   /// 10,000 targets cost little per page view; the median and the outcomes for the smoke
   /// graph are worked out only for the rows shown (`rttMedian`, `outcomes`).
-  init(name: String, host: String, address: IPAddress?, labels: [Label], interval: Double, window: ProbeWindow,
-       dnsError: String?, path: PathStatus? = nil, now: Double) {
+  init(
+    name: String, host: String, address: IPAddress?, labels: [Label], interval: Double, window: ProbeWindow,
+    dnsError: String?, path: PathStatus? = nil, now: Double
+  ) {
     self.name = name
     self.host = host
     resolved = address
@@ -307,16 +315,18 @@ struct TargetStatus: Sendable {
     let (window, address, dnsError) = target.state.withLock { state in
       (state.window, state.address, state.dnsError)
     }
-    self.init(name: config.name, host: config.host, address: address,
-              labels: config.options.labels, interval: config.options.interval.seconds,
-              window: window, dnsError: dnsError, now: now)
+    self.init(
+      name: config.name, host: config.host, address: address,
+      labels: config.options.labels, interval: config.options.interval.seconds,
+      window: window, dnsError: dnsError, now: now)
   }
 
   /// A configured target no engine reported.
   init(unprobed config: TargetConfig) {
-    self.init(name: config.name, host: config.host, address: config.address,
-              labels: config.options.labels, interval: config.options.interval.seconds,
-              outcomes: [], now: 0)
+    self.init(
+      name: config.name, host: config.host, address: config.address,
+      labels: config.options.labels, interval: config.options.interval.seconds,
+      outcomes: [], now: 0)
   }
 }
 
@@ -409,7 +419,8 @@ struct GroupStatus: Sendable {
 
   static func worseThan(_ a: GroupStatus, _ b: GroupStatus) -> Bool {
     if a.health != b.health { return a.health > b.health }
-    let lossA = a.lossRatio ?? -1, lossB = b.lossRatio ?? -1
+    let lossA = a.lossRatio ?? -1
+    let lossB = b.lossRatio ?? -1
     if lossA != lossB { return lossA > lossB }
     return a.name < b.name
   }

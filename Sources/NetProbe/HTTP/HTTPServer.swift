@@ -82,14 +82,16 @@ public final class HTTPServer: Sendable {
   /// addresses, as Go exporters do; where the kernel has no IPv6 it falls back to 0.0.0.0.
   /// `logger`: where descriptor exhaustion is reported (once per episode); nil for silence.
   /// `security`: TLS (fixed for the server's life), basic auth and headers (replaceable).
-  public init(address: SocketAddress, handler: any HTTPHandler, options: HTTPServerOptions = HTTPServerOptions(),
-              security: WebSecurity? = nil, logger: Logger? = nil) throws(SystemError) {
+  public init(
+    address: SocketAddress, handler: any HTTPHandler, options: HTTPServerOptions = HTTPServerOptions(),
+    security: WebSecurity? = nil, logger: Logger? = nil
+  ) throws(SystemError) {
     var address = address
     let dualStack = address.ip.family == .ip6 && address.ip.isUnspecified
     let socket: Socket
     do {
       socket = try Socket(family: address.addressFamily, type: Int32(SOCK_STREAM.rawValue))
-    } catch where dualStack && error.errno == EAFNOSUPPORT {
+    } catch  where dualStack && error.errno == EAFNOSUPPORT {
       address = SocketAddress(.v4(0), port: address.port)
       socket = try Socket(family: address.addressFamily, type: Int32(SOCK_STREAM.rawValue))
     }
@@ -407,7 +409,8 @@ public final class HTTPServer: Sendable {
         let connection = Connection(socket: socket, client: client, now: now, deadline: now.advanced(by: options.idleTimeout))
         if let security = server.security, security.tlsEnabled {
           guard let context = security.snapshot.tls,
-                let session = TLSSession(context: context, fileDescriptor: socket.fileDescriptor) else {
+            let session = TLSSession(context: context, fileDescriptor: socket.fileDescriptor)
+          else {
             server.stats.tlsHandshakeFailed(reason: "error")
             socket.close()
             continue
@@ -447,8 +450,9 @@ public final class HTTPServer: Sendable {
     var candidates: some Sequence<Admission.Candidate> {
       let unknown = IPAddress.v4(0)
       return connections.lazy.map { id, connection in
-        Admission.Candidate(id: id, client: connection.client ?? unknown, state: connection.admissionState,
-                            lastProgress: connection.lastProgress)
+        Admission.Candidate(
+          id: id, client: connection.client ?? unknown, state: connection.admissionState,
+          lastProgress: connection.lastProgress)
       }
     }
 
@@ -482,19 +486,23 @@ public final class HTTPServer: Sendable {
       exhaustionFailures += 1
       guard exhaustedSince == nil else { return }
       exhaustedSince = now
-      server.logger?.warning("out of file descriptors: closing idle connections to accept new ones, pausing accept when none is idle", metadata: [
-        "error": "\(error)", "open_connections": "\(connections.count)",
-        "open_files_limit": "\((try? OpenFileLimit.current().soft).map(String.init) ?? "unknown")",
-      ])
+      server.logger?.warning(
+        "out of file descriptors: closing idle connections to accept new ones, pausing accept when none is idle",
+        metadata: [
+          "error": "\(error)", "open_connections": "\(connections.count)",
+          "open_files_limit": "\((try? OpenFileLimit.current().soft).map(String.init) ?? "unknown")",
+        ])
     }
 
     /// Ends an exhaustion episode after 10 s without a failed accept, and says so.
     func endExhaustionEpisodeIfQuiet() {
       guard let since = exhaustedSince, let last = lastExhaustion, last.duration(to: clock.now) >= .seconds(10) else { return }
-      server.logger?.info("file descriptors available again", metadata: [
-        "failed_accepts": "\(exhaustionFailures)", "episode_seconds": "\(since.duration(to: last).components.seconds)",
-        "open_connections": "\(connections.count)",
-      ])
+      server.logger?.info(
+        "file descriptors available again",
+        metadata: [
+          "failed_accepts": "\(exhaustionFailures)", "episode_seconds": "\(since.duration(to: last).components.seconds)",
+          "open_connections": "\(connections.count)",
+        ])
       exhaustedSince = nil
       lastExhaustion = nil
       exhaustionFailures = 0
@@ -564,8 +572,9 @@ public final class HTTPServer: Sendable {
           case .throttled:
             server.stats.authFailed(reason: "throttled")
             server.stats.count(handler: label, code: HTTPServer.tooManyRequests.code)
-            var response = HTTPResponse.text(HTTPServer.tooManyRequests, "too many new credentials to check; retry later\n",
-                                             closeConnection: true)
+            var response = HTTPResponse.text(
+              HTTPServer.tooManyRequests, "too many new credentials to check; retry later\n",
+              closeConnection: true)
             response.headers.append((name: "Retry-After", value: "1"))
             respond(connection, response, head: head, keepAlive: false)
             writable(id, connection)
@@ -671,8 +680,9 @@ public final class HTTPServer: Sendable {
     /// Answers 503 with Retry-After and closes: the budget is spent on slower readers.
     func busy(_ id: Int, _ connection: Connection, label: String, head: Bool) {
       server.stats.count(handler: label, code: HTTPStatus.serviceUnavailable.code)
-      var response = HTTPResponse.text(.serviceUnavailable, "busy: too many responses waiting for their readers; retry\n",
-                                       closeConnection: true)
+      var response = HTTPResponse.text(
+        .serviceUnavailable, "busy: too many responses waiting for their readers; retry\n",
+        closeConnection: true)
       response.headers.append((name: "Retry-After", value: "1"))
       respond(connection, response, head: head, keepAlive: false)
       writable(id, connection)
@@ -839,10 +849,11 @@ public final class HTTPServer: Sendable {
           drop(id)
         case .reading where connection.requestStarted:
           server.stats.count(handler: "invalid", code: HTTPStatus.requestTimeout.code)
-          respond(connection, .text(.requestTimeout, "request not received in time\n", closeConnection: true),
-                  head: false, keepAlive: false)
+          respond(
+            connection, .text(.requestTimeout, "request not received in time\n", closeConnection: true),
+            head: false, keepAlive: false)
           writable(id, connection)
-          // A client that does not read its 408 either is dropped on the next deadline.
+        // A client that does not read its 408 either is dropped on the next deadline.
         case .reading, .writing, .processing, .draining:
           if connection.kernelQueued > 0 { try? connection.socket.setResetOnClose() }
           drop(id)
@@ -870,7 +881,9 @@ public final class HTTPServer: Sendable {
         // `curl http://` learns why.
         server.stats.tlsHandshakeFailed(reason: "plain_http")
         server.stats.count(handler: "invalid", code: HTTPStatus.badRequest.code)
-        let answer = Array("HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n".utf8)
+        let answer = Array(
+          "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+            .utf8)
         _ = try? answer.withUnsafeBytes { try connection.socket.send($0) }
         connection.socket.shutdownWrite()
         // Take the rest of the request out of the receive queue, so that the close sends a

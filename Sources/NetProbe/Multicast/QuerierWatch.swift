@@ -33,9 +33,10 @@ public final class QuerierWatch: ConfigSubscriber, MetricsCollector {
   }
 
   public func apply(_ config: NetProbeConfig) {
-    let keys = config.querierWatch.map { watch in
-      watch.interfaces.flatMap { interface in watch.protocols.map { Key(interface: interface, querierProtocol: $0) } }
-    } ?? []
+    let keys =
+      config.querierWatch.map { watch in
+        watch.interfaces.flatMap { interface in watch.protocols.map { Key(interface: interface, querierProtocol: $0) } }
+      } ?? []
     board.configure(keys, settings: config.querierWatch.map(QuerierState.Settings.init) ?? .init())
     // No watch configured and none before: no thread at all.
     loop.post(.watch(keys), isEmpty: keys.isEmpty)
@@ -60,7 +61,8 @@ enum QuerierSeries {
       exposition.add(Catalogue.querierPresent, labels, state.isPresent(atMonotonicNanoseconds: now) ? 1 : 0)
       exposition.add(Catalogue.querierMalformed, labels, Double(state.malformed))
       for (count, value) in state.queries.sorted(by: { $0.key < $1.key }) {
-        exposition.add(Catalogue.querierQueries, LabelSet(base + [("version", String(count.version)), ("kind", count.kind.rawValue)]), Double(value))
+        exposition.add(
+          Catalogue.querierQueries, LabelSet(base + [("version", String(count.version)), ("kind", count.kind.rawValue)]), Double(value))
       }
       guard let last = state.lastGeneral else { continue }
       exposition.add(Catalogue.querierInfo, LabelSet(base + [("querier", last.querier.description), ("version", String(last.version))]), 1)
@@ -244,17 +246,25 @@ private struct QuerierEngine: LoopEngine {
       retryAt[key] = nil
       reported[key] = nil
       board.listening(key, since: now)
-      logger.info("listening for queries", metadata: metadata(key, [
-        "ifindex": "\(socket.interfaceIndex)",
-      ]))
+      logger.info(
+        "listening for queries",
+        metadata: metadata(
+          key,
+          [
+            "ifindex": "\(socket.interfaceIndex)"
+          ]))
     } catch {
       let (delay, problem, advice, level) = Self.describe(error, interface: key.interface)
       retry(key, at: now + delay, loop: &loop)
       if reported[key] != problem {
         reported[key] = problem
-        logger.log(level: level, "cannot listen for queries; retrying", metadata: metadata(key, [
-          "error": "\(error)", "retry_seconds": "\(delay / 1_000_000_000)", "hint": "\(advice)",
-        ]))
+        logger.log(
+          level: level, "cannot listen for queries; retrying",
+          metadata: metadata(
+            key,
+            [
+              "error": "\(error)", "retry_seconds": "\(delay / 1_000_000_000)", "hint": "\(advice)",
+            ]))
       }
     }
   }
@@ -265,9 +275,11 @@ private struct QuerierEngine: LoopEngine {
     case .noSuchDevice, .noSuchDeviceOrAddress:
       return (missingInterfaceRetry, "missing", "no interface named \(interface) (yet); it is looked for every few seconds", .warning)
     case .notPermitted, .accessDenied:
-      return (privilegeRetry, "privilege",
-              "raw IGMP / ICMPv6 sockets need CAP_NET_RAW: run as root, or grant it (setcap cap_net_raw+ep on the binary, or AmbientCapabilities=CAP_NET_RAW in the systemd unit)",
-              .error)
+      return (
+        privilegeRetry, "privilege",
+        "raw IGMP / ICMPv6 sockets need CAP_NET_RAW: run as root, or grant it (setcap cap_net_raw+ep on the binary, or AmbientCapabilities=CAP_NET_RAW in the systemd unit)",
+        .error
+      )
     default:
       return (otherRetry, error.code.name, "", .warning)
     }
@@ -279,8 +291,9 @@ private struct QuerierEngine: LoopEngine {
     for (key, socket) in sockets {
       let index = NetworkInterface.index(of: key.interface)
       guard index != socket.interfaceIndex else { continue }
-      logger.warning(index == nil ? "interface went away; waiting for it" : "interface was replaced; reopening",
-                     metadata: metadata(key, ["ifindex": "\(socket.interfaceIndex)"]))
+      logger.warning(
+        index == nil ? "interface went away; waiting for it" : "interface was replaced; reopening",
+        metadata: metadata(key, ["ifindex": "\(socket.interfaceIndex)"]))
       close(key, loop: &loop)
       reported[key] = index == nil ? "missing" : "replaced"
       retry(key, at: now, loop: &loop)
@@ -301,10 +314,14 @@ private struct QuerierEngine: LoopEngine {
       guard state.lastGeneral != nil || state.listeningSince != nil else { continue }
       reportedAbsent.insert(key)
       heard[key] = nil
-      logger.warning("no general query within robustness × interval + max response / 2; querier absent", metadata: metadata(key, [
-        "last_querier": "\(state.lastGeneral.map { "\($0.querier)" } ?? "none")",
-        "timeout_seconds": "\(Exposition.formatValue(Double(state.timeoutNanoseconds) / 1e9))",
-      ]))
+      logger.warning(
+        "no general query within robustness × interval + max response / 2; querier absent",
+        metadata: metadata(
+          key,
+          [
+            "last_querier": "\(state.lastGeneral.map { "\($0.querier)" } ?? "none")",
+            "timeout_seconds": "\(Exposition.formatValue(Double(state.timeoutNanoseconds) / 1e9))",
+          ]))
     }
     return next
   }
@@ -322,11 +339,14 @@ private struct QuerierEngine: LoopEngine {
       }
       guard let packet else { return }
       if let index = packet.interfaceIndex, UInt32(bitPattern: index) != socket.interfaceIndex { continue }
-      let decoded = switch key.querierProtocol {
-      case .igmp: MembershipQuery.decodeIGMP(packet.bytes)
-      case .mld: MembershipQuery.decodeMLD(packet.bytes, source: packet.source, hopLimit: packet.hopLimit,
-                                           routerAlert: packet.routerAlert == 0)
-      }
+      let decoded =
+        switch key.querierProtocol {
+        case .igmp: MembershipQuery.decodeIGMP(packet.bytes)
+        case .mld:
+          MembershipQuery.decodeMLD(
+            packet.bytes, source: packet.source, hopLimit: packet.hopLimit,
+            routerAlert: packet.routerAlert == 0)
+        }
       switch decoded {
       case .query(let query):
         handle(query, key: key, unixNanoseconds: packet.kernelTimestamp ?? Clocks.realtimeNanoseconds())
@@ -334,9 +354,13 @@ private struct QuerierEngine: LoopEngine {
         continue
       case .malformed(let reason):
         board.recordMalformed(key)
-        logger.debug("malformed packet ignored", metadata: metadata(key, [
-          "reason": "\(reason.rawValue)", "source": "\(packet.source)", "bytes": "\(packet.bytes.count)",
-        ]))
+        logger.debug(
+          "malformed packet ignored",
+          metadata: metadata(
+            key,
+            [
+              "reason": "\(reason.rawValue)", "source": "\(packet.source)", "bytes": "\(packet.bytes.count)",
+            ]))
       }
     }
   }
@@ -375,10 +399,11 @@ extension QuerierWatch: StatusProvider {
   func contribute(to snapshot: inout StatusSnapshot) {
     let now = Clocks.monotonicNanoseconds()
     for (key, state) in board.snapshot() {
-      snapshot.queriers.append(QuerierStatus(
-        interface: key.interface, querierProtocol: key.querierProtocol, present: state.isPresent(atMonotonicNanoseconds: now),
-        querier: state.lastGeneral?.querier.description, version: state.lastGeneral?.version,
-        lastQueryAge: state.lastGeneral.map { Double(now - $0.monotonicNanoseconds) / 1e9 }))
+      snapshot.queriers.append(
+        QuerierStatus(
+          interface: key.interface, querierProtocol: key.querierProtocol, present: state.isPresent(atMonotonicNanoseconds: now),
+          querier: state.lastGeneral?.querier.description, version: state.lastGeneral?.version,
+          lastQueryAge: state.lastGeneral.map { Double(now - $0.monotonicNanoseconds) / 1e9 }))
     }
   }
 }

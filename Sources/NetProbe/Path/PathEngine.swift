@@ -22,7 +22,8 @@ public final class PathEngine: ConfigSubscriber, MetricsCollector {
   ///   - identity: the nonce and identifiers, shared with the ping engine.
   ///   - addresses: where each target's probes go now.
   ///   - socketErrors: sockets that would not open (rendered by the ping engine).
-  public init(logger: Logger, identity: ProbeIdentity, addresses: any TargetAddresses, socketErrors: ProbeSocketErrors) throws(SystemError) {
+  public init(logger: Logger, identity: ProbeIdentity, addresses: any TargetAddresses, socketErrors: ProbeSocketErrors) throws(SystemError)
+  {
     var logger = logger
     logger[metadataKey: "engine"] = "path"
     tracer = try PathTracer(identity: identity, addresses: addresses, socketErrors: socketErrors, logger: logger)

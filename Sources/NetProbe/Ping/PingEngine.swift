@@ -156,8 +156,9 @@ final class PingEngineStats: MetricsCollector {
       }
     }
     for (key, value) in socketErrors.snapshot() {
-      exposition.add(Catalogue.pingSocketErrors,
-                     LabelSet([("family", key.family.rawValue), ("socket", key.kind.rawValue), ("errno", key.errno.name)]), Double(value))
+      exposition.add(
+        Catalogue.pingSocketErrors,
+        LabelSet([("family", key.family.rawValue), ("socket", key.kind.rawValue), ("errno", key.errno.name)]), Double(value))
     }
   }
 }
@@ -173,17 +174,27 @@ enum PingSeries {
       exposition.add(Catalogue.pingDNSFailures, lookupLabels, Double(snapshot.dnsFailures))
     }
     guard let address = snapshot.address else { return }
-    let labels = LabelSet([("target", config.name), ("host", config.host), ("address", address.description),
-                           ("family", address.family.rawValue)]).appending(custom)
-    exposition.add(Catalogue.pingTargetInfo, LabelSet([("target", config.name), ("host", config.host), ("address", address.description),
-                                                       ("family", address.family.rawValue), ("socket", snapshot.socketKind?.rawValue ?? "")]).appending(custom), 1)
+    let labels = LabelSet([
+      ("target", config.name), ("host", config.host), ("address", address.description),
+      ("family", address.family.rawValue),
+    ]).appending(custom)
+    exposition.add(
+      Catalogue.pingTargetInfo,
+      LabelSet([
+        ("target", config.name), ("host", config.host), ("address", address.description),
+        ("family", address.family.rawValue), ("socket", snapshot.socketKind?.rawValue ?? ""),
+      ]).appending(custom), 1)
     exposition.add(Catalogue.pingSent, labels, Double(snapshot.sent))
     exposition.add(Catalogue.pingReceived, labels, Double(snapshot.received))
     exposition.add(Catalogue.pingDuplicates, labels, Double(snapshot.duplicates))
     exposition.add(Catalogue.pingLate, labels, Double(snapshot.late))
     for (errno, count) in snapshot.sendErrors.sorted(by: { $0.key < $1.key }) {
-      exposition.add(Catalogue.pingSendErrors, LabelSet([("target", config.name), ("host", config.host), ("address", address.description),
-                                                         ("family", address.family.rawValue), ("errno", errno)]).appending(custom), Double(count))
+      exposition.add(
+        Catalogue.pingSendErrors,
+        LabelSet([
+          ("target", config.name), ("host", config.host), ("address", address.description),
+          ("family", address.family.rawValue), ("errno", errno),
+        ]).appending(custom), Double(count))
     }
     exposition.addHistogram(Catalogue.pingRTT, labels, snapshot.histogram.snapshot)
     let summary = snapshot.window.summary

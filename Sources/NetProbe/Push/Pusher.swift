@@ -40,7 +40,8 @@ public final class Pusher: ConfigSubscriber {
     do {
       try Curl.load()
     } catch {
-      logger.error("cannot load libcurl; every push will fail until it is installed and the agent restarted", metadata: ["error": "\(error.message)"])
+      logger.error(
+        "cannot load libcurl; every push will fail until it is installed and the agent restarted", metadata: ["error": "\(error.message)"])
     }
   }
 
@@ -106,9 +107,10 @@ struct PushTarget: Equatable, Sendable {
   /// The request for one attempt, with the password read from its file now (so a rotated
   /// secret needs no reload); nil body for a DELETE.
   func request(method: String, body: PushBody?, timeout: Duration) -> Result<CurlRequest, CurlFailure> {
-    var request = CurlRequest(method: method, url: groupURL, body: body?.parts ?? [],
-                              headers: body?.headers ?? [],
-                              connectTimeout: min(timeout, .seconds(5)), totalTimeout: timeout)
+    var request = CurlRequest(
+      method: method, url: groupURL, body: body?.parts ?? [],
+      headers: body?.headers ?? [],
+      connectTimeout: min(timeout, .seconds(5)), totalTimeout: timeout)
     if let auth = config.basicAuth {
       request.username = auth.username
       do {
@@ -250,7 +252,8 @@ final class PushLoop: Sendable {
   }
 
   private func deleteGroup(_ session: inout CurlSession?, reason: Deletion) {
-    let done = reason == .shutdown ? "deleted the push group on shutdown" : "deleted the push group the new configuration no longer pushes to"
+    let done =
+      reason == .shutdown ? "deleted the push group on shutdown" : "deleted the push group the new configuration no longer pushes to"
     let failed = reason == .shutdown ? "deleting the push group on shutdown failed" : "deleting the old push group failed"
     let result = open(&session).flatMap { session in
       target.request(method: "DELETE", body: nil, timeout: deleteTimeout).flatMap { session.perform($0) }
@@ -330,13 +333,15 @@ extension PushStats: StatusProvider {
   func contribute(to status: inout StatusSnapshot) {
     let snapshot = counts.withLock { $0 }
     guard snapshot.interval != nil || snapshot.successes + snapshot.failures > 0 else { return }
-    let problem: String? = switch snapshot.lastProblem {
-    case .rejected(let status, let body)?: "HTTP \(status): \(PushOutcome.excerpt(body))"
-    case .failure(let message)?: message
-    case nil: nil
-    }
-    status.push = PushStatus(configured: snapshot.interval != nil, interval: snapshot.interval, successes: snapshot.successes,
-                      failures: snapshot.failures, lastSuccess: snapshot.lastSuccess, lastSucceeded: snapshot.lastSucceeded,
-                      lastError: problem)
+    let problem: String? =
+      switch snapshot.lastProblem {
+      case .rejected(let status, let body)?: "HTTP \(status): \(PushOutcome.excerpt(body))"
+      case .failure(let message)?: message
+      case nil: nil
+      }
+    status.push = PushStatus(
+      configured: snapshot.interval != nil, interval: snapshot.interval, successes: snapshot.successes,
+      failures: snapshot.failures, lastSuccess: snapshot.lastSuccess, lastSucceeded: snapshot.lastSucceeded,
+      lastError: problem)
   }
 }
