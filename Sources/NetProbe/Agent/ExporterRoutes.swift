@@ -57,7 +57,11 @@ public struct ExporterRoutes: HTTPHandler {
       }
     case .metrics:
       return readOnly(request) {
-        HTTPResponse(.ok, headers: [("Content-Type", Exposition.contentType)], bodyParts: registry.renderParts())
+        let format = ExpositionFormat.negotiate(accept: request.header("accept"))
+        var response = HTTPResponse(.ok, headers: [("Content-Type", format.contentType)], bodyParts: registry.renderParts(format: format))
+        // The body depends on Accept (text or protobuf): a cache must not serve one for the other.
+        response.headers.append(("Vary", "Accept"))
+        return response
       }
     case .healthy:
       return readOnly(request) { .text(.ok, "Healthy.\n") }

@@ -190,10 +190,16 @@ public struct PingSettings: Sendable, Equatable {
   /// so dashboards built for it carry over.
   /// smokeping_prober's ExponentialBuckets(50µs, 2, 20), up to 26.2 s, so its dashboards carry over.
   public var rttBuckets: [Double] = (0..<20).map { 0.00005 * Double(1 << $0) }
+  /// The native histogram kept beside the RTT (and one-way delay) histograms; nil (the
+  /// default) keeps only the classic buckets, as before native histograms existed.
+  public var nativeHistograms: NativeHistogramSettings?
   /// How often the ICMP identifier is replaced by a new random one; nil keeps it.
   public var identifierRotation: Duration?
 
   public init() {}
+
+  /// The buckets of the RTT and one-way delay histograms.
+  public var rttLayout: HistogramLayout { HistogramLayout(upperBounds: rttBuckets, native: nativeHistograms) }
 }
 
 /// A custom label: a valid Prometheus label name and any value.

@@ -6,16 +6,25 @@
 /// reason this writer exists; see ARCHITECTURE.md).
 public struct Exposition {
   private var bodies: [String: (family: MetricFamily, lines: [UInt8])] = [:]
+  /// Text 0.0.4, or the delimited protobuf format (`ProtobufExposition`), which is written
+  /// into the same per-family buffers.
+  public let format: ExpositionFormat
 
-  /// The content type of what `render` produces.
+  /// The content type of what `render` produces in the text format.
   public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
-  public init() {}
+  public init(format: ExpositionFormat = .text) {
+    self.format = format
+  }
 
   /// Adds a counter or gauge sample.
   public mutating func add(_ family: MetricFamily, _ labels: LabelSet = .empty, _ value: Double) {
     assert(family.type != .histogram, "\(family.name): use addHistogram")
     assert(Array(labels.names.prefix(family.labels.count)) == family.labels, "\(family.name): labels \(labels.names)")
+    if format == .protobuf {
+      append(family) { ProtobufExposition.appendSample(family.type, labels, value, to: &$0) }
+      return
+    }
     append(family) { lines in
       lines += family.name.utf8
       Exposition.appendLabels(labels, extra: nil, to: &lines)
@@ -29,6 +38,10 @@ public struct Exposition {
   public mutating func addHistogram(_ family: MetricFamily, _ labels: LabelSet = .empty, _ histogram: HistogramSnapshot) {
     assert(family.type == .histogram, "\(family.name) is not a histogram")
     assert(Array(labels.names.prefix(family.labels.count)) == family.labels, "\(family.name): labels \(labels.names)")
+    if format == .protobuf {
+      append(family) { ProtobufExposition.appendHistogram(labels, histogram, to: &$0) }
+      return
+    }
     append(family) { lines in
       var cumulative: UInt64 = 0
       for (bound, count) in zip(histogram.upperBounds, histogram.bucketCounts) {
@@ -74,6 +87,11 @@ public struct Exposition {
     parts.reserveCapacity(bodies.count * 2)
     for name in bodies.keys.sorted() {
       guard let (family, lines) = bodies.removeValue(forKey: name) else { continue }
+      if format == .protobuf {
+        parts.append(ProtobufExposition.familyHead(family, metricBytes: lines.count))
+        parts.append(lines)
+        continue
+      }
       var head = Array("# HELP \(family.name) ".utf8)
       for byte in family.help.utf8 {
         switch byte {
@@ -123,18 +141,21 @@ public struct Exposition {
   }
 }
 
-/// A histogram's state at scrape time: per-bucket (non-cumulative) counts, sum and count.
+/// A histogram's state at scrape time: per-bucket (non-cumulative) counts, sum and count,
+/// and the native histogram's buckets when it has one (only the protobuf format carries them).
 public struct HistogramSnapshot: Sendable, Equatable {
   public var upperBounds: [Double]
   public var bucketCounts: [UInt64]
   public var sum: Double
   public var count: UInt64
+  public var native: NativeHistogram?
 
-  public init(upperBounds: [Double], bucketCounts: [UInt64], sum: Double, count: UInt64) {
+  public init(upperBounds: [Double], bucketCounts: [UInt64], sum: Double, count: UInt64, native: NativeHistogram? = nil) {
     self.upperBounds = upperBounds
     self.bucketCounts = bucketCounts
     self.sum = sum
     self.count = count
+    self.native = native
   }
 }
 

@@ -32,20 +32,20 @@ public final class MetricsRegistry: Sendable {
 
   /// Collects every registered collector into one exposition. Collectors run outside the
   /// registry's lock so that a slow one never blocks a reload.
-  public func render() -> [UInt8] {
-    collect().render()
+  public func render(format: ExpositionFormat = .text) -> [UInt8] {
+    collect(format: format).render()
   }
 
   /// The same as parts to write in order, without joining them (see `Exposition.renderParts`).
-  public func renderParts() -> [[UInt8]] {
-    collect().renderParts()
+  public func renderParts(format: ExpositionFormat = .text) -> [[UInt8]] {
+    collect(format: format).renderParts()
   }
 
   /// Also times each collector, as node_exporter does, so that a slow engine shows itself
   /// in `netprobe_scrape_collector_duration_seconds`.
-  private func collect() -> Exposition {
+  private func collect(format: ExpositionFormat) -> Exposition {
     let snapshot = collectors.withLock { $0 }
-    var exposition = Exposition()
+    var exposition = Exposition(format: format)
     var durations: [(key: String, seconds: Double)] = []
     durations.reserveCapacity(snapshot.count)
     for (key, collector) in snapshot {

@@ -19,13 +19,13 @@ public final class MulticastEngine: ConfigSubscriber, MetricsCollector {
   }
 
   public func apply(_ config: NetProbeConfig) {
-    let buckets = config.ping.rttBuckets
+    let layout = config.ping.rttLayout
     let next: [MulticastGroup] = shared.groups.withLock { current in
       let kept = config.multicast.map { wanted in
         // The same traffic measured the same way (labels, expected rate and no-data timeout
         // aside): keep the group, its join and counters, under the new settings.
-        guard let existing = current.first(where: { $0.config.measuresSameAs(wanted) && $0.delayBuckets == buckets }) else {
-          return MulticastGroup(config: wanted, delayBuckets: buckets)
+        guard let existing = current.first(where: { $0.config.measuresSameAs(wanted) && $0.delayLayout == layout }) else {
+          return MulticastGroup(config: wanted, delayBuckets: layout.upperBounds, nativeDelay: layout.native)
         }
         existing.update(to: wanted)
         return existing

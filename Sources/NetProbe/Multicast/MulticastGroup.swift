@@ -13,8 +13,9 @@ final class MulticastGroup: Sendable {
   /// The settings of the latest configuration, which `MulticastGroupConfig.measuresSameAs`
   /// the original.
   private let latest: Mutex<MulticastGroupConfig>
-  /// Upper bounds of the one-way delay histogram (the ping RTT buckets).
-  let delayBuckets: [Double]
+  /// The one-way delay histogram's buckets: the ping RTT buckets, and the native histogram
+  /// beside them when `ping.native_histograms` is on.
+  let delayLayout: HistogramLayout
   /// Keyed by source address text (the `source` label); `""` for the any-source stream.
   let streams: [String: MulticastStream]
   /// The same streams by source address, for the receive path: no text per datagram.
@@ -26,19 +27,20 @@ final class MulticastGroup: Sendable {
   /// fit no stream or no format.
   let counters = Mutex(GroupCounters())
 
-  init(config: MulticastGroupConfig, delayBuckets: [Double]) {
+  init(config: MulticastGroupConfig, delayBuckets: [Double], nativeDelay: NativeHistogramSettings? = nil) {
     self.config = config
     latest = Mutex(config)
-    self.delayBuckets = delayBuckets
+    let delayLayout = HistogramLayout(upperBounds: delayBuckets, native: nativeDelay)
+    self.delayLayout = delayLayout
     var streams: [String: MulticastStream] = [:]
     var bySource: [IPAddress: MulticastStream] = [:]
     if config.sources.isEmpty {
-      anySource = MulticastStream(group: config, source: nil, delayBuckets: delayBuckets)
+      anySource = MulticastStream(group: config, source: nil, delayLayout: delayLayout)
       streams[""] = anySource
     } else {
       anySource = nil
       for source in config.sources {
-        let stream = MulticastStream(group: config, source: source, delayBuckets: delayBuckets)
+        let stream = MulticastStream(group: config, source: source, delayLayout: delayLayout)
         streams[source.description] = stream
         bySource[source] = stream
       }
@@ -128,9 +130,9 @@ final class MulticastStream: Sendable {
   let source: IPAddress?
   let stats: Mutex<StreamStats>
 
-  init(group: MulticastGroupConfig, source: IPAddress?, delayBuckets: [Double]) {
+  init(group: MulticastGroupConfig, source: IPAddress?, delayLayout: HistogramLayout) {
     self.source = source
-    stats = Mutex(StreamStats(analyzer: PayloadAnalyzer(config: group), delayBuckets: delayBuckets))
+    stats = Mutex(StreamStats(analyzer: PayloadAnalyzer(config: group), delayLayout: delayLayout))
   }
 }
 
@@ -157,8 +159,12 @@ struct StreamStats: Sendable {
   var rate = RateMeter()
 
   init(analyzer: PayloadAnalyzer, delayBuckets: [Double]) {
+    self.init(analyzer: analyzer, delayLayout: HistogramLayout(upperBounds: delayBuckets))
+  }
+
+  init(analyzer: PayloadAnalyzer, delayLayout: HistogramLayout) {
     self.analyzer = analyzer
-    oneWayDelay = Histogram(upperBounds: delayBuckets)
+    oneWayDelay = Histogram(delayLayout)
     joinTestLatency = Histogram(upperBounds: StreamStats.joinLatencyBuckets)
   }
 

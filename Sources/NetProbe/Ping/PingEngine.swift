@@ -50,7 +50,9 @@ public final class PingEngine: ConfigSubscriber, MetricsCollector, TargetAddress
       var next: [String: PingTarget] = [:]
       for target in config.targets {
         if let existing = state.targets[target.name], existing.canCarryOver(to: target) {
-          if existing.update(to: target, rttBuckets: config.ping.rttBuckets), let family = state.assigned[existing.slot] {
+          if existing.update(to: target, rttBuckets: config.ping.rttBuckets, native: config.ping.nativeHistograms),
+            let family = state.assigned[existing.slot]
+          {
             rescheduled.append((existing, family))
           }
           next[target.name] = existing
@@ -63,7 +65,7 @@ public final class PingEngine: ConfigSubscriber, MetricsCollector, TargetAddress
           slot = state.nextSlot
           state.nextSlot += 1
         }
-        let fresh = PingTarget(config: target, slot: slot, rttBuckets: config.ping.rttBuckets)
+        let fresh = PingTarget(config: target, slot: slot, rttBuckets: config.ping.rttBuckets, native: config.ping.nativeHistograms)
         next[target.name] = fresh
         added.append(fresh)
       }

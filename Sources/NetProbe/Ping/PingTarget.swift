@@ -12,7 +12,7 @@ final class PingTarget: Sendable {
   let slot: UInt32
   let state: Mutex<PingTargetState>
 
-  init(config: TargetConfig, slot: UInt32, rttBuckets: [Double]) {
+  init(config: TargetConfig, slot: UInt32, rttBuckets: [Double], native: NativeHistogramSettings? = nil) {
     settings = Mutex(config)
     self.slot = slot
     let options = config.options
@@ -20,7 +20,7 @@ final class PingTarget: Sendable {
       PingTargetState(
         ledger: ProbeLedger(capacity: Self.ledgerCapacity(options)),
         window: ProbeWindow(capacity: options.window),
-        histogram: Histogram(upperBounds: rttBuckets),
+        histogram: Histogram(HistogramLayout(upperBounds: rttBuckets, native: native)),
         address: config.address))
   }
 
@@ -44,10 +44,10 @@ final class PingTarget: Sendable {
   /// Takes the settings of a reloaded target that measures the same thing. Counters, the
   /// RTT jitter and the probes in flight stay; the window keeps its newest outcomes when
   /// its size changes; the ledger grows when the new timeout / interval can have more
-  /// probes in flight; the histogram starts afresh only when its buckets change (its
-  /// series are others then). Returns whether the interval changed, so the loop can
+  /// probes in flight; the histogram starts afresh only when its buckets or its native
+  /// histogram's settings change (its series are others then). Returns whether the interval changed, so the loop can
   /// reschedule the target at once instead of after one more old interval.
-  func update(to new: TargetConfig, rttBuckets: [Double]) -> Bool {
+  func update(to new: TargetConfig, rttBuckets: [Double], native: NativeHistogramSettings? = nil) -> Bool {
     precondition(config.measuresSameAs(new), "another measurement needs a new PingTarget")
     let old = settings.withLock { settings in
       defer { settings = new }
@@ -57,7 +57,8 @@ final class PingTarget: Sendable {
       let capacity = Self.ledgerCapacity(new.options)
       if capacity > state.ledger.capacity { state.ledger.grow(to: capacity) }
       if new.options.window != state.window.capacity { state.window.resize(to: new.options.window) }
-      if state.histogram.upperBounds != rttBuckets { state.histogram = Histogram(upperBounds: rttBuckets) }
+      let layout = HistogramLayout(upperBounds: rttBuckets, native: native)
+      if state.histogram.layout != layout { state.histogram = Histogram(layout) }
     }
     return old.options.interval != new.options.interval
   }

@@ -114,26 +114,49 @@ public struct SmoothedJitter: Sendable, Equatable {
   }
 }
 
-/// A histogram with fixed upper bounds: per-bucket counts, sum and count.
+/// What a histogram's buckets are: the classic upper bounds, and the native histogram's
+/// settings when native histograms are on. Two histograms with equal layouts count the
+/// same things in the same series, so a reload that keeps the layout keeps the counts.
+public struct HistogramLayout: Sendable, Equatable {
+  public var upperBounds: [Double]
+  public var native: NativeHistogramSettings?
+
+  public init(upperBounds: [Double], native: NativeHistogramSettings? = nil) {
+    self.upperBounds = upperBounds
+    self.native = native
+  }
+}
+
+/// A histogram with fixed upper bounds: per-bucket counts, sum and count; and beside them,
+/// when the layout asks for it, a native histogram of the same observations.
 public struct Histogram: Sendable, Equatable {
-  public let upperBounds: [Double]
+  public let layout: HistogramLayout
   private(set) var counts: [UInt64]
   private(set) var sum = 0.0
   private(set) var count: UInt64 = 0
+  private(set) var native: NativeHistogram?
+
+  public var upperBounds: [Double] { layout.upperBounds }
 
   public init(upperBounds: [Double]) {
-    self.upperBounds = upperBounds
-    counts = [UInt64](repeating: 0, count: upperBounds.count)
+    self.init(HistogramLayout(upperBounds: upperBounds))
+  }
+
+  public init(_ layout: HistogramLayout) {
+    self.layout = layout
+    counts = [UInt64](repeating: 0, count: layout.upperBounds.count)
+    native = layout.native.map(NativeHistogram.init)
   }
 
   public mutating func record(_ value: Double) {
     // Few buckets (16 by default): a linear scan beats a binary search's branches.
-    if let index = upperBounds.firstIndex(where: { value <= $0 }) { counts[index] += 1 }
+    if let index = layout.upperBounds.firstIndex(where: { value <= $0 }) { counts[index] += 1 }
     sum += value
     count += 1
+    native?.record(value)
   }
 
   public var snapshot: HistogramSnapshot {
-    HistogramSnapshot(upperBounds: upperBounds, bucketCounts: counts, sum: sum, count: count)
+    HistogramSnapshot(upperBounds: layout.upperBounds, bucketCounts: counts, sum: sum, count: count, native: native)
   }
 }

@@ -1,0 +1,148 @@
+import Testing
+@testable import NetProbe
+
+/// The delimited protobuf exposition against bytes derived by hand from metrics.proto and
+/// the protobuf wire format (tag = field << 3 | wire type; 0 varint, 1 fixed64, 2 length-
+/// delimited), never against the encoder's own output. The lab test
+/// (`Tests/lab/test_native_histograms.py`) has Prometheus and the Pushgateway decode it.
+@Suite struct ProtobufExpositionTests {
+  @Test func gaugeFamilyBytes() {
+    var exposition = Exposition(format: .protobuf)
+    exposition.add(MetricFamily("g", .gauge, "h", labels: ["a"]), LabelSet([("a", "b")]), 1.5)
+    let expected: [UInt8] = [
+      0x1D,  // the MetricFamily's length, 29
+      0x0A, 0x01, 0x67,  // name (1) "g"
+      0x12, 0x01, 0x68,  // help (2) "h"
+      0x18, 0x01,  // type (3) GAUGE
+      0x22, 0x13,  // metric (4), 19 bytes
+      0x0A, 0x06, 0x0A, 0x01, 0x61, 0x12, 0x01, 0x62,  // label (1): LabelPair name "a", value "b"
+      0x12, 0x09, 0x09, 0, 0, 0, 0, 0, 0, 0xF8, 0x3F,  // gauge (2): value (1) 1.5 = 0x3FF8000000000000
+    ]
+    #expect(exposition.render() == expected)
+  }
+
+  @Test func counterUsesTheCounterField() {
+    var exposition = Exposition(format: .protobuf)
+    exposition.add(MetricFamily("c_total", .counter, ""), .empty, 2)
+    let expected: [UInt8] = [
+      0x1A,  // 26 bytes
+      0x0A, 0x07, 0x63, 0x5F, 0x74, 0x6F, 0x74, 0x61, 0x6C,  // name "c_total"
+      0x12, 0x00,  // help ""
+      0x18, 0x00,  // type COUNTER (0, still written: proto2 optional)
+      0x22, 0x0B,  // metric, 11 bytes
+      0x1A, 0x09, 0x09, 0, 0, 0, 0, 0, 0, 0, 0x40,  // counter (3): value 2.0 = 0x4000000000000000
+    ]
+    #expect(exposition.render() == expected)
+  }
+
+  @Test func nativeHistogramBytes() {
+    var native = NativeHistogram(NativeHistogramSettings())
+    native.record(1)
+    let snapshot = HistogramSnapshot(upperBounds: [1], bucketCounts: [1], sum: 1, count: 1, native: native)
+    var exposition = Exposition(format: .protobuf)
+    exposition.addHistogram(MetricFamily("h", .histogram, ""), .empty, snapshot)
+    let one: [UInt8] = [0, 0, 0, 0, 0, 0, 0xF0, 0x3F]  // 1.0 = 0x3FF0000000000000
+    let threshold: [UInt8] = [0, 0, 0, 0, 0, 0, 0xF0, 0x37]  // 2^-128 = 0x37F0000000000000
+    var histogram: [UInt8] = [0x08, 0x01]  // sample_count (1) 1
+    histogram += [0x11] + one  // sample_sum (2) 1.0
+    histogram += [0x1A, 0x0B, 0x08, 0x01, 0x11] + one  // bucket (3): cumulative_count 1, upper_bound 1.0
+    histogram += [0x28, 0x06]  // schema (5) 3, zigzag 6
+    histogram += [0x31] + threshold  // zero_threshold (6)
+    histogram += [0x38, 0x00]  // zero_count (7) 0
+    histogram += [0x62, 0x04, 0x08, 0x00, 0x10, 0x01]  // positive_span (12): offset 0, length 1
+    histogram += [0x68, 0x02]  // positive_delta (13): +1, zigzag 2
+    #expect(histogram.count == 45)
+    let expected: [UInt8] = [0x38, 0x0A, 0x01, 0x68, 0x12, 0x00, 0x18, 0x04, 0x22, 0x2F, 0x3A, 0x2D] + histogram
+    #expect(exposition.render() == expected)
+  }
+
+  @Test func emptyNativeHistogramIsStillMarkedNative() {
+    var settings = NativeHistogramSettings()
+    settings.zeroThreshold = 0
+    let snapshot = HistogramSnapshot(upperBounds: [], bucketCounts: [], sum: 0, count: 0, native: NativeHistogram(settings))
+    var message: [UInt8] = []
+    ProtobufExposition.appendHistogram(.empty, snapshot, to: &message)
+    // metric (4) { histogram (7) { count 0, sum 0, schema 3, zero_threshold 0, zero_count 0,
+    // positive_span { offset 0, length 0 } } }
+    let zero: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0]
+    let histogram: [UInt8] = [0x08, 0x00, 0x11] + zero + [0x28, 0x06, 0x31] + zero + [0x38, 0x00, 0x62, 0x04, 0x08, 0x00, 0x10, 0x00]
+    #expect(message == [0x22, UInt8(histogram.count + 2), 0x3A, UInt8(histogram.count)] + histogram)
+  }
+
+  @Test func negativeBucketsAndDeltas() {
+    var settings = NativeHistogramSettings()
+    settings.bucketFactor = 2  // schema 0
+    var native = NativeHistogram(settings)
+    for value in [-0.75, 6, 6, 6, 0.3] { native.record(value) }
+    let snapshot = HistogramSnapshot(upperBounds: [], bucketCounts: [], sum: 0, count: 5, native: native)
+    var message: [UInt8] = []
+    ProtobufExposition.appendHistogram(.empty, snapshot, to: &message)
+    // −0.75 is negative bucket 0; 0.3 is in (0.25, 0.5], bucket −1; 6 is in (4, 8], bucket 3.
+    // Positive −1 and 3 have three empty buckets between them: two spans, the second at 3
+    // past the first's end (index 0).
+    let tail: [UInt8] =
+      [0x4A, 0x04, 0x08, 0x00, 0x10, 0x01]  // negative_span (9): offset 0, length 1
+      + [0x50, 0x02]  // negative_delta (10): +1
+      + [0x62, 0x04, 0x08, 0x01, 0x10, 0x01]  // positive_span: offset −1 (zigzag 1), length 1
+      + [0x62, 0x04, 0x08, 0x06, 0x10, 0x01]  // positive_span: offset 3 (zigzag 6), length 1
+      + [0x68, 0x02, 0x68, 0x04]  // positive_delta: +1, then +2 (3 − 1)
+    #expect(Array(message.suffix(tail.count + 2).prefix(2)) == [0x38, 0x00])  // zero_count 0 before them
+    #expect(Array(message.suffix(tail.count)) == tail)
+  }
+
+  @Test func wirePrimitives() {
+    var bytes: [UInt8] = []
+    ProtobufWire.appendVarint(300, to: &bytes)  // the protobuf guide's example: AC 02
+    #expect(bytes == [0xAC, 0x02])
+    bytes = []
+    ProtobufWire.appendVarint(UInt64.max, to: &bytes)
+    #expect(bytes == [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01])
+    #expect(ProtobufWire.zigzag(0) == 0 && ProtobufWire.zigzag(-1) == 1 && ProtobufWire.zigzag(1) == 2)
+    #expect(ProtobufWire.zigzag(-2) == 3 && ProtobufWire.zigzag(Int64.min) == UInt64.max)
+  }
+
+  @Test func textFormatIgnoresTheNativeBuckets() {
+    var native = NativeHistogram(NativeHistogramSettings())
+    native.record(0.5)
+    let snapshot = HistogramSnapshot(upperBounds: [1], bucketCounts: [1], sum: 0.5, count: 1, native: native)
+    var exposition = Exposition()
+    exposition.addHistogram(MetricFamily("h", .histogram, "x"), .empty, snapshot)
+    #expect(
+      String(decoding: exposition.render(), as: UTF8.self)
+        == "# HELP h x\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 0.5\nh_count 1\n")
+  }
+
+  @Test func negotiatesAsClientGolang() {
+    // Prometheus 2.42 with --enable-feature=native-histograms.
+    let prometheusNative =
+      "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,"
+      + "application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,"
+      + "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    #expect(ExpositionFormat.negotiate(accept: prometheusNative) == .protobuf)
+    // Prometheus 2.42 without it: OpenMetrics preferred, which we do not offer; text.
+    let prometheusPlain =
+      "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+      + "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    #expect(ExpositionFormat.negotiate(accept: prometheusPlain) == .text)
+    #expect(ExpositionFormat.negotiate(accept: nil) == .text)
+    #expect(ExpositionFormat.negotiate(accept: "*/*") == .text)
+    // Quality decides, not order.
+    let textFirst =
+      "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.2,text/plain;q=0.9"
+    #expect(ExpositionFormat.negotiate(accept: textFirst) == .text)
+    let spaced = "text/html, Application/Vnd.Google.Protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+    #expect(ExpositionFormat.negotiate(accept: spaced) == .protobuf)
+    // Another protobuf encoding or another message, or q=0, is not ours.
+    #expect(
+      ExpositionFormat.negotiate(accept: "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text")
+        == .text)
+    #expect(ExpositionFormat.negotiate(accept: "application/vnd.google.protobuf;proto=other.Message;encoding=delimited") == .text)
+    #expect(
+      ExpositionFormat.negotiate(
+        accept: "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0") == .text)
+    // text/plain of another version is passed over for the next range.
+    let otherVersion =
+      "text/plain;version=9.9,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5"
+    #expect(ExpositionFormat.negotiate(accept: otherVersion) == .protobuf)
+  }
+}
