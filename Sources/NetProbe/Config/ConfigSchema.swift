@@ -128,7 +128,9 @@ public enum ConfigSchema {
 
   static func pingSettings(_ node: YAMLNode, _ reader: inout SchemaReader) -> PingSettings {
     var settings = PingSettings()
-    guard let map = reader.mapping(node, "ping", allowed: ["rtt_buckets", "identifier_rotation"]) else { return settings }
+    guard let map = reader.mapping(node, "ping", allowed: ["rtt_buckets", "native_histograms", "identifier_rotation"]) else {
+      return settings
+    }
     if let v = map["rtt_buckets"]?.value, let items = reader.list(v, "ping.rtt_buckets") {
       var bounds: [Double] = []
       for item in items {
@@ -146,7 +148,33 @@ public enum ConfigSchema {
     if let v = map["identifier_rotation"]?.value {
       settings.identifierRotation = reader.duration(v, min: .seconds(10), max: .seconds(86_400 * 7))
     }
+    if let v = map["native_histograms"]?.value { settings.nativeHistograms = nativeHistograms(v, &reader) }
     return settings
+  }
+
+  static let nativeHistogramKeys = ["enabled", "bucket_factor", "zero_threshold", "max_buckets"]
+
+  /// `native_histograms`: `true`/`false`, or a mapping of settings, which turns them on
+  /// unless it says `enabled: false` (as `trace` does in a target). Nil when off.
+  static func nativeHistograms(_ node: YAMLNode, _ reader: inout SchemaReader) -> NativeHistogramSettings? {
+    var settings = NativeHistogramSettings()
+    if node.scalar != nil { return reader.boolean(node) == true ? settings : nil }
+    guard let map = reader.mapping(node, "ping.native_histograms", allowed: nativeHistogramKeys) else { return nil }
+    var enabled = true
+    if let v = map["enabled"]?.value { enabled = reader.boolean(v) ?? enabled }
+    // Above 1 (a factor of 1 would need infinitely many buckets); 65536 is schema −4's growth,
+    // the coarsest there is.
+    if let v = map["bucket_factor"]?.value { settings.bucketFactor = reader.number(v, above: 1, upTo: 65_536) ?? settings.bucketFactor }
+    if let v = map["zero_threshold"]?.value {
+      // Zero is allowed (the zero bucket then takes exact zeros only): accept it before the
+      // range check, which excludes its lower end.
+      switch v.scalar?.resolved {
+      case .int(0), .float(0): settings.zeroThreshold = 0
+      default: settings.zeroThreshold = reader.number(v, above: 0, upTo: 1) ?? settings.zeroThreshold
+      }
+    }
+    if let v = map["max_buckets"]?.value { settings.maxBuckets = reader.integer(v, 0...10_000) ?? settings.maxBuckets }
+    return enabled ? settings : nil
   }
 
   static func targets(_ items: [YAMLNode], defaults: ProbeOptions, _ reader: inout SchemaReader) -> [TargetConfig] {
