@@ -112,6 +112,20 @@ import Testing
         == "# HELP h x\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 0.5\nh_count 1\n")
   }
 
+  @Test func pushBodiesSayTheirFormat() {
+    let protobuf = PushBody([[1, 2]], format: .protobuf, gzip: false)
+    #expect(protobuf.headers == ["Content-Type: \(ProtobufExposition.contentType)"])
+    #expect(PushBody([[1]], gzip: false).headers == ["Content-Type: text/plain; version=0.0.4; charset=utf-8"])
+    // The push follows ping.native_histograms: protobuf only when they are on.
+    var config = NetProbeConfig()
+    #expect(PushTarget.format(for: config) == .text)
+    config.ping.nativeHistograms = NativeHistogramSettings()
+    #expect(PushTarget.format(for: config) == .protobuf)
+    // A reload that turns them on restarts the push loop in the other format.
+    let push = PushConfig(url: "http://gw:9091")
+    #expect(PushTarget(push, format: .protobuf, hostName: "a") != PushTarget(push, hostName: "a"))
+  }
+
   @Test func negotiatesAsClientGolang() {
     // Prometheus 2.42 with --enable-feature=native-histograms.
     let prometheusNative =

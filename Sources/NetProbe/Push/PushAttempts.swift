@@ -116,12 +116,17 @@ struct RetrySchedule {
 /// them; the exposition exists once in memory (plus the compressed copy while gzip runs).
 struct PushBody {
   let parts: [[UInt8]]
+  let format: ExpositionFormat
   let gzipped: Bool
   /// gzip was configured but zlib failed (out of memory): the body goes uncompressed and
   /// says so, since a gateway told `Content-Encoding: gzip` would reject it.
   let compressionFailed: Bool
 
-  init(_ exposition: [[UInt8]], gzip: Bool, compress: ([[UInt8]]) -> [UInt8]? = { Gzip.compress(parts: $0) }) {
+  init(
+    _ exposition: [[UInt8]], format: ExpositionFormat = .text, gzip: Bool,
+    compress: ([[UInt8]]) -> [UInt8]? = { Gzip.compress(parts: $0) }
+  ) {
+    self.format = format
     if gzip, let compressed = compress(exposition) {
       parts = [compressed]
       gzipped = true
@@ -134,7 +139,7 @@ struct PushBody {
   }
 
   var headers: [String] {
-    ["Content-Type: \(Exposition.contentType)"] + (gzipped ? ["Content-Encoding: gzip"] : [])
+    ["Content-Type: \(format.contentType)"] + (gzipped ? ["Content-Encoding: gzip"] : [])
   }
 }
 

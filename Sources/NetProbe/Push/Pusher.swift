@@ -51,7 +51,8 @@ public final class Pusher: ConfigSubscriber {
   /// configuration no longer pushes to (another URL or grouping key, or no `push`) is
   /// deleted from the gateway, within 3 s, so it does not linger there forever.
   public func apply(_ config: NetProbeConfig) {
-    let target = config.push.map { PushTarget($0) }
+    let format = PushTarget.format(for: config)
+    let target = config.push.map { PushTarget($0, format: format) }
     applying.withLock { _ in
       guard !stopped.load(ordering: .acquiring) else { return }
       // .none: the push section did not change; .some(old): the loop to replace, if any.
@@ -96,12 +97,22 @@ public final class Pusher: ConfigSubscriber {
 struct PushTarget: Equatable, Sendable {
   let config: PushConfig
   let groupURL: String
+  /// What the bodies are written in (a change restarts the loop, as any change does).
+  let format: ExpositionFormat
 
-  init(_ config: PushConfig, hostName: String = HostName.current()) {
+  init(_ config: PushConfig, format: ExpositionFormat = .text, hostName: String = HostName.current()) {
     self.config = config
+    self.format = format
     let instance = config.instance ?? hostName
     let labels = (instance.isEmpty ? [] : [Label("instance", instance)]) + config.grouping
     groupURL = PushURL.group(base: config.url, job: config.job, labels: labels)
+  }
+
+  /// Native histograms exist only in protobuf: pushes use it when they are on, so the
+  /// gateway (which keeps them, as 1.5.1 was seen to) hands them on to Prometheus; text
+  /// otherwise, as before they existed.
+  static func format(for config: NetProbeConfig) -> ExpositionFormat {
+    config.ping.nativeHistograms == nil ? .text : .protobuf
   }
 
   /// The request for one attempt, with the password read from its file now (so a rotated
@@ -228,7 +239,7 @@ final class PushLoop: Sendable {
 
   /// One push with its retries, all before `deadline`; nil when abandoned.
   private func push(_ session: CurlSession, deadline: ContinuousClock.Instant) -> PushOutcome? {
-    let body = PushBody(registry.renderParts(), gzip: target.config.gzip)
+    let body = PushBody(registry.renderParts(format: target.format), format: target.format, gzip: target.config.gzip)
     if body.compressionFailed {
       logger.warning("gzip failed; pushing this body uncompressed")
     }
