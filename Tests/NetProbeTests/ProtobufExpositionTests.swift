@@ -90,6 +90,14 @@ import Testing
     #expect(Array(message.suffix(tail.count)) == tail)
   }
 
+  @Test func longMessagesGetMultiByteLengths() {
+    var bytes: [UInt8] = []
+    ProtobufExposition.appendLabels(LabelSet([("a", String(repeating: "x", count: 200))]), to: &bytes)
+    // LabelPair: 0A 01 'a', then value (2): 12, 200 = C8 01, the bytes: 206 in all = CE 01.
+    #expect(Array(bytes.prefix(9)) == [0x0A, 0xCE, 0x01, 0x0A, 0x01, 0x61, 0x12, 0xC8, 0x01])
+    #expect(bytes.count == 3 + 206 && bytes.last == UInt8(ascii: "x"))
+  }
+
   @Test func wirePrimitives() {
     var bytes: [UInt8] = []
     ProtobufWire.appendVarint(300, to: &bytes)  // the protobuf guide's example: AC 02

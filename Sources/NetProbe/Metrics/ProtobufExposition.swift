@@ -3,10 +3,10 @@
 ///
 /// A hand-written encoder of the few messages the exporter sends (MetricFamily, Metric,
 /// LabelPair, Counter, Gauge, Histogram, Bucket, BucketSpan) rather than swift-protobuf: it
-/// writes straight into the per-family buffers the text format uses, with no message
-/// objects per series (a scrape of 10,000 targets has about 160,000 of them), adds no
-/// package to the build, and is about 150 lines that the unit tests check byte by byte
-/// against hand-derived encodings. What it gives up, decoding and the rest of the schema,
+/// writes straight into the per-family buffers the text format uses, nested messages in
+/// place, with no message objects per series (a scrape of 10,000 targets has about 160,000
+/// of them), adds no package to the build, and is about 150 lines that the unit tests check
+/// byte by byte against hand-derived encodings. What it gives up, decoding and the rest of the schema,
 /// the exporter never needs.
 ///
 /// Fields are written as client_golang's marshaller writes them: in field-number order,
@@ -38,40 +38,34 @@ enum ProtobufExposition {
     return head
   }
 
-  /// A `metric` field (MetricFamily field 4) holding a counter's or gauge's value.
+  /// A `metric` field (MetricFamily field 4) holding a counter's or gauge's value
+  /// (Counter and Gauge are both `{ double value = 1; }`).
   static func appendSample(_ type: MetricType, _ labels: LabelSet, _ value: Double, to body: inout [UInt8]) {
-    // Counter and Gauge are both { double value = 1; }: a tag byte and 8 bytes.
-    let valueMessageLength = 9
-    let labelBytes = labelFields(labels)
-    let metricLength = labelBytes.count + 2 + valueMessageLength
-    ProtobufWire.appendTag(field: 4, wireType: .lengthDelimited, to: &body)
-    ProtobufWire.appendVarint(UInt64(metricLength), to: &body)
-    body += labelBytes
-    ProtobufWire.appendTag(field: type == .counter ? 3 : 2, wireType: .lengthDelimited, to: &body)
-    ProtobufWire.appendVarint(UInt64(valueMessageLength), to: &body)
-    ProtobufWire.appendDouble(field: 1, value, to: &body)
+    ProtobufWire.appendMessage(field: 4, to: &body) { metric in
+      appendLabels(labels, to: &metric)
+      ProtobufWire.appendMessage(field: type == .counter ? 3 : 2, to: &metric) { ProtobufWire.appendDouble(field: 1, value, to: &$0) }
+    }
   }
 
   /// A `metric` field holding a histogram: the classic buckets (cumulative, without `+Inf`),
   /// and the native histogram's schema, zero bucket, spans and deltas when it has one.
   static func appendHistogram(_ labels: LabelSet, _ histogram: HistogramSnapshot, to body: inout [UInt8]) {
-    var message: [UInt8] = []
-    ProtobufWire.appendVarintField(field: 1, histogram.count, to: &message)
-    ProtobufWire.appendDouble(field: 2, histogram.sum, to: &message)
-    var cumulative: UInt64 = 0
-    var bucket: [UInt8] = []
-    for (bound, count) in zip(histogram.upperBounds, histogram.bucketCounts) {
-      cumulative += count
-      bucket.removeAll(keepingCapacity: true)
-      ProtobufWire.appendVarintField(field: 1, cumulative, to: &bucket)
-      ProtobufWire.appendDouble(field: 2, bound, to: &bucket)
-      ProtobufWire.appendMessage(field: 3, bucket, to: &message)
+    ProtobufWire.appendMessage(field: 4, to: &body) { metric in
+      appendLabels(labels, to: &metric)
+      ProtobufWire.appendMessage(field: 7, to: &metric) { message in
+        ProtobufWire.appendVarintField(field: 1, histogram.count, to: &message)
+        ProtobufWire.appendDouble(field: 2, histogram.sum, to: &message)
+        var cumulative: UInt64 = 0
+        for (bound, count) in zip(histogram.upperBounds, histogram.bucketCounts) {
+          cumulative += count
+          ProtobufWire.appendMessage(field: 3, to: &message) { bucket in
+            ProtobufWire.appendVarintField(field: 1, cumulative, to: &bucket)
+            ProtobufWire.appendDouble(field: 2, bound, to: &bucket)
+          }
+        }
+        if let native = histogram.native { appendNative(native, to: &message) }
+      }
     }
-    if let native = histogram.native { appendNative(native, to: &message) }
-    let labelBytes = labelFields(labels)
-    var metric = labelBytes
-    ProtobufWire.appendMessage(field: 7, message, to: &metric)
-    ProtobufWire.appendMessage(field: 4, metric, to: &body)
   }
 
   /// Histogram fields 5–13. A histogram with no observation yet and a zero threshold of 0
@@ -93,12 +87,11 @@ enum ProtobufExposition {
   private static func appendBuckets(
     _ buckets: (spans: [BucketSpan], deltas: [Int64]), spanField: Int, deltaField: Int, to message: inout [UInt8]
   ) {
-    var span: [UInt8] = []
-    for each in buckets.spans {
-      span.removeAll(keepingCapacity: true)
-      ProtobufWire.appendVarintField(field: 1, ProtobufWire.zigzag(Int64(each.offset)), to: &span)
-      ProtobufWire.appendVarintField(field: 2, UInt64(each.length), to: &span)
-      ProtobufWire.appendMessage(field: spanField, span, to: &message)
+    for span in buckets.spans {
+      ProtobufWire.appendMessage(field: spanField, to: &message) { bytes in
+        ProtobufWire.appendVarintField(field: 1, ProtobufWire.zigzag(Int64(span.offset)), to: &bytes)
+        ProtobufWire.appendVarintField(field: 2, UInt64(span.length), to: &bytes)
+      }
     }
     for delta in buckets.deltas {
       ProtobufWire.appendVarintField(field: deltaField, ProtobufWire.zigzag(delta), to: &message)
@@ -106,16 +99,13 @@ enum ProtobufExposition {
   }
 
   /// The series' labels as `Metric.label` fields (LabelPair messages), in the set's order.
-  static func labelFields(_ labels: LabelSet) -> [UInt8] {
-    var bytes: [UInt8] = []
-    var pair: [UInt8] = []
+  static func appendLabels(_ labels: LabelSet, to bytes: inout [UInt8]) {
     for (name, value) in zip(labels.names, labels.values) {
-      pair.removeAll(keepingCapacity: true)
-      ProtobufWire.appendString(field: 1, name, to: &pair)
-      ProtobufWire.appendString(field: 2, value, to: &pair)
-      ProtobufWire.appendMessage(field: 1, pair, to: &bytes)
+      ProtobufWire.appendMessage(field: 1, to: &bytes) { pair in
+        ProtobufWire.appendString(field: 1, name, to: &pair)
+        ProtobufWire.appendString(field: 2, value, to: &pair)
+      }
     }
-    return bytes
   }
 }
 
@@ -165,9 +155,21 @@ enum ProtobufWire {
     bytes += value.utf8
   }
 
-  static func appendMessage(field: Int, _ message: [UInt8], to bytes: inout [UInt8]) {
+  /// A message field whose content `write` appends in place: its length is known only
+  /// afterwards, so one byte is set aside for it (enough below 128 bytes: labels, buckets,
+  /// spans) and widened in the rare case it is not — no buffer per message.
+  static func appendMessage(field: Int, to bytes: inout [UInt8], _ write: (inout [UInt8]) -> Void) {
     appendTag(field: field, wireType: .lengthDelimited, to: &bytes)
-    appendVarint(UInt64(message.count), to: &bytes)
-    bytes += message
+    let lengthAt = bytes.count
+    bytes.append(0)
+    write(&bytes)
+    let length = bytes.count - lengthAt - 1
+    if length < 0x80 {
+      bytes[lengthAt] = UInt8(length)
+      return
+    }
+    var varint: [UInt8] = []
+    appendVarint(UInt64(length), to: &varint)
+    bytes.replaceSubrange(lengthAt...lengthAt, with: varint)
   }
 }
