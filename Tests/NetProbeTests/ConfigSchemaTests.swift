@@ -10,13 +10,14 @@ import Testing
     #expect(config.defaults.labels == [Label("region", "eu-west")])
     #expect(config.ping.rttBuckets.count == 9)
     #expect(config.ping.identifierRotation == .seconds(3600))
+    #expect(config.ping.nativeHistograms?.schema == 4 && config.ping.nativeHistograms?.maxBuckets == 120)
     #expect(config.targets.map(\.name) == ["core-1", "core-2", "dns-name", "jumbo-df"])
 
     let core1 = config.targets[0]
     #expect(core1.options.trace.enabled)
     #expect(core1.options.trace.interval == .seconds(60))
     #expect(core1.options.labels == [Label("region", "eu-west"), Label("role", "core"), Label("site", "fra-1")])
-    #expect(core1.location == SourceLocation(line: 33, column: 5))
+    #expect(core1.location == SourceLocation(line: 34, column: 5))
 
     let core2 = config.targets[1]
     #expect(core2.options.interval == .milliseconds(500))
