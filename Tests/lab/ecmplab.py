@@ -17,9 +17,11 @@ namespace has a default route.
     lab = EcmpLab.for_test(self, targets=2)     # skips with a reason if the kernel lacks a policy
     lab.branch_of("198.18.13.2")                # "b2"
 """
+import json
 import os
+import subprocess
 
-from netlab import Lab, LabError, _proc_sys_script, target_v4, target_v6
+from netlab import TABLE, Lab, LabError, target_v4, target_v6
 
 ECMP_ROLES = ("agent", "edge", "b1", "b2", "target")
 
@@ -127,6 +129,38 @@ class EcmpLab(Lab):
             value = self.run("edge", ["cat", path]).stdout.strip()
             if value != "1":
                 raise LabError(f"{key} is {value!r} in the edge router, not 1")
+
+    def count_udp_probes(self, addresses, ttls=range(1, 4)):
+        """Count, in the edge router, the UDP probes (destination ports 33434–34457) that
+        arrive from the agent for each of `addresses` with each TTL / hop limit in `ttls`, as
+        sent (prerouting: before the edge decrements it). Read them with `udp_probe_counts`."""
+        lines = [f"table inet {TABLE}_udp {{"]
+        rules = []
+        for number, address in enumerate(addresses):
+            version = 6 if ":" in address else 4
+            match = "ip ttl" if version == 4 else "ip6 hoplimit"
+            for ttl in ttls:
+                lines.append(f"  counter a{number}_{ttl} {{ }}")
+                rules.append(f'    iifname "agent" ip{"" if version == 4 else "6"} daddr {address}'
+                             f' udp dport 33434-34457 {match} {ttl} counter name "a{number}_{ttl}"')
+        lines += ["  chain prerouting {", "    type filter hook prerouting priority -300; policy accept;"]
+        lines += rules + ["  }", "}"]
+        self._nft("edge", "\n".join(lines) + "\n")
+        self._udp_counted = list(addresses)
+
+    def udp_probe_counts(self):
+        """{(address, ttl): packets} of the counters `count_udp_probes` set up."""
+        result = subprocess.run(["ip", "netns", "exec", self.ns("edge"), "nft", "-j", "list", "counters",
+                                 "table", "inet", f"{TABLE}_udp"], capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            raise LabError(f"nft list counters in edge failed: {result.stderr.strip()}")
+        counts = {}
+        for item in json.loads(result.stdout)["nftables"]:
+            counter = item.get("counter")
+            if counter:
+                number, ttl = counter["name"][1:].split("_")
+                counts[(self._udp_counted[int(number)], int(ttl))] = counter["packets"]
+        return counts
 
     def __repr__(self):
         return f"<EcmpLab {self.prefix}{' closed' if self._closed else ''}>"

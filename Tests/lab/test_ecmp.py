@@ -49,6 +49,8 @@ class EcmpLabTest(unittest.TestCase):
             targets += [(f"varied{family}", address(0), "protocol: udp, vary_flow: true"),
                         (f"fixed{family}", address(1), "protocol: udp, vary_flow: false"),
                         (f"icmp{family}", address(2), "protocol: icmp, vary_flow: true")]
+        fixed_addresses = {family: address(1) for family, address in families.items()}
+        lab.count_udp_probes(list(fixed_addresses.values()), ttls=range(1, 4))
         exporter = LabExporter(self, lab, config=write_config(self, ecmp_config(targets)), user=65534)
         branches = {4: sorted(address for address, _ in EcmpLab.BRANCHES.values()),
                     6: sorted(address for _, address in EcmpLab.BRANCHES.values())}
@@ -75,7 +77,17 @@ class EcmpLabTest(unittest.TestCase):
         # One flow: 20 rounds, one branch, no change.
         wait_for(lambda: all((exporter.target_value("netprobe_path_rounds_total", f"fixed{family}") or 0) >= 20
                              for family in families), timeout=40, what="20 rounds of the fixed flows")
+        before = {family: exporter.target_value("netprobe_path_rounds_total", f"fixed{family}") for family in families}
+        wire = lab.udp_probe_counts()
         metrics = exporter.metrics()
+        # Every probe the rounds counted left: 3 per TTL per completed round (the round in
+        # progress at the reading, 0 or 3) — no answer's pending error swallowed a send.
+        for family, address in fixed_addresses.items():
+            after = self.value(exporter, metrics, "netprobe_path_rounds_total", f"fixed{family}")
+            for ttl in (1, 2, 3):
+                packets = wire[(address, ttl)]
+                self.assertGreaterEqual(packets, 3 * before[family], f"IPv{family} TTL {ttl}: {packets} for {before[family]} rounds")
+                self.assertLessEqual(packets, 3 * (after + 1), f"IPv{family} TTL {ttl}: {packets} for {after} rounds")
         for family, address in families.items():
             varied, fixed, icmp = (f"{kind}{family}" for kind in ("varied", "fixed", "icmp"))
             self.assertEqual(self.hops(exporter, metrics, varied), {1: [edge[family]], 2: branches[family], 3: [address(0)]})
@@ -100,7 +112,8 @@ class EcmpLabTest(unittest.TestCase):
         self.assertEqual(sum(unexpected.values()), 0, unexpected)
         self.assertEqual(exporter.samples("netprobe_path_send_errors_total", metrics), {})
         print(f"\n  ECMP: both branches after {found} rounds; 20 rounds of one flow in"
-              f" {time.monotonic() - started:.1f} s, one branch, 0 changes", file=sys.stderr)
+              f" {time.monotonic() - started:.1f} s, one branch, 0 changes; UDP probes per (address, TTL)"
+              f" on the wire {wire} for {before} rounds", file=sys.stderr)
 
 
 if __name__ == "__main__":
