@@ -217,3 +217,52 @@ import Testing
     return port
   }
 }
+
+/// The path engine tracing loopback with UDP probes, end to end without privilege: the
+/// destination's Port Unreachable comes off the error queue and ends the path at hop 1.
+@Suite struct UDPTraceLoopbackTests {
+  struct Literal: TargetAddresses {
+    func address(ofTarget name: String) -> IPAddress? { IPAddress(name) }
+  }
+
+  func lines(_ engine: PathEngine) -> [String] {
+    var exposition = Exposition()
+    engine.collect(into: &exposition)
+    return String(decoding: exposition.render(), as: UTF8.self).split(separator: "\n").map(String.init).filter { !$0.hasPrefix("#") }
+  }
+
+  @Test(arguments: ["127.0.0.1", "::1"])
+  func loopbackAnswersPortUnreachableAtHopOne(_ host: String) async throws {
+    guard (try? UDPProbeSocket(family: IPAddress(host)!.family, options: ICMPSocketOptions())) != nil else {
+      #expect(host == "::1", "IPv4 loopback must work")
+      return
+    }
+    let config = try loadConfig(
+      "targets:\n  - name: \"\(host)\"\n    host: \"\(host)\"\n    trace: {protocol: udp, vary_flow: true, interval: 1s, max_hops: 4}\n"
+    ).get()
+    let engine = try PathEngine(logger: quietLogger, identity: ProbeIdentity(), addresses: Literal(), socketErrors: ProbeSocketErrors())
+    defer { engine.stop() }
+    engine.apply(config)
+    var rendered: [String] = []
+    for _ in 0..<60 {
+      rendered = lines(engine)
+      if rendered.contains(where: { $0.hasPrefix("netprobe_path_destination_reached{") }) { break }
+      try await Task.sleep(for: .milliseconds(50))
+    }
+    #expect(rendered.contains { $0.hasPrefix("netprobe_path_destination_reached{") && $0.hasSuffix(" 1") }, "\(rendered)")
+    #expect(rendered.contains { $0.hasPrefix("netprobe_path_hops{") && $0.hasSuffix(" 1") })
+    #expect(rendered.contains { $0.contains(#"hop="1",responder="\#(host)""#) })
+    let unexpected = rendered.filter { $0.hasPrefix("netprobe_path_packets_unexpected_total{") }
+    #expect(unexpected.count == 2 * TraceAnswerProblem.allCases.count)
+    #expect(unexpected.allSatisfy { $0.hasSuffix(" 0") }, "\(unexpected)")
+    #expect(!rendered.contains { $0.hasPrefix("netprobe_path_send_errors_total{") })
+  }
+
+  @Test func anICMPOnlyConfigurationRendersNoUDPCounters() throws {
+    let config = try loadConfig("targets:\n  - host: \"127.0.0.1\"\n    trace: {interval: 1h}\n").get()
+    let engine = try PathEngine(logger: quietLogger, identity: ProbeIdentity(), addresses: Literal(), socketErrors: ProbeSocketErrors())
+    defer { engine.stop() }
+    engine.apply(config)
+    #expect(!lines(engine).contains { $0.contains("netprobe_path_packets_unexpected_total") })
+  }
+}
