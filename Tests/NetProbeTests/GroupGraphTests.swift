@@ -89,6 +89,18 @@ private let epoch: Int64 = 1_700_000_000
     return group
   }
 
+  @Test func lossInTheHistoryWarns() {
+    var group = Self.group("feed")
+    group.joined = true
+    group.receiving = true
+    group.rate = 10
+    group.assess()
+    #expect(group.health == .warning && group.problems == ["30 lost in the last 100 s"])
+    group.history = [nil, ReceptionHistory.Second(packets: 10)]
+    group.assess()
+    #expect(group.health == .ok && group.problems.isEmpty)
+  }
+
   @Test func theGroupPageAndTableShowTheGraphAndEscapeNames() {
     let evil = "<script>alert(1)</script>"
     var snapshot = StatusSnapshot(time: Double(epoch), configSource: "test.yml")

@@ -415,6 +415,9 @@ struct GroupStatus: Sendable {
     if receiving, let rate, let expectedRate, expectedRate > 0, abs(rate / expectedRate - 1) > StatusThresholds.rateDeviation {
       addProblem(.warning, "rate \(StatusFormat.number(rate))/s, expected \(StatusFormat.number(expectedRate))/s")
     }
+    // Loss since the join only sorts; loss in the graph's span is happening now.
+    let recentLoss = history.reduce(UInt64(0)) { $0 + UInt64($1?.lost ?? 0) }
+    if recentLoss > 0 { addProblem(.warning, "\(recentLoss) lost in the last \(history.count) s") }
   }
 
   mutating func addProblem(_ level: Health, _ problem: String) {
