@@ -63,7 +63,7 @@ class NativeHistogramTest(unittest.TestCase):
             for address in TARGETS:
                 f.write(f"  - {{name: t{address.rsplit('.', 1)[1]}, host: {address}, interval: 1s}}\n")
             f.write(f"push:\n  url: http://127.0.0.1:{gateway.port}\n  job: netprobe-push\n"
-                    "  instance: agent-1\n  interval: 1s\n  timeout: 800ms\n")
+                    "  instance: agent-1\n  interval: 1s\n  timeout: 800ms\n  gzip: true\n")
         exporter = Exporter(self, config=config)
         native = Prometheus(self, prometheus, {"netprobe": f"127.0.0.1:{exporter.port}",
                                                "gateway": f"127.0.0.1:{gateway.port}"}, native=True)
@@ -116,7 +116,8 @@ class NativeHistogramTest(unittest.TestCase):
                         f"native median {native_median} outside the classic bucket ({lower}, {upper}] "
                         f"of the classic median {classic_median}")
 
-        # The push went as protobuf, and the gateway handed the native histogram on.
+        # The push went as gzipped protobuf, and the gateway handed the native histogram on.
+        # (Prometheus' scrapes above were gzipped protobuf too: it sends Accept-Encoding: gzip.)
         pushed = wait_for(lambda: native.query('histogram_count(netprobe_ping_rtt_seconds{job="netprobe-push"})'),
                           timeout=30, interval=0.25, what="the pushed native histogram through the gateway")
         self.assertEqual(len(pushed), len(TARGETS))
