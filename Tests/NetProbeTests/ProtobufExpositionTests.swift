@@ -90,6 +90,20 @@ import Testing
     #expect(Array(message.suffix(tail.count)) == tail)
   }
 
+  @Test func labelValuesAreUnescapedFromTheRenderedBlock() {
+    var bytes: [UInt8] = []
+    let labels = LabelSet([("v", "a\"b\\c\nd"), ("e", "")]).appending([("u", "é")])
+    ProtobufExposition.appendLabels(labels, to: &bytes)
+    let expected: [UInt8] =
+      [0x0A, 0x0C, 0x0A, 0x01, 0x76, 0x12, 0x07, 0x61, 0x22, 0x62, 0x5C, 0x63, 0x0A, 0x64]  // v = a"b\c⏎d, 7 bytes
+      + [0x0A, 0x05, 0x0A, 0x01, 0x65, 0x12, 0x00]  // e = ""
+      + [0x0A, 0x07, 0x0A, 0x01, 0x75, 0x12, 0x02, 0xC3, 0xA9]  // u = é, two UTF-8 bytes
+    #expect(bytes == expected)
+    bytes = []
+    ProtobufExposition.appendLabels(.empty, to: &bytes)
+    #expect(bytes.isEmpty)
+  }
+
   @Test func longMessagesGetMultiByteLengths() {
     var bytes: [UInt8] = []
     ProtobufExposition.appendLabels(LabelSet([("a", String(repeating: "x", count: 200))]), to: &bytes)

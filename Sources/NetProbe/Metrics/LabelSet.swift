@@ -8,8 +8,6 @@
 public struct LabelSet: Sendable, Hashable {
   /// The names, in the order they are printed; the family's labels come first.
   public let names: [String]
-  /// The values as given, unescaped, for the protobuf format's label pairs.
-  public let values: [String]
   /// `a="1",b="2"` without braces; empty when there are no labels.
   let rendered: [UInt8]
 
@@ -17,7 +15,6 @@ public struct LabelSet: Sendable, Hashable {
 
   public init(_ pairs: [(String, String)]) {
     names = pairs.map(\.0)
-    values = pairs.map(\.1)
     var bytes: [UInt8] = []
     for (index, (name, value)) in pairs.enumerated() {
       if index > 0 { bytes.append(UInt8(ascii: ",")) }
@@ -36,12 +33,11 @@ public struct LabelSet: Sendable, Hashable {
     var bytes = rendered
     if !bytes.isEmpty && !tail.rendered.isEmpty { bytes.append(UInt8(ascii: ",")) }
     bytes += tail.rendered
-    return LabelSet(names: names + tail.names, values: values + tail.values, rendered: bytes)
+    return LabelSet(names: names + tail.names, rendered: bytes)
   }
 
-  private init(names: [String], values: [String], rendered: [UInt8]) {
+  private init(names: [String], rendered: [UInt8]) {
     self.names = names
-    self.values = values
     self.rendered = rendered
   }
 

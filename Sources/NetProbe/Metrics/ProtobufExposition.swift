@@ -98,13 +98,36 @@ enum ProtobufExposition {
     }
   }
 
-  /// The series' labels as `Metric.label` fields (LabelPair messages), in the set's order.
+  /// The series' labels as `Metric.label` fields (LabelPair messages), in the set's order,
+  /// read back from the text block `LabelSet` renders once per series (`a="1",b="2"`):
+  /// names need no unescaping, values only `\\`, `\"` and `\n`, and a `"` inside a value
+  /// is always escaped, so the block splits unambiguously. The label set stays the one
+  /// rendering every format shares, with no second copy of each series' labels.
   static func appendLabels(_ labels: LabelSet, to bytes: inout [UInt8]) {
-    for (name, value) in zip(labels.names, labels.values) {
+    let block = labels.rendered
+    var index = 0
+    while index < block.count {
+      let nameStart = index
+      while block[index] != UInt8(ascii: "=") { index += 1 }
+      let nameEnd = index
+      index += 2  // `="`
       ProtobufWire.appendMessage(field: 1, to: &bytes) { pair in
-        ProtobufWire.appendString(field: 1, name, to: &pair)
-        ProtobufWire.appendString(field: 2, value, to: &pair)
+        ProtobufWire.appendTag(field: 1, wireType: .lengthDelimited, to: &pair)
+        ProtobufWire.appendVarint(UInt64(nameEnd - nameStart), to: &pair)
+        pair += block[nameStart..<nameEnd]
+        ProtobufWire.appendMessage(field: 2, to: &pair) { value in
+          while block[index] != UInt8(ascii: "\"") {
+            if block[index] == UInt8(ascii: "\\") {
+              index += 1
+              value.append(block[index] == UInt8(ascii: "n") ? UInt8(ascii: "\n") : block[index])
+            } else {
+              value.append(block[index])
+            }
+            index += 1
+          }
+        }
       }
+      index += 2  // `"` and the `,` before the next label (or past the end)
     }
   }
 }
