@@ -9,11 +9,14 @@ private let httpSeeds: [String] = [
   "\r\nGET /-/ready HTTP/1.1\nHost: x\n\n",
   "PUT /-/reload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
   "GET / HTTP/2.0\r\n\r\n",
+  "GET /metrics HTTP/1.1\r\nHost: a\r\nAccept: application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+    + "encoding=delimited,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n\r\n",
 ]
 
 private let httpTokens = [
   "\r\n", "\r\n\r\n", ": ", "Content-Length: ", "Host: ", "HTTP/1.1", "HTTP/1.0", "GET ", "/", "?", " ",
   "Connection: keep-alive", "Accept-Encoding: gzip;q=0", "99999999999999999999", "-1", "\t", "\0",
+  "Accept: ", ";q=", ";proto=", "=", ",", "*/*", "encoding=delimited", "nan", "1e999",
 ]
 
 /// Feeds random and mutated requests to `HTTPRequestParser` and, for parsed requests, to
@@ -39,6 +42,7 @@ func fuzzHTTP(iterations: Int, seed: UInt64) -> Int {
       precondition(length <= limit + 4, "a head above the limit was accepted")
       _ = request.keepAlive
       _ = request.header("accept-encoding")
+      _ = ExpositionFormat.negotiate(accept: request.header("accept"))
       let response = HTTPResponse.text(.ok, String(repeating: "x", count: 2048))
       _ = response.compressedIfAccepted(by: request).serialized(head: request.method == "HEAD", keepAlive: request.keepAlive)
       parsed += 1
