@@ -133,7 +133,14 @@ public struct Histogram: Sendable, Equatable {
     count += 1
   }
 
-  public var snapshot: HistogramSnapshot {
-    HistogramSnapshot(upperBounds: upperBounds, bucketCounts: counts, sum: sum, count: count)
+  public var snapshot: HistogramSnapshot { snapshot(withBuckets: true) }
+
+  /// The state for a scrape. The counts are copied here, under the owner's lock, so the
+  /// probe loop's next `record` does not copy them instead; without buckets, only the sum
+  /// and count (the histogram's `+Inf`, `_sum` and `_count`).
+  func snapshot(withBuckets: Bool) -> HistogramSnapshot {
+    guard withBuckets else { return HistogramSnapshot(upperBounds: [], bucketCounts: [], sum: sum, count: count) }
+    let copy = counts.withUnsafeBufferPointer { [UInt64]($0) }
+    return HistogramSnapshot(upperBounds: upperBounds, bucketCounts: copy, sum: sum, count: count)
   }
 }
