@@ -57,7 +57,8 @@ public struct ExporterRoutes: HTTPHandler {
       }
     case .metrics:
       return readOnly(request) {
-        HTTPResponse(.ok, headers: [("Content-Type", Exposition.contentType)], bodyParts: registry.renderParts())
+        let body = registry.stream(as: TextEncoder())
+        return HTTPResponse(.ok, headers: [("Content-Type", body.contentType)], stream: body)
       }
     case .healthy:
       return readOnly(request) { .text(.ok, "Healthy.\n") }

@@ -30,15 +30,17 @@ public final class MetricsRegistry: Sendable {
     collectors.withLock { $0.map(\.collector) }
   }
 
-  /// Collects every registered collector into one exposition. Collectors run outside the
-  /// registry's lock so that a slow one never blocks a reload.
-  public func render() -> [UInt8] {
-    collect().render()
+  /// Collects every registered collector into one exposition, in one buffer (tests, small
+  /// outputs). Collectors run outside the registry's lock so that a slow one never blocks
+  /// a reload.
+  public func render(as encoder: any ExpositionEncoder = TextEncoder()) -> [UInt8] {
+    collect().render(as: encoder)
   }
 
-  /// The same as parts to write in order, without joining them (see `Exposition.renderParts`).
-  public func renderParts() -> [[UInt8]] {
-    collect().renderParts()
+  /// The exposition as a stream of pieces in `encoder`'s format: the samples are collected
+  /// now, the bytes made as the reader pulls them (see `ExpositionStream`).
+  public func stream(as encoder: any ExpositionEncoder = TextEncoder()) -> ExpositionStream {
+    collect().stream(as: encoder)
   }
 
   /// Also times each collector, as node_exporter does, so that a slow engine shows itself
