@@ -7,13 +7,13 @@ public protocol ExpositionEncoder {
   var contentType: String { get }
 
   /// Appends `family`'s samples from index `start` on (its head first when `start` is 0),
-  /// stopping after the sample that takes `buffer` to `limit` bytes or more. Returns the
+  /// stopping after the sample that takes `writer` to `limit` bytes or more. Returns the
   /// index of the first sample not written: `family.count` when the family is done. An
   /// encoder that must see a family whole (a length-delimited message) may write all of it.
-  mutating func encode(_ family: CollectedFamily, from start: Int, into buffer: inout [UInt8], limit: Int) -> Int
+  mutating func encode(_ family: CollectedFamily, from start: Int, into writer: inout ByteWriter, limit: Int) -> Int
 
   /// Bytes after the last family (OpenMetrics' `# EOF`); nothing for text 0.0.4.
-  mutating func finish(into buffer: inout [UInt8])
+  mutating func finish(into writer: inout ByteWriter)
 }
 
 /// The Prometheus text format 0.0.4.
@@ -34,7 +34,7 @@ public struct TextEncoder: ExpositionEncoder {
 
   public init() {}
 
-  public mutating func encode(_ family: CollectedFamily, from start: Int, into buffer: inout [UInt8], limit: Int) -> Int {
+  public mutating func encode(_ family: CollectedFamily, from start: Int, into writer: inout ByteWriter, limit: Int) -> Int {
     let metric = family.family
     if familyID != metric.id {
       familyID = metric.id
@@ -43,121 +43,114 @@ public struct TextEncoder: ExpositionEncoder {
       sumName = name + "_sum".utf8
       countName = name + "_count".utf8
     }
-    if start == 0 { writeHead(metric, into: &buffer) }
+    if start == 0 { writeHead(metric, into: &writer) }
     var index = start
     if metric.type == .histogram {
-      while index < family.histograms.count {
-        let sample = family.histograms[index]
+      let samples = family.histograms
+      while index < samples.count {
+        writeHistogram(samples[index].labels, samples[index].histogram, into: &writer)
         index += 1
-        writeHistogram(sample.labels, sample.histogram, into: &buffer)
-        if buffer.count >= limit { break }
+        if writer.count >= limit { break }
       }
     } else {
-      while index < family.scalars.count {
-        let sample = family.scalars[index]
-        index += 1
-        buffer += name
-        Self.writeLabels(sample.labels, le: nil, into: &buffer)
-        buffer.append(UInt8(ascii: " "))
-        Self.writeValue(sample.value, into: &buffer)
-        buffer.append(UInt8(ascii: "\n"))
-        if buffer.count >= limit { break }
+      name.withUnsafeBufferPointer { name in
+        family.scalars.withUnsafeBufferPointer { samples in
+          while index < samples.count {
+            writer.append(name)
+            Self.writeLabels(samples[index].labels, le: nil, into: &writer)
+            writer.append(UInt8(ascii: " "))
+            Self.writeValue(samples[index].value, into: &writer)
+            writer.append(UInt8(ascii: "\n"))
+            index += 1
+            if writer.count >= limit { break }
+          }
+        }
       }
     }
     return index
   }
 
-  public mutating func finish(into buffer: inout [UInt8]) {}
+  public mutating func finish(into writer: inout ByteWriter) {}
 
-  private func writeHead(_ family: MetricFamily, into buffer: inout [UInt8]) {
-    buffer += "# HELP ".utf8
-    buffer += name
-    buffer.append(UInt8(ascii: " "))
+  private func writeHead(_ family: MetricFamily, into writer: inout ByteWriter) {
+    writer.append("# HELP ")
+    writer.append(name)
+    writer.append(UInt8(ascii: " "))
     for byte in family.help.utf8 {
       switch byte {
-      case UInt8(ascii: "\\"): buffer += #"\\"#.utf8
-      case UInt8(ascii: "\n"): buffer += #"\n"#.utf8
-      default: buffer.append(byte)
+      case UInt8(ascii: "\\"): writer.append(#"\\"#)
+      case UInt8(ascii: "\n"): writer.append(#"\n"#)
+      default: writer.append(byte)
       }
     }
-    buffer += "\n# TYPE ".utf8
-    buffer += name
-    buffer.append(UInt8(ascii: " "))
-    buffer += family.type.rawValue.utf8
-    buffer.append(UInt8(ascii: "\n"))
+    writer.append("\n# TYPE ")
+    writer.append(name)
+    writer.append(UInt8(ascii: " "))
+    writer.append(family.type.rawValue)
+    writer.append(UInt8(ascii: "\n"))
   }
 
-  private mutating func writeHistogram(_ labels: LabelSet, _ histogram: HistogramSnapshot, into buffer: inout [UInt8]) {
+  private mutating func writeHistogram(_ labels: LabelSet, _ histogram: HistogramSnapshot, into writer: inout ByteWriter) {
     if histogram.upperBounds != bucketBounds {
       bucketBounds = histogram.upperBounds
       bucketLabels = bucketBounds.map { Array(Exposition.formatValue($0).utf8) }
     }
     var cumulative: UInt64 = 0
-    for (index, count) in histogram.bucketCounts.enumerated() {
-      cumulative += count
-      buffer += bucketName
-      Self.writeLabels(labels, le: bucketLabels[index], into: &buffer)
-      buffer.append(UInt8(ascii: " "))
-      Self.writeInteger(cumulative, into: &buffer)
-      buffer.append(UInt8(ascii: "\n"))
+    bucketName.withUnsafeBufferPointer { bucketName in
+      histogram.bucketCounts.withUnsafeBufferPointer { counts in
+        for index in 0..<counts.count {
+          cumulative += counts[index]
+          writer.append(bucketName)
+          bucketLabels[index].withUnsafeBufferPointer { le in Self.writeLabels(labels, le: le, into: &writer) }
+          writer.append(UInt8(ascii: " "))
+          writer.appendDecimal(cumulative)
+          writer.append(UInt8(ascii: "\n"))
+        }
+        writer.append(bucketName)
+        Self.infinity.withUnsafeBufferPointer { le in Self.writeLabels(labels, le: le, into: &writer) }
+        writer.append(UInt8(ascii: " "))
+        writer.appendDecimal(histogram.count)
+        writer.append(UInt8(ascii: "\n"))
+      }
     }
-    buffer += bucketName
-    Self.writeLabels(labels, le: Self.infinity, into: &buffer)
-    buffer.append(UInt8(ascii: " "))
-    Self.writeInteger(histogram.count, into: &buffer)
-    buffer.append(UInt8(ascii: "\n"))
-    buffer += sumName
-    Self.writeLabels(labels, le: nil, into: &buffer)
-    buffer.append(UInt8(ascii: " "))
-    Self.writeValue(histogram.sum, into: &buffer)
-    buffer.append(UInt8(ascii: "\n"))
-    buffer += countName
-    Self.writeLabels(labels, le: nil, into: &buffer)
-    buffer.append(UInt8(ascii: " "))
-    Self.writeInteger(histogram.count, into: &buffer)
-    buffer.append(UInt8(ascii: "\n"))
+    writer.append(sumName)
+    Self.writeLabels(labels, le: nil, into: &writer)
+    writer.append(UInt8(ascii: " "))
+    Self.writeValue(histogram.sum, into: &writer)
+    writer.append(UInt8(ascii: "\n"))
+    writer.append(countName)
+    Self.writeLabels(labels, le: nil, into: &writer)
+    writer.append(UInt8(ascii: " "))
+    writer.appendDecimal(histogram.count)
+    writer.append(UInt8(ascii: "\n"))
   }
 
   private static let infinity = Array("+Inf".utf8)
+  private static let leOpen = Array(#"le=""#.utf8)
 
-  private static func writeLabels(_ labels: LabelSet, le: [UInt8]?, into buffer: inout [UInt8]) {
-    guard !labels.rendered.isEmpty || le != nil else { return }
-    buffer.append(UInt8(ascii: "{"))
-    buffer += labels.rendered
-    if let le {
-      if !labels.rendered.isEmpty { buffer.append(UInt8(ascii: ",")) }
-      buffer += #"le=""#.utf8
-      buffer += le
-      buffer.append(UInt8(ascii: "\""))
+  @inline(__always)
+  private static func writeLabels(_ labels: LabelSet, le: UnsafeBufferPointer<UInt8>?, into writer: inout ByteWriter) {
+    labels.withRendered { rendered in
+      guard !rendered.isEmpty || le != nil else { return }
+      writer.append(UInt8(ascii: "{"))
+      writer.append(rendered)
+      if let le {
+        if !rendered.isEmpty { writer.append(UInt8(ascii: ",")) }
+        leOpen.withUnsafeBufferPointer { writer.append($0) }
+        writer.append(le)
+        writer.append(UInt8(ascii: "\""))
+      }
+      writer.append(UInt8(ascii: "}"))
     }
-    buffer.append(UInt8(ascii: "}"))
   }
 
   /// As `Exposition.formatValue`, with integers (most samples: counters and buckets)
   /// written digit by digit, no String made.
-  static func writeValue(_ value: Double, into buffer: inout [UInt8]) {
+  static func writeValue(_ value: Double, into writer: inout ByteWriter) {
     if value >= 0, value == value.rounded(), value <= 9_007_199_254_740_992 {
-      writeInteger(UInt64(value), into: &buffer)
+      writer.appendDecimal(UInt64(value))
     } else {
-      buffer += Exposition.formatValue(value).utf8
-    }
-  }
-
-  static func writeInteger(_ value: UInt64, into buffer: inout [UInt8]) {
-    if value < 10 {
-      buffer.append(UInt8(ascii: "0") + UInt8(value))
-      return
-    }
-    var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // 32 bytes: a UInt64 has at most 20 digits
-    var count = 0
-    var rest = value
-    withUnsafeMutableBytes(of: &digits) { scratch in
-      while rest > 0 {
-        count += 1
-        scratch[32 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
-        rest /= 10
-      }
-      buffer.append(contentsOf: scratch[(32 - count)...])
+      writer.append(Exposition.formatValue(value))
     }
   }
 }
@@ -175,6 +168,7 @@ public final class ExpositionStream: @unchecked Sendable {
   private var familyIndex = 0
   private var sampleIndex = 0
   private var encoder: any ExpositionEncoder
+  private var writer = ByteWriter(capacity: pieceBytes + 4096)
   private var finished = false
 
   public var contentType: String { encoder.contentType }
@@ -187,24 +181,28 @@ public final class ExpositionStream: @unchecked Sendable {
   /// The next piece of about `pieceBytes` (the last may be shorter), nil once all was given.
   public func next() -> [UInt8]? {
     guard !finished else { return nil }
-    var piece: [UInt8] = []
-    piece.reserveCapacity(Self.pieceBytes + 4096)
-    while piece.count < Self.pieceBytes, familyIndex < families.count {
-      let family = families[familyIndex]
-      sampleIndex = encoder.encode(family, from: sampleIndex, into: &piece, limit: Self.pieceBytes)
-      if sampleIndex >= family.count {
+    while writer.count < Self.pieceBytes, familyIndex < families.count {
+      let done = encodeCurrent()
+      if done {
         // Written: let its samples go now rather than with the whole stream.
-        families[familyIndex] = CollectedFamily(family: family.family)
+        families[familyIndex] = CollectedFamily(family: families[familyIndex].family)
         familyIndex += 1
         sampleIndex = 0
       }
     }
     if familyIndex == families.count {
-      encoder.finish(into: &piece)
+      encoder.finish(into: &writer)
       finished = true
       families = []
-      if piece.isEmpty { return nil }
+      if writer.count == 0 { return nil }
     }
-    return piece
+    return writer.take()
+  }
+
+  /// Runs the encoder over the current family; true when it is done.
+  private func encodeCurrent() -> Bool {
+    let count = families[familyIndex].count
+    sampleIndex = encoder.encode(families[familyIndex], from: sampleIndex, into: &writer, limit: Self.pieceBytes)
+    return sampleIndex >= count
   }
 }

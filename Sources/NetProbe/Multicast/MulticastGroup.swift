@@ -182,7 +182,7 @@ struct StreamStats: Sendable {
 
 /// A group's rendered label sets: per stream (by source, "" for an any-source group), per
 /// group (`source=""`), and those with one more label whose values are known in advance.
-struct MulticastSeriesLabels: Sendable {
+final class MulticastSeriesLabels: Sendable {
   let streams: [String: LabelSet]
   let group: LabelSet
   /// By `reason` of `netprobe_multicast_packets_unexpected_total`.

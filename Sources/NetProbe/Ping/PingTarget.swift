@@ -157,7 +157,7 @@ struct PingTargetState: Sendable {
 
 /// A target's rendered label sets for one address and socket kind, and what else its
 /// series need from its settings, so that a scrape reads no configuration.
-struct PingSeriesLabels: Sendable {
+final class PingSeriesLabels: Sendable {
   let address: IPAddress?
   let socketKind: ICMPSocketKind?
   let series: SeriesChoice
