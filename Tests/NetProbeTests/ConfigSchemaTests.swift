@@ -216,6 +216,19 @@ import Testing
     #expect(config.targets[1].options.trace.maxHops == 5)
   }
 
+  @Test func traceProtocolDefaultsToICMPAndTakesUDP() throws {
+    let config = try loadConfig(
+      "defaults:\n  trace: {protocol: udp, vary_flow: true}\ntargets:\n  - host: 198.18.0.1\n    trace: true\n"
+        + "  - host: 198.18.0.2\n    trace: {protocol: icmp}\n  - host: 198.18.0.3\n    trace: {max_hops: 5}\n"
+    ).get()
+    #expect(TraceOptions().probeProtocol == .icmp, "nothing changes for existing users")
+    #expect(config.targets.map(\.options.trace.probeProtocol) == [.udp, .icmp, .udp])
+    #expect(config.targets[0].options.trace.varyFlow)
+    #expect(
+      errorLines("targets:\n  - host: 198.18.0.1\n    trace: {protocol: upd}\n")
+        == ["test.yml:3:23: expected one of icmp, udp, got 'upd' (did you mean 'udp'?)"])
+  }
+
   @Test func relativePathsResolveAgainstTheConfigFile() throws {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("netprobe-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

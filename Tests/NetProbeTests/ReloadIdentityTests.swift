@@ -112,7 +112,9 @@ import Testing
     slower.interval = .seconds(300)
     slower.confirmRounds = 4
     #expect(trace.tracesSamePathAs(slower))
-    for change in [{ (t: inout TraceOptions) in t.maxHops = 8 }, { $0.probesPerHop = 1 }, { $0.varyFlow = true }] {
+    for change in [
+      { (t: inout TraceOptions) in t.maxHops = 8 }, { $0.probesPerHop = 1 }, { $0.varyFlow = true }, { $0.probeProtocol = .udp },
+    ] {
       var other = trace
       change(&other)
       #expect(!trace.tracesSamePathAs(other))

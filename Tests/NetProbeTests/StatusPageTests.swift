@@ -216,6 +216,7 @@ private func snapshot(_ targets: [TargetStatus]) -> StatusSnapshot {
     "hops", "reached", "changes", "last_change_timestamp_seconds", "rounds", "hop_details", "hop", "responders", "rtt_mean_seconds",
     "group", "sources", "port", "interface", "joined", "receiving", "rate_packets_per_second", "expected_rate_packets_per_second",
     "packets", "lost", "last_packet_age_seconds", "querier_present",
+    "history", "end_timestamp_seconds", "step_seconds", "gaps", "longest_silence_seconds",
     "protocol", "present", "querier", "version", "last_query_age_seconds",
     "successes", "failures", "last_success_timestamp_seconds", "last_succeeded", "last_error",
   ]
@@ -232,7 +233,10 @@ private func snapshot(_ targets: [TargetStatus]) -> StatusSnapshot {
     let config = MulticastGroupConfig(
       name: "feed", group: IPAddress("239.1.2.3")!, port: 5000, interface: "lo", expectedRate: 10,
       location: SourceLocation(line: 1, column: 1))
-    snapshot.groups = [GroupStatus(unreceived: config)]
+    var group = GroupStatus(unreceived: config)
+    group.history = [nil, ReceptionHistory.Second(packets: 7, lost: 3, gaps: 1, longestSilence: 0.5)]
+    group.historyEnd = 1_699_999_999
+    snapshot.groups = [group]
     snapshot.queriers = [QuerierStatus(interface: "lo", querierProtocol: .igmp, present: false)]
     snapshot.linkQueriers()
     snapshot.push = PushStatus(

@@ -130,6 +130,8 @@ class Lab:
     """
 
     _availability = None
+    # The namespaces' roles; a lab of another shape (ecmplab.EcmpLab) names its own.
+    ROLES = NAMESPACES
 
     # ---- availability ------------------------------------------------------------------------
 
@@ -207,16 +209,16 @@ class Lab:
     def ns(self, role):
         """The full namespace name of a role ("agent", "r1", "r2", "target"); a full name
         passes through."""
-        if role in NAMESPACES:
+        if role in self.ROLES:
             return f"{self.prefix}-{role}"
         if role.startswith(self.prefix + "-"):
             return role
-        raise ValueError(f"unknown namespace {role!r}: expected one of {NAMESPACES}")
+        raise ValueError(f"unknown namespace {role!r}: expected one of {self.ROLES}")
 
     @property
     def namespaces(self):
-        """The full names of the four namespaces."""
-        return [self.ns(role) for role in NAMESPACES]
+        """The full names of the lab's namespaces."""
+        return [self.ns(role) for role in self.ROLES]
 
     def _ip_batch(self, commands, netns=None):
         argv = ["ip"] + (["-n", netns] if netns else []) + ["-batch", "-"]
@@ -300,7 +302,7 @@ class Lab:
         deadline = time.monotonic() + timeout
         while True:
             pending = []
-            for role in NAMESPACES:
+            for role in self.ROLES:
                 links = subprocess.run(["ip", "-n", self.ns(role), "-o", "link", "show"],
                                        capture_output=True, text=True).stdout.splitlines()
                 local = subprocess.run(["ip", "-n", self.ns(role), "-6", "-o", "addr", "show", "scope",

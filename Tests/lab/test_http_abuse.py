@@ -6,7 +6,9 @@ memory within the documented bound, no spinning core, and the evictions counted.
 
 The attackers use addresses of 127.0.0.0/8 other than 127.0.0.1 as their sources (Linux
 answers every one of them on `lo`), so that a well-behaved client on 127.0.0.1 is another
-client, as it would be on a network."""
+client, as it would be on a network.
+
+They time answers and count CPU, so they run alone (`@exclusive`), not beside other lab tests."""
 import multiprocessing
 import os
 import re
@@ -19,6 +21,7 @@ import time
 import unittest
 
 from harness import Exporter, request, wait_for, write_config
+from parallel_runner import exclusive
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -217,6 +220,7 @@ def raise_own_file_limit(needed):
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= needed
 
 
+@exclusive
 class SlowlorisTest(unittest.TestCase):
     def _attack(self, exporter, attackers, seconds):
         client = WellBehavedClient(self, exporter.port)
@@ -266,6 +270,7 @@ class SlowlorisTest(unittest.TestCase):
         print(f"\n  40 addresses: {held} attacker sockets at the end, slowest answer {slowest * 1000:.0f} ms", end=" ")
 
 
+@exclusive
 class SlowReaderTest(unittest.TestCase):
     def test_slow_readers_stay_within_the_clients_share_of_the_budget(self):
         """One address asking for a 2 MB exposition on 300 sockets and never reading: the
@@ -299,6 +304,7 @@ class SlowReaderTest(unittest.TestCase):
               f"{peak_queue / 2**20:.1f} MiB, slowest answer {slowest * 1000:.0f} ms", end=" ")
 
 
+@exclusive
 class DescriptorTest(unittest.TestCase):
     def test_start_raises_the_soft_limit_and_fits_the_connection_limit(self):
         """Under `prlimit --nofile=100:200` the exporter raises its soft limit to 200 and

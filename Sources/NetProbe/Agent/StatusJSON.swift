@@ -76,6 +76,13 @@ enum StatusJSON {
           json.field("loss_ratio", group.lossRatio)
           json.field("last_packet_age_seconds", group.lastPacketAge)
           json.field("querier_present", group.querierPresent)
+          json.field("url", StatusRoutes.groupPrefix + HTML.pathSegment(group.name))
+          json.key("history")
+          if group.history.isEmpty {
+            json.null()
+          } else {
+            history(group, json)
+          }
         }
       }
       json.key("queriers")
@@ -105,6 +112,23 @@ enum StatusJSON {
       }
     }
     return json.output + "\n"
+  }
+
+  /// A group's last seconds as parallel arrays, oldest first, one entry a second, `null`
+  /// for a second before the join: compact for 100 seconds a group.
+  private static func history(_ group: GroupStatus, _ json: JSONWriter) {
+    json.object {
+      json.field("end_timestamp_seconds", Double(group.historyEnd))
+      json.field("step_seconds", 1.0)
+      json.key("packets")
+      json.array(group.history) { json.number($0.map { Double($0.packets) }) }
+      json.key("lost")
+      json.array(group.history) { json.number($0.map { Double($0.lost) }) }
+      json.key("gaps")
+      json.array(group.history) { json.number($0.map { Double($0.gaps) }) }
+      json.key("longest_silence_seconds")
+      json.array(group.history) { json.number($0.map { (Double($0.longestSilence) * 1000).rounded() / 1000 }) }
+    }
   }
 }
 
@@ -171,6 +195,11 @@ final class JSONWriter {
 
   func field(_ name: String, _ number: Double?) {
     key(name)
+    self.number(number)
+  }
+
+  /// A number as an array item (or after `key`); `null` for nil or not finite.
+  func number(_ number: Double?) {
     separate()
     guard let number, number.isFinite else {
       output += "null"

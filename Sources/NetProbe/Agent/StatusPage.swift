@@ -1,8 +1,8 @@
 @preconcurrency import Glibc
 
 /// The live status pages: `/` (every target, group, querier and the push, worst first,
-/// paged), `/targets/NAME` (one target's smoke graph and path) and `/api/v1/status` (the same
-/// as JSON for scripts).
+/// paged), `/targets/NAME` (one target's smoke graph and path), `/groups/NAME` (one multicast
+/// group's reception graph) and `/api/v1/status` (the same as JSON for scripts).
 ///
 /// Ordinary routes of the exporter's one HTTP server, so whatever guards `/metrics` (bind
 /// address, TLS, basic auth) guards them too. Every response forbids any outside source
@@ -19,6 +19,7 @@ struct StatusRoutes {
   /// Seconds between the page's own reloads.
   static let refreshSeconds = 10
   static let targetPrefix = "/targets/"
+  static let groupPrefix = "/groups/"
   static let apiPath = "/api/v1/status"
 
   /// Nothing from outside: no script at all, styles only inline, no images but the inline
@@ -31,6 +32,7 @@ struct StatusRoutes {
     if path == "/" { return "status" }
     if path == apiPath { return "api_status" }
     if path.hasPrefix(targetPrefix) { return "target" }
+    if path.hasPrefix(groupPrefix) { return "group" }
     return nil
   }
 
@@ -54,6 +56,14 @@ struct StatusRoutes {
           StatusPage.notFound(name ?? String(request.path.dropFirst(Self.targetPrefix.count))))
       }
       return Self.response(.ok, "text/html; charset=utf-8", StatusPage(snapshot: snapshot, telemetryPath: telemetryPath).targetPage(target))
+    case "group":
+      let name = HTML.decodePathSegment(request.path.dropFirst(Self.groupPrefix.count))
+      guard let name, let group = snapshot.groups.first(where: { $0.name == name }) else {
+        return Self.response(
+          .notFound, "text/html; charset=utf-8",
+          StatusPage.notFound(name ?? String(request.path.dropFirst(Self.groupPrefix.count)), kind: "multicast group"))
+      }
+      return Self.response(.ok, "text/html; charset=utf-8", StatusPage(snapshot: snapshot, telemetryPath: telemetryPath).groupPage(group))
     default:
       let page = Self.pageNumber(request.query)
       return Self.response(
@@ -91,7 +101,7 @@ struct StatusPage {
     tr.critical td{background:#fde0e0}tr.warning td{background:#fff3cd}tr.no_data td{background:#eef}\
     .st{font-weight:bold;white-space:nowrap}tr.critical .st,.bad{color:#a00}tr.warning .st{color:#8a5a00}tr.ok .st{color:#16700a}\
     .meta,.pager,small{color:#555}.swatch{display:inline-block;width:1.4em;height:.35em;vertical-align:middle;margin:0 .3em 0 .8em}\
-    pre{background:#fde0e0;padding:.5em}svg.smoke{display:block}
+    pre{background:#fde0e0;padding:.5em}svg.smoke,svg.group-graph{display:block}
     """
 
   private func head(_ title: String) -> String {
@@ -213,11 +223,12 @@ struct StatusPage {
     guard !groups.isEmpty else { return "" }
     var html = "<h2 id=\"groups\">Multicast groups (\(groups.count)\(Self.counts(groups.map(\.health))))</h2>\n"
     html +=
-      "<table id=\"groups-table\"><thead><tr><th>status</th><th>group</th><th>address</th><th>receiving</th><th>rate / expected</th><th>lost</th><th>last packet</th><th>querier</th></tr></thead><tbody>\n"
+      "<table id=\"groups-table\"><thead><tr><th>status</th><th>group</th><th>address</th><th>receiving</th><th>rate / expected</th><th>lost</th><th>last packet</th><th>querier</th><th>packets/s</th></tr></thead><tbody>\n"
     for group in groups {
       html +=
         "<tr class=\"\(group.health.jsonValue)\" data-health=\"\(group.health.jsonValue)\">" + statusCell(group.health, group.problems)
-      html += "<td>\(HTML.escape(group.name))\(labelText(group.labels))</td>"
+      let link = StatusRoutes.groupPrefix + HTML.pathSegment(group.name)
+      html += "<td><a href=\"\(HTML.escape(link))\">\(HTML.escape(group.name))</a>\(labelText(group.labels))</td>"
       let sources = group.sources.isEmpty ? "" : " from " + group.sources.joined(separator: " ")
       html += "<td>\(HTML.escape("\(group.group):\(group.port)\(sources) on \(group.interface)"))</td>"
       html += "<td>\(group.receiving ? "yes" : "NO")\(group.joined ? "" : " (not joined)")</td>"
@@ -225,9 +236,12 @@ struct StatusPage {
       html += "<td class=\"n\">\(rate) / \(group.expectedRate.map { StatusFormat.number($0) + "/s" } ?? "–")</td>"
       html += "<td class=\"n\">\(group.sequenced ? "\(group.lost) (\(group.lossRatio.map(StatusFormat.percent) ?? "0%"))" : "–")</td>"
       html += "<td>\(group.lastPacketAge.map { StatusFormat.age($0) + " ago" } ?? "never")</td>"
-      html += "<td>\(group.querierPresent.map { $0 ? "present" : "ABSENT" } ?? "not watched")</td></tr>\n"
+      html += "<td>\(group.querierPresent.map { $0 ? "present" : "ABSENT" } ?? "not watched")</td>"
+      let graph = GroupGraph(
+        history: group.history, end: group.historyEnd, expectedRate: group.expectedRate, slotCount: 20, size: .small)
+      html += "<td>\(graph.svg(title: "\(group.name): packets/s and loss of the last \(graph.span) s"))</td></tr>\n"
     }
-    return html + "</tbody></table>\n"
+    return html + "</tbody></table>\n" + Self.groupLegend
   }
 
   private func queriersTable() -> String {
@@ -309,8 +323,64 @@ struct StatusPage {
     return html + "</tbody></table>\n"
   }
 
-  static func notFound(_ name: String) -> String {
-    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>not found</title></head><body><p>No target named <b>\(HTML.escape(name))</b>. <a href=\"/\">All targets</a></p></body></html>\n"
+  // MARK: One group
+
+  /// What the group graph's marks mean.
+  static let groupLegend =
+    "<p class=\"legend\"><small>Packets/s: blue bars are the packets received per second in each time slot; "
+    + "<span class=\"swatch\" style=\"background:\(GroupGraph.lostColour)\"></span>red bars stacked on them and ▼ above are "
+    + "sequence numbers lost there; <span class=\"swatch\" style=\"background:\(GroupGraph.expectedColour)\"></span>dashed: "
+    + "<code>expected_rate</code>; grey: before the join.</small></p>\n"
+
+  /// `/groups/NAME`: the group's figures and its reception graph, a second a column.
+  func groupPage(_ group: GroupStatus) -> String {
+    var html = head("\(group.name) · netprobe_exporter")
+    html += reloadBanner
+    html +=
+      "<h2 id=\"group\" class=\"\(group.health.jsonValue)\">\(HTML.escape(group.name)) <span class=\"st\">\(group.health.word)</span></h2>\n"
+    if !group.problems.isEmpty { html += "<p class=\"problems\">\(HTML.escape(group.problems.joined(separator: "; ")))</p>\n" }
+    let known = group.history.compactMap { $0 }
+    let lost = known.reduce(UInt64(0)) { $0 + UInt64($1.lost) }
+    let gaps = known.reduce(UInt64(0)) { $0 + UInt64($1.gaps) }
+    let silence = known.map { Double($0.longestSilence) }.max() ?? 0
+    var rows: [(String, String)] = [
+      ("group", "\(group.group):\(group.port)"),
+      ("sources", group.sources.isEmpty ? "any (ASM)" : group.sources.joined(separator: " ")),
+      ("interface", group.interface),
+      ("joined / receiving", "\(group.joined ? "yes" : "no") / \(group.receiving ? "yes" : "no")"),
+      (
+        "rate / expected",
+        "\(group.rate.map { StatusFormat.number($0) + "/s" } ?? "–") / \(group.expectedRate.map { StatusFormat.number($0) + "/s" } ?? "–")"
+      ),
+      ("packets since the join", "\(group.packets)"),
+      (
+        "lost since the join",
+        group.sequenced ? "\(group.lost) (\(group.lossRatio.map(StatusFormat.percent) ?? "0%"))" : "– (no sequence numbers)"
+      ),
+      (
+        "last \(ReceptionHistory.capacity) s",
+        known.isEmpty
+          ? "not joined yet"
+          : "\(lost) lost in \(gaps) \(gaps == 1 ? "gap" : "gaps"), longest silence \(GroupGraph.silence(silence))"
+      ),
+      ("last packet", group.lastPacketAge.map { StatusFormat.age($0) + " ago" } ?? "never"),
+      ("querier", group.querierPresent.map { $0 ? "present" : "ABSENT" } ?? "not watched"),
+    ]
+    if let error = group.joinError { rows.append(("join error", error)) }
+    for label in group.labels { rows.append(("label \(label.name)", label.value)) }
+    html += "<table id=\"figures\"><tbody>\n"
+    for (name, value) in rows { html += "<tr><th>\(HTML.escape(name))</th><td>\(HTML.escape(value))</td></tr>\n" }
+    html += "</tbody></table>\n"
+    let graph = GroupGraph(
+      history: group.history, end: group.historyEnd, expectedRate: group.expectedRate, slotCount: ReceptionHistory.capacity,
+      size: .large)
+    html += "<figure id=\"group-graph\">\(graph.svg(title: "\(group.name): packets/s and loss of the last \(graph.span) s"))</figure>\n"
+    html += Self.groupLegend
+    return html + "</body></html>\n"
+  }
+
+  static func notFound(_ name: String, kind: String = "target") -> String {
+    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>not found</title></head><body><p>No \(kind) named <b>\(HTML.escape(name))</b>. <a href=\"/\">The status page</a></p></body></html>\n"
   }
 
   /// Unix seconds as "2025-01-31 12:00:00 UTC".

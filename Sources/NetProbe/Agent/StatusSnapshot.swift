@@ -393,6 +393,11 @@ struct GroupStatus: Sendable {
   var lastPacketAge: Double?
   /// nil when no querier watch covers the group's interface.
   var querierPresent: Bool?
+  /// The last `ReceptionHistory.capacity` complete seconds, oldest first, all sources
+  /// summed (nil: before the join); empty for a group no engine reported.
+  var history: [ReceptionHistory.Second?] = []
+  /// The Unix second of the newest entry of `history`.
+  var historyEnd: Int64 = 0
   var health = Health.ok
   var problems: [String] = []
 
@@ -410,6 +415,9 @@ struct GroupStatus: Sendable {
     if receiving, let rate, let expectedRate, expectedRate > 0, abs(rate / expectedRate - 1) > StatusThresholds.rateDeviation {
       addProblem(.warning, "rate \(StatusFormat.number(rate))/s, expected \(StatusFormat.number(expectedRate))/s")
     }
+    // Loss since the join only sorts; loss in the graph's span is happening now.
+    let recentLoss = history.reduce(UInt64(0)) { $0 + UInt64($1?.lost ?? 0) }
+    if recentLoss > 0 { addProblem(.warning, "\(recentLoss) lost in the last \(history.count) s") }
   }
 
   mutating func addProblem(_ level: Health, _ problem: String) {
@@ -433,8 +441,12 @@ struct GroupStatus: Sendable {
     joinError = join.lastError
     var total: Double?
     var newest: Int64?
+    // The second under way is still filling: the graph ends with the one before.
+    historyEnd = second - 1
+    var windows: [[ReceptionHistory.Second?]] = []
     for stream in group.streams.values {
       let stats = stream.stats.withLock { $0 }
+      windows.append(stats.history.seconds(through: historyEnd))
       packets += stats.packets
       if let rate = stats.rate.rate(atSecond: second) ?? (stats.packets == 0 ? 0 : nil) { total = (total ?? 0) + rate }
       if let last = stats.lastPacketMonotonic { newest = max(newest ?? last, last) }
@@ -445,6 +457,7 @@ struct GroupStatus: Sendable {
       }
     }
     rate = total
+    history = ReceptionHistory.merge(windows)
     if let newest {
       lastPacketAge = Double(now - newest) / 1e9
       receiving = now - newest <= config.noDataTimeout.nanoseconds

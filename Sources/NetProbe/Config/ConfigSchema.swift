@@ -12,7 +12,7 @@ public enum ConfigSchema {
     "family", "socket", "window", "dns_refresh", "trace", "labels", "series",
   ]
   static let seriesKeys = ["classic_buckets", "window_gauges", "hop_series"]
-  static let traceKeys = ["enabled", "interval", "max_hops", "probes_per_hop", "confirm_rounds", "vary_flow"]
+  static let traceKeys = ["enabled", "interval", "max_hops", "probes_per_hop", "confirm_rounds", "vary_flow", "protocol"]
   static let groupKeys = [
     "name", "group", "port", "interface", "sources", "format", "sequence", "clock_rate",
     "expected_rate", "no_data_timeout", "restart_gap", "receive_buffer", "clock_synchronized", "join_latency_test",
@@ -135,6 +135,7 @@ public enum ConfigSchema {
     if let v = map["probes_per_hop"]?.value { trace.probesPerHop = reader.integer(v, 1...10) ?? trace.probesPerHop }
     if let v = map["confirm_rounds"]?.value { trace.confirmRounds = reader.integer(v, 1...10) ?? trace.confirmRounds }
     if let v = map["vary_flow"]?.value { trace.varyFlow = reader.boolean(v) ?? trace.varyFlow }
+    if let v = map["protocol"]?.value { trace.probeProtocol = reader.choice(v) ?? trace.probeProtocol }
     return trace
   }
 

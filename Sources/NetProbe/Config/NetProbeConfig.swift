@@ -200,6 +200,9 @@ public struct TraceOptions: Sendable, Equatable {
   public var confirmRounds = 2
   /// Vary the flow identity per probe to reveal parallel (ECMP) branches.
   public var varyFlow = false
+  /// What the probes are: ICMP echo requests (their checksum names the flow) or UDP
+  /// datagrams (their ports name it), the `protocol` key.
+  public var probeProtocol: TraceProtocol = .icmp
 
   public init() {}
 
@@ -208,7 +211,17 @@ public struct TraceOptions: Sendable, Equatable {
   /// cautiously the same path is watched, so a path survives a reload that changes them.
   public func tracesSamePathAs(_ other: TraceOptions) -> Bool {
     maxHops == other.maxHops && probesPerHop == other.probesPerHop && varyFlow == other.varyFlow
+      && probeProtocol == other.probeProtocol
   }
+}
+
+/// The protocol of the path tracer's probes. Load balancers hash different fields: ICMP
+/// probes reach the branches of balancers that hash the addresses (and the ICMP identifier
+/// or checksum); only UDP probes, whose ports vary, reach the branches of 5-tuple hashers
+/// (Linux `fib_multipath_hash_policy=1`, most hardware routers).
+public enum TraceProtocol: String, Sendable, Equatable, CaseIterable {
+  case icmp
+  case udp
 }
 
 /// Settings of the ping engine as a whole.

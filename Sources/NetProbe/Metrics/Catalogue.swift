@@ -207,6 +207,11 @@ public enum Catalogue {
     "Trace probes the kernel refused to send, by errno (EMSGSIZE, EHOSTUNREACH, EAGAIN…); each also counts as a lost probe at its hop. An ICMP error about an earlier probe pending on a datagram socket is read, not counted.",
     labels: targetLabels + ["reason"])
 
+  public static let pathUnexpected = MetricFamily(
+    "netprobe_path_packets_unexpected_total", .counter,
+    "ICMP answers to UDP trace probes ignored because they name no probe in flight, by reason (malformed, bad_nonce, unknown_probe, ambiguous, corrupt); present once a target traces with protocol udp.",
+    labels: ["family", "reason"])
+
   public static let pathRounds = MetricFamily(
     "netprobe_path_rounds_total", .counter, "Trace rounds completed.", labels: targetLabels)
 
@@ -261,7 +266,7 @@ public enum Catalogue {
       pingLossRatio, pingRTTMin, pingRTTMean, pingRTTMax, pingRTTStandardDeviation, pingJitter, pingJitterRFC3550,
       pingReplyTTL, pingDNSFailures, pingUnexpected, pingSocketErrors,
       pathHops, pathReached, pathChanges, pathLastChange, pathHash, pathHopInfo, pathHopRTT, pathHopLoss,
-      pathUnreachable, pathMTU, pathSendErrors, pathRounds, pathRoundDuration,
+      pathUnreachable, pathMTU, pathSendErrors, pathUnexpected, pathRounds, pathRoundDuration,
     ] + multicastFamilies + beaconFamilies + querierFamilies + targetFileFamilies + [
       pushes, pushRetries, pushLastSuccessTimestamp, pushDuration, pushInterval,
       processCPU, processResidentMemory, processVirtualMemory, processOpenFDs, processMaxFDs, processStartTime,

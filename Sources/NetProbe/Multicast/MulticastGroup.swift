@@ -168,6 +168,8 @@ struct StreamStats: Sendable {
   var oneWayDelay: Histogram
   /// Packets received in each of the last seconds, for the measured rate.
   var rate = RateMeter()
+  /// The last 100 seconds second by second, for the status page's graph.
+  var history = ReceptionHistory()
 
   init(analyzer: PayloadAnalyzer, delayBuckets: [Double]) {
     self.analyzer = analyzer

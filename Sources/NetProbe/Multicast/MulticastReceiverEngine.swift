@@ -280,7 +280,13 @@ struct MulticastReceiverEngine: LoopEngine {
     }
     let joined = joinedAt ?? Clocks.monotonicNanoseconds()
     let afterLeave = leftByTest.remove(ObjectIdentifier(group)) != nil
-    for stream in group.streams.values { stream.stats.withLock { $0.joined(at: joined, afterLeave: afterLeave) } }
+    let joinedSecond = ReceptionHistory.second(of: Clocks.realtimeNanoseconds())
+    for stream in group.streams.values {
+      stream.stats.withLock { stats in
+        stats.joined(at: joined, afterLeave: afterLeave)
+        stats.history.start(atSecond: joinedSecond)
+      }
+    }
     logger.info(
       "joined",
       metadata: [
@@ -337,6 +343,7 @@ struct MulticastReceiverEngine: LoopEngine {
       stats.lastPacketTime = Double(arrival) / 1e9
       stats.lastPacketMonotonic = now
       stats.rate.record(atSecond: arrival / 1_000_000_000)
+      stats.history.record(arrival: arrival, event: stats.analyzer.lastSequenceEvent)
       if let joinedAt = stats.awaitingSince {
         let latency = Double(now - joinedAt) / 1e9
         stats.joinLatency = latency

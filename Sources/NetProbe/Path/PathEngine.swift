@@ -9,6 +9,7 @@ import Synchronization
 public final class PathEngine: ConfigSubscriber, MetricsCollector {
   private let tracer: PathTracer
   private let state = Mutex(EngineState())
+  private let unexpected = TraceUnexpectedAnswers()
 
   private struct EngineState {
     var targets: [String: PathTarget] = [:]
@@ -16,6 +17,9 @@ public final class PathEngine: ConfigSubscriber, MetricsCollector {
     var order: [String] = []
     var freeSlots: [UInt32] = []
     var nextSlot: UInt32 = 0
+    /// Whether a target traces with UDP: then the UDP answer counters are rendered (an
+    /// ICMP-only configuration's output stays as it was).
+    var tracesUDP = false
   }
 
   /// - Parameters:
@@ -26,7 +30,8 @@ public final class PathEngine: ConfigSubscriber, MetricsCollector {
   {
     var logger = logger
     logger[metadataKey: "engine"] = "path"
-    tracer = try PathTracer(identity: identity, addresses: addresses, socketErrors: socketErrors, logger: logger)
+    tracer = try PathTracer(
+      identity: identity, addresses: addresses, socketErrors: socketErrors, unexpected: unexpected, logger: logger)
   }
 
   public func apply(_ config: NetProbeConfig) {
@@ -57,6 +62,7 @@ public final class PathEngine: ConfigSubscriber, MetricsCollector {
       }
       state.targets = next
       state.order = config.targets.map(\.name).filter { next[$0] != nil }
+      if next.values.contains(where: { $0.trace.probeProtocol == .udp }) { state.tracesUDP = true }
     }
     for command in commands { tracer.post(command) }
   }
@@ -64,8 +70,9 @@ public final class PathEngine: ConfigSubscriber, MetricsCollector {
   public func stop() { tracer.stop() }
 
   public func collect(into exposition: inout Exposition) {
-    let targets = state.withLock { state in state.order.compactMap { state.targets[$0] } }
+    let (targets, tracesUDP) = state.withLock { state in (state.order.compactMap { state.targets[$0] }, state.tracesUDP) }
     for target in targets { PathSeries.collect(target, into: &exposition) }
+    if tracesUDP { PathSeries.collect(unexpected, into: &exposition) }
   }
 }
 

@@ -42,4 +42,15 @@ enum PathSeries {
       }
     }
   }
+
+  /// The UDP tracer's ignored answers, every family and reason (0 until one comes).
+  static func collect(_ unexpected: TraceUnexpectedAnswers, into exposition: inout Exposition) {
+    let counts = Dictionary(uniqueKeysWithValues: unexpected.snapshot().map { ($0.key, $0.count) })
+    for family in IPAddress.Family.allCases {
+      for problem in TraceAnswerProblem.allCases {
+        let value = counts[TraceUnexpectedAnswers.Key(family: family, problem: problem)] ?? 0
+        exposition.add(Catalogue.pathUnexpected, LabelSet([("family", family.rawValue), ("reason", problem.rawValue)]), Double(value))
+      }
+    }
+  }
 }

@@ -4,9 +4,11 @@ import FoundationEssentials
 import Logging
 import Synchronization
 
-/// The path tracer's loop: runs each traced target's rounds — TTL-limited echo requests,
-/// several per TTL, paced — and reads the Time Exceeded, Unreachable and echo replies they
-/// cause, on raw sockets as data and on datagram sockets from the error queue.
+/// The path tracer's loop: runs each traced target's rounds — TTL-limited probes, several
+/// per TTL, paced — and reads what they cause. ICMP echo requests draw Time Exceeded,
+/// Unreachable and echo replies, on raw sockets as data and on datagram sockets from the
+/// error queue; UDP probes draw Time Exceeded and, from the destination, Port Unreachable,
+/// from the error queue of unprivileged UDP sockets.
 final class PathTracer: Sendable {
   enum Command: Sendable {
     case add(PathTarget)
@@ -18,9 +20,13 @@ final class PathTracer: Sendable {
   /// - Parameters:
   ///   - identity: the nonce and identifiers, shared with the ping engine.
   ///   - addresses: where each target's probes go now (the ping engine resolves names).
-  init(identity: ProbeIdentity, addresses: any TargetAddresses, socketErrors: ProbeSocketErrors, logger: Logger) throws(SystemError) {
+  ///   - unexpected: where answers to UDP probes that name no probe are counted.
+  init(
+    identity: ProbeIdentity, addresses: any TargetAddresses, socketErrors: ProbeSocketErrors,
+    unexpected: TraceUnexpectedAnswers, logger: Logger
+  ) throws(SystemError) {
     loop = try EventLoop(name: "path-tracer") {
-      TracerEngine(identity: identity, addresses: addresses, socketErrors: socketErrors, logger: logger)
+      TracerEngine(identity: identity, addresses: addresses, socketErrors: socketErrors, unexpected: unexpected, logger: logger)
     }
   }
 
@@ -98,18 +104,37 @@ private struct TracerEngine: LoopEngine {
   var nextRoundID: UInt64 = 0
   var pool: ICMPSocketPool
   var socketsByDescriptor: [Int32: ICMPSocket] = [:]
+  /// The UDP probes' sockets, their probes in flight, and the count of answers that named
+  /// none of them.
+  var udpPool: UDPProbeSocketPool
+  var udpSocketsByDescriptor: [Int32: UDPProbeSocket] = [:]
+  var udpProbes: UDPTraceProbeTable
+  let unexpected: TraceUnexpectedAnswers
+  /// What an error queue said about a probe.
+  enum QueuedAnswer {
+    /// A router's (or the destination network's) error.
+    case error(ICMPError.Kind)
+    /// The destination's Port Unreachable: a UDP probe reached it.
+    case destination
+  }
   /// Answers read from an error queue while a round was being sent (see `send`): applied
   /// once that round is stored again, so they do not race the sender's copy of it.
-  var deferredErrors: [(probe: TraceProbe, kind: ICMPError.Kind, source: IPAddress, time: Int64)] = []
+  var deferredErrors: [(probe: TraceProbe, answer: QueuedAnswer, source: IPAddress, time: Int64)] = []
   var request = EchoRequestBuilder()
   var buffer = [UInt8](repeating: 0, count: 65_536)
   var control = [UInt8](repeating: 0, count: 512)
 
-  init(identity: ProbeIdentity, addresses: any TargetAddresses, socketErrors: ProbeSocketErrors, logger: Logger) {
+  init(
+    identity: ProbeIdentity, addresses: any TargetAddresses, socketErrors: ProbeSocketErrors,
+    unexpected: TraceUnexpectedAnswers, logger: Logger
+  ) {
     self.identity = identity
     self.addresses = addresses
     self.logger = logger
+    self.unexpected = unexpected
     probes = TraceProbeTable(nonce: identity.nonce)
+    udpProbes = UDPTraceProbeTable(nonce: identity.nonce)
+    udpPool = UDPProbeSocketPool(logger: logger)
     budget = ProbeBudget(rate: tracerProbesPerSecond, burst: tracerProbeBurst, now: Clocks.monotonicNanoseconds())
     // Datagram sockets deliver the routers' errors on the error queue, and only if asked.
     pool = ICMPSocketPool(logger: logger, errors: socketErrors) { (socket) throws(SystemError) in
@@ -146,6 +171,14 @@ private struct TracerEngine: LoopEngine {
   }
 
   mutating func ready(_ descriptor: Int32, events: PollEvents, loop: inout LoopRegistrations<Timer>) {
+    if let socket = udpSocketsByDescriptor[descriptor] {
+      if events.contains(.error) {
+        drainErrors(from: socket)
+        applyDeferredErrors(loop: &loop)
+      }
+      if events.contains(.readable) { discardData(from: socket) }
+      return
+    }
     guard let socket = socketsByDescriptor[descriptor] else { return }
     if events.contains(.error) { readErrors(from: socket, loop: &loop) }
     if events.contains(.readable) { readReplies(from: socket, loop: &loop) }
@@ -167,6 +200,7 @@ private struct TracerEngine: LoopEngine {
     targets[slot] = nil
     active[slot] = nil
     probes.removeAll(slot: slot)
+    udpProbes.removeAll(slot: slot)
   }
 
   /// Starts a due round, unless the last is still running or the address is unknown, and
@@ -281,6 +315,7 @@ private struct TracerEngine: LoopEngine {
   /// same probe is sent again — all `probes_per_hop` leave, as they do on raw sockets.
   mutating func send(_ round: inout ActiveRound, ttl: Int, index: Int, loop: inout LoopRegistrations<Timer>) -> SendOutcome {
     let target = round.target
+    if target.trace.probeProtocol == .udp { return sendUDP(&round, ttl: ttl, index: index, loop: &loop) }
     var options = target.config.options.socketOptions
     options.ttl = 1  // set per probe; one socket serves every TTL
     let socket: ICMPSocket
@@ -397,7 +432,7 @@ private struct TracerEngine: LoopEngine {
         continue
       }
       guard let probe = probes.takeError(quoting: echo, destination: queued.destination, identifiers: nil) else { continue }
-      deferredErrors.append((probe, kind, offender, queued.kernelTimestamp ?? Clocks.realtimeNanoseconds()))
+      deferredErrors.append((probe, .error(kind), offender, queued.kernelTimestamp ?? Clocks.realtimeNanoseconds()))
     }
     return 1024
   }
@@ -407,7 +442,120 @@ private struct TracerEngine: LoopEngine {
     guard !deferredErrors.isEmpty else { return }
     let errors = deferredErrors
     deferredErrors.removeAll(keepingCapacity: true)
-    for error in errors { erred(error.probe, error.kind, from: error.source, at: error.time, loop: &loop) }
+    for error in errors {
+      switch error.answer {
+      case .error(let kind): erred(error.probe, kind, from: error.source, at: error.time, loop: &loop)
+      case .destination: answered(error.probe, from: error.source, at: error.time, loop: &loop)
+      }
+    }
+  }
+
+  // MARK: UDP probes
+
+  /// Sends one UDP probe: its flow is its ports (`UDPTraceFlow`), its identity the payload
+  /// a router quotes back. As on datagram ICMP sockets, a refused send after an answer to
+  /// an earlier probe is that answer's pending error: the error queue is read and the same
+  /// probe is sent again.
+  mutating func sendUDP(_ round: inout ActiveRound, ttl: Int, index: Int, loop: inout LoopRegistrations<Timer>) -> SendOutcome {
+    let target = round.target
+    var options = target.config.options.socketOptions
+    options.ttl = 1  // set per probe; one socket serves every TTL
+    let socket: UDPProbeSocket
+    switch udpPool.socket(family: round.address.family, options: options, now: Clocks.monotonicNanoseconds()) {
+    case .ready(let ready, let opened):
+      if opened {
+        udpSocketsByDescriptor[ready.fileDescriptor] = ready
+        loop.watch(ready.fileDescriptor)
+      }
+      socket = ready
+    case .unavailable:
+      return .noSocket
+    }
+    do { try socket.setTTL(ttl) } catch { return .refused(error.code.name) }
+    let sequence = nextSequence
+    nextSequence &+= 1
+    let port = UDPTraceFlow.destinationPort(
+      flow: target.flow, varyFlow: target.trace.varyFlow, round: round.id, ttl: ttl, index: index,
+      probesPerHop: round.probesPerHop)
+    var pendingRetries = 2
+    var resized = false
+    while true {
+      let sendTime = Clocks.realtimeNanoseconds()
+      let datagram = UDPTraceFlow.payload(
+        ProbePayload(nonce: identity.nonce, slot: target.slot, sequence: sequence, sendTimeNanoseconds: sendTime),
+        size: round.sizing.payloadSize)
+      do {
+        guard try socket.send(datagram, to: SocketAddress(round.address, port: port)) else { return .refused(Errno.wouldBlock.name) }
+      } catch {
+        if pendingRetries > 0, drainErrors(from: socket) > 0 {
+          pendingRetries -= 1
+          continue
+        }
+        if error.code == .messageTooLong, !resized, lookUpPathMTU(&round) {
+          resized = true
+          continue
+        }
+        return .refused(error.code.name)
+      }
+      udpProbes.insert(
+        TraceProbe(
+          slot: target.slot, round: round.id, ttl: ttl, index: index, sequence: sequence,
+          sendTime: sendTime, address: round.address, payloadSize: round.sizing.payloadSize,
+          sourcePort: socket.sourcePort, destinationPort: port))
+      round.outstanding += 1
+      return .sent
+    }
+  }
+
+  /// Reads a UDP socket's error queue into `deferredErrors`, counting the answers that
+  /// name no probe; returns how many entries it read (each explains a pending error).
+  @discardableResult
+  mutating func drainErrors(from socket: UDPProbeSocket) -> Int {
+    for read in 0..<1024 {
+      let queued: UDPProbeSocket.QueuedError?
+      do {
+        queued = try socket.receiveError(into: &buffer, control: &control)
+      } catch {
+        _ = socket.takePendingError()
+        return read
+      }
+      guard let queued else {
+        if read == 0 { _ = socket.takePendingError() }
+        return read
+      }
+      // Local errors (origin not ICMP) are our own sends' failures, counted where sent.
+      guard queued.error.origin == 2 || queued.error.origin == 3 else { continue }
+      guard let answer = UDPTraceAnswer.classify(queued.error, family: socket.family), let offender = queued.error.offender else {
+        unexpected.record(socket.family, .malformed)
+        continue
+      }
+      let probe: TraceProbe
+      switch udpProbes.takeAnswer(quoting: queued.quotedPayload, destination: queued.destination, sourcePort: socket.sourcePort) {
+      case .success(let taken): probe = taken
+      case .failure(let failure):
+        unexpected.record(socket.family, failure.problem)
+        continue
+      }
+      let time = queued.kernelTimestamp ?? Clocks.realtimeNanoseconds()
+      switch answer {
+      case .error(let kind):
+        deferredErrors.append((probe, .error(kind), offender, time))
+      case .portUnreachable where offender == probe.address:
+        deferredErrors.append((probe, .destination, offender, time))
+      case .portUnreachable:
+        let code = UDPTraceAnswer.portUnreachableCode(socket.family)
+        deferredErrors.append((probe, .error(.unreachable(code: code)), offender, time))
+      }
+    }
+    return 1024
+  }
+
+  /// Reads and drops the datagrams a UDP socket received: an open port at a destination
+  /// answering a probe with data. They quote no probe, so they name no hop.
+  mutating func discardData(from socket: UDPProbeSocket) {
+    for _ in 0..<1024 {
+      guard (try? socket.receiveData(into: &buffer, control: &control)) != nil else { return }
+    }
   }
 
   /// The round a matched probe belongs to, if it is still the one in progress.
@@ -467,6 +615,7 @@ private struct TracerEngine: LoopEngine {
   mutating func finish(_ round: ActiveRound, now: Int64) {
     active[round.target.slot] = nil
     probes.removeAll(slot: round.target.slot)
+    udpProbes.removeAll(slot: round.target.slot)
     publish(round, duration: Double(now - round.startedAt) / 1e9)
   }
 

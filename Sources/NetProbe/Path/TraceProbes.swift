@@ -10,8 +10,11 @@ struct TraceProbe: Sendable, Equatable {
   var sequence: UInt32
   var sendTime: Int64
   var address: IPAddress
-  /// Its ICMP payload size: a probe refused for its size is sent again smaller.
+  /// Its ICMP (or UDP) payload size: a probe refused for its size is sent again smaller.
   var payloadSize: Int
+  /// A UDP probe's ports, which name its flow (0 on ICMP probes).
+  var sourcePort: UInt16 = 0
+  var destinationPort: UInt16 = 0
 }
 
 /// The path tracer's probes in flight, by ICMP sequence, and the rules that match an echo

@@ -26,7 +26,8 @@ struct BeaconSenders: Sendable {
       jitter.reset()
     }
 
-    mutating func record(_ beacon: BeaconPayload, arrival: Int64, hostDropped: UInt64) {
+    @discardableResult
+    mutating func record(_ beacon: BeaconPayload, arrival: Int64, hostDropped: UInt64) -> SequenceEvent {
       let event: SequenceEvent
       if tracker.highestSequence != nil, !tracker.advances(beacon.sequence), beacon.sendTimeNanoseconds > newestSendTime {
         event = tracker.restart(at: beacon.sequence)
@@ -41,6 +42,7 @@ struct BeaconSenders: Sendable {
       }
       jitter.record(arrival: arrival, senderTime: beacon.sendTimeNanoseconds)
       lastArrival = arrival
+      return event
     }
   }
 
@@ -57,9 +59,11 @@ struct BeaconSenders: Sendable {
 
   /// `hostDropped` (the socket's drops just before this packet) goes to this packet's
   /// sender: exact when one sender feeds the group, a guess when several interleave.
-  mutating func record(_ beacon: BeaconPayload, arrival: Int64, hostDropped: UInt64 = 0) {
+  /// Returns what the beacon's number was to its sender's sequence.
+  @discardableResult
+  mutating func record(_ beacon: BeaconPayload, arrival: Int64, hostDropped: UInt64 = 0) -> SequenceEvent {
     let key = UInt64(beacon.senderID) << 32 | UInt64(beacon.streamID)
-    senders.record(key, arrival: arrival) { sender, _ in sender.record(beacon, arrival: arrival, hostDropped: hostDropped) }
+    return senders.record(key, arrival: arrival) { sender, _ in sender.record(beacon, arrival: arrival, hostDropped: hostDropped) }
   }
 
   /// The counters of every sender heard, those dropped from the table included.

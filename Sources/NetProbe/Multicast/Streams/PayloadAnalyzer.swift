@@ -34,6 +34,10 @@ public struct PayloadAnalyzer: Sendable {
   private var transport: MPEGTSAnalyzer?
   /// mpegts only: a datagram came inside RTP, so the RTP sequence counters apply.
   private var carriesRTP = false
+  /// What the last datagram's sequence number was to its sequence (nil when it had none:
+  /// raw, plain TS, malformed), for the per-second reception history, which places a gap's
+  /// missing numbers in time when the gap opens rather than when the counters settle it.
+  public private(set) var lastSequenceEvent: SequenceEvent?
 
   public init(config: MulticastGroupConfig) {
     self.init(
@@ -66,24 +70,25 @@ public struct PayloadAnalyzer: Sendable {
   /// `hostDropped`: datagrams the socket dropped just before this one (SO_RXQ_OVFL), which
   /// the sequence accounting does not count lost and the continuity check resynchronises on.
   public mutating func analyze(_ payload: ArraySlice<UInt8>, arrival: Int64, hostDropped: UInt64 = 0) -> PayloadVerdict {
+    lastSequenceEvent = nil
     switch format {
     case .raw:
       return .accepted(oneWayDelay: nil)
     case .beacon:
       guard let beacon = BeaconPayload(parsing: payload) else { return .malformed }
-      beacons?.record(beacon, arrival: arrival, hostDropped: hostDropped)
+      lastSequenceEvent = beacons?.record(beacon, arrival: arrival, hostDropped: hostDropped)
       let delay = reportsOneWayDelay ? arrival.difference(from: beacon.sendTimeNanoseconds) / 1e9 : nil
       return .accepted(oneWayDelay: delay)
     case .rtp:
       guard let packet = RTPPacket(parsing: payload) else { return .malformed }
-      rtp?.record(packet, arrival: arrival, hostDropped: hostDropped)
+      lastSequenceEvent = rtp?.record(packet, arrival: arrival, hostDropped: hostDropped)
       return .accepted(oneWayDelay: nil)
     case .mpegts:
       return analyzeTransportStream(payload, arrival: arrival, hostDropped: hostDropped)
     case .sequence:
       guard let sequenceField else { return .accepted(oneWayDelay: nil) }
       guard let value = sequenceField.value(in: payload) else { return .malformed }
-      fieldTracker?.record(value, hostDropped: hostDropped)
+      lastSequenceEvent = fieldTracker?.record(value, hostDropped: hostDropped)
       return .accepted(oneWayDelay: nil)
     }
   }
@@ -108,7 +113,7 @@ public struct PayloadAnalyzer: Sendable {
             inner, arrival: arrival, newSource: newSource, follows: follows,
             hostDropped: hostDropped > 0) == true
         else { return .malformed }
-        rtp?.record(packet, arrival: arrival, hostDropped: hostDropped)
+        lastSequenceEvent = rtp?.record(packet, arrival: arrival, hostDropped: hostDropped)
         carriesRTP = true
         return .accepted(oneWayDelay: nil)
       }

@@ -72,21 +72,24 @@ struct RTPStream: Sendable {
     return UInt16(truncatingIfNeeded: highest) &+ 1 == packet.sequence
   }
 
-  mutating func record(_ packet: RTPPacket, arrival: Int64, hostDropped: UInt64 = 0) {
+  /// Returns what the packet's number was to its SSRC's sequence.
+  @discardableResult
+  mutating func record(_ packet: RTPPacket, arrival: Int64, hostDropped: UInt64 = 0) -> SequenceEvent {
     let rate = configuredClockRate ?? RTPPacket.clockRate(payloadType: packet.payloadType)
-    let isNew = sources.record(UInt64(packet.ssrc), arrival: arrival) { source, isNew -> Bool in
-      source.tracker.record(UInt64(packet.sequence), hostDropped: hostDropped)
+    let (isNew, event) = sources.record(UInt64(packet.ssrc), arrival: arrival) { source, isNew -> (Bool, SequenceEvent) in
+      let event = source.tracker.record(UInt64(packet.sequence), hostDropped: hostDropped)
       source.lastArrival = arrival
       if let rate {
         if source.jitter?.clockRate != rate { source.jitter = RTPJitter(clockRate: rate) }
         source.jitter?.record(arrival: arrival, timestamp: packet.timestamp)
       }
-      return isNew
+      return (isNew, event)
     }
     if isNew && heardAny {
       ssrcChanges &+= 1
       sources.closeOut(except: UInt64(packet.ssrc))
     }
     heardAny = true
+    return event
   }
 }
