@@ -2,6 +2,7 @@
 #   make run    build (release) and serve /metrics on 127.0.0.1:9469 with config/netprobe.yml (loopback only)
 #   make test   unit tests, the deploy/ checks, then the end-to-end and lab tests (the lab ones need root)
 #   make bench  benchmarks: printed figures, never pass/fail (BENCH_ARGS go to ping_bench.py,
+#               SCRAPE_BENCH_ARGS to scrape_bench.py, e.g. SCRAPE_BENCH_ARGS=--targets=10000,
 #               MCAST_BENCH_ARGS to multicast_bench.py, e.g. MCAST_BENCH_ARGS=--rates=100000,200000)
 #   make lint   a warning-free build, swift format on every Swift file, promtool on the shipped rules
 #   make fuzz   a million random and mutated inputs through every parser of untrusted bytes
@@ -13,6 +14,7 @@ LISTEN     ?= 127.0.0.1:9469
 FUZZ_RUNS  ?= 1000000
 FUZZ_SEED  ?= 1
 BENCH_ARGS ?=
+SCRAPE_BENCH_ARGS ?=
 MCAST_BENCH_ARGS ?=
 
 .PHONY: all build release run test unit-test e2e-test bench lint fuzz embed clean
@@ -43,6 +45,7 @@ bench:
 	$(SWIFT) build $(RELEASE)
 	cd Benchmarks && $(SWIFT) run -c release netprobe-bench
 	python3 Benchmarks/ping_bench.py --netprobe-binary .build/release/netprobe_exporter $(BENCH_ARGS)
+	python3 Benchmarks/scrape_bench.py --netprobe-binary .build/release/netprobe_exporter $(SCRAPE_BENCH_ARGS)
 	python3 Benchmarks/multicast_bench.py --netprobe-binary .build/release/netprobe_exporter $(MCAST_BENCH_ARGS)
 
 lint:

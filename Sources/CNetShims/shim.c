@@ -35,12 +35,6 @@ unsigned char *cns_cmsg_data(struct cmsghdr *cmsg) { return CMSG_DATA(cmsg); }
 size_t cns_cmsg_space(size_t length) { return CMSG_SPACE(length); }
 size_t cns_cmsg_len(size_t length) { return CMSG_LEN(length); }
 
-size_t cns_gzip_bound(size_t length) {
-  // deflateBound plus the 18-byte gzip header and trailer, with room to spare.
-  return compressBound((uLong)length) + 64;
-}
-
-
 void *cns_gzip_begin(int level) {
   z_stream *stream = calloc(1, sizeof *stream);
   if (!stream) return NULL;
@@ -51,28 +45,24 @@ void *cns_gzip_begin(int level) {
   return stream;
 }
 
-// The output is one buffer for the whole stream: each call continues where total_out is.
-int cns_gzip_feed(void *opaque, const uint8_t *input, size_t length, uint8_t *output, size_t capacity) {
+int cns_gzip_step(void *opaque, const uint8_t *input, size_t length, size_t *consumed, uint8_t *output, size_t capacity,
+                  int finish, size_t *written) {
   z_stream *stream = opaque;
   stream->next_in = (Bytef *)input;
   stream->avail_in = (uInt)length;
-  stream->next_out = output + stream->total_out;
-  stream->avail_out = (uInt)(capacity - stream->total_out);
-  int rc = deflate(stream, Z_NO_FLUSH);
-  return (rc == Z_OK || rc == Z_BUF_ERROR) && stream->avail_in == 0 ? 0 : -1;
+  stream->next_out = output;
+  stream->avail_out = (uInt)capacity;
+  int rc = deflate(stream, finish ? Z_FINISH : Z_NO_FLUSH);
+  *consumed = length - stream->avail_in;
+  *written = capacity - stream->avail_out;
+  if (rc == Z_STREAM_END) return 1;
+  return rc == Z_OK || rc == Z_BUF_ERROR ? 0 : -1;
 }
 
-long cns_gzip_finish(void *opaque, uint8_t *output, size_t capacity) {
+void cns_gzip_end(void *opaque) {
   z_stream *stream = opaque;
-  stream->next_in = NULL;
-  stream->avail_in = 0;
-  stream->next_out = output + stream->total_out;
-  stream->avail_out = (uInt)(capacity - stream->total_out);
-  int rc = deflate(stream, Z_FINISH);
-  long written = (long)stream->total_out;
   deflateEnd(stream);
   free(stream);
-  return rc == Z_STREAM_END ? written : -1;
 }
 
 #ifndef NETPROBE_REVISION

@@ -17,7 +17,8 @@ import Testing
     #expect(core1.options.trace.enabled)
     #expect(core1.options.trace.interval == .seconds(60))
     #expect(core1.options.labels == [Label("region", "eu-west"), Label("role", "core"), Label("site", "fra-1")])
-    #expect(core1.location == SourceLocation(line: 34, column: 5))
+    #expect(core1.location == SourceLocation(line: 38, column: 5))
+    #expect(core1.options.series == SeriesChoice())
 
     let core2 = config.targets[1]
     #expect(core2.options.interval == .milliseconds(500))
@@ -32,6 +33,7 @@ import Testing
     let jumbo = config.targets[3]
     #expect(jumbo.options.payloadSize == 8972 && jumbo.options.dontFragment && jumbo.options.ttl == 32)
     #expect(jumbo.options.source == IPAddress("198.18.0.2") && jumbo.options.interface == "eth1")
+    #expect(!jumbo.options.series.classicBuckets && !jumbo.options.series.windowGauges && jumbo.options.series.hopSeries)
 
     #expect(config.multicast.count == 5)
     let ssm = config.multicast[1]

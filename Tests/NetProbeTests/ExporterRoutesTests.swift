@@ -41,7 +41,7 @@ struct RoutesFixture {
     routes.respond(to: HTTPRequest(method: method, path: path, headers: [("host", "x")]))
   }
 
-  func metricsText() -> String { String(decoding: request("GET", "/metrics").body, as: UTF8.self) }
+  func metricsText() -> String { String(decoding: request("GET", "/metrics").allBytes, as: UTF8.self) }
 }
 
 @Suite struct ExporterRoutesTests {

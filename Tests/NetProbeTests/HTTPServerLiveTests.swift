@@ -31,7 +31,7 @@ import Testing
       )
       #expect(connection.readResponse()?.text == "Healthy.\n")
       let head = try #require(connection.readResponse(head: true))
-      #expect(head.status == 200 && head.body.isEmpty && Int(head.headers["content-length"] ?? "") ?? 0 > 100)
+      #expect(head.status == 200 && head.body.isEmpty && head.headers["transfer-encoding"] == "chunked")
       #expect(connection.readResponse()?.status == 404)
       #expect(connection.isClosedByServer())
     }
@@ -53,6 +53,77 @@ import Testing
     let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: LargeBodyHandler(), options: options)
     server.start()
     return server
+  }
+
+  /// A streamed body of `pieces` pieces of `pieceBytes`, counting what it has made.
+  final class CountingBody: BodyStream, @unchecked Sendable {
+    let pieces: Int
+    let pieceBytes: Int
+    let made = Mutex(0)
+    init(pieces: Int, pieceBytes: Int) {
+      self.pieces = pieces
+      self.pieceBytes = pieceBytes
+    }
+    func next() -> [UInt8]? {
+      made.withLock { made in
+        guard made < pieces else { return nil }
+        made += 1
+        return [UInt8](repeating: UInt8(ascii: "a") + UInt8(made % 26), count: pieceBytes)
+      }
+    }
+  }
+
+  struct StreamingHandler: HTTPHandler {
+    let body: CountingBody
+    func respond(to request: HTTPRequest) -> HTTPResponse { HTTPResponse(.ok, stream: body) }
+    func handlerLabel(for request: HTTPRequest) -> String { "metrics" }
+  }
+
+  /// A streamed body goes out in chunks (HTTP/1.1) as it is made, whole and in order, and
+  /// the connection stays open for the next request; HTTP/1.0 gets it up to the close.
+  @Test func streamsABodyInChunksAndToTheCloseForHTTP10() throws {
+    let body = CountingBody(pieces: 40, pieceBytes: 10_000)
+    let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: StreamingHandler(body: body))
+    server.start()
+    defer { server.stop() }
+    let expected = (1...40).flatMap { [UInt8](repeating: UInt8(ascii: "a") + UInt8($0 % 26), count: 10_000) }
+    let connection = try TestConnection(port: server.localAddress.port)
+    connection.send("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+    let response = try #require(connection.readResponse())
+    #expect(response.status == 200 && response.headers["transfer-encoding"] == "chunked" && response.headers["content-length"] == nil)
+    #expect(response.chunkSizes == [Int](repeating: 10_000, count: 40) + [0])
+    #expect(response.body == expected)
+    #expect(response.headers["connection"] == "keep-alive")
+
+    let old = CountingBody(pieces: 3, pieceBytes: 1000)
+    let server10 = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: StreamingHandler(body: old))
+    server10.start()
+    defer { server10.stop() }
+    let connection10 = try TestConnection(port: server10.localAddress.port)
+    connection10.send("GET /metrics HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    let response10 = try #require(connection10.readResponse())
+    #expect(response10.headers["connection"] == "close" && response10.headers["transfer-encoding"] == nil)
+    #expect(response10.body.count == 3000)
+  }
+
+  /// Backpressure: a client that does not read makes the server stop making the body once
+  /// the socket buffers are full — it holds a piece, not the 200 MB it would come to — and
+  /// a client that reads gets all of it.
+  @Test func aReaderThatDoesNotReadStopsTheBodyBeingMade() throws {
+    let body = CountingBody(pieces: 200, pieceBytes: 1 << 20)
+    let server = try HTTPServer(address: SocketAddress(.v4(0x7F00_0001), port: 0), handler: StreamingHandler(body: body))
+    server.start()
+    defer { server.stop() }
+    let stalled = try TestConnection(port: server.localAddress.port)
+    stalled.send("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+    Thread.sleep(forTimeInterval: 0.5)
+    let madeWhileStalled = body.made.withLock { $0 }
+    // The socket buffers of both ends take a few MB (pieces of 1 MB) before the sender blocks.
+    #expect(madeWhileStalled > 0 && madeWhileStalled < 20, "\(madeWhileStalled) pieces made for a reader that reads nothing")
+    Thread.sleep(forTimeInterval: 0.3)
+    #expect(body.made.withLock { $0 } == madeWhileStalled, "the body went on being made")
+    let response = try #require(stalled.readResponse())
+    #expect(response.body.count == 200 << 20)
   }
 
   /// Clients that ask and never read hold their responses; past the budget a new request

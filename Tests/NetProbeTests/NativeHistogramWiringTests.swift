@@ -45,7 +45,7 @@ import Testing
     #expect(response.header("Vary") == "Accept")
     // The first family, netprobe_build_info: its length as a varint (bytes with the high bit
     // set, then one without), then field 1, its name.
-    let body = response.body
+    let body = response.allBytes
     let name = Array("netprobe_build_info".utf8)
     let start = body.prefix { $0 >= 0x80 }.count + 1
     #expect(Array(body[start..<start + 2 + name.count]) == [0x0A, UInt8(name.count)] + name)

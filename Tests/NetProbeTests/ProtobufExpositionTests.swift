@@ -7,7 +7,7 @@ import Testing
 /// (`Tests/lab/test_native_histograms.py`) has Prometheus and the Pushgateway decode it.
 @Suite struct ProtobufExpositionTests {
   @Test func gaugeFamilyBytes() {
-    var exposition = Exposition(format: .protobuf)
+    var exposition = Exposition()
     exposition.add(MetricFamily("g", .gauge, "h", labels: ["a"]), LabelSet([("a", "b")]), 1.5)
     let expected: [UInt8] = [
       0x1D,  // the MetricFamily's length, 29
@@ -18,11 +18,11 @@ import Testing
       0x0A, 0x06, 0x0A, 0x01, 0x61, 0x12, 0x01, 0x62,  // label (1): LabelPair name "a", value "b"
       0x12, 0x09, 0x09, 0, 0, 0, 0, 0, 0, 0xF8, 0x3F,  // gauge (2): value (1) 1.5 = 0x3FF8000000000000
     ]
-    #expect(exposition.render() == expected)
+    #expect(exposition.render(as: ProtobufEncoder()) == expected)
   }
 
   @Test func counterUsesTheCounterField() {
-    var exposition = Exposition(format: .protobuf)
+    var exposition = Exposition()
     exposition.add(MetricFamily("c_total", .counter, ""), .empty, 2)
     let expected: [UInt8] = [
       0x1A,  // 26 bytes
@@ -32,14 +32,14 @@ import Testing
       0x22, 0x0B,  // metric, 11 bytes
       0x1A, 0x09, 0x09, 0, 0, 0, 0, 0, 0, 0, 0x40,  // counter (3): value 2.0 = 0x4000000000000000
     ]
-    #expect(exposition.render() == expected)
+    #expect(exposition.render(as: ProtobufEncoder()) == expected)
   }
 
   @Test func nativeHistogramBytes() {
     var native = NativeHistogram(NativeHistogramSettings())
     native.record(1)
     let snapshot = HistogramSnapshot(upperBounds: [1], bucketCounts: [1], sum: 1, count: 1, native: native)
-    var exposition = Exposition(format: .protobuf)
+    var exposition = Exposition()
     exposition.addHistogram(MetricFamily("h", .histogram, ""), .empty, snapshot)
     let one: [UInt8] = [0, 0, 0, 0, 0, 0, 0xF0, 0x3F]  // 1.0 = 0x3FF0000000000000
     let threshold: [UInt8] = [0, 0, 0, 0, 0, 0, 0xF0, 0x37]  // 2^-128 = 0x37F0000000000000
@@ -53,7 +53,7 @@ import Testing
     histogram += [0x68, 0x02]  // positive_delta (13): +1, zigzag 2
     #expect(histogram.count == 45)
     let expected: [UInt8] = [0x38, 0x0A, 0x01, 0x68, 0x12, 0x00, 0x18, 0x04, 0x22, 0x2F, 0x3A, 0x2D] + histogram
-    #expect(exposition.render() == expected)
+    #expect(exposition.render(as: ProtobufEncoder()) == expected)
   }
 
   @Test func emptyNativeHistogramIsStillMarkedNative() {
@@ -135,9 +135,10 @@ import Testing
   }
 
   @Test func pushBodiesSayTheirFormat() {
-    let protobuf = PushBody([[1, 2]], format: .protobuf, gzip: false)
-    #expect(protobuf.headers == ["Content-Type: \(ProtobufExposition.contentType)"])
-    #expect(PushBody([[1]], gzip: false).headers == ["Content-Type: text/plain; version=0.0.4; charset=utf-8"])
+    let protobuf = PushBody(gzip: false, format: .protobuf, source: { BufferedBody([[1, 2]]) }).open()
+    #expect(protobuf.headers == ["Content-Type: \(ProtobufExposition.contentType)", "Transfer-Encoding: chunked"])
+    let text = PushBody(gzip: false, source: { BufferedBody([[1]]) }).open()
+    #expect(text.headers == ["Content-Type: text/plain; version=0.0.4; charset=utf-8", "Transfer-Encoding: chunked"])
     // The push follows ping.native_histograms: protobuf only when they are on.
     var config = NetProbeConfig()
     #expect(PushTarget.format(for: config) == .text)

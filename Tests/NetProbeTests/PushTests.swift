@@ -256,21 +256,25 @@ import Testing
 
   @Test func aGzippedBodySaysSoAndAnUncompressedOneDoesNot() throws {
     let parts = [Array("# HELP a x\n# TYPE a gauge\n".utf8), Array(String(repeating: "a 1\n", count: 500).utf8), []]
-    let gzipped = PushBody(parts, gzip: true)
+    func drain(_ stream: any BodyStream) -> [UInt8] {
+      var bytes: [UInt8] = []
+      while let piece = stream.next() { bytes += piece }
+      return bytes
+    }
+    let gzipped = PushBody(gzip: true, source: { BufferedBody(parts) }).open()
     #expect(gzipped.gzipped && !gzipped.compressionFailed)
-    #expect(gzipped.headers.contains("Content-Encoding: gzip"))
-    #expect(gzipped.parts.count == 1)
-    let (status, output) = try run("/bin/gzip", ["-dc"], input: Data(gzipped.parts[0]))
+    #expect(gzipped.headers.contains("Content-Encoding: gzip") && gzipped.headers.contains("Transfer-Encoding: chunked"))
+    let (status, output) = try run("/bin/gzip", ["-dc"], input: Data(drain(gzipped.stream)))
     #expect(status == 0 && Array(output) == parts.flatMap { $0 })
 
-    let plain = PushBody(parts, gzip: false)
-    #expect(plain.parts == parts && !plain.headers.contains { $0.hasPrefix("Content-Encoding") })
+    let plain = PushBody(gzip: false, source: { BufferedBody(parts) }).open()
+    #expect(drain(plain.stream) == parts.flatMap { $0 } && !plain.headers.contains { $0.hasPrefix("Content-Encoding") })
 
     // zlib failing (out of memory) must not leave the header on a plain body.
-    let failed = PushBody(parts, gzip: true, compress: { _ in nil })
+    let failed = PushBody(gzip: true, source: { BufferedBody(parts) }, compress: { _ in nil }).open()
     #expect(!failed.gzipped && failed.compressionFailed)
-    #expect(failed.parts == parts)
-    #expect(failed.headers == ["Content-Type: \(Exposition.contentType)"])
+    #expect(drain(failed.stream) == parts.flatMap { $0 })
+    #expect(failed.headers == ["Content-Type: \(Exposition.contentType)", "Transfer-Encoding: chunked"])
   }
 
   @Test func thePasswordIsReadFromItsFileAtEachRequestWithoutTheLineBreak() throws {
@@ -302,26 +306,51 @@ import Testing
     #expect(PushTarget(config, hostName: "host-a").groupURL == "http://gw:9091/metrics/job/netprobe/site@base64/=")
   }
 
-  @Test func theTransferReadsPartsInAnyChunkSizeAndSeeksBack() {
+  @Test func theTransferReadsPiecesInAnyChunkSizeAndStartsAgainOnlyFromTheStart() {
     let parts: [[UInt8]] = [Array("abc".utf8), [], Array("defgh".utf8), Array("i".utf8)]
-    let transfer = CurlSession.Transfer(body: parts)
-    #expect(transfer.bodySize == 9)
-    var chunk = [UInt8](repeating: 0, count: 2)
-    var read: [UInt8] = []
-    while true {
-      let count = chunk.withUnsafeMutableBytes { transfer.read(into: $0) }
-      if count == 0 { break }
-      read += chunk[0..<count]
+    let made = Mutex(0)
+    let transfer = CurlSession.Transfer(
+      body: BufferedBody(parts),
+      restart: {
+        made.withLock { $0 += 1 }
+        return BufferedBody(parts)
+      })
+    func readAll() -> String {
+      var chunk = [UInt8](repeating: 0, count: 2)
+      var read: [UInt8] = []
+      while true {
+        let count = chunk.withUnsafeMutableBytes { transfer.read(into: $0) }
+        if count == 0 { break }
+        read += chunk[0..<count]
+      }
+      return String(decoding: read, as: UTF8.self)
     }
-    #expect(String(decoding: read, as: UTF8.self) == "abcdefghi")
-    #expect(transfer.seek(to: 4))
-    var rest = [UInt8](repeating: 0, count: 16)
-    let count = rest.withUnsafeMutableBytes { transfer.read(into: $0) }
-    #expect(String(decoding: rest[0..<count], as: UTF8.self) == "efghi")
-    #expect(transfer.seek(to: 9))
-    #expect(rest.withUnsafeMutableBytes { transfer.read(into: $0) } == 0)
-    #expect(!transfer.seek(to: 10))
-    #expect(!transfer.seek(to: -1))
+    #expect(readAll() == "abcdefghi")
+    // The body is made as it is read: only its start can be reached again, by making it anew.
+    #expect(!transfer.seek(to: 4))
+    #expect(transfer.seek(to: 9) && made.withLock { $0 } == 0)
+    #expect(transfer.seek(to: 0) && made.withLock { $0 } == 1)
+    #expect(readAll() == "abcdefghi")
+    // Without a way to make it again, a body read past its start cannot be sent again.
+    let once = CurlSession.Transfer(body: BufferedBody(parts), restart: nil)
+    var byte = [UInt8](repeating: 0, count: 1)
+    #expect(byte.withUnsafeMutableBytes { once.read(into: $0) } == 1)
+    #expect(!once.seek(to: 0))
+  }
+
+  /// The payload of a chunked body (RFC 9112 7.1), without extensions or trailers.
+  static func dechunked(_ text: String) -> String? {
+    var rest = Array(text.utf8)[...]
+    var payload: [UInt8] = []
+    while let lineEnd = rest.firstRange(of: Array("\r\n".utf8)) {
+      guard let size = Int(String(decoding: rest[..<lineEnd.lowerBound], as: UTF8.self), radix: 16) else { return nil }
+      rest = rest[lineEnd.upperBound...]
+      if size == 0 { return Array(rest) == Array("\r\n".utf8) ? String(decoding: payload, as: UTF8.self) : nil }
+      guard rest.count >= size + 2 else { return nil }
+      payload += rest.prefix(size)
+      rest = rest.dropFirst(size + 2)
+    }
+    return nil
   }
 
   /// A real PUT through libcurl to a one-shot HTTP listener on loopback: the method, path,
@@ -339,7 +368,7 @@ import Testing
       guard (try? Poller.poll(&entry, timeoutMilliseconds: 5000)) == 1, let connection = try? listener.accept() else { return }
       var buffer = [UInt8](repeating: 0, count: 65536)
       var data: [UInt8] = []
-      while !String(decoding: data, as: UTF8.self).hasSuffix("# end\n") {
+      while !String(decoding: data, as: UTF8.self).hasSuffix("\r\n0\r\n\r\n") {
         var wait = [pollfd(fd: connection.fileDescriptor, events: Int16(POLLIN), revents: 0)]
         guard (try? Poller.poll(&wait, timeoutMilliseconds: 5000)) == 1,
           case .bytes(let count) = try? buffer.withUnsafeMutableBytes({ try connection.receive(into: $0) })
@@ -351,13 +380,13 @@ import Testing
       _ = try? reply.withUnsafeBytes { try connection.send($0) }
     }.start()
     let session = try CurlSession()
-    // Parts as the exposition gives them, an empty one among them: sent in order, not joined.
-    let body = [Array(String(repeating: "x", count: 2_000_000).utf8), [], Array("\n# end\n".utf8)]
+    // Pieces as the exposition gives them, an empty one among them: sent in order as made.
+    let body = BufferedBody([Array(String(repeating: "x", count: 2_000_000).utf8), [], Array("\n# end\n".utf8)])
     let start = ContinuousClock.now
     let result = session.perform(
       CurlRequest(
         method: "PUT", url: "http://127.0.0.1:\(port)/metrics/job/j", body: body,
-        headers: ["Content-Type: text/plain"], connectTimeout: .seconds(2), totalTimeout: .seconds(5),
+        headers: ["Content-Type: text/plain", "Transfer-Encoding: chunked"], connectTimeout: .seconds(2), totalTimeout: .seconds(5),
         username: "u", password: "p"))
     done.wait()
     #expect(try result.get().status == 200)
@@ -365,10 +394,11 @@ import Testing
     #expect(ContinuousClock.now - start < .milliseconds(900))
     let request = String(decoding: received.withLock { $0 }, as: UTF8.self)
     #expect(request.hasPrefix("PUT /metrics/job/j HTTP/1.1\r\n"))
-    #expect(request.contains("Content-Length: 2000007\r\n"))
+    #expect(request.contains("Transfer-Encoding: chunked\r\n") && !request.contains("Content-Length"))
     #expect(request.contains("Authorization: Basic dTpw\r\n"))
     #expect(!request.lowercased().contains("expect:"))
-    #expect(request.hasSuffix("\r\n\r\n" + String(repeating: "x", count: 2_000_000) + "\n# end\n"))
+    let head = request.range(of: "\r\n\r\n")!
+    #expect(Self.dechunked(String(request[head.upperBound...])) == String(repeating: "x", count: 2_000_000) + "\n# end\n")
   }
 
   @Test func curlReportsItsOwnErrorText() throws {
@@ -376,7 +406,7 @@ import Testing
     // Port 1 on loopback: nothing listens there, the connection is refused at once.
     let result = session.perform(
       CurlRequest(
-        method: "PUT", url: "http://127.0.0.1:1/metrics/job/j", body: [[1]],
+        method: "PUT", url: "http://127.0.0.1:1/metrics/job/j", body: BufferedBody([[1]]),
         connectTimeout: .seconds(1), totalTimeout: .seconds(2)))
     guard case .failure(let failure) = result else {
       Issue.record("a push to a closed port succeeded")
@@ -398,7 +428,7 @@ import Testing
     let start = ContinuousClock.now
     let result = session.perform(
       CurlRequest(
-        method: "PUT", url: "http://127.0.0.1:\(port)/metrics/job/j", body: [Array("a 1\n".utf8)],
+        method: "PUT", url: "http://127.0.0.1:\(port)/metrics/job/j", body: BufferedBody([Array("a 1\n".utf8)]),
         connectTimeout: .seconds(10), totalTimeout: .seconds(10)),
       abandon: { ContinuousClock.now - start > .milliseconds(300) })
     let elapsed = ContinuousClock.now - start

@@ -70,7 +70,9 @@ final class TestConnection: @unchecked Sendable {
     }
   }
 
-  /// Reads one response: head, then a body of Content-Length bytes (none for HEAD).
+  /// Reads one response: head, then a body of Content-Length bytes, or chunks
+  /// (`Transfer-Encoding: chunked`, decoded; `chunkSizes` lists them), or up to the end of
+  /// the stream when the response has neither; none for HEAD.
   func readResponse(head: Bool = false) -> TestResponse? {
     var buffer: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
@@ -85,13 +87,41 @@ final class TestConnection: @unchecked Sendable {
           let parts = line.split(separator: ":", maxSplits: 1)
           if parts.count == 2 { headers[parts[0].lowercased()] = parts[1].trimmingCharacters(in: .whitespaces) }
         }
-        let length = head ? 0 : Int(headers["content-length"] ?? "0") ?? 0
         var body = Array(buffer[end.upperBound...])
-        while body.count < length {
-          let count = recv(fd, &chunk, chunk.count, 0)
-          if count <= 0 { return nil }
-          body += chunk[0..<count]
+        /// Reads until `body` holds at least `count` bytes; false at the end of the stream.
+        func fill(_ count: Int) -> Bool {
+          while body.count < count {
+            let received = recv(fd, &chunk, chunk.count, 0)
+            if received <= 0 { return false }
+            body += chunk[0..<received]
+          }
+          return true
         }
+        if !head, headers["transfer-encoding"] == "chunked" {
+          var payload: [UInt8] = []
+          var sizes: [Int] = []
+          while true {
+            while body.firstRange(of: Array("\r\n".utf8)) == nil {
+              guard fill(body.count + 1) else { return nil }
+            }
+            let lineEnd = body.firstRange(of: Array("\r\n".utf8))!
+            guard let size = Int(String(decoding: body[..<lineEnd.lowerBound], as: UTF8.self), radix: 16) else { return nil }
+            body.removeFirst(lineEnd.upperBound)
+            guard fill(size + 2), body[size] == UInt8(ascii: "\r"), body[size + 1] == UInt8(ascii: "\n") else { return nil }
+            sizes.append(size)
+            payload += body[..<size]
+            body.removeFirst(size + 2)
+            if size == 0 { break }
+          }
+          leftover = body
+          return TestResponse(status: status, headers: headers, body: payload, chunkSizes: sizes)
+        }
+        if !head, headers["content-length"] == nil {
+          while fill(body.count + 1) {}
+          return TestResponse(status: status, headers: headers, body: body)
+        }
+        let length = head ? 0 : Int(headers["content-length"] ?? "0") ?? 0
+        guard fill(length) else { return nil }
         leftover = Array(body[length...])
         return TestResponse(status: status, headers: headers, body: Array(body[..<length]))
       }
@@ -133,6 +163,8 @@ struct TestResponse {
   var status: Int
   var headers: [String: String]
   var body: [UInt8]
+  /// The sizes of a chunked body's chunks, the last (0) included; empty otherwise.
+  var chunkSizes: [Int] = []
   var text: String { String(decoding: body, as: UTF8.self) }
 }
 

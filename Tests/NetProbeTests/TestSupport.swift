@@ -36,3 +36,13 @@ func run(_ executable: String, _ arguments: [String], input: Data? = nil) throws
   process.waitUntilExit()
   return (process.terminationStatus, data)
 }
+
+extension HTTPResponse {
+  /// The whole body: the parts, or everything a streamed body gives (which it consumes).
+  var allBytes: [UInt8] {
+    guard let stream = bodyStream else { return body }
+    var bytes: [UInt8] = []
+    while let piece = stream.next() { bytes += piece }
+    return bytes
+  }
+}

@@ -38,14 +38,14 @@ unsigned char *cns_cmsg_data(struct cmsghdr *cmsg);
 size_t cns_cmsg_space(size_t length);
 size_t cns_cmsg_len(size_t length);
 
-/// gzip (a member with header and trailer, level 1..9) over one or more input buffers in
-/// order: begin, feed each buffer, finish. The output is one buffer of `capacity` bytes for
-/// the whole stream; `cns_gzip_bound` of the total input always suffices. feed returns 0,
-/// or -1 on failure; finish frees the stream and returns the bytes written, or -1.
+/// gzip (a member with header and trailer, level 1..9), begun with `cns_gzip_begin`.
 void *cns_gzip_begin(int level);
-int cns_gzip_feed(void *stream, const uint8_t *input, size_t length, uint8_t *output, size_t capacity);
-long cns_gzip_finish(void *stream, uint8_t *output, size_t capacity);
-size_t cns_gzip_bound(size_t length);
+/// Streaming: deflates up to `length` input bytes into `output` (room for `capacity`),
+/// with Z_FINISH when `finish`. Sets *consumed and *written; returns 0 to go on, 1 when
+/// the stream has ended (finish), -1 on a zlib error. `cns_gzip_end` frees the stream.
+int cns_gzip_step(void *stream, const uint8_t *input, size_t length, size_t *consumed, uint8_t *output, size_t capacity,
+                  int finish, size_t *written);
+void cns_gzip_end(void *stream);
 
 /// malloc_trim(3) from <malloc.h>, which Swift's Glibc module does not include.
 int cns_malloc_trim(size_t pad);

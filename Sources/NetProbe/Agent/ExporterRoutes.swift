@@ -58,10 +58,9 @@ public struct ExporterRoutes: HTTPHandler {
     case .metrics:
       return readOnly(request) {
         let format = ExpositionFormat.negotiate(accept: request.header("accept"))
-        var response = HTTPResponse(.ok, headers: [("Content-Type", format.contentType)], bodyParts: registry.renderParts(format: format))
+        let body = registry.stream(as: format.encoder())
         // The body depends on Accept (text or protobuf): a cache must not serve one for the other.
-        response.headers.append(("Vary", "Accept"))
-        return response
+        return HTTPResponse(.ok, headers: [("Content-Type", body.contentType), ("Vary", "Accept")], stream: body)
       }
     case .healthy:
       return readOnly(request) { .text(.ok, "Healthy.\n") }

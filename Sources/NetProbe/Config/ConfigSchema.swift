@@ -9,8 +9,9 @@ public enum ConfigSchema {
   static let topLevelKeys = ["defaults", "ping", "targets", "multicast", "beacons", "querier_watch", "push", "target_files"]
   static let probeKeys = [
     "interval", "timeout", "payload_size", "ttl", "tos", "dont_fragment", "source", "interface",
-    "family", "socket", "window", "dns_refresh", "trace", "labels",
+    "family", "socket", "window", "dns_refresh", "trace", "labels", "series",
   ]
+  static let seriesKeys = ["classic_buckets", "window_gauges", "hop_series"]
   static let traceKeys = ["enabled", "interval", "max_hops", "probes_per_hop", "confirm_rounds", "vary_flow", "protocol"]
   static let groupKeys = [
     "name", "group", "port", "interface", "sources", "format", "sequence", "clock_rate",
@@ -87,6 +88,7 @@ public enum ConfigSchema {
       options.dnsRefresh = reader.duration(v, min: .seconds(1), max: .seconds(86_400)) ?? options.dnsRefresh
     }
     if let v = map["trace"]?.value { options.trace = trace(v, "\(path).trace", base: options.trace, isTarget: isTarget, &reader) }
+    if let v = map["series"]?.value { options.series = series(v, "\(path).series", base: options.series, &reader) }
     if let v = map["labels"]?.value {
       let own = reader.labels(v, "\(path).labels", reserved: reservedTargetLabels)
       options.labels = options.labels.filter { label in !own.contains { $0.name == label.name } } + own
@@ -95,6 +97,16 @@ public enum ConfigSchema {
       reader.error(v.location, "source address \(source) cannot be used to send: expected a unicast address of this host")
     }
     return options
+  }
+
+  /// `series`: a mapping of switches over `base` (a target's start from `defaults`).
+  static func series(_ node: YAMLNode, _ path: String, base: SeriesChoice, _ reader: inout SchemaReader) -> SeriesChoice {
+    var choice = base
+    guard let map = reader.mapping(node, path, allowed: seriesKeys) else { return base }
+    if let v = map["classic_buckets"]?.value { choice.classicBuckets = reader.boolean(v) ?? choice.classicBuckets }
+    if let v = map["window_gauges"]?.value { choice.windowGauges = reader.boolean(v) ?? choice.windowGauges }
+    if let v = map["hop_series"]?.value { choice.hopSeries = reader.boolean(v) ?? choice.hopSeries }
+    return choice
   }
 
   /// `trace: true`, `trace: false`, or a mapping of trace settings. In a target a mapping

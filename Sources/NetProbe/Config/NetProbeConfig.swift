@@ -65,6 +65,7 @@ public struct ProbeOptions: Sendable, Equatable {
     var dnsRefresh: Duration = .seconds(300)
     var trace: TraceOptions = TraceOptions()
     var labels: [Label] = []
+    var series: SeriesChoice = SeriesChoice()
   }
 
   /// Written only while uniquely referenced (`modify`), so sharing it between threads is
@@ -161,6 +162,32 @@ public struct ProbeOptions: Sendable, Equatable {
     get { storage.values.labels }
     set { modify { $0.labels = newValue } }
   }
+
+  /// Which of the target's optional families are exported.
+  public var series: SeriesChoice {
+    get { storage.values.series }
+    set { modify { $0.series = newValue } }
+  }
+}
+
+/// The families an operator may turn off per target, because each multiplies by targets
+/// and every series costs Prometheus memory: at 10,000 targets one series per target is
+/// 10,000 series. Turning one off changes what is exported, never what is measured, so a
+/// reload that flips a switch keeps the target's counters (`measuresSameAs` ignores it).
+/// Every switch is on by default: a configuration without `series` exports what it always did.
+public struct SeriesChoice: Sendable, Equatable {
+  /// The `le` buckets of `netprobe_ping_rtt_seconds`. Off, the histogram keeps only its
+  /// `+Inf` bucket, `_sum` and `_count` (mean RTT from `rate`), as a client library
+  /// exposes a histogram without classic buckets in the text format.
+  public var classicBuckets = true
+  /// The window gauges: `netprobe_ping_window_probes`, `_loss_ratio`, `_rtt_min_seconds`,
+  /// `_rtt_mean_seconds`, `_rtt_max_seconds`, `_rtt_stddev_seconds` and `_jitter_seconds`.
+  public var windowGauges = true
+  /// The per-hop path families: `netprobe_path_hop_info`, `_hop_rtt_seconds` and
+  /// `_hop_loss_ratio` (one series per hop, or per responder, of each traced target).
+  public var hopSeries = true
+
+  public init() {}
 }
 
 /// Path tracing settings (TTL-limited probes).

@@ -1,7 +1,7 @@
 import CNetShims
 
-/// gzip through zlib (the C shim holds the `deflateInit2` macro). Level 1: a 2 MB
-/// exposition shrinks about tenfold at a fraction of level 6's CPU.
+/// gzip through zlib (the C shim holds the `deflateInit2` macro). Level 1: an exposition
+/// shrinks about tenfold at a fraction of level 6's CPU.
 public enum Gzip {
   public static func compress(_ input: [UInt8], level: Int32 = 1) -> [UInt8]? {
     compress(parts: [input], level: level)
@@ -9,26 +9,82 @@ public enum Gzip {
 
   /// One gzip stream over `parts` in order, as if they were one buffer.
   public static func compress(parts: [[UInt8]], level: Int32 = 1) -> [UInt8]? {
-    let capacity = cns_gzip_bound(parts.reduce(0) { $0 + $1.count })
-    // Uninitialised: the bound is about the input's size (38 MB at 10,000 targets) but the
-    // output a tenth of it; zero-filling would make every page of the bound resident.
-    var failed = false
-    let output = [UInt8](unsafeUninitializedCapacity: capacity) { destination, count in
-      guard let stream = cns_gzip_begin(level) else {
-        failed = true
-        count = 0
-        return
+    guard let stream = GzipStream(BufferedBody(parts), level: level) else { return nil }
+    var output: [UInt8] = []
+    while let piece = stream.next() { output += piece }
+    return stream.failed ? nil : output
+  }
+}
+
+/// gzip over a stream: each piece the source gives is deflated as it comes, and a piece of
+/// compressed output is handed on once it holds `pieceBytes` (or the source has ended), so
+/// neither the plain body nor the compressed one is ever held whole.
+public final class GzipStream: BodyStream, @unchecked Sendable {
+  /// Compressed bytes gathered before a piece is handed on: about ten plain pieces.
+  static let pieceBytes = 32 << 10
+
+  private let source: any BodyStream
+  private var zlib: OpaquePointer?
+  private var ended = false
+  /// zlib failed (out of memory): the body is cut short, and the caller can tell.
+  public private(set) var failed = false
+
+  public init?(_ source: any BodyStream, level: Int32 = 1) {
+    guard let zlib = cns_gzip_begin(level) else { return nil }
+    self.source = source
+    self.zlib = OpaquePointer(zlib)
+  }
+
+  deinit {
+    if let zlib { cns_gzip_end(UnsafeMutableRawPointer(zlib)) }
+  }
+
+  public func next() -> [UInt8]? {
+    guard !ended, let zlib else { return nil }
+    var output: [UInt8] = []
+    while output.count < Self.pieceBytes {
+      guard let piece = source.next() else {
+        deflate(zlib, [], finish: true, into: &output)
+        ended = true
+        cns_gzip_end(UnsafeMutableRawPointer(zlib))
+        self.zlib = nil
+        break
       }
-      for part in parts {
-        let ok = part.withUnsafeBufferPointer { source in
-          cns_gzip_feed(stream, source.baseAddress, source.count, destination.baseAddress, capacity)
-        }
-        if ok != 0 { failed = true }
-      }
-      let written = cns_gzip_finish(stream, destination.baseAddress, capacity)  // frees the stream
-      if written < 0 { failed = true }
-      count = max(0, written)
+      deflate(zlib, piece, finish: false, into: &output)
+      if failed { break }
     }
-    return failed ? nil : output
+    if failed {
+      ended = true
+      return nil
+    }
+    return output.isEmpty ? nil : output
+  }
+
+  /// Runs deflate over `input` until zlib has taken all of it (and, with `finish`, ended
+  /// the stream), appending what it writes.
+  private func deflate(_ zlib: OpaquePointer, _ input: [UInt8], finish: Bool, into output: inout [UInt8]) {
+    var offset = 0
+    var streamEnded = false
+    input.withUnsafeBufferPointer { source in
+      repeat {
+        let room = max(16 << 10, (source.count - offset) / 2 + 64)
+        let start = output.count
+        var written = 0
+        var consumed = 0
+        output.append(contentsOf: repeatElement(0, count: room))
+        let rc = output.withUnsafeMutableBufferPointer { destination in
+          cns_gzip_step(
+            UnsafeMutableRawPointer(zlib), source.baseAddress.map { $0 + offset }, source.count - offset, &consumed,
+            destination.baseAddress! + start, room, finish ? 1 : 0, &written)
+        }
+        output.removeLast(room - written)
+        offset += consumed
+        if rc < 0 {
+          failed = true
+          return
+        }
+        streamEnded = rc == 1
+      } while offset < source.count || (finish && !streamEnded)
+    }
   }
 }

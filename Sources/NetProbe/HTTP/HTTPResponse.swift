@@ -34,6 +34,9 @@ public struct HTTPResponse: Sendable, Equatable {
   /// The body in parts, written one after the other: `/metrics` hands over each family's
   /// buffer as it is, so a 38 MB exposition is never copied into one more buffer.
   public var bodyParts: [[UInt8]]
+  /// A body made while it is sent (`/metrics`), instead of `bodyParts`: the server sends
+  /// it with chunked transfer coding (HTTP/1.1) or until the connection closes (HTTP/1.0).
+  public var bodyStream: (any BodyStream)?
   /// Close the connection after this response, whatever the request asked.
   public var closeConnection: Bool
 
@@ -52,6 +55,12 @@ public struct HTTPResponse: Sendable, Equatable {
     self.headers = headers
     self.bodyParts = bodyParts.filter { !$0.isEmpty }
     self.closeConnection = closeConnection
+  }
+
+  /// A response whose body is made as it is sent.
+  public init(_ status: HTTPStatus, headers: [(name: String, value: String)] = [], stream: any BodyStream) {
+    self.init(status, headers: headers, bodyParts: [])
+    bodyStream = stream
   }
 
   /// The whole body in one buffer (a copy when it has several parts).
@@ -75,15 +84,22 @@ public struct HTTPResponse: Sendable, Equatable {
 
   public static func == (a: HTTPResponse, b: HTTPResponse) -> Bool {
     a.status == b.status && a.body == b.body && a.closeConnection == b.closeConnection
+      && a.bodyStream === b.bodyStream
       && a.headers.elementsEqual(b.headers, by: { $0.name == $1.name && $0.value == $1.value })
   }
 
   /// The status line and headers (with Content-Length, and no Date, so that tests can
-  /// compare bytes), ending with the empty line.
-  public func serializedHead(keepAlive: Bool) -> [UInt8] {
+  /// compare bytes), ending with the empty line. A streamed body has no length:
+  /// `Transfer-Encoding: chunked` when `chunked` (HTTP/1.1), else none, and the end of the
+  /// body is the end of the connection (HTTP/1.0, which must then not be kept alive).
+  public func serializedHead(keepAlive: Bool, chunked: Bool = true) -> [UInt8] {
     var text = "HTTP/1.1 \(status.code) \(status.reason)\r\n"
     for (name, value) in headers { text += "\(name): \(value)\r\n" }
-    text += "Content-Length: \(bodyCount)\r\n"
+    if bodyStream == nil {
+      text += "Content-Length: \(bodyCount)\r\n"
+    } else if chunked {
+      text += "Transfer-Encoding: chunked\r\n"
+    }
     text += keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n"
     text += "\r\n"
     return Array(text.utf8)
@@ -98,6 +114,18 @@ public struct HTTPResponse: Sendable, Equatable {
   /// Compresses the body with gzip when the client accepts it and it is worth it (bodies
   /// under 1 KiB gain nothing). Adds `Content-Encoding` and `Vary`.
   public func compressedIfAccepted(by request: HTTPRequest) -> HTTPResponse {
+    if let bodyStream {
+      // A streamed body is compressed as it streams; its size is not known, but such
+      // bodies are the large ones.
+      guard header("content-encoding") == nil, HTTPResponse.acceptsGzip(request.header("accept-encoding")),
+        let compressed = GzipStream(bodyStream)
+      else { return self }
+      var copy = self
+      copy.bodyStream = compressed
+      copy.headers.append(("Content-Encoding", "gzip"))
+      copy.headers.append(("Vary", "Accept-Encoding"))
+      return copy
+    }
     guard bodyCount >= 1024, header("content-encoding") == nil,
       HTTPResponse.acceptsGzip(request.header("accept-encoding")),
       let compressed = Gzip.compress(parts: bodyParts)

@@ -157,6 +157,8 @@ public final class HTTPServer: Sendable {
     var connectionID: Int
     /// Status line and headers, then the body: kept apart so a 40 MB body is never copied.
     var chunks: [[UInt8]]
+    /// A body made while it is written, after `chunks` (already framed for the wire).
+    var stream: (any BodyStream)?
     var close: Bool
     /// For `netprobe_http_requests_total`, counted by the loop: it may still answer 503.
     var label: String
@@ -236,6 +238,12 @@ public final class HTTPServer: Sendable {
       var output: [[UInt8]] = []
       /// Bytes of `output` not yet written, counted in the loop's `heldBytes`.
       var held = 0
+      /// A streamed body still being made: its next piece is pulled once `output` is all
+      /// written, so the connection holds one piece however slowly the client reads.
+      var stream: (any BodyStream)?
+      /// The streamed body's handler and bytes so far, for the handler's size estimate.
+      var streamLabel = ""
+      var streamed = 0
       /// While processing: the estimate counted in the loop's `processingBytes`.
       var estimate = 0
       /// Bytes in the kernel's send queue at the last look, counted in `kernelBytes`.
@@ -615,10 +623,15 @@ public final class HTTPServer: Sendable {
             response = server.handler.respond(to: request).compressedIfAccepted(by: request)
           }
           response.headers += extraHeaders
-          let keepAlive = request.keepAlive && !response.closeConnection
-          let head = response.serializedHead(keepAlive: keepAlive)
+          // HTTP/1.0 has no chunked coding: a streamed body ends with the connection.
+          let chunked = request.minorVersion >= 1
+          let keepAlive = request.keepAlive && !response.closeConnection && (response.bodyStream == nil || chunked)
+          let head = response.serializedHead(keepAlive: keepAlive, chunked: chunked)
           let chunks = request.method == "HEAD" ? [head] : [head] + response.bodyParts
           var completion = Completion(connectionID: id, chunks: chunks, close: !keepAlive, label: label, code: response.status.code)
+          if request.method != "HEAD", let stream = response.bodyStream {
+            completion.stream = chunked ? ChunkedBody(stream) : stream
+          }
           completion.measured = measured
           server.completions.withLock { $0.append(completion) }
           server.wakeup.signal()
@@ -635,16 +648,28 @@ public final class HTTPServer: Sendable {
         guard let connection = connections[completion.connectionID] else { continue }
         processingBytes -= connection.estimate
         connection.estimate = 0
-        let size = completion.chunks.reduce(0) { $0 + $1.count }
+        var size = completion.chunks.reduce(0) { $0 + $1.count }
         if completion.chunks.count > 1 && completion.measured { responseEstimate[completion.label] = size }
+        // A streamed body's size is known only once it is sent: until then it weighs what
+        // the handler's last one did, reserved in `processingBytes`.
+        if completion.stream != nil { size = responseEstimate[completion.label] ?? 0 }
         // Checked again with the real size: requests that came in one burst, before their
         // handler's size was known, are held to the budget too.
         if overBudget(adding: size, for: connection.client) {
-          busy(completion.connectionID, connection, label: completion.label, head: completion.chunks.count == 1)
+          busy(
+            completion.connectionID, connection, label: completion.label,
+            head: completion.chunks.count == 1 && completion.stream == nil)
           continue
         }
         server.stats.count(handler: completion.label, code: completion.code)
         setOutput(connection, completion.chunks)
+        if let stream = completion.stream {
+          connection.stream = stream
+          connection.streamLabel = completion.measured ? completion.label : ""
+          connection.streamed = 0
+          connection.estimate = size
+          processingBytes += size
+        }
         connection.phase = .writing(closeAfter: completion.close)
         let deadline = clock.now.advanced(by: options.writeTimeout)
         connection.deadline = deadline
@@ -711,7 +736,7 @@ public final class HTTPServer: Sendable {
     func writable(_ id: Int, _ connection: Connection) {
       guard case .writing(let closeAfter) = connection.phase else { return }
       var wasLarge = false
-      while let chunk = connection.output.first {
+      while let chunk = nextChunk(connection) {
         if connection.written == chunk.count {
           wasLarge = wasLarge || chunk.count > HTTPServer.trimThreshold
           connection.output.removeFirst()
@@ -720,7 +745,7 @@ public final class HTTPServer: Sendable {
         }
         let result: Socket.IOResult
         do {
-          let more = connection.output.count > 1
+          let more = connection.output.count > 1 || connection.stream != nil
           result = try chunk.withUnsafeBytes { bytes in
             try send(connection, UnsafeRawBufferPointer(rebasing: bytes[connection.written...]), more: more)
           }
@@ -769,6 +794,25 @@ public final class HTTPServer: Sendable {
       } else {
         parse(id, connection)
       }
+    }
+
+    /// The chunk to write next: the first of `output`, or once that is all written, the
+    /// next piece of a streamed body, made now — so the body is made as fast as the client
+    /// reads it, and a slow reader holds one piece, not the body.
+    func nextChunk(_ connection: Connection) -> [UInt8]? {
+      if let chunk = connection.output.first { return chunk }
+      guard let stream = connection.stream else { return nil }
+      guard let piece = stream.next() else {
+        connection.stream = nil
+        processingBytes -= connection.estimate
+        connection.estimate = 0
+        if !connection.streamLabel.isEmpty { responseEstimate[connection.streamLabel] = connection.streamed }
+        if connection.streamed > HTTPServer.trimThreshold { Memory.releaseFreePages() }
+        return nil
+      }
+      connection.streamed += piece.count
+      setOutput(connection, [piece])
+      return connection.output.first
     }
 
     /// Reads the connection's kernel send queue (SIOCOUTQ) into the budget's count.

@@ -1,133 +1,72 @@
-/// Builds the Prometheus text exposition format 0.0.4.
+/// One scrape's samples, collected family by family, and the bytes they become.
 ///
-/// Collectors add samples in any order; each family's lines are kept together and the
-/// families come out sorted by name, each with its `# HELP` and `# TYPE` once, so the output
-/// is stable from scrape to scrape (swift-prometheus 2.x's order changes per run, one
-/// reason this writer exists; see ARCHITECTURE.md).
+/// Collectors add samples in any order (`add`, `addHistogram`); the exposition keeps them
+/// as values — each sample a reference to its series' `LabelSet`, which the collector
+/// rendered once when the series was made, and a number or a histogram snapshot — about 24
+/// bytes a sample instead of the ~120 of its text line. The bytes are made afterwards, a
+/// piece at a time, by the encoder of the format the client asked for (`stream(as:)`):
+/// families sorted by name, so the output is stable from scrape to scrape (swift-prometheus
+/// 2.x's order changes per run, one reason this writer exists; see ARCHITECTURE.md), each
+/// family whole. A 45 MB exposition therefore never exists in memory at once: the HTTP
+/// server and the push client pull pieces as fast as their peer reads them.
 public struct Exposition {
-  private var bodies: [String: (family: MetricFamily, lines: [UInt8])] = [:]
-  /// Text 0.0.4, or the delimited protobuf format (`ProtobufExposition`), which is written
-  /// into the same per-family buffers.
-  public let format: ExpositionFormat
+  private var families: [CollectedFamily] = []
+  /// Where each family declaration's samples are (`MetricFamily.id` → index).
+  private var indexByID: [Int: Int] = [:]
+  private var indexByName: [String: Int] = [:]
 
-  /// The content type of what `render` produces in the text format.
-  public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+  /// The content type of the default format, text 0.0.4.
+  public static let contentType = TextEncoder.contentType
 
-  public init(format: ExpositionFormat = .text) {
-    self.format = format
-  }
+  public init() {}
 
   /// Adds a counter or gauge sample.
   public mutating func add(_ family: MetricFamily, _ labels: LabelSet = .empty, _ value: Double) {
     assert(family.type != .histogram, "\(family.name): use addHistogram")
     assert(Array(labels.names.prefix(family.labels.count)) == family.labels, "\(family.name): labels \(labels.names)")
-    if format == .protobuf {
-      append(family) { ProtobufExposition.appendSample(family.type, labels, value, to: &$0) }
-      return
-    }
-    append(family) { lines in
-      lines += family.name.utf8
-      Exposition.appendLabels(labels, extra: nil, to: &lines)
-      lines.append(UInt8(ascii: " "))
-      Exposition.appendValue(value, to: &lines)
-      lines.append(UInt8(ascii: "\n"))
-    }
+    families[index(of: family)].scalars.append(ScalarSample(labels: labels, value: value))
   }
 
-  /// Adds a histogram series: its cumulative buckets, `+Inf`, `_sum` and `_count`.
+  /// Adds a histogram series: its buckets (none when the series has its classic buckets
+  /// turned off: then only `+Inf`), sum and count.
   public mutating func addHistogram(_ family: MetricFamily, _ labels: LabelSet = .empty, _ histogram: HistogramSnapshot) {
     assert(family.type == .histogram, "\(family.name) is not a histogram")
     assert(Array(labels.names.prefix(family.labels.count)) == family.labels, "\(family.name): labels \(labels.names)")
-    if format == .protobuf {
-      append(family) { ProtobufExposition.appendHistogram(labels, histogram, to: &$0) }
-      return
-    }
-    append(family) { lines in
-      var cumulative: UInt64 = 0
-      for (bound, count) in zip(histogram.upperBounds, histogram.bucketCounts) {
-        cumulative += count
-        lines += family.name.utf8
-        lines += "_bucket".utf8
-        Exposition.appendLabels(labels, extra: Exposition.formatValue(bound), to: &lines)
-        lines.append(UInt8(ascii: " "))
-        Exposition.appendValue(Double(cumulative), to: &lines)
-        lines.append(UInt8(ascii: "\n"))
-      }
-      lines += family.name.utf8
-      lines += "_bucket".utf8
-      Exposition.appendLabels(labels, extra: "+Inf", to: &lines)
-      lines.append(UInt8(ascii: " "))
-      Exposition.appendValue(Double(histogram.count), to: &lines)
-      lines.append(UInt8(ascii: "\n"))
-      for (suffix, value) in [("_sum", histogram.sum), ("_count", Double(histogram.count))] {
-        lines += family.name.utf8
-        lines += suffix.utf8
-        Exposition.appendLabels(labels, extra: nil, to: &lines)
-        lines.append(UInt8(ascii: " "))
-        Exposition.appendValue(value, to: &lines)
-        lines.append(UInt8(ascii: "\n"))
-      }
-    }
+    families[index(of: family)].histograms.append(HistogramSample(labels: labels, histogram: histogram))
   }
 
-  /// The whole exposition in one buffer, families sorted by name (for pushes).
-  public consuming func render() -> [UInt8] {
-    let parts = renderParts()
+  /// The number of samples added so far (a histogram counts once).
+  public var sampleCount: Int { families.reduce(0) { $0 + $1.count } }
+
+  /// The families with their samples, sorted by name: what every encoder reads.
+  public consuming func sortedFamilies() -> [CollectedFamily] {
+    families.sorted { $0.family.name < $1.family.name }
+  }
+
+  /// The body as a stream of pieces in `encoder`'s format.
+  public consuming func stream(as encoder: any ExpositionEncoder = TextEncoder()) -> ExpositionStream {
+    ExpositionStream(families: sortedFamilies(), encoder: encoder)
+  }
+
+  /// The whole exposition in one buffer (for tests and small outputs).
+  public consuming func render(as encoder: any ExpositionEncoder = TextEncoder()) -> [UInt8] {
+    let body = stream(as: encoder)
     var output: [UInt8] = []
-    output.reserveCapacity(parts.reduce(0) { $0 + $1.count })
-    for part in parts { output += part }
+    while let piece = body.next() { output += piece }
     return output
   }
 
-  /// The exposition as parts to write in order, families sorted by name: each family's
-  /// `# HELP`/`# TYPE` lines, then its sample lines — the buffer the collectors filled,
-  /// moved, not copied, so a 38 MB exposition exists once in memory while it is sent.
-  public consuming func renderParts() -> [[UInt8]] {
-    var parts: [[UInt8]] = []
-    parts.reserveCapacity(bodies.count * 2)
-    for name in bodies.keys.sorted() {
-      guard let (family, lines) = bodies.removeValue(forKey: name) else { continue }
-      if format == .protobuf {
-        parts.append(ProtobufExposition.familyHead(family, metricBytes: lines.count))
-        parts.append(lines)
-        continue
-      }
-      var head = Array("# HELP \(family.name) ".utf8)
-      for byte in family.help.utf8 {
-        switch byte {
-        case UInt8(ascii: "\\"): head += #"\\"#.utf8
-        case UInt8(ascii: "\n"): head += #"\n"#.utf8
-        default: head.append(byte)
-        }
-      }
-      head += "\n# TYPE \(family.name) \(family.type.rawValue)\n".utf8
-      parts.append(head)
-      parts.append(lines)
+  private mutating func index(of family: MetricFamily) -> Int {
+    if let index = indexByID[family.id] { return index }
+    if let index = indexByName[family.name] {
+      assert(families[index].family == family, "two families named \(family.name)")
+      indexByID[family.id] = index
+      return index
     }
-    return parts
-  }
-
-  private mutating func append(_ family: MetricFamily, _ write: (inout [UInt8]) -> Void) {
-    if bodies[family.name] == nil { bodies[family.name] = (family, []) }
-    assert(bodies[family.name]!.family == family, "two families named \(family.name)")
-    write(&bodies[family.name]!.lines)
-  }
-
-  private static func appendLabels(_ labels: LabelSet, extra le: String?, to lines: inout [UInt8]) {
-    guard !labels.rendered.isEmpty || le != nil else { return }
-    lines.append(UInt8(ascii: "{"))
-    lines += labels.rendered
-    if let le {
-      if !labels.rendered.isEmpty { lines.append(UInt8(ascii: ",")) }
-      lines += #"le=""#.utf8
-      lines += le.utf8
-      lines.append(UInt8(ascii: "\""))
-    }
-    lines.append(UInt8(ascii: "}"))
-  }
-
-  private static func appendValue(_ value: Double, to lines: inout [UInt8]) {
-    lines += formatValue(value).utf8
+    families.append(CollectedFamily(family: family))
+    indexByID[family.id] = families.count - 1
+    indexByName[family.name] = families.count - 1
+    return families.count - 1
   }
 
   /// Integers without a fraction, `+Inf`, `-Inf`, `NaN`, else Swift's shortest round-trip
@@ -141,8 +80,31 @@ public struct Exposition {
   }
 }
 
-/// A histogram's state at scrape time: per-bucket (non-cumulative) counts, sum and count,
-/// and the native histogram's buckets when it has one (only the protobuf format carries them).
+/// A counter or gauge sample.
+public struct ScalarSample: Sendable {
+  public var labels: LabelSet
+  public var value: Double
+}
+
+/// A histogram series' sample.
+public struct HistogramSample: Sendable {
+  public var labels: LabelSet
+  public var histogram: HistogramSnapshot
+}
+
+/// One family's samples in the order they were added. A family holds scalars or
+/// histograms, by its type.
+public struct CollectedFamily: Sendable {
+  public let family: MetricFamily
+  public var scalars: [ScalarSample] = []
+  public var histograms: [HistogramSample] = []
+
+  public var count: Int { family.type == .histogram ? histograms.count : scalars.count }
+}
+
+/// A histogram's state at scrape time: per-bucket (non-cumulative) counts, sum and count.
+/// Empty bounds mean a histogram exported without its classic buckets. The native
+/// histogram's buckets, when it has one, only the protobuf format carries.
 public struct HistogramSnapshot: Sendable, Equatable {
   public var upperBounds: [Double]
   public var bucketCounts: [UInt64]

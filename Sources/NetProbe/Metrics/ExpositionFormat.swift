@@ -20,6 +20,14 @@ public enum ExpositionFormat: Sendable, Equatable {
     }
   }
 
+  /// A fresh encoder of this format for one scrape or push.
+  public func encoder() -> any ExpositionEncoder {
+    switch self {
+    case .text: TextEncoder()
+    case .protobuf: ProtobufEncoder()
+    }
+  }
+
   /// The format an `Accept` header asks for, chosen as client_golang's promhttp does
   /// (prometheus/common expfmt's `Negotiate`): the media ranges in order of quality (a more
   /// specific one first among equals), and the first that is the delimited protobuf

@@ -1,20 +1,30 @@
 /// The labels of one series, escaped and rendered into `name="value",…` bytes once, when
 /// the set is made.
 ///
-/// Collectors make a series' label set at every scrape, from the target's or group's
-/// current configuration and address; `Exposition` then copies the rendered bytes into
-/// every sample line that uses the set (a histogram's bucket lines, the families a target's
-/// series share), so label text is escaped once per series and scrape, not once per line.
+/// Collectors keep a series' label set with the target or group it describes (see
+/// `PingSeriesLabels`, `MulticastSeriesLabels`) and make it again only when the labels
+/// change; every sample refers to it, and the text encoder copies the rendered bytes into
+/// each line (a histogram's bucket lines, the families a target's series share). One
+/// reference: a sample costs one retain, not one per array.
 public struct LabelSet: Sendable, Hashable {
+  private final class Storage: Sendable {
+    let names: [String]
+    let rendered: [UInt8]
+    init(names: [String], rendered: [UInt8]) {
+      self.names = names
+      self.rendered = rendered
+    }
+  }
+  private let storage: Storage
+
   /// The names, in the order they are printed; the family's labels come first.
-  public let names: [String]
+  public var names: [String] { storage.names }
   /// `a="1",b="2"` without braces; empty when there are no labels.
-  let rendered: [UInt8]
+  var rendered: [UInt8] { storage.rendered }
 
   public static let empty = LabelSet([])
 
   public init(_ pairs: [(String, String)]) {
-    names = pairs.map(\.0)
     var bytes: [UInt8] = []
     for (index, (name, value)) in pairs.enumerated() {
       if index > 0 { bytes.append(UInt8(ascii: ",")) }
@@ -23,7 +33,7 @@ public struct LabelSet: Sendable, Hashable {
       LabelSet.appendEscaped(value, to: &bytes)
       bytes.append(UInt8(ascii: "\""))
     }
-    rendered = bytes
+    storage = Storage(names: pairs.map(\.0), rendered: bytes)
   }
 
   /// The labels followed by `extra` (a target's custom labels).
@@ -37,8 +47,21 @@ public struct LabelSet: Sendable, Hashable {
   }
 
   private init(names: [String], rendered: [UInt8]) {
-    self.names = names
-    self.rendered = rendered
+    storage = Storage(names: names, rendered: rendered)
+  }
+
+  public static func == (a: LabelSet, b: LabelSet) -> Bool {
+    a.storage === b.storage || (a.storage.names == b.storage.names && a.storage.rendered == b.storage.rendered)
+  }
+
+  public func hash(into hasher: inout Hasher) {
+    hasher.combine(storage.rendered)
+  }
+
+  /// Calls `body` with the rendered bytes, without copying or retaining the array.
+  @inline(__always)
+  func withRendered<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+    storage.rendered.withUnsafeBufferPointer(body)
   }
 
   /// Label value escaping of the text format: backslash, double quote and line feed.

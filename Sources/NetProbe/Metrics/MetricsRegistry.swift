@@ -30,22 +30,24 @@ public final class MetricsRegistry: Sendable {
     collectors.withLock { $0.map(\.collector) }
   }
 
-  /// Collects every registered collector into one exposition. Collectors run outside the
-  /// registry's lock so that a slow one never blocks a reload.
-  public func render(format: ExpositionFormat = .text) -> [UInt8] {
-    collect(format: format).render()
+  /// Collects every registered collector into one exposition, in one buffer (tests, small
+  /// outputs). Collectors run outside the registry's lock so that a slow one never blocks
+  /// a reload.
+  public func render(as encoder: any ExpositionEncoder = TextEncoder()) -> [UInt8] {
+    collect().render(as: encoder)
   }
 
-  /// The same as parts to write in order, without joining them (see `Exposition.renderParts`).
-  public func renderParts(format: ExpositionFormat = .text) -> [[UInt8]] {
-    collect(format: format).renderParts()
+  /// The exposition as a stream of pieces in `encoder`'s format: the samples are collected
+  /// now, the bytes made as the reader pulls them (see `ExpositionStream`).
+  public func stream(as encoder: any ExpositionEncoder = TextEncoder()) -> ExpositionStream {
+    collect().stream(as: encoder)
   }
 
   /// Also times each collector, as node_exporter does, so that a slow engine shows itself
   /// in `netprobe_scrape_collector_duration_seconds`.
-  private func collect(format: ExpositionFormat) -> Exposition {
+  private func collect() -> Exposition {
     let snapshot = collectors.withLock { $0 }
-    var exposition = Exposition(format: format)
+    var exposition = Exposition()
     var durations: [(key: String, seconds: Double)] = []
     durations.reserveCapacity(snapshot.count)
     for (key, collector) in snapshot {

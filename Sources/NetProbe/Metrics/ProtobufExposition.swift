@@ -24,18 +24,17 @@ enum ProtobufExposition {
     }
   }
 
-  /// The family's length prefix and its `name`, `help` and `type` fields; `metricBytes` (the
-  /// `metric` fields the collectors wrote) follow it on the wire.
-  static func familyHead(_ family: MetricFamily, metricBytes: Int) -> [UInt8] {
-    var fields: [UInt8] = []
-    ProtobufWire.appendString(field: 1, family.name, to: &fields)
-    ProtobufWire.appendString(field: 2, family.help, to: &fields)
-    ProtobufWire.appendVarintField(field: 3, typeNumber(family.type), to: &fields)
-    var head: [UInt8] = []
-    head.reserveCapacity(fields.count + 5)
-    ProtobufWire.appendVarint(UInt64(fields.count + metricBytes), to: &head)
-    head += fields
-    return head
+  /// One whole MetricFamily message, preceded by its length: `name`, `help`, `type`, then
+  /// a `metric` field per sample. Written in place (see `ProtobufWire.appendMessage`).
+  static func appendFamily(_ collected: CollectedFamily, to buffer: inout [UInt8]) {
+    let family = collected.family
+    ProtobufWire.appendDelimited(to: &buffer) { message in
+      ProtobufWire.appendString(field: 1, family.name, to: &message)
+      ProtobufWire.appendString(field: 2, family.help, to: &message)
+      ProtobufWire.appendVarintField(field: 3, typeNumber(family.type), to: &message)
+      for sample in collected.scalars { appendSample(family.type, sample.labels, sample.value, to: &message) }
+      for sample in collected.histograms { appendHistogram(sample.labels, sample.histogram, to: &message) }
+    }
   }
 
   /// A `metric` field (MetricFamily field 4) holding a counter's or gauge's value
@@ -178,6 +177,15 @@ enum ProtobufWire {
     bytes += value.utf8
   }
 
+  /// A length-delimited message at the top level (no tag): its length as a varint, then the
+  /// message `write` appends in place, as `appendMessage` does.
+  static func appendDelimited(to bytes: inout [UInt8], _ write: (inout [UInt8]) -> Void) {
+    let lengthAt = bytes.count
+    bytes.append(0)
+    write(&bytes)
+    setLength(at: lengthAt, in: &bytes)
+  }
+
   /// A message field whose content `write` appends in place: its length is known only
   /// afterwards, so one byte is set aside for it (enough below 128 bytes: labels, buckets,
   /// spans) and widened in the rare case it is not — no buffer per message.
@@ -186,6 +194,12 @@ enum ProtobufWire {
     let lengthAt = bytes.count
     bytes.append(0)
     write(&bytes)
+    setLength(at: lengthAt, in: &bytes)
+  }
+
+  /// Fills the one byte set aside at `lengthAt` with the length of what follows it, widened
+  /// to a longer varint when the length is 128 or more.
+  private static func setLength(at lengthAt: Int, in bytes: inout [UInt8]) {
     let length = bytes.count - lengthAt - 1
     if length < 0x80 {
       bytes[lengthAt] = UInt8(length)
@@ -195,4 +209,27 @@ enum ProtobufWire {
     appendVarint(UInt64(length), to: &varint)
     bytes.replaceSubrange(lengthAt...lengthAt, with: varint)
   }
+}
+
+/// The delimited protobuf format behind the exposition's encoder seam. A family's length
+/// comes before its messages, so each family is written whole, in place, as one piece
+/// (the RTT family of 10,000 targets is about 1.7 MB): the protocol allows it, and it still
+/// holds one family at a time, never the whole body.
+public struct ProtobufEncoder: ExpositionEncoder {
+  public var contentType: String { ProtobufExposition.contentType }
+
+  public init() {}
+
+  /// The family's bytes, made in a buffer kept from family to family (its capacity stays).
+  private var scratch: [UInt8] = []
+
+  public mutating func encode(_ family: CollectedFamily, from start: Int, into writer: inout ByteWriter, limit: Int) -> Int {
+    precondition(start == 0, "a protobuf family is written whole")
+    scratch.removeAll(keepingCapacity: true)
+    ProtobufExposition.appendFamily(family, to: &scratch)
+    writer.append(scratch)
+    return family.count
+  }
+
+  public mutating func finish(into writer: inout ByteWriter) {}
 }

@@ -23,6 +23,7 @@ final class MulticastGroup: Sendable {
   /// The stream of an any-source group; nil for a source-specific one.
   private let anySource: MulticastStream?
   let join = Mutex(JoinState())
+  private let labelCache = Mutex<MulticastSeriesLabels?>(nil)
   /// What belongs to the group rather than to one source: drops in the host, packets that
   /// fit no stream or no format.
   let counters = Mutex(GroupCounters())
@@ -58,6 +59,18 @@ final class MulticastGroup: Sendable {
   func update(to config: MulticastGroupConfig) {
     precondition(self.config.measuresSameAs(config), "another group needs a new MulticastGroup")
     latest.withLock { $0 = config }
+    labelCache.withLock { $0 = nil }
+  }
+
+  /// The group's label sets, rendered when first scraped and again only after a reload
+  /// changed its settings (its labels): the streams are fixed for the group's life.
+  func seriesLabels() -> MulticastSeriesLabels {
+    labelCache.withLock { cache in
+      if let cache { return cache }
+      let made = MulticastSeriesLabels(current, sources: Array(streams.keys))
+      cache = made
+      return made
+    }
   }
 
   /// The stream a datagram from `source` belongs to; nil for a source-specific group when
@@ -173,4 +186,51 @@ struct StreamStats: Sendable {
   /// Join latencies range from a few milliseconds (a router with the group already
   /// flowing) to seconds (a PIM join up a tree, or a querier-less snooping switch).
   static let joinLatencyBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+}
+
+/// A group's rendered label sets: per stream (by source, "" for an any-source group), per
+/// group (`source=""`), and those with one more label whose values are known in advance.
+final class MulticastSeriesLabels: Sendable {
+  let streams: [String: LabelSet]
+  let group: LabelSet
+  /// By `reason` of `netprobe_multicast_packets_unexpected_total`.
+  let unexpected: [String: LabelSet]
+  /// By source, in `MPEGTSErrorType.allCases` / `MPEGTSDiscontinuityReason.allCases` order.
+  let mpegtsErrors: [String: [LabelSet]]
+  let mpegtsDiscontinuities: [String: [LabelSet]]
+  private let config: MulticastGroupConfig
+
+  init(_ config: MulticastGroupConfig, sources: [String]) {
+    self.config = config
+    func labels(_ source: String, _ extra: [(String, String)] = []) -> LabelSet {
+      Self.labels(config, source, extra)
+    }
+    var streams: [String: LabelSet] = [:]
+    var errors: [String: [LabelSet]] = [:]
+    var discontinuities: [String: [LabelSet]] = [:]
+    for source in sources {
+      streams[source] = labels(source)
+      errors[source] = MPEGTSErrorType.allCases.map { labels(source, [("type", $0.rawValue)]) }
+      discontinuities[source] = MPEGTSDiscontinuityReason.allCases.map { labels(source, [("reason", $0.rawValue)]) }
+    }
+    self.streams = streams
+    mpegtsErrors = errors
+    mpegtsDiscontinuities = discontinuities
+    group = labels("")
+    var unexpected: [String: LabelSet] = [:]
+    for reason in ["malformed", "wrong_group", "wrong_source"] { unexpected[reason] = labels("", [("reason", reason)]) }
+    self.unexpected = unexpected
+  }
+
+  /// The labels of a join error's series (rare: made when scraped).
+  func joinError(_ errno: String) -> LabelSet { Self.labels(config, "", [("errno", errno)]) }
+
+  private static func labels(_ config: MulticastGroupConfig, _ source: String, _ extra: [(String, String)]) -> LabelSet {
+    LabelSet(
+      [
+        ("name", config.name), ("group", config.group.description), ("source", source),
+        ("port", String(config.port)), ("interface", config.interface),
+      ] + extra
+    ).appending(config.labels.map { ($0.name, $0.value) })
+  }
 }

@@ -15,22 +15,14 @@ enum MulticastSeries {
     let config = group.current
     let join = group.join.withLock { $0 }
     let counters = group.counters.withLock { $0 }
-    let custom = config.labels.map { ($0.name, $0.value) }
-    func labels(_ source: String, _ extra: [(String, String)] = []) -> LabelSet {
-      LabelSet(
-        [
-          ("name", config.name), ("group", config.group.description), ("source", source),
-          ("port", String(config.port)), ("interface", config.interface),
-        ] + extra
-      ).appending(custom)
-    }
+    let labels = group.seriesLabels()
     for (source, stream) in group.streams.sorted(by: { $0.key < $1.key }) {
       let timeout = config.noDataTimeout.nanoseconds
       let stats = stream.stats.withLock { stats -> StreamStats in
         if let last = stats.lastPacketMonotonic, now - last > timeout { stats.analyzer.settle() }
         return stats
       }
-      let streamLabels = labels(source)
+      guard let streamLabels = labels.streams[source] else { continue }
       let member = join.joined && membership.isMember(config.group, interface: config.interface)
       exposition.add(Catalogue.multicastMembership, streamLabels, member ? 1 : 0)
       exposition.add(Catalogue.multicastPackets, streamLabels, Double(stats.packets))
@@ -48,7 +40,8 @@ enum MulticastSeries {
         }
       }
       addPayload(
-        stats.analyzer.snapshot, streamLabels, receiving: receiving, labels: { labels(source, $0) },
+        stats.analyzer.snapshot, streamLabels, receiving: receiving,
+        mpegtsErrors: labels.mpegtsErrors[source] ?? [], mpegtsDiscontinuities: labels.mpegtsDiscontinuities[source] ?? [],
         into: &exposition)
       if config.clockSynchronized && config.format == .beacon {
         exposition.addHistogram(Catalogue.multicastOneWayDelay, streamLabels, stats.oneWayDelay.snapshot)
@@ -58,13 +51,14 @@ enum MulticastSeries {
         exposition.add(Catalogue.multicastJoinTestFailures, streamLabels, Double(stats.joinTestFailures))
       }
     }
-    let groupLabels = labels("")
-    exposition.add(Catalogue.multicastSocketDrops, groupLabels, Double(counters.socketDrops))
-    exposition.add(Catalogue.multicastUnexpected, labels("", [("reason", "malformed")]), Double(counters.malformed))
-    exposition.add(Catalogue.multicastUnexpected, labels("", [("reason", "wrong_group")]), Double(counters.wrongGroup))
-    exposition.add(Catalogue.multicastUnexpected, labels("", [("reason", "wrong_source")]), Double(counters.wrongSource))
+    exposition.add(Catalogue.multicastSocketDrops, labels.group, Double(counters.socketDrops))
+    for (reason, count) in [
+      ("malformed", counters.malformed), ("wrong_group", counters.wrongGroup), ("wrong_source", counters.wrongSource),
+    ] {
+      if let set = labels.unexpected[reason] { exposition.add(Catalogue.multicastUnexpected, set, Double(count)) }
+    }
     for (errno, count) in join.errors.sorted(by: { $0.key < $1.key }) {
-      exposition.add(Catalogue.multicastJoinErrors, labels("", [("errno", errno)]), Double(count))
+      exposition.add(Catalogue.multicastJoinErrors, labels.joinError(errno), Double(count))
     }
   }
 
@@ -73,7 +67,7 @@ enum MulticastSeries {
   /// discontinuities for transport streams.
   private static func addPayload(
     _ snapshot: PayloadSnapshot, _ streamLabels: LabelSet, receiving: Bool,
-    labels: ([(String, String)]) -> LabelSet, into exposition: inout Exposition
+    mpegtsErrors: [LabelSet], mpegtsDiscontinuities: [LabelSet], into exposition: inout Exposition
   ) {
     if snapshot.sequenced {
       exposition.add(Catalogue.multicastLost, streamLabels, Double(snapshot.lost))
@@ -83,15 +77,13 @@ enum MulticastSeries {
     }
     if receiving, let jitter = snapshot.jitterSeconds { exposition.add(Catalogue.multicastJitter, streamLabels, jitter) }
     if let errors = snapshot.mpegtsErrors {
-      for type in MPEGTSErrorType.allCases {
-        exposition.add(Catalogue.multicastMPEGTSErrors, labels([("type", type.rawValue)]), Double(errors[type]))
+      for (type, labels) in zip(MPEGTSErrorType.allCases, mpegtsErrors) {
+        exposition.add(Catalogue.multicastMPEGTSErrors, labels, Double(errors[type]))
       }
     }
     if let discontinuities = snapshot.mpegtsDiscontinuities {
-      for reason in MPEGTSDiscontinuityReason.allCases {
-        exposition.add(
-          Catalogue.multicastMPEGTSDiscontinuities, labels([("reason", reason.rawValue)]),
-          Double(discontinuities[reason]))
+      for (reason, labels) in zip(MPEGTSDiscontinuityReason.allCases, mpegtsDiscontinuities) {
+        exposition.add(Catalogue.multicastMPEGTSDiscontinuities, labels, Double(discontinuities[reason]))
       }
     }
   }

@@ -28,6 +28,7 @@ enum PathSeries {
     guard let path else { return }
     exposition.add(Catalogue.pathHops, labels, Double(path.hops.count))
     exposition.add(Catalogue.pathHash, labels, Double(path.hash))
+    guard config.options.series.hopSeries else { return }
     for (index, responders) in path.hops.enumerated() {
       let hop = String(index + 1)
       let names = responders.isEmpty ? ["*"] : responders.map(\.description).sorted()

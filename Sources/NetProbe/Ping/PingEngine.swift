@@ -167,48 +167,66 @@ final class PingEngineStats: MetricsCollector {
 
 /// Renders one target's series from its state.
 enum PingSeries {
+  /// What a scrape needs of a target's state, read under its lock: the counters, the
+  /// window's figures and a copy of the bucket counts — not the state itself, whose
+  /// arrays (ledger, window) the probe loop would then have to copy on its next write.
+  struct Values {
+    var address: IPAddress?
+    var socketKind: ICMPSocketKind?
+    var sent: UInt64
+    var received: UInt64
+    var duplicates: UInt64
+    var late: UInt64
+    var dnsFailures: UInt64
+    var sendErrors: [String: UInt64]
+    var histogram: HistogramSnapshot
+    var summary: ProbeWindow.Summary?
+    var jitter: Double
+    var lastReplyTTL: Int?
+
+    init(_ state: borrowing PingTargetState, series: SeriesChoice) {
+      address = state.address
+      socketKind = state.socketKind
+      sent = state.sent
+      received = state.received
+      duplicates = state.duplicates
+      late = state.late
+      dnsFailures = state.dnsFailures
+      sendErrors = state.sendErrors
+      histogram = state.histogram.snapshot(withBuckets: series.classicBuckets)
+      summary = series.windowGauges ? state.window.summary : nil
+      jitter = state.jitter.value
+      lastReplyTTL = state.lastReplyTTL
+    }
+  }
+
   static func collect(_ target: PingTarget, into exposition: inout Exposition) {
-    let snapshot = target.state.withLock { $0 }
-    let config = target.config
-    let custom = config.options.labels.map { ($0.name, $0.value) }
-    let lookupLabels = LabelSet([("target", config.name), ("host", config.host)]).appending(custom)
-    if config.address == nil {
-      exposition.add(Catalogue.pingDNSFailures, lookupLabels, Double(snapshot.dnsFailures))
+    let values = target.state.withLock { Values($0, series: target.seriesChoice) }
+    let labels = target.seriesLabels(address: values.address, socketKind: values.socketKind)
+    if labels.named {
+      exposition.add(Catalogue.pingDNSFailures, labels.lookup, Double(values.dnsFailures))
     }
-    guard let address = snapshot.address else { return }
-    let labels = LabelSet([
-      ("target", config.name), ("host", config.host), ("address", address.description),
-      ("family", address.family.rawValue),
-    ]).appending(custom)
-    exposition.add(
-      Catalogue.pingTargetInfo,
-      LabelSet([
-        ("target", config.name), ("host", config.host), ("address", address.description),
-        ("family", address.family.rawValue), ("socket", snapshot.socketKind?.rawValue ?? ""),
-      ]).appending(custom), 1)
-    exposition.add(Catalogue.pingSent, labels, Double(snapshot.sent))
-    exposition.add(Catalogue.pingReceived, labels, Double(snapshot.received))
-    exposition.add(Catalogue.pingDuplicates, labels, Double(snapshot.duplicates))
-    exposition.add(Catalogue.pingLate, labels, Double(snapshot.late))
-    for (errno, count) in snapshot.sendErrors.sorted(by: { $0.key < $1.key }) {
-      exposition.add(
-        Catalogue.pingSendErrors,
-        LabelSet([
-          ("target", config.name), ("host", config.host), ("address", address.description),
-          ("family", address.family.rawValue), ("errno", errno),
-        ]).appending(custom), Double(count))
+    guard let series = labels.target, let info = labels.info else { return }
+    exposition.add(Catalogue.pingTargetInfo, info, 1)
+    exposition.add(Catalogue.pingSent, series, Double(values.sent))
+    exposition.add(Catalogue.pingReceived, series, Double(values.received))
+    exposition.add(Catalogue.pingDuplicates, series, Double(values.duplicates))
+    exposition.add(Catalogue.pingLate, series, Double(values.late))
+    for (errno, count) in values.sendErrors.sorted(by: { $0.key < $1.key }) {
+      exposition.add(Catalogue.pingSendErrors, labels.sendError(errno), Double(count))
     }
-    exposition.addHistogram(Catalogue.pingRTT, labels, snapshot.histogram.snapshot)
-    let summary = snapshot.window.summary
-    exposition.add(Catalogue.pingWindowProbes, labels, Double(summary.probes))
-    if let value = summary.lossRatio { exposition.add(Catalogue.pingLossRatio, labels, value) }
-    if let value = summary.rttMin { exposition.add(Catalogue.pingRTTMin, labels, value) }
-    if let value = summary.rttMean { exposition.add(Catalogue.pingRTTMean, labels, value) }
-    if let value = summary.rttMax { exposition.add(Catalogue.pingRTTMax, labels, value) }
-    if let value = summary.rttStandardDeviation { exposition.add(Catalogue.pingRTTStandardDeviation, labels, value) }
-    if let value = summary.jitter { exposition.add(Catalogue.pingJitter, labels, value) }
-    if snapshot.received > 1 { exposition.add(Catalogue.pingJitterRFC3550, labels, snapshot.jitter.value) }
-    if let ttl = snapshot.lastReplyTTL { exposition.add(Catalogue.pingReplyTTL, labels, Double(ttl)) }
+    exposition.addHistogram(Catalogue.pingRTT, series, values.histogram)
+    if let summary = values.summary {
+      exposition.add(Catalogue.pingWindowProbes, series, Double(summary.probes))
+      if let value = summary.lossRatio { exposition.add(Catalogue.pingLossRatio, series, value) }
+      if let value = summary.rttMin { exposition.add(Catalogue.pingRTTMin, series, value) }
+      if let value = summary.rttMean { exposition.add(Catalogue.pingRTTMean, series, value) }
+      if let value = summary.rttMax { exposition.add(Catalogue.pingRTTMax, series, value) }
+      if let value = summary.rttStandardDeviation { exposition.add(Catalogue.pingRTTStandardDeviation, series, value) }
+      if let value = summary.jitter { exposition.add(Catalogue.pingJitter, series, value) }
+    }
+    if values.received > 1 { exposition.add(Catalogue.pingJitterRFC3550, series, values.jitter) }
+    if let ttl = values.lastReplyTTL { exposition.add(Catalogue.pingReplyTTL, series, Double(ttl)) }
   }
 }
 

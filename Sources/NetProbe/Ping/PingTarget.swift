@@ -11,6 +11,10 @@ final class PingTarget: Sendable {
   /// The index probes carry in their payload to find their target again.
   let slot: UInt32
   let state: Mutex<PingTargetState>
+  /// The series' label blocks, rendered when first scraped and again only when the
+  /// address, socket kind or settings change: a scrape of 10,000 targets then escapes no
+  /// label text at all.
+  private let labelCache = Mutex<PingSeriesLabels?>(nil)
 
   init(config: TargetConfig, slot: UInt32, rttBuckets: [Double], native: NativeHistogramSettings? = nil) {
     settings = Mutex(config)
@@ -30,6 +34,22 @@ final class PingTarget: Sendable {
   static func ledgerCapacity(_ options: ProbeOptions) -> Int {
     let inFlight = Int((options.timeout / options.interval).rounded(.up)) + 1
     return max(16, inFlight * 4)
+  }
+
+  /// The label blocks for the target's series at `address` with `socketKind`: the cached
+  /// ones while they still describe it, else new ones, kept for the next scrape.
+  func seriesLabels(address: IPAddress?, socketKind: ICMPSocketKind?) -> PingSeriesLabels {
+    labelCache.withLock { cache in
+      if let cached = cache, cached.address == address, cached.socketKind == socketKind { return cached }
+      let made = PingSeriesLabels(config, address: address, socketKind: socketKind)
+      cache = made
+      return made
+    }
+  }
+
+  /// Which optional series the target exports: from the cache, without copying the settings.
+  var seriesChoice: SeriesChoice {
+    labelCache.withLock { $0?.series } ?? config.options.series
   }
 
   /// The socket options this target needs; targets that share them share a socket.
@@ -53,6 +73,7 @@ final class PingTarget: Sendable {
       defer { settings = new }
       return settings
     }
+    labelCache.withLock { $0 = nil }
     state.withLock { state in
       let capacity = Self.ledgerCapacity(new.options)
       if capacity > state.ledger.capacity { state.ledger.grow(to: capacity) }
@@ -132,5 +153,49 @@ struct PingTargetState: Sendable {
       return .unknownProbe
     }
     return nil
+  }
+}
+
+/// A target's rendered label sets for one address and socket kind, and what else its
+/// series need from its settings, so that a scrape reads no configuration.
+final class PingSeriesLabels: Sendable {
+  let address: IPAddress?
+  let socketKind: ICMPSocketKind?
+  let series: SeriesChoice
+  /// Whether the target was given by name (then it has DNS lookup failures).
+  let named: Bool
+  /// `target`, `host` and the custom labels, for the DNS failures counter.
+  let lookup: LabelSet
+  /// `target`, `host`, `address`, `family` and the custom labels; nil before an address.
+  let target: LabelSet?
+  /// The same with `socket`, for the info series.
+  let info: LabelSet?
+  private let config: TargetConfig
+
+  init(_ config: TargetConfig, address: IPAddress?, socketKind: ICMPSocketKind?) {
+    self.config = config
+    self.address = address
+    self.socketKind = socketKind
+    series = config.options.series
+    named = config.address == nil
+    let custom = config.options.labels.map { ($0.name, $0.value) }
+    lookup = LabelSet([("target", config.name), ("host", config.host)]).appending(custom)
+    if let address {
+      target = LabelSet(Self.base(config, address)).appending(custom)
+      info = LabelSet(Self.base(config, address) + [("socket", socketKind?.rawValue ?? "")]).appending(custom)
+    } else {
+      target = nil
+      info = nil
+    }
+  }
+
+  /// The labels of a send error's series (rare: made when scraped).
+  func sendError(_ errno: String) -> LabelSet {
+    guard let address else { return lookup }
+    return LabelSet(Self.base(config, address) + [("errno", errno)]).appending(config.options.labels.map { ($0.name, $0.value) })
+  }
+
+  private static func base(_ config: TargetConfig, _ address: IPAddress) -> [(String, String)] {
+    [("target", config.name), ("host", config.host), ("address", address.description), ("family", address.family.rawValue)]
   }
 }

@@ -156,7 +156,15 @@ public struct Histogram: Sendable, Equatable {
     native?.record(value)
   }
 
-  public var snapshot: HistogramSnapshot {
-    HistogramSnapshot(upperBounds: layout.upperBounds, bucketCounts: counts, sum: sum, count: count, native: native)
+  public var snapshot: HistogramSnapshot { snapshot(withBuckets: true) }
+
+  /// The state for a scrape. The counts are copied here, under the owner's lock, so the
+  /// probe loop's next `record` does not copy them instead; without buckets, only the sum
+  /// and count (the histogram's `+Inf`, `_sum` and `_count`). The native histogram comes
+  /// either way: it is what replaces the classic buckets when they are off.
+  func snapshot(withBuckets: Bool) -> HistogramSnapshot {
+    guard withBuckets else { return HistogramSnapshot(upperBounds: [], bucketCounts: [], sum: sum, count: count, native: native) }
+    let copy = counts.withUnsafeBufferPointer { [UInt64]($0) }
+    return HistogramSnapshot(upperBounds: layout.upperBounds, bucketCounts: copy, sum: sum, count: count, native: native)
   }
 }

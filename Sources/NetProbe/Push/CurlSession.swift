@@ -6,9 +6,12 @@ import FoundationEssentials
 struct CurlRequest {
   var method: String
   var url: String
-  /// The body, as buffers sent one after the other (the exposition's families, or one
-  /// gzip buffer): libcurl reads them as it sends, so they are never joined into a copy.
-  var body: [[UInt8]] = []
+  /// The body, made as libcurl reads it (the exposition, gzip-compressed or not); nil
+  /// for none.
+  var body: (any BodyStream)?
+  /// The same body again from its start, for a request libcurl must send again (a kept
+  /// connection the server had closed); nil when it cannot be made again.
+  var restartBody: (() -> (any BodyStream)?)?
   var headers: [String] = []
   var connectTimeout: Duration
   var totalTimeout: Duration
@@ -89,51 +92,52 @@ final class CurlSession {
   /// and `WRITEDATA`: the body being sent (read straight from its parts) and the start of
   /// the answer.
   final class Transfer {
-    private let parts: [[UInt8]]
-    private var part = 0
+    private var body: (any BodyStream)?
+    private let restart: (() -> (any BodyStream)?)?
+    /// The piece being read and how far; the next is pulled when it is used up.
+    private var piece: [UInt8] = []
     private var offset = 0
+    /// Bytes handed to libcurl since the body's start.
+    private var position = 0
     private(set) var received: [UInt8] = []
 
-    init(body parts: [[UInt8]]) { self.parts = parts }
-
-    var bodySize: Int { parts.reduce(0) { $0 + $1.count } }
+    init(body: (any BodyStream)?, restart: (() -> (any BodyStream)?)?) {
+      self.body = body
+      self.restart = restart
+    }
 
     /// Copies the next bytes of the body into `destination`; 0 at the end.
     func read(into destination: UnsafeMutableRawBufferPointer) -> Int {
       var written = 0
-      while written < destination.count, part < parts.count {
-        let length = min(parts[part].count - offset, destination.count - written)
-        if length > 0 {
-          parts[part].withUnsafeBytes { source in
-            destination.baseAddress!.advanced(by: written).copyMemory(from: source.baseAddress!.advanced(by: offset), byteCount: length)
+      while written < destination.count {
+        if offset == piece.count {
+          guard let next = body?.next() else {
+            body = nil
+            break
           }
-          written += length
-          offset += length
-        }
-        if offset == parts[part].count {
-          part += 1
+          piece = next
           offset = 0
         }
+        let length = min(piece.count - offset, destination.count - written)
+        piece.withUnsafeBytes { source in
+          destination.baseAddress!.advanced(by: written).copyMemory(from: source.baseAddress!.advanced(by: offset), byteCount: length)
+        }
+        written += length
+        offset += length
       }
+      position += written
       return written
     }
 
-    /// Moves to byte `position` of the body, for a request libcurl sends again (a kept
-    /// connection the server had closed). False past the end.
-    func seek(to position: Int) -> Bool {
-      guard position >= 0 else { return false }
-      var start = 0
-      for (index, buffer) in parts.enumerated() {
-        if position < start + buffer.count {
-          part = index
-          offset = position - start
-          return true
-        }
-        start += buffer.count
-      }
-      guard position == start else { return false }
-      part = parts.count
+    /// Moves to byte `position` of the body, for a request libcurl sends again. Only the
+    /// start can be reached again, by making the body anew. False otherwise.
+    func seek(to target: Int) -> Bool {
+      if target == position { return true }
+      guard target == 0, let fresh = restart?() else { return false }
+      body = fresh
+      piece = []
       offset = 0
+      position = 0
       return true
     }
 
@@ -152,7 +156,7 @@ final class CurlSession {
     // The error buffer, header list and transfer die with this call: the handle must not
     // keep pointers to them (a kept connection may still write an error when it closes).
     defer { ccurl_easy_reset(handle) }
-    let transfer = Transfer(body: request.body)
+    let transfer = Transfer(body: request.body, restart: request.restartBody)
     var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     var headerList: UnsafeMutablePointer<curl_slist>?
     for header in request.headers + ["Expect:"] { headerList = ccurl_slist_append(headerList, header) }
@@ -203,10 +207,9 @@ final class CurlSession {
         set(ccurl_setopt_ptr(handle, CURLOPT_WRITEDATA, context))
         setString(CURLOPT_PROXY, request.proxy ?? "")
         if request.method != "GET" && request.method != "DELETE" {
-          // An upload of known size read through the callback (CUSTOMREQUEST names the
-          // method): the body is not copied into libcurl as COPYPOSTFIELDS would.
+          // An upload read through the callback as it is made (CUSTOMREQUEST names the
+          // method), of unknown size: chunked, as the request's header says.
           set(ccurl_setopt_long(handle, CURLOPT_UPLOAD, 1))
-          set(ccurl_setopt_off(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(transfer.bodySize)))
           set(ccurl_setopt_iofn(handle, CURLOPT_READFUNCTION, read))
           set(ccurl_setopt_ptr(handle, CURLOPT_READDATA, context))
           set(ccurl_setopt_seekfn(handle, CURLOPT_SEEKFUNCTION, seek))

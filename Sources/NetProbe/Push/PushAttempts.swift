@@ -112,34 +112,48 @@ struct RetrySchedule {
   }
 }
 
-/// A push body: the exposition's per-family buffers as they are, or one gzip stream over
-/// them; the exposition exists once in memory (plus the compressed copy while gzip runs).
-struct PushBody {
-  let parts: [[UInt8]]
+/// A push body: the exposition, made afresh for each attempt (a retry pushes the values
+/// of its own moment) and streamed to libcurl a piece at a time — gzip-compressed as it
+/// streams when configured — so a push holds what a scrape does: the samples and a piece.
+struct PushBody: Sendable {
+  let gzip: Bool
+  /// Text 0.0.4, or the protobuf format while native histograms are on (`PushTarget.format`).
+  let format: ExpositionFormat
+  private let source: @Sendable () -> any BodyStream
+  private let compress: @Sendable (any BodyStream) -> (any BodyStream)?
+
+  init(
+    gzip: Bool, format: ExpositionFormat = .text, source: @escaping @Sendable () -> any BodyStream,
+    compress: @escaping @Sendable (any BodyStream) -> (any BodyStream)? = { GzipStream($0) }
+  ) {
+    self.gzip = gzip
+    self.format = format
+    self.source = source
+    self.compress = compress
+  }
+
+  /// One attempt's body.
+  func open() -> PushPayload {
+    let plain = source()
+    if gzip, let compressed = compress(plain) {
+      return PushPayload(stream: compressed, format: format, gzipped: true, compressionFailed: false)
+    }
+    return PushPayload(stream: plain, format: format, gzipped: false, compressionFailed: gzip)
+  }
+}
+
+/// One attempt's body stream and how it is encoded.
+struct PushPayload {
+  let stream: any BodyStream
   let format: ExpositionFormat
   let gzipped: Bool
   /// gzip was configured but zlib failed (out of memory): the body goes uncompressed and
   /// says so, since a gateway told `Content-Encoding: gzip` would reject it.
   let compressionFailed: Bool
 
-  init(
-    _ exposition: [[UInt8]], format: ExpositionFormat = .text, gzip: Bool,
-    compress: ([[UInt8]]) -> [UInt8]? = { Gzip.compress(parts: $0) }
-  ) {
-    self.format = format
-    if gzip, let compressed = compress(exposition) {
-      parts = [compressed]
-      gzipped = true
-      compressionFailed = false
-    } else {
-      parts = exposition
-      gzipped = false
-      compressionFailed = gzip
-    }
-  }
-
+  /// The length is not known before the body is made: chunked transfer coding.
   var headers: [String] {
-    ["Content-Type: \(format.contentType)"] + (gzipped ? ["Content-Encoding: gzip"] : [])
+    ["Content-Type: \(format.contentType)", "Transfer-Encoding: chunked"] + (gzipped ? ["Content-Encoding: gzip"] : [])
   }
 }
 

@@ -118,10 +118,17 @@ struct PushTarget: Equatable, Sendable {
   /// The request for one attempt, with the password read from its file now (so a rotated
   /// secret needs no reload); nil body for a DELETE.
   func request(method: String, body: PushBody?, timeout: Duration) -> Result<CurlRequest, CurlFailure> {
+    let payload = body?.open()
     var request = CurlRequest(
-      method: method, url: groupURL, body: body?.parts ?? [],
-      headers: body?.headers ?? [],
+      method: method, url: groupURL, body: payload?.stream,
+      headers: payload?.headers ?? [],
       connectTimeout: min(timeout, .seconds(5)), totalTimeout: timeout)
+    if let body, let payload {
+      request.restartBody = {
+        let again = body.open()
+        return again.gzipped == payload.gzipped ? again.stream : nil
+      }
+    }
     if let auth = config.basicAuth {
       request.username = auth.username
       do {
@@ -239,16 +246,20 @@ final class PushLoop: Sendable {
 
   /// One push with its retries, all before `deadline`; nil when abandoned.
   private func push(_ session: CurlSession, deadline: ContinuousClock.Instant) -> PushOutcome? {
-    let body = PushBody(registry.renderParts(format: target.format), format: target.format, gzip: target.config.gzip)
-    if body.compressionFailed {
-      logger.warning("gzip failed; pushing this body uncompressed")
-    }
+    let registry = self.registry
+    let format = target.format
+    let body = PushBody(gzip: target.config.gzip, format: format, source: { registry.stream(as: format.encoder()) })
     return RetrySchedule.push(
       deadline: deadline, now: { ContinuousClock.now },
       attempt: { timeout in
         guard !isStopping else { return .abandoned }
         let result = target.request(method: "PUT", body: body, timeout: timeout)
-          .flatMap { session.perform($0, abandon: { isStopping }) }
+          .flatMap { request in
+            if body.gzip && !request.headers.contains("Content-Encoding: gzip") {
+              logger.warning("gzip failed; pushing this body uncompressed")
+            }
+            return session.perform(request, abandon: { isStopping })
+          }
         switch result {
         case .success(let response) where (200..<300).contains(response.status): return .accepted
         case .success(let response): return .problem(.rejected(status: response.status, body: response.body))

@@ -1,0 +1,42 @@
+/// A body made a piece at a time by the one who sends it: the HTTP loop pulls the next
+/// piece only once the previous one is in the kernel, and the push client when libcurl
+/// asks for more, so a slow reader holds one piece, never the whole body. Used by one
+/// thread at a time.
+public protocol BodyStream: AnyObject, Sendable {
+  /// The next piece (never empty), nil once the body is complete.
+  func next() -> [UInt8]?
+}
+
+extension ExpositionStream: BodyStream {}
+
+/// HTTP/1.1 chunked transfer coding (RFC 9112 7.1) around another stream: each piece
+/// becomes one chunk, and the end the last chunk `0` with no trailer.
+final class ChunkedBody: BodyStream, @unchecked Sendable {
+  private let source: any BodyStream
+  private var ended = false
+
+  init(_ source: any BodyStream) { self.source = source }
+
+  func next() -> [UInt8]? {
+    guard !ended else { return nil }
+    guard let piece = source.next() else {
+      ended = true
+      return Array("0\r\n\r\n".utf8)
+    }
+    var chunk = Array(String(piece.count, radix: 16).utf8)
+    chunk.reserveCapacity(chunk.count + piece.count + 4)
+    chunk += "\r\n".utf8
+    chunk += piece
+    chunk += "\r\n".utf8
+    return chunk
+  }
+}
+
+/// A body already in memory, given one buffer at a time (empty buffers skipped).
+final class BufferedBody: BodyStream, @unchecked Sendable {
+  private var pieces: [[UInt8]]
+
+  init(_ pieces: [[UInt8]]) { self.pieces = pieces.filter { !$0.isEmpty }.reversed() }
+
+  func next() -> [UInt8]? { pieces.popLast() }
+}

@@ -1,0 +1,208 @@
+/// The one seam between the collected samples and an exposition format's bytes: the HTTP
+/// route picks an encoder per scrape from the negotiated format, and `ExpositionStream`
+/// drives it a piece at a time. Text 0.0.4 is `TextEncoder`; another format (the delimited
+/// protobuf, OpenMetrics) is another conforming type, with no change to the collectors.
+public protocol ExpositionEncoder {
+  /// The `Content-Type` of what it writes.
+  var contentType: String { get }
+
+  /// Appends `family`'s samples from index `start` on (its head first when `start` is 0),
+  /// stopping after the sample that takes `writer` to `limit` bytes or more. Returns the
+  /// index of the first sample not written: `family.count` when the family is done. An
+  /// encoder that must see a family whole (a length-delimited message) may write all of it.
+  mutating func encode(_ family: CollectedFamily, from start: Int, into writer: inout ByteWriter, limit: Int) -> Int
+
+  /// Bytes after the last family (OpenMetrics' `# EOF`); nothing for text 0.0.4.
+  mutating func finish(into writer: inout ByteWriter)
+}
+
+/// The Prometheus text format 0.0.4.
+public struct TextEncoder: ExpositionEncoder {
+  public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+  public var contentType: String { Self.contentType }
+
+  /// The `le` values of the last bucket layout seen, rendered once: every target of a
+  /// scrape shares the same RTT buckets, so this is formatted once per scrape, not per line.
+  private var bucketBounds: [Double] = []
+  private var bucketLabels: [[UInt8]] = []
+  /// The current family's sample names, as bytes.
+  private var familyID = -1
+  private var name: [UInt8] = []
+  private var bucketName: [UInt8] = []
+  private var sumName: [UInt8] = []
+  private var countName: [UInt8] = []
+
+  public init() {}
+
+  public mutating func encode(_ family: CollectedFamily, from start: Int, into writer: inout ByteWriter, limit: Int) -> Int {
+    let metric = family.family
+    if familyID != metric.id {
+      familyID = metric.id
+      name = Array(metric.name.utf8)
+      bucketName = name + "_bucket".utf8
+      sumName = name + "_sum".utf8
+      countName = name + "_count".utf8
+    }
+    if start == 0 { writeHead(metric, into: &writer) }
+    var index = start
+    if metric.type == .histogram {
+      let samples = family.histograms
+      while index < samples.count {
+        writeHistogram(samples[index].labels, samples[index].histogram, into: &writer)
+        index += 1
+        if writer.count >= limit { break }
+      }
+    } else {
+      name.withUnsafeBufferPointer { name in
+        family.scalars.withUnsafeBufferPointer { samples in
+          while index < samples.count {
+            writer.append(name)
+            Self.writeLabels(samples[index].labels, le: nil, into: &writer)
+            writer.append(UInt8(ascii: " "))
+            Self.writeValue(samples[index].value, into: &writer)
+            writer.append(UInt8(ascii: "\n"))
+            index += 1
+            if writer.count >= limit { break }
+          }
+        }
+      }
+    }
+    return index
+  }
+
+  public mutating func finish(into writer: inout ByteWriter) {}
+
+  private func writeHead(_ family: MetricFamily, into writer: inout ByteWriter) {
+    writer.append("# HELP ")
+    writer.append(name)
+    writer.append(UInt8(ascii: " "))
+    for byte in family.help.utf8 {
+      switch byte {
+      case UInt8(ascii: "\\"): writer.append(#"\\"#)
+      case UInt8(ascii: "\n"): writer.append(#"\n"#)
+      default: writer.append(byte)
+      }
+    }
+    writer.append("\n# TYPE ")
+    writer.append(name)
+    writer.append(UInt8(ascii: " "))
+    writer.append(family.type.rawValue)
+    writer.append(UInt8(ascii: "\n"))
+  }
+
+  private mutating func writeHistogram(_ labels: LabelSet, _ histogram: HistogramSnapshot, into writer: inout ByteWriter) {
+    if histogram.upperBounds != bucketBounds {
+      bucketBounds = histogram.upperBounds
+      bucketLabels = bucketBounds.map { Array(Exposition.formatValue($0).utf8) }
+    }
+    var cumulative: UInt64 = 0
+    bucketName.withUnsafeBufferPointer { bucketName in
+      histogram.bucketCounts.withUnsafeBufferPointer { counts in
+        for index in 0..<counts.count {
+          cumulative += counts[index]
+          writer.append(bucketName)
+          bucketLabels[index].withUnsafeBufferPointer { le in Self.writeLabels(labels, le: le, into: &writer) }
+          writer.append(UInt8(ascii: " "))
+          writer.appendDecimal(cumulative)
+          writer.append(UInt8(ascii: "\n"))
+        }
+        writer.append(bucketName)
+        Self.infinity.withUnsafeBufferPointer { le in Self.writeLabels(labels, le: le, into: &writer) }
+        writer.append(UInt8(ascii: " "))
+        writer.appendDecimal(histogram.count)
+        writer.append(UInt8(ascii: "\n"))
+      }
+    }
+    writer.append(sumName)
+    Self.writeLabels(labels, le: nil, into: &writer)
+    writer.append(UInt8(ascii: " "))
+    Self.writeValue(histogram.sum, into: &writer)
+    writer.append(UInt8(ascii: "\n"))
+    writer.append(countName)
+    Self.writeLabels(labels, le: nil, into: &writer)
+    writer.append(UInt8(ascii: " "))
+    writer.appendDecimal(histogram.count)
+    writer.append(UInt8(ascii: "\n"))
+  }
+
+  private static let infinity = Array("+Inf".utf8)
+  private static let leOpen = Array(#"le=""#.utf8)
+
+  @inline(__always)
+  private static func writeLabels(_ labels: LabelSet, le: UnsafeBufferPointer<UInt8>?, into writer: inout ByteWriter) {
+    labels.withRendered { rendered in
+      guard !rendered.isEmpty || le != nil else { return }
+      writer.append(UInt8(ascii: "{"))
+      writer.append(rendered)
+      if let le {
+        if !rendered.isEmpty { writer.append(UInt8(ascii: ",")) }
+        leOpen.withUnsafeBufferPointer { writer.append($0) }
+        writer.append(le)
+        writer.append(UInt8(ascii: "\""))
+      }
+      writer.append(UInt8(ascii: "}"))
+    }
+  }
+
+  /// As `Exposition.formatValue`, with integers (most samples: counters and buckets)
+  /// written digit by digit, no String made.
+  static func writeValue(_ value: Double, into writer: inout ByteWriter) {
+    if value >= 0, value == value.rounded(), value <= 9_007_199_254_740_992 {
+      writer.appendDecimal(UInt64(value))
+    } else {
+      writer.append(Exposition.formatValue(value))
+    }
+  }
+}
+
+/// An exposition's body, produced a piece at a time as its reader asks for the next: the
+/// encoder runs over one family after another, and each family's samples are released as
+/// soon as it has been written. Used by one thread at a time (the HTTP loop or the push
+/// thread pulls; nothing else holds it).
+public final class ExpositionStream: @unchecked Sendable {
+  /// The pieces' target size: large enough that a piece costs few calls and system calls,
+  /// small enough that the body in flight stays a few of them.
+  public static let pieceBytes = 64 << 10
+
+  private var families: [CollectedFamily]
+  private var familyIndex = 0
+  private var sampleIndex = 0
+  private var encoder: any ExpositionEncoder
+  private var writer = ByteWriter(capacity: pieceBytes + 4096)
+  private var finished = false
+
+  public var contentType: String { encoder.contentType }
+
+  init(families: [CollectedFamily], encoder: any ExpositionEncoder) {
+    self.families = families
+    self.encoder = encoder
+  }
+
+  /// The next piece of about `pieceBytes` (the last may be shorter), nil once all was given.
+  public func next() -> [UInt8]? {
+    guard !finished else { return nil }
+    while writer.count < Self.pieceBytes, familyIndex < families.count {
+      let done = encodeCurrent()
+      if done {
+        // Written: let its samples go now rather than with the whole stream.
+        families[familyIndex] = CollectedFamily(family: families[familyIndex].family)
+        familyIndex += 1
+        sampleIndex = 0
+      }
+    }
+    if familyIndex == families.count {
+      encoder.finish(into: &writer)
+      finished = true
+      families = []
+      if writer.count == 0 { return nil }
+    }
+    return writer.take()
+  }
+
+  /// Runs the encoder over the current family; true when it is done.
+  private func encodeCurrent() -> Bool {
+    let count = families[familyIndex].count
+    sampleIndex = encoder.encode(families[familyIndex], from: sampleIndex, into: &writer, limit: Self.pieceBytes)
+    return sampleIndex >= count
+  }
+}
