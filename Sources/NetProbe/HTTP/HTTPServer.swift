@@ -802,7 +802,7 @@ public final class HTTPServer: Sendable {
     func nextChunk(_ connection: Connection) -> [UInt8]? {
       if let chunk = connection.output.first { return chunk }
       guard let stream = connection.stream else { return nil }
-      guard let piece = stream.next() else {
+      guard let parts = (stream as? ChunkedBody)?.nextParts() ?? stream.next().map({ [$0] }) else {
         connection.stream = nil
         processingBytes -= connection.estimate
         connection.estimate = 0
@@ -810,8 +810,8 @@ public final class HTTPServer: Sendable {
         if connection.streamed > HTTPServer.trimThreshold { Memory.releaseFreePages() }
         return nil
       }
-      connection.streamed += piece.count
-      setOutput(connection, [piece])
+      connection.streamed += parts.reduce(0) { $0 + $1.count }
+      setOutput(connection, parts)
       return connection.output.first
     }
 
