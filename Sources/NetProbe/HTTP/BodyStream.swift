@@ -15,7 +15,8 @@ extension ExpositionStream: BodyStream {}
 /// never copied into a framed buffer.
 final class ChunkedBody: BodyStream, @unchecked Sendable {
   private let source: any BodyStream
-  private var ended = false
+  /// True once the last chunk has been given.
+  private(set) var ended = false
   private static let crlf = Array("\r\n".utf8)
 
   init(_ source: any BodyStream) { self.source = source }
