@@ -118,7 +118,8 @@ def run_one(tool, n, args, workdir):
                        "--web.listen-address=127.0.0.1:%d" % pb.PORT, "--log.level=warn"]
         with open(stderr_path, "wb") as err:
             process = pb.start(namespace, command, subprocess.DEVNULL, err, max(4096, 2 * n + 1024))
-        first, error = pb.wait_http(namespace, process, spec["families"])
+        # smokeping_prober sets up every pinger before it listens: minutes at 10,000 targets.
+        first, error = pb.wait_http(namespace, process, spec["families"], timeout=args.start_timeout)
         if error:
             run.note = "%s: %s" % (error, pb.tail(stderr_path))
             return run
@@ -200,6 +201,7 @@ def main():
     parser.add_argument("--scrapes", type=int, default=5, help="timed scrapes per format")
     parser.add_argument("--warmup", type=float, default=8.0, help="seconds of probing before the scrapes")
     parser.add_argument("--formats", default="text,gzip,protobuf", help="comma-separated: text, gzip, protobuf")
+    parser.add_argument("--start-timeout", type=float, default=300.0, help="seconds for a tool to serve /metrics")
     parser.add_argument("--tools", default="netprobe,smokeping", help="comma-separated: netprobe, smokeping")
     parser.add_argument("--netprobe-binary", default=os.path.join(pb.ROOT, ".build", "release", "netprobe_exporter"))
     args = parser.parse_args()

@@ -33,6 +33,57 @@ import Testing
     #expect(text.contains(#"test_a_ratio{v="a\"b\\c\nd"} 1"#))
   }
 
+  /// A histogram without labels, and one exported without its classic buckets (the
+  /// `classic_buckets: false` switch): `+Inf`, `_sum` and `_count` only.
+  @Test func rendersUnlabelledHistogramsAndHistogramsWithoutBuckets() {
+    var exposition = Exposition()
+    let bare = MetricFamily("test_bare_seconds", .histogram, "Bare.")
+    exposition.addHistogram(bare, .empty, HistogramSnapshot(upperBounds: [0.5], bucketCounts: [1], sum: 0.25, count: 2))
+    exposition.addHistogram(
+      Self.histogram, LabelSet([("target", "a")]), HistogramSnapshot(upperBounds: [], bucketCounts: [], sum: 1.5, count: 3))
+    let text = String(decoding: exposition.render(), as: UTF8.self)
+    #expect(
+      text == """
+        # HELP test_bare_seconds Bare.
+        # TYPE test_bare_seconds histogram
+        test_bare_seconds_bucket{le="0.5"} 1
+        test_bare_seconds_bucket{le="+Inf"} 2
+        test_bare_seconds_sum 0.25
+        test_bare_seconds_count 2
+        # HELP test_rtt_seconds RTT.
+        # TYPE test_rtt_seconds histogram
+        test_rtt_seconds_bucket{target="a",le="+Inf"} 3
+        test_rtt_seconds_sum{target="a"} 1.5
+        test_rtt_seconds_count{target="a"} 3
+
+        """)
+  }
+
+  /// The stream's pieces, joined, are the whole exposition; each piece stops near the piece
+  /// size (a family is split across pieces), and the samples are released as families end.
+  @Test func streamsInPiecesThatJoinToTheWhole() {
+    func make() -> Exposition {
+      var exposition = Exposition()
+      for index in 0..<20_000 {
+        let labels = LabelSet([("target", "t\(index)")])
+        exposition.add(Self.counter, labels, Double(index))
+        exposition.addHistogram(
+          Self.histogram, labels, HistogramSnapshot(upperBounds: [0.001, 0.01], bucketCounts: [1, 2], sum: 0.5, count: 4))
+      }
+      return exposition
+    }
+    let whole = make().render()
+    let stream = make().stream()
+    var pieces: [[UInt8]] = []
+    while let piece = stream.next() { pieces.append(piece) }
+    #expect(Array(pieces.joined()) == whole)
+    #expect(pieces.count > 10)
+    for piece in pieces.dropLast() {
+      #expect(piece.count >= ExpositionStream.pieceBytes && piece.count < ExpositionStream.pieceBytes + 1024)
+    }
+    #expect(stream.next() == nil)
+  }
+
   @Test func rendersHistogramsCumulatively() {
     var exposition = Exposition()
     let snapshot = HistogramSnapshot(upperBounds: [0.001, 0.01], bucketCounts: [2, 3], sum: 0.0421, count: 6)

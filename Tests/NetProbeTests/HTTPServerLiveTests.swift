@@ -88,8 +88,11 @@ import Testing
     defer { server.stop() }
     let expected = (1...40).flatMap { [UInt8](repeating: UInt8(ascii: "a") + UInt8($0 % 26), count: 10_000) }
     let connection = try TestConnection(port: server.localAddress.port)
+    let asked = ContinuousClock.now
     connection.send("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
     let response = try #require(connection.readResponse())
+    // The last chunk leaves at once: sent corked (MSG_MORE) it would wait 200 ms for more.
+    #expect(ContinuousClock.now - asked < .milliseconds(150))
     #expect(response.status == 200 && response.headers["transfer-encoding"] == "chunked" && response.headers["content-length"] == nil)
     #expect(response.chunkSizes == [Int](repeating: 10_000, count: 40) + [0])
     #expect(response.body == expected)

@@ -10,25 +10,29 @@ public protocol BodyStream: AnyObject, Sendable {
 extension ExpositionStream: BodyStream {}
 
 /// HTTP/1.1 chunked transfer coding (RFC 9112 7.1) around another stream: each piece
-/// becomes one chunk, and the end the last chunk `0` with no trailer.
+/// becomes one chunk, and the end the last chunk `0` with no trailer. `nextParts` gives
+/// the chunk as its size line, the piece as it is and the closing CRLF, so the piece is
+/// never copied into a framed buffer.
 final class ChunkedBody: BodyStream, @unchecked Sendable {
   private let source: any BodyStream
-  private var ended = false
+  /// True once the last chunk has been given.
+  private(set) var ended = false
+  private static let crlf = Array("\r\n".utf8)
 
   init(_ source: any BodyStream) { self.source = source }
 
   func next() -> [UInt8]? {
+    nextParts().map { Array($0.joined()) }
+  }
+
+  /// The next chunk in its three parts; the last chunk alone; nil after it.
+  func nextParts() -> [[UInt8]]? {
     guard !ended else { return nil }
     guard let piece = source.next() else {
       ended = true
-      return Array("0\r\n\r\n".utf8)
+      return [Array("0\r\n\r\n".utf8)]
     }
-    var chunk = Array(String(piece.count, radix: 16).utf8)
-    chunk.reserveCapacity(chunk.count + piece.count + 4)
-    chunk += "\r\n".utf8
-    chunk += piece
-    chunk += "\r\n".utf8
-    return chunk
+    return [Array((String(piece.count, radix: 16) + "\r\n").utf8), piece, Self.crlf]
   }
 }
 

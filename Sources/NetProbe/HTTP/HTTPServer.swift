@@ -802,17 +802,27 @@ public final class HTTPServer: Sendable {
     func nextChunk(_ connection: Connection) -> [UInt8]? {
       if let chunk = connection.output.first { return chunk }
       guard let stream = connection.stream else { return nil }
-      guard let piece = stream.next() else {
-        connection.stream = nil
-        processingBytes -= connection.estimate
-        connection.estimate = 0
-        if !connection.streamLabel.isEmpty { responseEstimate[connection.streamLabel] = connection.streamed }
-        if connection.streamed > HTTPServer.trimThreshold { Memory.releaseFreePages() }
+      let chunked = stream as? ChunkedBody
+      guard let parts = chunked?.nextParts() ?? stream.next().map({ [$0] }) else {
+        endStream(connection)
         return nil
       }
-      connection.streamed += piece.count
-      setOutput(connection, [piece])
+      connection.streamed += parts.reduce(0) { $0 + $1.count }
+      setOutput(connection, parts)
+      // The last chunk must leave without MSG_MORE: corked, it would wait 200 ms for more.
+      if chunked?.ended == true { endStream(connection) }
       return connection.output.first
+    }
+
+    /// The streamed body is all made: its reservation ends, and its size becomes the
+    /// handler's estimate.
+    func endStream(_ connection: Connection) {
+      guard connection.stream != nil else { return }
+      connection.stream = nil
+      processingBytes -= connection.estimate
+      connection.estimate = 0
+      if !connection.streamLabel.isEmpty { responseEstimate[connection.streamLabel] = connection.streamed }
+      if connection.streamed > HTTPServer.trimThreshold { Memory.releaseFreePages() }
     }
 
     /// Reads the connection's kernel send queue (SIOCOUTQ) into the budget's count.

@@ -21,14 +21,21 @@ public struct TextEncoder: ExpositionEncoder {
   public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
   public var contentType: String { Self.contentType }
 
-  /// The `le` values of the last bucket layout seen, rendered once: every target of a
-  /// scrape shares the same RTT buckets, so this is formatted once per scrape, not per line.
+  /// The `,le="…"} ` tails of the last bucket layout seen, rendered once: every target of
+  /// a scrape shares the same RTT buckets, so they are formatted once per scrape, not per
+  /// line. The last is `+Inf`'s.
   private var bucketBounds: [Double] = []
-  private var bucketLabels: [[UInt8]] = []
-  /// The current family's sample names, as bytes.
+  private var bucketTails: [[UInt8]] = []
+  /// The same for a series without labels: `le="…"} `.
+  private var bareBucketTails: [[UInt8]] = []
+  /// The current family's line starts (`name{`, `name_bucket{`, …), as bytes: a line is
+  /// then a few copies — its start, the series' labels, its tail, the value.
   private var familyID = -1
   private var name: [UInt8] = []
-  private var bucketName: [UInt8] = []
+  private var nameOpen: [UInt8] = []
+  private var bucketOpen: [UInt8] = []
+  private var sumOpen: [UInt8] = []
+  private var countOpen: [UInt8] = []
   private var sumName: [UInt8] = []
   private var countName: [UInt8] = []
 
@@ -39,7 +46,10 @@ public struct TextEncoder: ExpositionEncoder {
     if familyID != metric.id {
       familyID = metric.id
       name = Array(metric.name.utf8)
-      bucketName = name + "_bucket".utf8
+      nameOpen = name + "{".utf8
+      bucketOpen = name + "_bucket{".utf8
+      sumOpen = name + "_sum{".utf8
+      countOpen = name + "_count{".utf8
       sumName = name + "_sum".utf8
       countName = name + "_count".utf8
     }
@@ -53,17 +63,15 @@ public struct TextEncoder: ExpositionEncoder {
         if writer.count >= limit { break }
       }
     } else {
-      name.withUnsafeBufferPointer { name in
-        family.scalars.withUnsafeBufferPointer { samples in
-          while index < samples.count {
-            writer.append(name)
-            Self.writeLabels(samples[index].labels, le: nil, into: &writer)
-            writer.append(UInt8(ascii: " "))
-            Self.writeValue(samples[index].value, into: &writer)
-            writer.append(UInt8(ascii: "\n"))
-            index += 1
-            if writer.count >= limit { break }
-          }
+      let name = self.name
+      let nameOpen = self.nameOpen
+      family.scalars.withUnsafeBufferPointer { samples in
+        while index < samples.count {
+          Self.writeStart(name, nameOpen, samples[index].labels, into: &writer)
+          Self.writeValue(samples[index].value, into: &writer)
+          writer.append(UInt8(ascii: "\n"))
+          index += 1
+          if writer.count >= limit { break }
         }
       }
     }
@@ -93,54 +101,47 @@ public struct TextEncoder: ExpositionEncoder {
   private mutating func writeHistogram(_ labels: LabelSet, _ histogram: HistogramSnapshot, into writer: inout ByteWriter) {
     if histogram.upperBounds != bucketBounds {
       bucketBounds = histogram.upperBounds
-      bucketLabels = bucketBounds.map { Array(Exposition.formatValue($0).utf8) }
+      bareBucketTails = (bucketBounds.map(Exposition.formatValue) + ["+Inf"]).map { Array("le=\"\($0)\"} ".utf8) }
+      bucketTails = bareBucketTails.map { [UInt8(ascii: ",")] + $0 }
     }
-    var cumulative: UInt64 = 0
-    bucketName.withUnsafeBufferPointer { bucketName in
+    labels.withRendered { rendered in
+      var cumulative: UInt64 = 0
       histogram.bucketCounts.withUnsafeBufferPointer { counts in
-        for index in 0..<counts.count {
-          cumulative += counts[index]
-          writer.append(bucketName)
-          bucketLabels[index].withUnsafeBufferPointer { le in Self.writeLabels(labels, le: le, into: &writer) }
-          writer.append(UInt8(ascii: " "))
+        for index in 0...counts.count {
+          cumulative = index < counts.count ? cumulative + counts[index] : histogram.count
+          writer.append(bucketOpen)
+          if rendered.isEmpty {
+            writer.append(bareBucketTails[index])
+          } else {
+            writer.append(rendered)
+            writer.append(bucketTails[index])
+          }
           writer.appendDecimal(cumulative)
           writer.append(UInt8(ascii: "\n"))
         }
-        writer.append(bucketName)
-        Self.infinity.withUnsafeBufferPointer { le in Self.writeLabels(labels, le: le, into: &writer) }
-        writer.append(UInt8(ascii: " "))
-        writer.appendDecimal(histogram.count)
-        writer.append(UInt8(ascii: "\n"))
       }
     }
-    writer.append(sumName)
-    Self.writeLabels(labels, le: nil, into: &writer)
-    writer.append(UInt8(ascii: " "))
+    Self.writeStart(sumName, sumOpen, labels, into: &writer)
     Self.writeValue(histogram.sum, into: &writer)
     writer.append(UInt8(ascii: "\n"))
-    writer.append(countName)
-    Self.writeLabels(labels, le: nil, into: &writer)
-    writer.append(UInt8(ascii: " "))
+    Self.writeStart(countName, countOpen, labels, into: &writer)
     writer.appendDecimal(histogram.count)
     writer.append(UInt8(ascii: "\n"))
   }
 
-  private static let infinity = Array("+Inf".utf8)
-  private static let leOpen = Array(#"le=""#.utf8)
-
+  /// A line up to its value: `open` (the name and `{`) with the labels and `} `, or, for a
+  /// series without labels, `name ` alone.
   @inline(__always)
-  private static func writeLabels(_ labels: LabelSet, le: UnsafeBufferPointer<UInt8>?, into writer: inout ByteWriter) {
+  private static func writeStart(_ name: [UInt8], _ open: [UInt8], _ labels: LabelSet, into writer: inout ByteWriter) {
     labels.withRendered { rendered in
-      guard !rendered.isEmpty || le != nil else { return }
-      writer.append(UInt8(ascii: "{"))
-      writer.append(rendered)
-      if let le {
-        if !rendered.isEmpty { writer.append(UInt8(ascii: ",")) }
-        leOpen.withUnsafeBufferPointer { writer.append($0) }
-        writer.append(le)
-        writer.append(UInt8(ascii: "\""))
+      if rendered.isEmpty {
+        writer.append(name)
+      } else {
+        writer.append(open)
+        writer.append(rendered)
+        writer.append(UInt8(ascii: "}"))
       }
-      writer.append(UInt8(ascii: "}"))
+      writer.append(UInt8(ascii: " "))
     }
   }
 
