@@ -128,11 +128,13 @@ struct LoopRegistrations<Timer> {
 }
 
 /// The event loop every engine runs on: one type, one thread per engine (each ping family,
-/// the path tracer, the multicast receiver, the querier watch, the beacon sender, DNS), so
-/// that a busy engine never delays another's timing and each waits with the precision it
-/// needs. The loop owns the poll set, the timers (a deadline heap), the wake-up event, the
-/// commands other threads post and the start/stop handshake; the engine keeps only its
-/// protocol logic (`LoopEngine`). The HTTP server keeps a poll loop of its own.
+/// the path tracer, the multicast receiver, the querier watch, the beacon sender, DNS, the
+/// target files' watch, the HTTP server), so that a busy engine never delays another's
+/// timing and each waits with the precision it needs. The loop owns the poll set, the
+/// timers (a deadline heap), the wake-up event, the commands other threads post and the
+/// start/stop handshake; the engine keeps only its protocol logic (`LoopEngine`). For the
+/// HTTP server (`HTTPServerEngine`) the watched descriptors are its connections and the
+/// commands are the responses its workers finished.
 ///
 /// A pass: the posted commands, the due timers, the engine's end of pass, one wait in
 /// poll(2) for the next timer or a descriptor, the ready descriptors, then the timers that
