@@ -1,4 +1,5 @@
 import Dispatch
+@preconcurrency import Glibc
 import Synchronization
 import Testing
 @testable import NetProbe
@@ -74,5 +75,75 @@ import Testing
     loop.post(.schedule(name: "never", afterMilliseconds: 0), isEmpty: true)
     loop.stop(timeout: .milliseconds(50))
     #expect(journal.events.withLock { $0 }.isEmpty, "the engine was never made, so it never stopped either")
+  }
+
+  /// What the readiness engine saw: each descriptor once, with its events.
+  final class Readiness: Sendable {
+    let seen = Mutex<[Int32: PollEvents]>([:])
+    let done = DispatchSemaphore(value: 0)
+    let expected: Int
+
+    init(expected: Int) { self.expected = expected }
+  }
+
+  struct ReadinessEngine: LoopEngine {
+    enum Command: Sendable {
+      case watch([Int32], PollEvents)
+      case unwatch([Int32])
+    }
+
+    let readiness: Readiness
+
+    mutating func handle(_ commands: [Command], loop: inout LoopRegistrations<Never>) {
+      for command in commands {
+        switch command {
+        case .watch(let descriptors, let events): for descriptor in descriptors { loop.watch(descriptor, for: events) }
+        case .unwatch(let descriptors): for descriptor in descriptors { loop.unwatch(descriptor) }
+        }
+      }
+    }
+
+    mutating func fire(_ timer: Never, now: Int64, loop: inout LoopRegistrations<Never>) {}
+
+    mutating func ready(_ descriptor: Int32, events: PollEvents, loop: inout LoopRegistrations<Never>) {
+      // Level-triggered: unwatched, or the descriptor would be reported at every pass.
+      loop.unwatch(descriptor)
+      let count = readiness.seen.withLock { seen in
+        seen[descriptor] = events
+        return seen.count
+      }
+      if count == readiness.expected { readiness.done.signal() }
+    }
+  }
+
+  /// The HTTP server watches hundreds of sockets and unwatches them in any order: the poll
+  /// set must keep reporting exactly the ones still watched.
+  @Test func manyDescriptorsUnwatchedInAnyOrderReportOnlyTheWatched() throws {
+    let events = try (0..<40).map { _ in try WakeupEvent() }
+    let descriptors = events.map(\.fileDescriptor)
+    let kept = descriptors.enumerated().filter { $0.offset % 3 != 0 }.map(\.element)
+    let readiness = Readiness(expected: kept.count)
+    let loop = try EventLoop(name: "test-loop") { ReadinessEngine(readiness: readiness) }
+    loop.post(.watch(descriptors, .readable))
+    loop.post(.unwatch(descriptors.enumerated().filter { $0.offset % 3 == 0 }.map(\.element).reversed()))
+    for event in events { event.signal() }
+    #expect(readiness.done.wait(timeout: .now() + 2) == .success)
+    // Time for a wrongly reported descriptor to show up too.
+    usleep(50_000)
+    loop.stop()
+    let seen = readiness.seen.withLock { $0 }
+    #expect(Set(seen.keys) == Set(kept))
+    #expect(seen.values.allSatisfy { $0.contains(.readable) })
+  }
+
+  @Test func writeInterestReportsRoomToWrite() throws {
+    let event = try WakeupEvent()
+    let readiness = Readiness(expected: 1)
+    let loop = try EventLoop(name: "test-loop") { ReadinessEngine(readiness: readiness) }
+    loop.post(.watch([event.fileDescriptor], .writable))
+    #expect(readiness.done.wait(timeout: .now() + 2) == .success)
+    loop.stop()
+    let seen = readiness.seen.withLock { $0 }
+    #expect(seen[event.fileDescriptor] == .writable, "an eventfd far from its limit can be written, and nothing waits to be read")
   }
 }

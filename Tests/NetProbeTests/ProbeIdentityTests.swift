@@ -37,3 +37,16 @@ import Testing
     #expect(identity.pingIdentifiers == first)
   }
 }
+
+/// Slots are reused once given back, so reloads never grow them.
+@Suite struct SlotAllocatorTests {
+  @Test func reusesReleasedSlotsBeforeNewOnes() {
+    var slots = SlotAllocator()
+    #expect([slots.take(), slots.take(), slots.take()] == [0, 1, 2])
+    slots.release(1)
+    slots.release(0)
+    #expect(slots.take() == 0, "the slot given back last comes first")
+    #expect(slots.take() == 1)
+    #expect(slots.take() == 3)
+  }
+}

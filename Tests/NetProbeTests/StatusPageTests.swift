@@ -56,6 +56,15 @@ private func snapshot(_ targets: [TargetStatus]) -> StatusSnapshot {
     #expect(!json.contains("<script"))
   }
 
+  @Test func theStatusAPIEscapesAngleBracketsAndTheOtherJSONDoesNot() {
+    var api = ""
+    api.appendJSONString("<b>\u{7F}", escapingAngleBrackets: true)
+    #expect(api == #""\u003cb>\u007f""#)
+    var log = ""
+    log.appendJSONString("<b>")
+    #expect(log == #""<b>""#)
+  }
+
   @Test func figuresReadShort() {
     #expect(StatusFormat.percent(0.125) == "12.5%" && StatusFormat.percent(0) == "0%")
     #expect(StatusFormat.milliseconds(0.000042) == "0.042 ms" && StatusFormat.milliseconds(0.18749) == "187 ms")

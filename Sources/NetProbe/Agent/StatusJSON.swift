@@ -173,7 +173,7 @@ final class JSONWriter {
 
   func key(_ name: String) {
     separate()
-    Self.writeString(name, into: &output)
+    output.appendJSONString(name, escapingAngleBrackets: true)
     output += ":"
     afterKey = true
   }
@@ -185,7 +185,7 @@ final class JSONWriter {
 
   func value(_ text: String) {
     separate()
-    Self.writeString(text, into: &output)
+    output.appendJSONString(text, escapingAngleBrackets: true)
   }
 
   func field(_ name: String, _ text: String?) {
@@ -216,26 +216,5 @@ final class JSONWriter {
     key(name)
     separate()
     output += flag.map { $0 ? "true" : "false" } ?? "null"
-  }
-
-  /// A JSON string: quotes, backslashes and control characters escaped; U+2028/U+2029
-  /// too, so the output is safe to embed in a script should anyone.
-  static func writeString(_ text: String, into output: inout String) {
-    output += "\""
-    for scalar in text.unicodeScalars {
-      switch scalar {
-      case "\"": output += "\\\""
-      case "\\": output += "\\\\"
-      case "\n": output += "\\n"
-      case "\r": output += "\\r"
-      case "\t": output += "\\t"
-      case "<": output += "\\u003c"
-      case _ where scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029:
-        let hex = String(scalar.value, radix: 16)
-        output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-      default: output.unicodeScalars.append(scalar)
-      }
-    }
-    output += "\""
   }
 }

@@ -66,17 +66,17 @@ final class WorkerPool: Sendable {
   private let available = DispatchSemaphore(value: 0)
   /// Signalled once per urgent job: wakes the thread kept for them.
   private let urgentAvailable = DispatchSemaphore(value: 0)
-  private let stopping = Atomic<Bool>(false)
-  private let finished = DispatchSemaphore(value: 0)
-  private let threadCount: Int
+  /// The urgent thread first, then the general ones; each has the start / stop / finished
+  /// handshake every thread of the exporter has.
+  private let threads: [DedicatedThread]
 
   /// `threads`: at least 2, one of which is kept for urgent jobs.
-  init(threads: Int, name: String) {
-    threadCount = max(2, threads)
-    jobs = Mutex(Queues(perClient: max(1, (threadCount - 1) / 2)))
-    SystemThread.start(name: "\(name)-urgent") { [self] in run(urgentOnly: true) }
-    for index in 0..<(threadCount - 1) {
-      SystemThread.start(name: "\(name)-\(index)") { [self] in run(urgentOnly: false) }
+  init(threads count: Int, name: String) {
+    let count = max(2, count)
+    jobs = Mutex(Queues(perClient: max(1, (count - 1) / 2)))
+    threads = [DedicatedThread(name: "\(name)-urgent")] + (0..<(count - 1)).map { DedicatedThread(name: "\(name)-\($0)") }
+    for (index, thread) in threads.enumerated() {
+      thread.start { [self] in run(urgentOnly: index == 0, thread: thread) }
     }
   }
 
@@ -97,24 +97,24 @@ final class WorkerPool: Sendable {
 
   /// Lets the threads finish the job at hand, then stops them; waits at most `timeout`.
   func shutdown(timeout: DispatchTimeInterval = .seconds(1)) {
-    stopping.store(true, ordering: .releasing)
-    for _ in 0..<threadCount {
+    for thread in threads { thread.requestStop() }
+    for _ in threads {
       available.signal()
       urgentAvailable.signal()
     }
     // One deadline for all of them: a stuck worker must not multiply the wait.
     let deadline = DispatchTime.now() + timeout
-    for _ in 0..<threadCount { _ = finished.wait(timeout: deadline) }
+    for thread in threads { _ = thread.waitUntilFinished(until: deadline) }
   }
 
   /// A general thread wakes once per job and takes the oldest urgent job, else the oldest
   /// other one, else nothing (the urgent thread took it). Every job adds one general
   /// wake-up, so none is left waiting while a general thread sleeps.
-  private func run(urgentOnly: Bool) {
+  private func run(urgentOnly: Bool, thread: DedicatedThread) {
     let semaphore = urgentOnly ? urgentAvailable : available
     while true {
       semaphore.wait()
-      if stopping.load(ordering: .acquiring) { break }
+      if thread.isStopping { break }
       guard let job = jobs.withLock({ $0.take(urgentOnly: urgentOnly) }) else { continue }
       job.work()
       // A job held back by its client's share may be runnable now: wake a thread for it.
@@ -124,6 +124,5 @@ final class WorkerPool: Sendable {
       }
       if waiting { available.signal() }
     }
-    finished.signal()
   }
 }

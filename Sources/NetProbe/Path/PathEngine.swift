@@ -15,8 +15,8 @@ public final class PathEngine: ConfigSubscriber, MetricsCollector {
     var targets: [String: PathTarget] = [:]
     /// Traced target names in configuration order, for a stable exposition.
     var order: [String] = []
-    var freeSlots: [UInt32] = []
-    var nextSlot: UInt32 = 0
+    /// Slots without `ProbePayload.traceSlotFlag`, which `PathTarget` sets.
+    var slots = SlotAllocator()
     /// Whether a target traces with UDP: then the UDP answer counters are rendered (an
     /// ICMP-only configuration's output stays as it was).
     var tracesUDP = false
@@ -45,20 +45,13 @@ public final class PathEngine: ConfigSubscriber, MetricsCollector {
           next[target.name] = existing
           continue
         }
-        let slot: UInt32
-        if let free = state.freeSlots.popLast() {
-          slot = free
-        } else {
-          slot = state.nextSlot
-          state.nextSlot += 1
-        }
-        let fresh = PathTarget(config: target, slot: slot)
+        let fresh = PathTarget(config: target, slot: state.slots.take())
         next[target.name] = fresh
         commands.append(.add(fresh))
       }
       for (name, old) in state.targets where next[name] !== old {
         commands.insert(.remove(old.slot), at: 0)
-        state.freeSlots.append(old.slot & ~ProbePayload.traceSlotFlag)
+        state.slots.release(old.slot & ~ProbePayload.traceSlotFlag)
       }
       state.targets = next
       state.order = config.targets.map(\.name).filter { next[$0] != nil }

@@ -19,8 +19,7 @@ public final class PingEngine: ConfigSubscriber, MetricsCollector, TargetAddress
     var targets: [String: PingTarget] = [:]
     /// Target names in configuration order, for a stable exposition.
     var order: [String] = []
-    var freeSlots: [UInt32] = []
-    var nextSlot: UInt32 = 0
+    var slots = SlotAllocator()
     /// The family loop each target was given to.
     var assigned: [UInt32: IPAddress.Family] = [:]
   }
@@ -58,21 +57,15 @@ public final class PingEngine: ConfigSubscriber, MetricsCollector, TargetAddress
           next[target.name] = existing
           continue
         }
-        let slot: UInt32
-        if let free = state.freeSlots.popLast() {
-          slot = free
-        } else {
-          slot = state.nextSlot
-          state.nextSlot += 1
-        }
-        let fresh = PingTarget(config: target, slot: slot, rttBuckets: config.ping.rttBuckets, native: config.ping.nativeHistograms)
+        let fresh = PingTarget(
+          config: target, slot: state.slots.take(), rttBuckets: config.ping.rttBuckets, native: config.ping.nativeHistograms)
         next[target.name] = fresh
         added.append(fresh)
       }
       for (name, old) in state.targets where next[name] !== old {
         removed.append(old)
         if let family = state.assigned.removeValue(forKey: old.slot) { loops[family]?.post(.remove(old.slot)) }
-        state.freeSlots.append(old.slot)
+        state.slots.release(old.slot)
       }
       state.targets = next
       state.order = config.targets.map(\.name)

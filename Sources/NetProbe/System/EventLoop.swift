@@ -36,6 +36,8 @@ struct PollEvents: OptionSet, Sendable {
 
   /// Data to read (POLLIN).
   static let readable = PollEvents(rawValue: Int16(POLLIN))
+  /// Room in the send queue (POLLOUT): a writer with output waiting watches for it.
+  static let writable = PollEvents(rawValue: Int16(POLLOUT))
   /// An error is pending, or queued on the socket's error queue (POLLERR).
   static let error = PollEvents(rawValue: Int16(POLLERR))
 }
@@ -63,6 +65,10 @@ struct LoopRegistrations<Timer> {
 
   /// The poll set: the wake-up event first, then the watched descriptors.
   fileprivate var entries: [pollfd]
+  /// Where each watched descriptor sits in `entries`: the HTTP server watches hundreds of
+  /// connections and changes their interest with every request, which a search through
+  /// the poll set would make quadratic.
+  private var entryIndex: [Int32: Int] = [:]
   private var timers = MinHeap<Scheduled>(by: { ($0.at, $0.order) < ($1.at, $1.order) })
   private var scheduled: UInt64 = 0
   /// A wake-up asked for this pass only (`wake(by:)`).
@@ -72,21 +78,27 @@ struct LoopRegistrations<Timer> {
     entries = [pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)]
   }
 
-  /// Watches `descriptor` for `events` (readable by default; POLLERR is always reported),
-  /// until `unwatch`.
+  /// Watches `descriptor` for `events` (readable by default; POLLERR and POLLHUP are
+  /// always reported), until `unwatch`; watching it again changes the events.
   mutating func watch(_ descriptor: Int32, for events: PollEvents = .readable) {
-    if let index = entries.firstIndex(where: { $0.fd == descriptor }) {
+    if let index = entryIndex[descriptor] {
       entries[index].events = events.rawValue
     } else {
+      entryIndex[descriptor] = entries.count
       entries.append(pollfd(fd: descriptor, events: events.rawValue, revents: 0))
     }
   }
 
-  /// Stops watching `descriptor`; call it before the descriptor is closed.
+  /// Stops watching `descriptor`; call it before the descriptor is closed. The last entry
+  /// takes its place: the order of the poll set means nothing.
   mutating func unwatch(_ descriptor: Int32) {
-    if let index = entries.indices.dropFirst().first(where: { entries[$0].fd == descriptor }) {
-      entries.remove(at: index)
+    guard let index = entryIndex.removeValue(forKey: descriptor) else { return }
+    let last = entries.count - 1
+    if index != last {
+      entries[index] = entries[last]
+      entryIndex[entries[index].fd] = index
     }
+    entries.removeLast()
   }
 
   /// Fires `timer` once `at` (monotonic ns) has passed. A timer is not cancelled: the
@@ -116,11 +128,13 @@ struct LoopRegistrations<Timer> {
 }
 
 /// The event loop every engine runs on: one type, one thread per engine (each ping family,
-/// the path tracer, the multicast receiver, the querier watch, the beacon sender, DNS), so
-/// that a busy engine never delays another's timing and each waits with the precision it
-/// needs. The loop owns the poll set, the timers (a deadline heap), the wake-up event, the
-/// commands other threads post and the start/stop handshake; the engine keeps only its
-/// protocol logic (`LoopEngine`). The HTTP server keeps a poll loop of its own.
+/// the path tracer, the multicast receiver, the querier watch, the beacon sender, DNS, the
+/// target files' watch, the HTTP server), so that a busy engine never delays another's
+/// timing and each waits with the precision it needs. The loop owns the poll set, the
+/// timers (a deadline heap), the wake-up event, the commands other threads post and the
+/// start/stop handshake; the engine keeps only its protocol logic (`LoopEngine`). For the
+/// HTTP server (`HTTPServerEngine`) the watched descriptors are its connections and the
+/// commands are the responses its workers finished.
 ///
 /// A pass: the posted commands, the due timers, the engine's end of pass, one wait in
 /// poll(2) for the next timer or a descriptor, the ready descriptors, then the timers that
@@ -131,15 +145,25 @@ final class EventLoop<Engine: LoopEngine>: Sendable {
   private let inbox = Mutex<[Engine.Command]>([])
   private let thread: DedicatedThread
   private let precision: WaitPrecision
-  private let makeEngine: @Sendable () -> Engine
+  private let makeEngine: @Sendable (EventLoop<Engine>) -> Engine
 
   /// The longest wait without a timer: a bound, should a wake-up ever be lost.
   private static var idleWaitNanoseconds: Int64 { 1_000_000_000 }
 
   /// - Parameter makeEngine: makes the engine, on the loop's thread, when it starts.
-  init(name: String, precision: WaitPrecision = .milliseconds, makeEngine: @escaping @Sendable () -> Engine) throws(SystemError) {
+  convenience init(name: String, precision: WaitPrecision = .milliseconds, makeEngine: @escaping @Sendable () -> Engine) throws(SystemError)
+  {
+    try self.init(name: name, precision: precision, makeEngineOnLoop: { _ in makeEngine() })
+  }
+
+  /// - Parameter makeEngineOnLoop: makes the engine, on the loop's thread, when it starts,
+  ///   and hands it the loop, for an engine whose helper threads post back to it (the HTTP
+  ///   server's workers post the responses they built).
+  init(name: String, precision: WaitPrecision = .milliseconds, makeEngineOnLoop: @escaping @Sendable (EventLoop<Engine>) -> Engine)
+    throws(SystemError)
+  {
     self.precision = precision
-    self.makeEngine = makeEngine
+    self.makeEngine = makeEngineOnLoop
     wakeup = try WakeupEvent()
     thread = DedicatedThread(name: name)
   }
@@ -173,7 +197,7 @@ final class EventLoop<Engine: LoopEngine>: Sendable {
   }
 
   private func run() {
-    var engine = makeEngine()
+    var engine = makeEngine(self)
     var loop = LoopRegistrations<Engine.Timer>(wakeup: wakeup.fileDescriptor)
     var ready: [(descriptor: Int32, events: PollEvents)] = []
     while !thread.isStopping {
@@ -254,7 +278,13 @@ final class DedicatedThread: Sendable {
 
   /// Waits for the body to return, at most `timeout`; true when it did (or never started).
   func waitUntilFinished(timeout: DispatchTimeInterval) -> Bool {
+    waitUntilFinished(until: .now() + timeout)
+  }
+
+  /// The same until `deadline`: several threads stopped together share one deadline, so
+  /// a stuck one does not multiply the wait.
+  func waitUntilFinished(until deadline: DispatchTime) -> Bool {
     guard isStarted else { return true }
-    return finished.wait(timeout: .now() + timeout) == .success
+    return finished.wait(timeout: deadline) == .success
   }
 }

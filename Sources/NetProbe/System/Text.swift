@@ -15,8 +15,12 @@ extension StringProtocol {
 extension String {
   /// Appends `text` as a JSON string literal (RFC 8259): quotes, backslashes and controls
   /// escaped, and also DEL, C1 controls and U+2028/U+2029, which line-based tools would
-  /// split on. One encoder for the JSON logs and the config's JSON form.
-  mutating func appendJSONString(_ text: String) {
+  /// split on. One encoder for the JSON logs, the config's JSON form and the status API.
+  ///
+  /// - Parameter escapingAngleBrackets: also writes `<` as `\u003c`, for JSON served over
+  ///   HTTP (`/api/v1/status`): a browser that sniffs it as HTML, or a page that inlines it
+  ///   in a `<script>`, then never meets a tag from a target's name or label.
+  mutating func appendJSONString(_ text: String, escapingAngleBrackets: Bool = false) {
     self += "\""
     for scalar in text.unicodeScalars {
       switch scalar {
@@ -25,6 +29,7 @@ extension String {
       case "\n": self += "\\n"
       case "\r": self += "\\r"
       case "\t": self += "\\t"
+      case "<" where escapingAngleBrackets: self += "\\u003c"
       case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029:
         let hex = String(scalar.value, radix: 16)
         self += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
