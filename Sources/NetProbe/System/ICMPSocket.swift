@@ -64,12 +64,6 @@ public final class ICMPSocket: Sendable {
     switch family {
     case .ip4:
       try socket.setOption(level: Int32(IPPROTO_IP), name: IP_RECVTTL, value: Int32(1), label: "IP_RECVTTL")
-      try socket.setOption(level: Int32(IPPROTO_IP), name: IP_TTL, value: Int32(options.ttl), label: "IP_TTL")
-      if options.tos != 0 {
-        try socket.setOption(level: Int32(IPPROTO_IP), name: IP_TOS, value: Int32(options.tos), label: "IP_TOS")
-      }
-      let discover = options.dontFragment ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT
-      try socket.setOption(level: Int32(IPPROTO_IP), name: IP_MTU_DISCOVER, value: Int32(discover), label: "IP_MTU_DISCOVER")
       if kind == .raw {
         // ICMP_FILTER: a bit set blocks that type. Pass echo reply, unreachable, time exceeded.
         let pass: UInt32 = 1 << 0 | 1 << 3 | 1 << 11
@@ -77,12 +71,6 @@ public final class ICMPSocket: Sendable {
       }
     case .ip6:
       try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_RECVHOPLIMIT, value: Int32(1), label: "IPV6_RECVHOPLIMIT")
-      try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_UNICAST_HOPS, value: Int32(options.ttl), label: "IPV6_UNICAST_HOPS")
-      if options.tos != 0 {
-        try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_TCLASS, value: Int32(options.tos), label: "IPV6_TCLASS")
-      }
-      let discover = options.dontFragment ? IPV6_PMTUDISC_DO : IPV6_PMTUDISC_DONT
-      try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_MTU_DISCOVER, value: Int32(discover), label: "IPV6_MTU_DISCOVER")
       if kind == .raw {
         // ICMP6_FILTER (struct icmp6_filter): a set bit blocks the type. Pass echo reply,
         // destination unreachable, packet too big and time exceeded.
@@ -94,13 +82,7 @@ public final class ICMPSocket: Sendable {
         try socket.setOption(level: Int32(IPPROTO_ICMPV6), name: 1, value: filter, label: "ICMP6_FILTER")
       }
     }
-    if let interface = options.interface {
-      let fd = socket.fileDescriptor
-      let name = Array(interface.utf8CString)
-      _ = try retryingInterrupts("setsockopt(SO_BINDTODEVICE)") {
-        name.withUnsafeBufferPointer { setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, $0.baseAddress, socklen_t($0.count)) }
-      }
-    }
+    try socket.applyProbeOptions(options, family: family)
     if let source = options.source {
       try socket.bind(to: SocketAddress(source, port: 0))
     }
@@ -108,29 +90,13 @@ public final class ICMPSocket: Sendable {
 
   /// Wraps `sendto(2)`. Returns false when the socket buffer is full (EAGAIN).
   public func send(_ bytes: [UInt8], to address: IPAddress) throws(SystemError) -> Bool {
-    let fd = socket.fileDescriptor
-    return try SocketAddress(address, port: 0).withSockAddr { (sa, length) throws(SystemError) in
-      while true {
-        let sent = bytes.withUnsafeBytes {
-          Glibc.sendto(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL), sa, length)
-        }
-        if sent >= 0 { return true }
-        switch errno {
-        case EINTR: continue
-        case EAGAIN: return false
-        case let code: throw SystemError("sendto", errno: code)
-        }
-      }
-    }
+    try socket.sendDatagram(bytes, to: SocketAddress(address, port: 0))
   }
 
   /// Wraps `setsockopt(IP_TTL / IPV6_UNICAST_HOPS)`: the path tracer sets it before each
   /// probe on its own sockets.
   public func setTTL(_ ttl: Int) throws(SystemError) {
-    switch family {
-    case .ip4: try socket.setOption(level: Int32(IPPROTO_IP), name: IP_TTL, value: Int32(ttl), label: "IP_TTL")
-    case .ip6: try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_UNICAST_HOPS, value: Int32(ttl), label: "IPV6_UNICAST_HOPS")
-    }
+    try socket.setUnicastHopLimit(ttl, family: family)
   }
 
   /// Wraps `setsockopt(IP_RECVERR / IPV6_RECVERR)`: on datagram sockets, ICMP errors about
@@ -269,6 +235,35 @@ enum ControlMessages {
           visit(message.pointee.cmsg_level, message.pointee.cmsg_type, UnsafeRawBufferPointer(start: data, count: dataLength))
         }
         cursor = cns_cmsg_nxthdr(&header, message)
+      }
+    }
+  }
+}
+
+extension Socket {
+  /// The options every probe socket takes from its target, ICMP or UDP alike: hop limit,
+  /// traffic class, whether to forbid fragmentation, and the interface it is bound to.
+  func applyProbeOptions(_ options: ICMPSocketOptions, family: IPAddress.Family) throws(SystemError) {
+    try setUnicastHopLimit(options.ttl, family: family)
+    switch family {
+    case .ip4:
+      if options.tos != 0 {
+        try setOption(level: Int32(IPPROTO_IP), name: IP_TOS, value: Int32(options.tos), label: "IP_TOS")
+      }
+      let discover = options.dontFragment ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT
+      try setOption(level: Int32(IPPROTO_IP), name: IP_MTU_DISCOVER, value: Int32(discover), label: "IP_MTU_DISCOVER")
+    case .ip6:
+      if options.tos != 0 {
+        try setOption(level: Int32(IPPROTO_IPV6), name: IPV6_TCLASS, value: Int32(options.tos), label: "IPV6_TCLASS")
+      }
+      let discover = options.dontFragment ? IPV6_PMTUDISC_DO : IPV6_PMTUDISC_DONT
+      try setOption(level: Int32(IPPROTO_IPV6), name: IPV6_MTU_DISCOVER, value: Int32(discover), label: "IPV6_MTU_DISCOVER")
+    }
+    if let interface = options.interface {
+      let fd = fileDescriptor
+      let name = Array(interface.utf8CString)
+      _ = try retryingInterrupts("setsockopt(SO_BINDTODEVICE)") {
+        name.withUnsafeBufferPointer { setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, $0.baseAddress, socklen_t($0.count)) }
       }
     }
   }

@@ -198,6 +198,35 @@ public final class Socket: Sendable {
     }
   }
 
+  /// Wraps `sendto(2)` of one datagram, without blocking and with MSG_NOSIGNAL. Returns
+  /// false when the socket buffer is full (EAGAIN): the datagram was not sent, and the
+  /// caller decides what an unsent probe is.
+  public func sendDatagram(_ bytes: [UInt8], to destination: SocketAddress) throws(SystemError) -> Bool {
+    let fd = fileDescriptor
+    return try destination.withSockAddr { (sa, length) throws(SystemError) in
+      while true {
+        let sent = bytes.withUnsafeBytes {
+          Glibc.sendto(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL), sa, length)
+        }
+        if sent >= 0 { return true }
+        switch errno {
+        case EINTR: continue
+        case EAGAIN: return false
+        case let code: throw SystemError("sendto", errno: code)
+        }
+      }
+    }
+  }
+
+  /// Wraps `setsockopt(IP_TTL / IPV6_UNICAST_HOPS)`: the hop limit of the unicast
+  /// datagrams sent from now on, as the path tracer sets it before each probe.
+  public func setUnicastHopLimit(_ hops: Int, family: IPAddress.Family) throws(SystemError) {
+    switch family {
+    case .ip4: try setOption(level: Int32(IPPROTO_IP), name: IP_TTL, value: Int32(hops), label: "IP_TTL")
+    case .ip6: try setOption(level: Int32(IPPROTO_IPV6), name: IPV6_UNICAST_HOPS, value: Int32(hops), label: "IPV6_UNICAST_HOPS")
+    }
+  }
+
   /// Wraps `shutdown(2)` for writing: tells the peer the response is complete.
   public func shutdownWrite() {
     _ = Glibc.shutdown(fileDescriptor, Int32(SHUT_WR))

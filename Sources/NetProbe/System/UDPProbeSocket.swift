@@ -26,30 +26,10 @@ public final class UDPProbeSocket: Sendable {
     socket = try Socket(family: domain, type: Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), protocol: Int32(IPPROTO_UDP))
     try socket.setOption(level: SOL_SOCKET, name: SO_TIMESTAMPNS, value: Int32(1), label: "SO_TIMESTAMPNS")
     switch family {
-    case .ip4:
-      try socket.setOption(level: Int32(IPPROTO_IP), name: IP_RECVERR, value: Int32(1), label: "IP_RECVERR")
-      try socket.setOption(level: Int32(IPPROTO_IP), name: IP_TTL, value: Int32(options.ttl), label: "IP_TTL")
-      if options.tos != 0 {
-        try socket.setOption(level: Int32(IPPROTO_IP), name: IP_TOS, value: Int32(options.tos), label: "IP_TOS")
-      }
-      let discover = options.dontFragment ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT
-      try socket.setOption(level: Int32(IPPROTO_IP), name: IP_MTU_DISCOVER, value: Int32(discover), label: "IP_MTU_DISCOVER")
-    case .ip6:
-      try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_RECVERR, value: Int32(1), label: "IPV6_RECVERR")
-      try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_UNICAST_HOPS, value: Int32(options.ttl), label: "IPV6_UNICAST_HOPS")
-      if options.tos != 0 {
-        try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_TCLASS, value: Int32(options.tos), label: "IPV6_TCLASS")
-      }
-      let discover = options.dontFragment ? IPV6_PMTUDISC_DO : IPV6_PMTUDISC_DONT
-      try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_MTU_DISCOVER, value: Int32(discover), label: "IPV6_MTU_DISCOVER")
+    case .ip4: try socket.setOption(level: Int32(IPPROTO_IP), name: IP_RECVERR, value: Int32(1), label: "IP_RECVERR")
+    case .ip6: try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_RECVERR, value: Int32(1), label: "IPV6_RECVERR")
     }
-    if let interface = options.interface {
-      let fd = socket.fileDescriptor
-      let name = Array(interface.utf8CString)
-      _ = try retryingInterrupts("setsockopt(SO_BINDTODEVICE)") {
-        name.withUnsafeBufferPointer { setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, $0.baseAddress, socklen_t($0.count)) }
-      }
-    }
+    try socket.applyProbeOptions(options, family: family)
     let unspecified: IPAddress = family == .ip4 ? .v4(0) : .v6(IPv6Bytes([UInt8](repeating: 0, count: 16)), zone: nil)
     try socket.bind(to: SocketAddress(options.source ?? unspecified, port: 0))
     sourcePort = try socket.localAddress().port
@@ -60,28 +40,12 @@ public final class UDPProbeSocket: Sendable {
   /// - Throws: `SystemError`; on this socket also the pending error an earlier probe's
   ///   answer left (EHOSTUNREACH for a Time Exceeded, ECONNREFUSED for a Port Unreachable).
   public func send(_ bytes: [UInt8], to destination: SocketAddress) throws(SystemError) -> Bool {
-    let fd = socket.fileDescriptor
-    return try destination.withSockAddr { (sa, length) throws(SystemError) in
-      while true {
-        let sent = bytes.withUnsafeBytes {
-          Glibc.sendto(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL), sa, length)
-        }
-        if sent >= 0 { return true }
-        switch errno {
-        case EINTR: continue
-        case EAGAIN: return false
-        case let code: throw SystemError("sendto", errno: code)
-        }
-      }
-    }
+    try socket.sendDatagram(bytes, to: destination)
   }
 
   /// Wraps `setsockopt(IP_TTL / IPV6_UNICAST_HOPS)`, set before each probe.
   public func setTTL(_ ttl: Int) throws(SystemError) {
-    switch family {
-    case .ip4: try socket.setOption(level: Int32(IPPROTO_IP), name: IP_TTL, value: Int32(ttl), label: "IP_TTL")
-    case .ip6: try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_UNICAST_HOPS, value: Int32(ttl), label: "IPV6_UNICAST_HOPS")
-    }
+    try socket.setUnicastHopLimit(ttl, family: family)
   }
 
   /// Wraps `getsockopt(SO_ERROR)`: clears the pending error an answer left when nothing
