@@ -190,38 +190,16 @@ struct GroupGraph {
     return out + "</path>"
   }
 
-  private func grid() -> String {
-    var d = ""
-    for tick in ticks.dropFirst() { d += "M\(Self.number(size.left)) \(Self.number(y(tick)))h\(Self.number(size.plotWidth))" }
-    return d.isEmpty ? "" : "<path stroke=\"#ddd\" stroke-width=\".5\" d=\"\(d)\"/>"
-  }
+  private var frame: GraphFrame { GraphFrame(size: size, ticks: ticks, y: y) }
+
+  private func grid() -> String { frame.grid() }
 
   /// The packets/s axis on the left, the time axis (seconds or minutes ago) below.
   private func labels() -> String {
-    var out = "<g font-family=\"sans-serif\" font-size=\"10\" fill=\"#333\">"
-    for tick in ticks {
-      out +=
-        "<text x=\"\(Self.number(size.left - 4))\" y=\"\(Self.number(y(tick) + 3))\" text-anchor=\"end\">\(StatusFormat.number(tick))</text>"
-    }
-    let baseline = Self.number(size.top + size.plotHeight + 14)
-    for quarter in 0...4 {
-      let fraction = Double(quarter) / 4
-      let anchor = quarter == 0 ? "start" : quarter == 4 ? "end" : "middle"
-      let text = quarter == 4 ? "now" : "−" + StatusFormat.age(Double(span) * (1 - fraction))
-      out += "<text x=\"\(Self.number(size.left + size.plotWidth * fraction))\" y=\"\(baseline)\" text-anchor=\"\(anchor)\">\(text)</text>"
-    }
-    let middle = Self.number(size.top + size.plotHeight / 2)
-    out += "<text x=\"12\" y=\"\(middle)\" text-anchor=\"middle\" transform=\"rotate(-90 12 \(middle))\">packets/s</text>"
-    return out + "</g>"
+    frame.labels(tickText: StatusFormat.number, span: Double(span), title: "packets/s")
   }
 
-  private static func path(_ rects: [Rect]) -> String {
-    var d = ""
-    for rect in rects {
-      d += "M\(number(rect.x)) \(number(rect.y))h\(number(rect.width))v\(number(rect.height))h-\(number(rect.width))z"
-    }
-    return d
-  }
+  private static func path(_ rects: [Rect]) -> String { GraphFrame.path(rects) }
 
   static func number(_ value: Double) -> String { SmokeGraph.number(value) }
 
