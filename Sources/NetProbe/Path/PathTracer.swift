@@ -336,8 +336,7 @@ private struct TracerEngine: LoopEngine {
     // One sequence per probe, kept across its retries: the wire shows no gap.
     let sequence = nextSequence
     nextSequence &+= 1
-    var pendingRetries = 2
-    var resized = false
+    var retries = SendRetries()
     while true {
       let sendTime = Clocks.realtimeNanoseconds()
       // One flow per round (constant checksum), or one per probe to spread over ECMP branches.
@@ -351,14 +350,10 @@ private struct TracerEngine: LoopEngine {
       do {
         guard try socket.send(request.packet, to: round.address) else { return .refused(Errno.wouldBlock.name) }
       } catch {
-        if socket.kind == .dgram, pendingRetries > 0, drainErrors(from: socket) > 0 {
-          pendingRetries -= 1
-          continue
-        }
-        // The kernel learned a smaller path MTU during the round (a router said so, perhaps
-        // to the ping engine's probes) and refuses this size: take its MTU and try once more.
-        if error.code == .messageTooLong, !resized, lookUpPathMTU(&round) {
-          resized = true
+        // Raw sockets get the answers as data: nothing is ever pending on them.
+        if retries.again(
+          after: error, drainPending: { socket.kind == .dgram ? drainErrors(from: socket) : 0 }, resize: { lookUpPathMTU(&round) })
+        {
           continue
         }
         return .refused(error.code.name)
@@ -477,8 +472,7 @@ private struct TracerEngine: LoopEngine {
     let port = UDPTraceFlow.destinationPort(
       flow: target.flow, varyFlow: target.trace.varyFlow, round: round.id, ttl: ttl, index: index,
       probesPerHop: round.probesPerHop)
-    var pendingRetries = 2
-    var resized = false
+    var retries = SendRetries()
     while true {
       let sendTime = Clocks.realtimeNanoseconds()
       let datagram = UDPTraceFlow.payload(
@@ -487,14 +481,7 @@ private struct TracerEngine: LoopEngine {
       do {
         guard try socket.send(datagram, to: SocketAddress(round.address, port: port)) else { return .refused(Errno.wouldBlock.name) }
       } catch {
-        if pendingRetries > 0, drainErrors(from: socket) > 0 {
-          pendingRetries -= 1
-          continue
-        }
-        if error.code == .messageTooLong, !resized, lookUpPathMTU(&round) {
-          resized = true
-          continue
-        }
+        if retries.again(after: error, drainPending: { drainErrors(from: socket) }, resize: { lookUpPathMTU(&round) }) { continue }
         return .refused(error.code.name)
       }
       udpProbes.insert(
@@ -631,5 +618,31 @@ private struct TracerEngine: LoopEngine {
     if changed {
       logger.info("path changed", metadata: ["target": "\(target.config.name)", "path": "\(path)"])
     }
+  }
+}
+
+/// The tracer's one rule for a probe the kernel refused to send, for ICMP and UDP probes
+/// alike. On a datagram socket the refusal may be an earlier probe's answer left pending
+/// (a Time Exceeded is EHOSTUNREACH): it is read off the socket and the probe sent again,
+/// twice at most, as it is no failure of this probe. If the kernel learned a smaller path
+/// MTU during the round (a router said so, perhaps to the ping engine's probes) and refuses
+/// this size, its MTU is taken and the probe tried once more.
+struct SendRetries {
+  private var pendingLeft = 2
+  private var resized = false
+
+  /// Whether to send again after `error`. `drainPending` reads the socket's pending
+  /// answers and says how many there were; `resize` takes the kernel's path MTU for the
+  /// round and says whether it changed.
+  mutating func again(after error: SystemError, drainPending: () -> Int, resize: () -> Bool) -> Bool {
+    if pendingLeft > 0, drainPending() > 0 {
+      pendingLeft -= 1
+      return true
+    }
+    if error.code == .messageTooLong, !resized, resize() {
+      resized = true
+      return true
+    }
+    return false
   }
 }

@@ -157,26 +157,9 @@ public final class ICMPSocket: Sendable {
 
   /// Wraps `recvmsg(2, MSG_ERRQUEUE)`. Nil when the queue is empty.
   public func receiveError(into buffer: inout [UInt8], control: inout [UInt8]) throws(SystemError) -> QueuedError? {
-    guard
-      let (count, storage, controlLength) = try ControlMessages.receive(
-        socket.fileDescriptor, into: &buffer, control: &control, flags: Int32(MSG_ERRQUEUE))
-    else {
-      return nil
-    }
-    var extended: ExtendedError?
-    var timestamp: Int64?
-    ControlMessages.walk(control, length: controlLength) { level, type, data in
-      if (level == Int32(IPPROTO_IP) && type == IP_RECVERR) || (level == Int32(IPPROTO_IPV6) && type == IPV6_RECVERR) {
-        extended = ExtendedError.decode(Array(data))
-      } else if level == SOL_SOCKET && type == SO_TIMESTAMPNS, data.count >= MemoryLayout<timespec>.size {
-        let time = data.loadUnaligned(as: timespec.self)
-        timestamp = Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
-      }
-    }
-    guard let extended else { return nil }
+    guard let entry = try ControlMessages.receiveErrorQueue(socket.fileDescriptor, into: &buffer, control: &control) else { return nil }
     return QueuedError(
-      original: buffer[0..<min(count, buffer.count)], destination: SocketAddress(storage: storage)?.ip,
-      error: extended, kernelTimestamp: timestamp)
+      original: entry.quoted, destination: entry.destination?.ip, error: entry.error, kernelTimestamp: entry.kernelTimestamp)
   }
 }
 
@@ -222,6 +205,30 @@ enum ControlMessages {
 
   /// Reads `control` in place: the CMSG_* macros take a mutable msghdr but only read
   /// through it, so the buffer is not copied per datagram.
+  /// Wraps recvmsg(2, MSG_ERRQUEUE): one entry of the socket's error queue — the bytes of
+  /// the probe the answer quoted, the probe's destination, the `sock_extended_err` and the
+  /// kernel's receive time. Nil when the queue is empty, or for an entry without a
+  /// `sock_extended_err` (none is expected).
+  static func receiveErrorQueue(_ fd: Int32, into buffer: inout [UInt8], control: inout [UInt8]) throws(SystemError)
+    -> (quoted: ArraySlice<UInt8>, destination: SocketAddress?, error: ExtendedError, kernelTimestamp: Int64?)?
+  {
+    guard let (count, storage, controlLength) = try receive(fd, into: &buffer, control: &control, flags: Int32(MSG_ERRQUEUE)) else {
+      return nil
+    }
+    var extended: ExtendedError?
+    var timestamp: Int64?
+    walk(control, length: controlLength) { level, type, data in
+      if (level == Int32(IPPROTO_IP) && type == IP_RECVERR) || (level == Int32(IPPROTO_IPV6) && type == IPV6_RECVERR) {
+        extended = ExtendedError.decode(Array(data))
+      } else if level == SOL_SOCKET && type == SO_TIMESTAMPNS, data.count >= MemoryLayout<timespec>.size {
+        let time = data.loadUnaligned(as: timespec.self)
+        timestamp = Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+      }
+    }
+    guard let extended else { return nil }
+    return (buffer[0..<min(count, buffer.count)], SocketAddress(storage: storage), extended, timestamp)
+  }
+
   static func walk(_ control: [UInt8], length: Int, _ visit: (Int32, Int32, UnsafeRawBufferPointer) -> Void) {
     guard length > 0 else { return }
     control.withUnsafeBytes { bytes in

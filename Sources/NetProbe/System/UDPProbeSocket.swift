@@ -76,23 +76,8 @@ public final class UDPProbeSocket: Sendable {
   /// Wraps `recvmsg(2, MSG_ERRQUEUE)`. Nil when the queue is empty, or for an entry without
   /// a `sock_extended_err` (none is expected).
   public func receiveError(into buffer: inout [UInt8], control: inout [UInt8]) throws(SystemError) -> QueuedError? {
-    guard
-      let (count, storage, controlLength) = try ControlMessages.receive(
-        socket.fileDescriptor, into: &buffer, control: &control, flags: Int32(MSG_ERRQUEUE))
-    else { return nil }
-    var extended: ExtendedError?
-    var timestamp: Int64?
-    ControlMessages.walk(control, length: controlLength) { level, type, data in
-      if (level == Int32(IPPROTO_IP) && type == IP_RECVERR) || (level == Int32(IPPROTO_IPV6) && type == IPV6_RECVERR) {
-        extended = ExtendedError.decode(Array(data))
-      } else if level == SOL_SOCKET && type == SO_TIMESTAMPNS, data.count >= MemoryLayout<timespec>.size {
-        let time = data.loadUnaligned(as: timespec.self)
-        timestamp = Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
-      }
-    }
-    guard let extended else { return nil }
+    guard let entry = try ControlMessages.receiveErrorQueue(socket.fileDescriptor, into: &buffer, control: &control) else { return nil }
     return QueuedError(
-      quotedPayload: buffer[0..<min(count, buffer.count)], destination: SocketAddress(storage: storage),
-      error: extended, kernelTimestamp: timestamp)
+      quotedPayload: entry.quoted, destination: entry.destination, error: entry.error, kernelTimestamp: entry.kernelTimestamp)
   }
 }
