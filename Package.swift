@@ -20,11 +20,12 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
   ],
   targets: [
-    // Every C macro and GNU-only call Swift cannot import: CMSG_*, accept4, deflateInit2.
+    // Every C macro and GNU-only call Swift cannot import: CMSG_*, accept4, and gzip
+    // through ISA-L's igzip (libisal-dev), whose stream state Swift would have to copy.
     .target(
       name: "CNetShims",
       cSettings: [.define("_GNU_SOURCE")],
-      linkerSettings: [.linkedLibrary("z")]
+      linkerSettings: [.linkedLibrary("isal")]
     ),
     // libcurl for the Pushgateway client, opened with dlopen when a push is configured
     // (the headers of libcurl4-openssl-dev at build time, libcurl4 at run time); the

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the tests need, only those missing.
 # Usage: scripts/install-deps.sh build|test|bench
-#   build: libcurl (headers + pkg-config), zlib, OpenSSL and libcrypt headers
+#   build: libcurl (headers + pkg-config), ISA-L (gzip), OpenSSL and libcrypt headers
 #   test:  build + promtool, prometheus and the pushgateway, igmpproxy, python3 with PyYAML,
 #          curl, nftables, tcpdump, systemd-analyze, setcap, ffmpeg (a real MPEG-TS sender)
 #   bench: build + wrk, fping, smokeping_prober, iproute2 (ip netns, ss), and libc headers for
@@ -12,7 +12,7 @@ want_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 
 want_pkg pkg-config
 want_pkg libcurl4-openssl-dev
-want_pkg zlib1g-dev
+want_pkg libisal-dev     # gzip of /metrics and pushes (ISA-L igzip)
 want_pkg libssl-dev     # TLS on the HTTP server (Sources/CTLS)
 want_pkg libcrypt-dev   # crypt_r for bcrypt basic auth
 case "${1:-build}" in

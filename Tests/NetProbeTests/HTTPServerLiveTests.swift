@@ -380,8 +380,9 @@ import Testing
 }
 
 @Suite struct GzipTests {
-  /// Several parts make one gzip stream of their concatenation, and the same bytes as the
-  /// single-buffer call (what `/metrics` sends is the families' buffers, unjoined).
+  /// Several parts make one gzip stream of their concatenation, as the single-buffer call
+  /// does (what `/metrics` sends is the stream's pieces, unjoined). igzip's bytes depend on
+  /// how the input was split, so each is checked by gzip(1) itself.
   @Test func partsCompressAsOneStream() throws {
     let parts: [[UInt8]] = (0..<50).map { index in Array("family_\(index) \(String(repeating: "x", count: index * 97))\n".utf8) }
     let joined = Array(parts.joined())
@@ -390,7 +391,8 @@ import Testing
     let (status, plain) = try run("/bin/gzip", ["-dc"], input: Data(compressed))
     #expect(status == 0)
     #expect(Array(plain) == joined)
-    #expect(Gzip.compress(joined) == compressed)
+    let single = try #require(Gzip.compress(joined))
+    #expect(try run("/bin/gzip", ["-dc"], input: Data(single)) == (0, Data(joined)))
     #expect(try #require(Gzip.compress(parts: [])).count > 0)  // an empty member is still a valid gzip
   }
 }

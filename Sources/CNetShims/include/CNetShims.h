@@ -38,11 +38,12 @@ unsigned char *cns_cmsg_data(struct cmsghdr *cmsg);
 size_t cns_cmsg_space(size_t length);
 size_t cns_cmsg_len(size_t length);
 
-/// gzip (a member with header and trailer, level 1..9), begun with `cns_gzip_begin`.
+/// gzip through ISA-L's igzip (a member with header and trailer, igzip level 0..3), begun
+/// with `cns_gzip_begin`; NULL for another level or when memory is short.
 void *cns_gzip_begin(int level);
 /// Streaming: deflates up to `length` input bytes into `output` (room for `capacity`),
-/// with Z_FINISH when `finish`. Sets *consumed and *written; returns 0 to go on, 1 when
-/// the stream has ended (finish), -1 on a zlib error. `cns_gzip_end` frees the stream.
+/// ending the stream when `finish`. Sets *consumed and *written; returns 0 to go on, 1 when
+/// the stream has ended (finish), -1 on an igzip error. `cns_gzip_end` frees the stream.
 int cns_gzip_step(void *stream, const uint8_t *input, size_t length, size_t *consumed, uint8_t *output, size_t capacity,
                   int finish, size_t *written);
 void cns_gzip_end(void *stream);

@@ -147,7 +147,7 @@ struct PushPayload {
   let stream: any BodyStream
   let format: ExpositionFormat
   let gzipped: Bool
-  /// gzip was configured but zlib failed (out of memory): the body goes uncompressed and
+  /// gzip was configured but igzip failed (out of memory): the body goes uncompressed and
   /// says so, since a gateway told `Content-Encoding: gzip` would reject it.
   let compressionFailed: Bool
 
