@@ -37,6 +37,22 @@ public struct ByteWriter: ~Copyable {
     count += 1
   }
 
+  /// A byte where `reserve` has already made room.
+  @inline(__always)
+  mutating func appendUnchecked(_ byte: UInt8) {
+    assert(count < capacity)
+    start[count] = byte
+    count += 1
+  }
+
+  /// 8 bytes, least significant first, where `reserve` has already made room.
+  @inline(__always)
+  mutating func appendLittleEndian(_ value: UInt64) {
+    assert(count + 8 <= capacity)
+    UnsafeMutableRawPointer(start + count).storeBytes(of: value.littleEndian, as: UInt64.self)
+    count += 8
+  }
+
   @inline(__always)
   public mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
     guard let base = bytes.baseAddress, !bytes.isEmpty else { return }

@@ -1,5 +1,5 @@
 /// The labels of one series, escaped and rendered into `name="value",…` bytes once, when
-/// the set is made.
+/// the set is made, and encoded as protobuf `LabelPair` fields beside them.
 ///
 /// Collectors keep a series' label set with the target or group it describes (see
 /// `PingSeriesLabels`, `MulticastSeriesLabels`) and make it again only when the labels
@@ -10,9 +10,12 @@ public struct LabelSet: Sendable, Hashable {
   private final class Storage: Sendable {
     let names: [String]
     let rendered: [UInt8]
-    init(names: [String], rendered: [UInt8]) {
+    /// The same labels as protobuf `LabelPair` fields, for the delimited protobuf format.
+    let protobufFields: [UInt8]
+    init(names: [String], rendered: [UInt8], protobufFields: [UInt8]) {
       self.names = names
       self.rendered = rendered
+      self.protobufFields = protobufFields
     }
   }
   private let storage: Storage
@@ -21,6 +24,9 @@ public struct LabelSet: Sendable, Hashable {
   public var names: [String] { storage.names }
   /// `a="1",b="2"` without braces; empty when there are no labels.
   var rendered: [UInt8] { storage.rendered }
+  /// The labels as a protobuf Metric's `label` fields.
+  var protobufFields: [UInt8] { storage.protobufFields }
+  var protobufFieldsCount: Int { storage.protobufFields.count }
 
   public static let empty = LabelSet([])
 
@@ -33,7 +39,7 @@ public struct LabelSet: Sendable, Hashable {
       LabelSet.appendEscaped(value, to: &bytes)
       bytes.append(UInt8(ascii: "\""))
     }
-    storage = Storage(names: pairs.map(\.0), rendered: bytes)
+    storage = Storage(names: pairs.map(\.0), rendered: bytes, protobufFields: ProtobufExposition.labelFields(pairs))
   }
 
   /// The labels followed by `extra` (a target's custom labels).
@@ -43,11 +49,11 @@ public struct LabelSet: Sendable, Hashable {
     var bytes = rendered
     if !bytes.isEmpty && !tail.rendered.isEmpty { bytes.append(UInt8(ascii: ",")) }
     bytes += tail.rendered
-    return LabelSet(names: names + tail.names, rendered: bytes)
+    return LabelSet(names: names + tail.names, rendered: bytes, protobufFields: protobufFields + tail.protobufFields)
   }
 
-  private init(names: [String], rendered: [UInt8]) {
-    storage = Storage(names: names, rendered: rendered)
+  private init(names: [String], rendered: [UInt8], protobufFields: [UInt8]) {
+    storage = Storage(names: names, rendered: rendered, protobufFields: protobufFields)
   }
 
   public static func == (a: LabelSet, b: LabelSet) -> Bool {
@@ -62,6 +68,12 @@ public struct LabelSet: Sendable, Hashable {
   @inline(__always)
   func withRendered<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
     storage.rendered.withUnsafeBufferPointer(body)
+  }
+
+  /// Calls `body` with the protobuf `label` fields, without copying or retaining the array.
+  @inline(__always)
+  func withProtobufFields<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+    storage.protobufFields.withUnsafeBufferPointer(body)
   }
 
   /// Label value escaping of the text format: backslash, double quote and line feed.

@@ -3,11 +3,15 @@
 ///
 /// A hand-written encoder of the few messages the exporter sends (MetricFamily, Metric,
 /// LabelPair, Counter, Gauge, Histogram, Bucket, BucketSpan) rather than swift-protobuf: it
-/// writes straight into the per-family buffers the text format uses, nested messages in
-/// place, with no message objects per series (a scrape of 10,000 targets has about 160,000
-/// of them), adds no package to the build, and is under 200 lines that the unit tests check
-/// byte by byte against hand-derived encodings. What it gives up, decoding and the rest of the schema,
-/// the exporter never needs.
+/// writes straight into the stream's pieces with no message objects per series (a scrape of
+/// 10,000 targets has about 160,000 of them), adds no package to the build, and is a few
+/// hundred lines that the unit tests check byte by byte against hand-derived encodings. What
+/// it gives up, decoding and the rest of the schema, the exporter never needs.
+///
+/// Every length is computed before its message is written (`…Size` beside each `write…`),
+/// so a family of any size is written a piece at a time, like the text format, instead of
+/// being built whole to learn its length. The series' `LabelPair` fields come ready-made
+/// from `LabelSet.protobufFields`.
 ///
 /// Fields are written as client_golang's marshaller writes them: in field-number order,
 /// every set proto2 `optional` present, repeated scalars (the deltas) unpacked, the classic
@@ -24,211 +28,270 @@ enum ProtobufExposition {
     }
   }
 
-  /// One whole MetricFamily message, preceded by its length: `name`, `help`, `type`, then
-  /// a `metric` field per sample. Written in place (see `ProtobufWire.appendMessage`).
-  static func appendFamily(_ collected: CollectedFamily, to buffer: inout [UInt8]) {
-    let family = collected.family
-    ProtobufWire.appendDelimited(to: &buffer) { message in
-      ProtobufWire.appendString(field: 1, family.name, to: &message)
-      ProtobufWire.appendString(field: 2, family.help, to: &message)
-      ProtobufWire.appendVarintField(field: 3, typeNumber(family.type), to: &message)
-      for sample in collected.scalars { appendSample(family.type, sample.labels, sample.value, to: &message) }
-      for sample in collected.histograms { appendHistogram(sample.labels, sample.histogram, to: &message) }
-    }
+  // MARK: Family
+
+  /// The size of the family's `name`, `help` and `type` fields.
+  static func headSize(_ family: MetricFamily) -> Int {
+    ProtobufWire.stringFieldSize(family.name.utf8.count) + ProtobufWire.stringFieldSize(family.help.utf8.count) + 2
   }
 
-  /// A `metric` field (MetricFamily field 4) holding a counter's or gauge's value
-  /// (Counter and Gauge are both `{ double value = 1; }`).
-  static func appendSample(_ type: MetricType, _ labels: LabelSet, _ value: Double, to body: inout [UInt8]) {
-    ProtobufWire.appendMessage(field: 4, to: &body) { metric in
-      appendLabels(labels, to: &metric)
-      ProtobufWire.appendMessage(field: type == .counter ? 3 : 2, to: &metric) { ProtobufWire.appendDouble(field: 1, value, to: &$0) }
-    }
+  /// The family's length, then its `name`, `help` and `type`; its `metric` fields follow.
+  static func writeHead(_ family: MetricFamily, length: Int, into writer: inout ByteWriter) {
+    writer.appendVarint(UInt64(length))
+    writer.appendStringField(1, family.name)
+    writer.appendStringField(2, family.help)
+    writer.appendTag(3, .varint)
+    writer.appendVarint(typeNumber(family.type))
   }
 
-  /// A `metric` field holding a histogram: the classic buckets (cumulative, without `+Inf`),
-  /// and the native histogram's schema, zero bucket, spans and deltas when it has one.
-  static func appendHistogram(_ labels: LabelSet, _ histogram: HistogramSnapshot, to body: inout [UInt8]) {
-    ProtobufWire.appendMessage(field: 4, to: &body) { metric in
-      appendLabels(labels, to: &metric)
-      ProtobufWire.appendMessage(field: 7, to: &metric) { message in
-        ProtobufWire.appendVarintField(field: 1, histogram.count, to: &message)
-        ProtobufWire.appendDouble(field: 2, histogram.sum, to: &message)
-        var cumulative: UInt64 = 0
-        for (bound, count) in zip(histogram.upperBounds, histogram.bucketCounts) {
-          cumulative += count
-          ProtobufWire.appendMessage(field: 3, to: &message) { bucket in
-            ProtobufWire.appendVarintField(field: 1, cumulative, to: &bucket)
-            ProtobufWire.appendDouble(field: 2, bound, to: &bucket)
-          }
-        }
-        if let native = histogram.native { appendNative(native, to: &message) }
-      }
-    }
+  // MARK: Counter and gauge
+
+  /// A counter's or gauge's `metric` field (MetricFamily field 4): the labels, then
+  /// Counter (3) or Gauge (2), both `{ double value = 1; }`.
+  static func scalarSize(_ labels: LabelSet) -> Int {
+    ProtobufWire.messageFieldSize(scalarBodySize(labels))
   }
+
+  private static func scalarBodySize(_ labels: LabelSet) -> Int { labels.protobufFieldsCount + 11 }
+
+  static func writeScalar(_ type: MetricType, _ labels: LabelSet, _ value: Double, into writer: inout ByteWriter) {
+    writer.appendTag(4, .lengthDelimited)
+    writer.appendVarint(UInt64(scalarBodySize(labels)))
+    labels.withProtobufFields { writer.append($0) }
+    writer.appendTag(type == .counter ? 3 : 2, .lengthDelimited)
+    writer.append(9)
+    writer.appendDoubleField(1, value)
+  }
+
+  // MARK: Histogram
+
+  /// A histogram's `metric` field: the labels and the Histogram (7) of `histogramSize`.
+  static func histogramMetricSize(_ labels: LabelSet, histogramSize: Int) -> Int {
+    ProtobufWire.messageFieldSize(labels.protobufFieldsCount + ProtobufWire.messageFieldSize(histogramSize))
+  }
+
+  /// The Histogram message's size: count, sum, the classic buckets (cumulative, without
+  /// `+Inf`), and the native histogram's fields when it has one.
+  static func histogramSize(_ histogram: HistogramSnapshot) -> Int {
+    var size = 1 + ProtobufWire.varintSize(histogram.count) + 9
+    var cumulative: UInt64 = 0
+    for count in histogram.bucketCounts {
+      cumulative += count
+      size += 2 + bucketBodySize(cumulative)
+    }
+    if let native = histogram.native { size += nativeSize(native) }
+    return size
+  }
+
+  /// A classic Bucket: `cumulative_count` (1) and `upper_bound` (2); under 128 bytes.
+  private static func bucketBodySize(_ cumulative: UInt64) -> Int { 1 + ProtobufWire.varintSize(cumulative) + 9 }
+
+  static func writeHistogram(_ labels: LabelSet, _ histogram: HistogramSnapshot, size: Int, into writer: inout ByteWriter) {
+    writer.appendTag(4, .lengthDelimited)
+    writer.appendVarint(UInt64(labels.protobufFieldsCount + ProtobufWire.messageFieldSize(size)))
+    labels.withProtobufFields { writer.append($0) }
+    writer.appendTag(7, .lengthDelimited)
+    writer.appendVarint(UInt64(size))
+    writer.appendTag(1, .varint)
+    writer.appendVarint(histogram.count)
+    writer.appendDoubleField(2, histogram.sum)
+    var cumulative: UInt64 = 0
+    for (bound, count) in zip(histogram.upperBounds, histogram.bucketCounts) {
+      cumulative += count
+      writer.appendTag(3, .lengthDelimited)
+      writer.append(UInt8(bucketBodySize(cumulative)))
+      writer.appendTag(1, .varint)
+      writer.appendVarint(cumulative)
+      writer.appendDoubleField(2, bound)
+    }
+    if let native = histogram.native { writeNative(native, into: &writer) }
+  }
+
+  // MARK: Native histogram
 
   /// Histogram fields 5–13. A histogram with no observation yet and a zero threshold of 0
   /// gets an empty positive span, as metrics.proto asks, or Prometheus would read it as a
   /// classic one.
-  private static func appendNative(_ native: NativeHistogram, to message: inout [UInt8]) {
-    ProtobufWire.appendVarintField(field: 5, ProtobufWire.zigzag(Int64(native.schema)), to: &message)
-    ProtobufWire.appendDouble(field: 6, native.zeroThreshold, to: &message)
-    ProtobufWire.appendVarintField(field: 7, native.zeroCount, to: &message)
+  private static func nativeBuckets(_ native: NativeHistogram) -> (negative: SparseLayout, positive: SparseLayout) {
     let negative = native.negative.spansAndDeltas()
     var positive = native.positive.spansAndDeltas()
     if native.zeroThreshold == 0, native.zeroCount == 0, negative.spans.isEmpty, positive.spans.isEmpty {
       positive.spans = [BucketSpan(offset: 0, length: 0)]
     }
-    appendBuckets(negative, spanField: 9, deltaField: 10, to: &message)
-    appendBuckets(positive, spanField: 12, deltaField: 13, to: &message)
+    return (negative, positive)
   }
 
-  private static func appendBuckets(
-    _ buckets: (spans: [BucketSpan], deltas: [Int64]), spanField: Int, deltaField: Int, to message: inout [UInt8]
-  ) {
-    for span in buckets.spans {
-      ProtobufWire.appendMessage(field: spanField, to: &message) { bytes in
-        ProtobufWire.appendVarintField(field: 1, ProtobufWire.zigzag(Int64(span.offset)), to: &bytes)
-        ProtobufWire.appendVarintField(field: 2, UInt64(span.length), to: &bytes)
-      }
+  private static func nativeSize(_ native: NativeHistogram) -> Int {
+    let buckets = nativeBuckets(native)
+    return 1 + ProtobufWire.varintSize(ProtobufWire.zigzag(Int64(native.schema))) + 9 + 1
+      + ProtobufWire.varintSize(native.zeroCount) + layoutSize(buckets.negative) + layoutSize(buckets.positive)
+  }
+
+  private static func writeNative(_ native: NativeHistogram, into writer: inout ByteWriter) {
+    writer.appendTag(5, .varint)
+    writer.appendVarint(ProtobufWire.zigzag(Int64(native.schema)))
+    writer.appendDoubleField(6, native.zeroThreshold)
+    writer.appendTag(7, .varint)
+    writer.appendVarint(native.zeroCount)
+    let buckets = nativeBuckets(native)
+    writeLayout(buckets.negative, spanField: 9, deltaField: 10, into: &writer)
+    writeLayout(buckets.positive, spanField: 12, deltaField: 13, into: &writer)
+  }
+
+  typealias SparseLayout = (spans: [BucketSpan], deltas: [Int64])
+
+  /// A BucketSpan: `offset` (1, sint32) and `length` (2, uint32).
+  private static func spanBodySize(_ span: BucketSpan) -> Int {
+    2 + ProtobufWire.varintSize(ProtobufWire.zigzag(Int64(span.offset))) + ProtobufWire.varintSize(UInt64(span.length))
+  }
+
+  private static func layoutSize(_ layout: SparseLayout) -> Int {
+    var size = 0
+    for span in layout.spans { size += ProtobufWire.messageFieldSize(spanBodySize(span)) }
+    for delta in layout.deltas { size += 1 + ProtobufWire.varintSize(ProtobufWire.zigzag(delta)) }
+    return size
+  }
+
+  private static func writeLayout(_ layout: SparseLayout, spanField: Int, deltaField: Int, into writer: inout ByteWriter) {
+    for span in layout.spans {
+      writer.appendTag(spanField, .lengthDelimited)
+      writer.appendVarint(UInt64(spanBodySize(span)))
+      writer.appendTag(1, .varint)
+      writer.appendVarint(ProtobufWire.zigzag(Int64(span.offset)))
+      writer.appendTag(2, .varint)
+      writer.appendVarint(UInt64(span.length))
     }
-    for delta in buckets.deltas {
-      ProtobufWire.appendVarintField(field: deltaField, ProtobufWire.zigzag(delta), to: &message)
+    for delta in layout.deltas {
+      writer.appendTag(deltaField, .varint)
+      writer.appendVarint(ProtobufWire.zigzag(delta))
     }
   }
 
-  /// The series' labels as `Metric.label` fields (LabelPair messages), in the set's order,
-  /// read back from the text block `LabelSet` renders once per series (`a="1",b="2"`):
-  /// names need no unescaping, values only `\\`, `\"` and `\n`, and a `"` inside a value
-  /// is always escaped, so the block splits unambiguously. The label set stays the one
-  /// rendering every format shares, with no second copy of each series' labels.
-  static func appendLabels(_ labels: LabelSet, to bytes: inout [UInt8]) {
-    let block = labels.rendered
-    var index = 0
-    while index < block.count {
-      let nameStart = index
-      while block[index] != UInt8(ascii: "=") { index += 1 }
-      let nameEnd = index
-      index += 2  // `="`
-      ProtobufWire.appendMessage(field: 1, to: &bytes) { pair in
-        ProtobufWire.appendTag(field: 1, wireType: .lengthDelimited, to: &pair)
-        ProtobufWire.appendVarint(UInt64(nameEnd - nameStart), to: &pair)
-        pair += block[nameStart..<nameEnd]
-        ProtobufWire.appendMessage(field: 2, to: &pair) { value in
-          while block[index] != UInt8(ascii: "\"") {
-            if block[index] == UInt8(ascii: "\\") {
-              index += 1
-              value.append(block[index] == UInt8(ascii: "n") ? UInt8(ascii: "\n") : block[index])
-            } else {
-              value.append(block[index])
-            }
-            index += 1
-          }
-        }
-      }
-      index += 2  // `"` and the `,` before the next label (or past the end)
+  // MARK: Labels
+
+  /// The `label` fields (Metric field 1, each a LabelPair of `name` (1) and `value` (2)) of
+  /// `pairs`, in order: made once per label set, when it is made.
+  static func labelFields(_ pairs: [(String, String)]) -> [UInt8] {
+    var writer = ByteWriter(capacity: 64)
+    for (name, value) in pairs {
+      writer.appendTag(1, .lengthDelimited)
+      writer.appendVarint(UInt64(ProtobufWire.stringFieldSize(name.utf8.count) + ProtobufWire.stringFieldSize(value.utf8.count)))
+      writer.appendStringField(1, name)
+      writer.appendStringField(2, value)
     }
+    return writer.take()
   }
 }
 
-/// The protobuf wire format's primitives (protobuf.dev/programming-guides/encoding): a tag
-/// is `field << 3 | wire type` as a varint; varints are little-endian groups of 7 bits with
-/// the high bit set on all but the last; `sint` values are zigzag-mapped first; doubles are
-/// 8 little-endian bytes; strings and messages are their length as a varint, then the bytes.
+/// The protobuf wire format's sizes (protobuf.dev/programming-guides/encoding): a tag is
+/// `field << 3 | wire type` as a varint (one byte below field 16); varints are little-endian
+/// groups of 7 bits with the high bit set on all but the last; `sint` values are
+/// zigzag-mapped first; doubles are 8 little-endian bytes; strings and messages are their
+/// length as a varint, then the bytes. The writing is `ByteWriter`'s.
 enum ProtobufWire {
-  enum WireType: UInt64 {
+  enum WireType: UInt8 {
     case varint = 0
     case fixed64 = 1
     case lengthDelimited = 2
   }
 
-  static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
-    var rest = value
-    while rest >= 0x80 {
-      bytes.append(UInt8(truncatingIfNeeded: rest) | 0x80)
-      rest >>= 7
-    }
-    bytes.append(UInt8(rest))
+  /// Bytes of `value` as a varint: 1 to 10.
+  @inline(__always)
+  static func varintSize(_ value: UInt64) -> Int {
+    // Significant bits, rounded up to groups of 7; 0 still takes a byte.
+    (64 - (value | 1).leadingZeroBitCount + 6) / 7
   }
+
+  /// A one-byte-tag field of `length` bytes: tag, length, content.
+  @inline(__always)
+  static func messageFieldSize(_ length: Int) -> Int { 1 + varintSize(UInt64(length)) + length }
+
+  @inline(__always)
+  static func stringFieldSize(_ length: Int) -> Int { messageFieldSize(length) }
 
   /// Zigzag: 0, −1, 1, −2 … → 0, 1, 2, 3 …, so small negative numbers stay short.
   static func zigzag(_ value: Int64) -> UInt64 {
     UInt64(bitPattern: (value << 1) ^ (value >> 63))
   }
+}
 
-  static func appendTag(field: Int, wireType: WireType, to bytes: inout [UInt8]) {
-    appendVarint(UInt64(field) << 3 | wireType.rawValue, to: &bytes)
-  }
-
-  static func appendVarintField(field: Int, _ value: UInt64, to bytes: inout [UInt8]) {
-    appendTag(field: field, wireType: .varint, to: &bytes)
-    appendVarint(value, to: &bytes)
-  }
-
-  static func appendDouble(field: Int, _ value: Double, to bytes: inout [UInt8]) {
-    appendTag(field: field, wireType: .fixed64, to: &bytes)
-    let bits = value.bitPattern
-    for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift))) }
-  }
-
-  static func appendString(field: Int, _ value: String, to bytes: inout [UInt8]) {
-    appendTag(field: field, wireType: .lengthDelimited, to: &bytes)
-    appendVarint(UInt64(value.utf8.count), to: &bytes)
-    bytes += value.utf8
-  }
-
-  /// A length-delimited message at the top level (no tag): its length as a varint, then the
-  /// message `write` appends in place, as `appendMessage` does.
-  static func appendDelimited(to bytes: inout [UInt8], _ write: (inout [UInt8]) -> Void) {
-    let lengthAt = bytes.count
-    bytes.append(0)
-    write(&bytes)
-    setLength(at: lengthAt, in: &bytes)
-  }
-
-  /// A message field whose content `write` appends in place: its length is known only
-  /// afterwards, so one byte is set aside for it (enough below 128 bytes: labels, buckets,
-  /// spans) and widened in the rare case it is not — no buffer per message.
-  static func appendMessage(field: Int, to bytes: inout [UInt8], _ write: (inout [UInt8]) -> Void) {
-    appendTag(field: field, wireType: .lengthDelimited, to: &bytes)
-    let lengthAt = bytes.count
-    bytes.append(0)
-    write(&bytes)
-    setLength(at: lengthAt, in: &bytes)
-  }
-
-  /// Fills the one byte set aside at `lengthAt` with the length of what follows it, widened
-  /// to a longer varint when the length is 128 or more.
-  private static func setLength(at lengthAt: Int, in bytes: inout [UInt8]) {
-    let length = bytes.count - lengthAt - 1
-    if length < 0x80 {
-      bytes[lengthAt] = UInt8(length)
-      return
+extension ByteWriter {
+  @inline(__always)
+  mutating func appendVarint(_ value: UInt64) {
+    reserve(10)
+    var rest = value
+    while rest >= 0x80 {
+      appendUnchecked(UInt8(truncatingIfNeeded: rest) | 0x80)
+      rest >>= 7
     }
-    var varint: [UInt8] = []
-    appendVarint(UInt64(length), to: &varint)
-    bytes.replaceSubrange(lengthAt...lengthAt, with: varint)
+    appendUnchecked(UInt8(rest))
+  }
+
+  /// A tag of a field below 16 (all the exporter writes): one byte.
+  @inline(__always)
+  mutating func appendTag(_ field: Int, _ wireType: ProtobufWire.WireType) {
+    assert(field < 16)
+    append(UInt8(field << 3) | wireType.rawValue)
+  }
+
+  @inline(__always)
+  mutating func appendDoubleField(_ field: Int, _ value: Double) {
+    reserve(9)
+    appendUnchecked(UInt8(field << 3) | ProtobufWire.WireType.fixed64.rawValue)
+    appendLittleEndian(value.bitPattern)
+  }
+
+  mutating func appendStringField(_ field: Int, _ value: String) {
+    appendTag(field, .lengthDelimited)
+    appendVarint(UInt64(value.utf8.count))
+    append(value)
   }
 }
 
 /// The delimited protobuf format behind the exposition's encoder seam. A family's length
-/// comes before its messages, so each family is written whole, in place, as one piece
-/// (the RTT family of 10,000 targets is about 1.7 MB): the protocol allows it, and it still
-/// holds one family at a time, never the whole body.
+/// comes first, so it is computed over the family's samples before any is written; then
+/// the samples are written a piece at a time, as the text encoder writes them.
 public struct ProtobufEncoder: ExpositionEncoder {
   public var contentType: String { ProtobufExposition.contentType }
 
+  /// The current family's Histogram message sizes, computed with its length, in sample order.
+  private var histogramSizes: [Int] = []
+
   public init() {}
 
-  /// The family's bytes, made in a buffer kept from family to family (its capacity stays).
-  private var scratch: [UInt8] = []
-
   public mutating func encode(_ family: CollectedFamily, from start: Int, into writer: inout ByteWriter, limit: Int) -> Int {
-    precondition(start == 0, "a protobuf family is written whole")
-    scratch.removeAll(keepingCapacity: true)
-    ProtobufExposition.appendFamily(family, to: &scratch)
-    writer.append(scratch)
-    return family.count
+    let metric = family.family
+    if start == 0 { writeHead(family, into: &writer) }
+    var index = start
+    if metric.type == .histogram {
+      let samples = family.histograms
+      while index < samples.count {
+        ProtobufExposition.writeHistogram(samples[index].labels, samples[index].histogram, size: histogramSizes[index], into: &writer)
+        index += 1
+        if writer.count >= limit { break }
+      }
+    } else {
+      family.scalars.withUnsafeBufferPointer { samples in
+        while index < samples.count {
+          ProtobufExposition.writeScalar(metric.type, samples[index].labels, samples[index].value, into: &writer)
+          index += 1
+          if writer.count >= limit { break }
+        }
+      }
+    }
+    return index
+  }
+
+  private mutating func writeHead(_ family: CollectedFamily, into writer: inout ByteWriter) {
+    var length = ProtobufExposition.headSize(family.family)
+    histogramSizes.removeAll(keepingCapacity: true)
+    for sample in family.histograms {
+      let size = ProtobufExposition.histogramSize(sample.histogram)
+      histogramSizes.append(size)
+      length += ProtobufExposition.histogramMetricSize(sample.labels, histogramSize: size)
+    }
+    for sample in family.scalars { length += ProtobufExposition.scalarSize(sample.labels) }
+    ProtobufExposition.writeHead(family.family, length: length, into: &writer)
   }
 
   public mutating func finish(into writer: inout ByteWriter) {}
