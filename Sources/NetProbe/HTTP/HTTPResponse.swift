@@ -116,9 +116,10 @@ public struct HTTPResponse: Sendable, Equatable {
   public func compressedIfAccepted(by request: HTTPRequest) -> HTTPResponse {
     if let bodyStream {
       // A streamed body is compressed as it streams; its size is not known, but such
-      // bodies are the large ones.
+      // bodies are the large ones. It is made on a thread of its own, so that the making
+      // and the compression overlap (see PrefetchedBody).
       guard header("content-encoding") == nil, HTTPResponse.acceptsGzip(request.header("accept-encoding")),
-        let compressed = GzipStream(bodyStream)
+        let compressed = GzipStream(PrefetchedBody(bodyStream, threadName: "http-body-plain"))
       else { return self }
       var copy = self
       copy.bodyStream = compressed

@@ -471,7 +471,9 @@ final class HTTPServerEngine: LoopEngine {
         let chunks = request.method == "HEAD" ? [head] : [head] + response.bodyParts
         var completion = Completion(connectionID: id, chunks: chunks, close: !keepAlive, label: label, code: response.status.code)
         if request.method != "HEAD", let stream = response.bodyStream {
-          completion.stream = chunked ? ChunkedBody(stream) : stream
+          // Made on its own thread while the loop sends (see PrefetchedBody).
+          let prefetched = PrefetchedBody(stream, threadName: "http-body")
+          completion.stream = chunked ? ChunkedBody(prefetched) : prefetched
         }
         completion.measured = measured
         loop.post(completion)
