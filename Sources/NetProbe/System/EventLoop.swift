@@ -56,11 +56,16 @@ enum WaitPrecision: Sendable {
 /// What an engine has registered with its loop: the descriptors to watch and the timers to
 /// fire. Engines change it from their callbacks; the loop reads it between them.
 struct LoopRegistrations<Timer> {
-  private struct Scheduled {
+  private struct Scheduled: Comparable {
     var at: Int64
     /// Timers due at the same time fire in the order they were scheduled.
     var order: UInt64
     var timer: Timer
+
+    @inline(__always)
+    static func < (a: Scheduled, b: Scheduled) -> Bool { a.at < b.at || (a.at == b.at && a.order < b.order) }
+    /// Equal when due at the same time in the same order: the heap's ordering only.
+    static func == (a: Scheduled, b: Scheduled) -> Bool { a.at == b.at && a.order == b.order }
   }
 
   /// The poll set: the wake-up event first, then the watched descriptors.
@@ -69,7 +74,7 @@ struct LoopRegistrations<Timer> {
   /// connections and changes their interest with every request, which a search through
   /// the poll set would make quadratic.
   private var entryIndex: [Int32: Int] = [:]
-  private var timers = MinHeap<Scheduled>(by: { ($0.at, $0.order) < ($1.at, $1.order) })
+  private var timers = MinHeap<Scheduled>()
   private var scheduled: UInt64 = 0
   /// A wake-up asked for this pass only (`wake(by:)`).
   fileprivate var wakeBy: Int64?
