@@ -189,10 +189,20 @@ final class PingSeriesLabels: Sendable {
     }
   }
 
-  /// The labels of a send error's series (rare: made when scraped).
+  /// The send error series' labels, by errno, made the first time each is scraped: a
+  /// target that cannot send (no permission, no route) has one at every scrape.
+  private let sendErrorLabels = Mutex<[String: LabelSet]>([:])
+
+  /// The labels of a send error's series.
   func sendError(_ errno: String) -> LabelSet {
     guard let address else { return lookup }
-    return LabelSet(Self.base(config, address) + [("errno", errno)]).appending(config.options.labels.map { ($0.name, $0.value) })
+    return sendErrorLabels.withLock { made in
+      if let labels = made[errno] { return labels }
+      let labels = LabelSet(Self.base(config, address) + [("errno", errno)])
+        .appending(config.options.labels.map { ($0.name, $0.value) })
+      made[errno] = labels
+      return labels
+    }
   }
 
   private static func base(_ config: TargetConfig, _ address: IPAddress) -> [(String, String)] {

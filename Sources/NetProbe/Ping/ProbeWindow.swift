@@ -59,31 +59,37 @@ public struct ProbeWindow: Sendable, Equatable {
     public var jitter: Double?
   }
 
-  /// Oldest first, the window's figures.
+  /// Oldest first, the window's figures. Read under the target's lock at every scrape, so
+  /// the ring is walked without a division per outcome.
   public var summary: Summary {
     var received = 0
     var sum = 0.0
     var sumOfSquares = 0.0
     var low = Double.infinity
     var high = -Double.infinity
-    var previous: Double?
+    var previous = Double.nan
     var differences = 0.0
     var differenceCount = 0
     let start = filled < outcomes.count ? 0 : next
-    for offset in 0..<filled {
-      let stored = outcomes[(start + offset) % outcomes.count]
-      guard !stored.isNaN else { continue }
-      let rtt = Double(stored)
-      received += 1
-      sum += rtt
-      sumOfSquares += rtt * rtt
-      low = min(low, rtt)
-      high = max(high, rtt)
-      if let previous {
-        differences += abs(rtt - previous)
-        differenceCount += 1
+    outcomes.withUnsafeBufferPointer { ring in
+      var index = start
+      for _ in 0..<filled {
+        let stored = ring[index]
+        index += 1
+        if index == ring.count { index = 0 }
+        guard !stored.isNaN else { continue }
+        let rtt = Double(stored)
+        received += 1
+        sum += rtt
+        sumOfSquares += rtt * rtt
+        low = min(low, rtt)
+        high = max(high, rtt)
+        if !previous.isNaN {
+          differences += abs(rtt - previous)
+          differenceCount += 1
+        }
+        previous = rtt
       }
-      previous = rtt
     }
     guard filled > 0 else { return Summary(probes: 0, lossRatio: nil) }
     var summary = Summary(probes: filled, lossRatio: Double(filled - received) / Double(filled))
