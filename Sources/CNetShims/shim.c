@@ -103,6 +103,7 @@ const char *cns_build_revision(void) { return NETPROBE_REVISION; }
 
 int cns_malloc_trim(size_t pad) { return malloc_trim(pad); }
 int cns_set_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }
+int cns_set_arena_max(int count) { return mallopt(M_ARENA_MAX, count); }
 
 int cns_set_timer_slack(unsigned long nanoseconds) { return prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0); }
 

@@ -136,6 +136,7 @@ struct NetProbeExporter: ParsableCommand {
     // Before any thread starts, so every thread inherits the blocked mask.
     SignalWatcher.blockSignals()
     Memory.useMmapForLargeBlocks()
+    Memory.useOneArena()
     let level = logLevel.level
     let format = LogFormat(rawValue: logFormat.rawValue)!
     LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level, format: format) }

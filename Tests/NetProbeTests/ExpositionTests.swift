@@ -26,6 +26,20 @@ import Testing
         """)
   }
 
+  @Test func slotsAddToTheSameFamilyAndAnEmptyOneIsLeftOut() {
+    var bySlot = Exposition()
+    let counter = bySlot.slot(Self.counter, reserving: 2)
+    _ = bySlot.slot(Self.gauge, reserving: 10)  // never given a sample
+    bySlot.add(counter, LabelSet([("target", "a")]), 3)
+    bySlot.add(Self.counter, LabelSet([("target", "b")]), 4)
+    var byFamily = Exposition()
+    byFamily.add(Self.counter, LabelSet([("target", "a")]), 3)
+    byFamily.add(Self.counter, LabelSet([("target", "b")]), 4)
+    let text = bySlot.render()
+    #expect(text == byFamily.render())
+    #expect(!String(decoding: text, as: UTF8.self).contains("test_a_ratio"))
+  }
+
   @Test func escapesLabelValues() {
     var exposition = Exposition()
     exposition.add(Self.gauge, LabelSet([("v", "a\"b\\c\nd")]), 1)
@@ -59,9 +73,10 @@ import Testing
         """)
   }
 
-  /// The stream's pieces, joined, are the whole exposition; each piece stops near the piece
-  /// size (a family is split across pieces), and the samples are released as families end.
-  @Test func streamsInPiecesThatJoinToTheWhole() {
+  /// The stream's pieces, joined, are the whole exposition; each piece is near the piece
+  /// size (a family is split across pieces), made inline or by encoder threads alike.
+  @Test(arguments: [0, 1, 2, 3])
+  func streamsInPiecesThatJoinToTheWhole(encoders: Int) {
     func make() -> Exposition {
       var exposition = Exposition()
       for index in 0..<20_000 {
@@ -73,15 +88,28 @@ import Testing
       return exposition
     }
     let whole = make().render()
-    let stream = make().stream()
+    let stream = make().stream(encoders: encoders)
+    #expect(stream.isMadeAhead == (encoders > 0))
     var pieces: [[UInt8]] = []
     while let piece = stream.next() { pieces.append(piece) }
     #expect(Array(pieces.joined()) == whole)
     #expect(pieces.count > 10)
     for piece in pieces.dropLast() {
-      #expect(piece.count >= ExpositionStream.pieceBytes && piece.count < ExpositionStream.pieceBytes + 1024)
+      #expect(piece.count >= ExpositionStream.pieceBytes / 2 && piece.count < ExpositionStream.pieceBytes * 2)
     }
     #expect(stream.next() == nil)
+  }
+
+  /// A reader that goes away mid-body (a client gone) stops the encoder threads; a stream of
+  /// nothing ends at once.
+  @Test func anAbandonedOrEmptyStreamEnds() {
+    var exposition = Exposition()
+    for index in 0..<50_000 { exposition.add(Self.counter, LabelSet([("target", "t\(index)")]), Double(index)) }
+    var stream: ExpositionStream? = exposition.stream(encoders: 2)
+    #expect(stream?.next()?.isEmpty == false)
+    stream = nil
+    #expect(Exposition().stream(encoders: 2).next() == nil)
+    #expect(Exposition().stream().next() == nil)
   }
 
   @Test func rendersHistogramsCumulatively() {

@@ -91,6 +91,7 @@ import Testing
   @Test func labelPairsCarryTheUnescapedValues() {
     let labels = LabelSet([("v", "a\"b\\c\nd"), ("e", "")]).appending([("u", "é")])
     let bytes = labels.protobufFields
+    #expect(labels.names == ["v", "e", "u"])
     let expected: [UInt8] =
       [0x0A, 0x0C, 0x0A, 0x01, 0x76, 0x12, 0x07, 0x61, 0x22, 0x62, 0x5C, 0x63, 0x0A, 0x64]  // v = a"b\c⏎d, 7 bytes
       + [0x0A, 0x05, 0x0A, 0x01, 0x65, 0x12, 0x00]  // e = ""
@@ -180,7 +181,8 @@ import Testing
     #expect(ExpositionFormat.negotiate(accept: otherVersion) == .protobuf)
   }
 
-  @Test func largeFamiliesAreStreamedWithExactLengths() throws {
+  @Test(arguments: [0, 2])
+  func largeFamiliesAreStreamedWithExactLengths(encoders: Int) throws {
     // Enough histograms and counters that each family spans several 64 KB pieces: the
     // family's length, written before its first piece, must match what follows it, and
     // every nested length must match its message, or a decoder would read garbage.
@@ -200,7 +202,7 @@ import Testing
       exposition.addHistogram(histogramFamily, labels, snapshot)
       exposition.add(counterFamily, labels, Double(index) * 1e9)
     }
-    let stream = exposition.stream(as: ProtobufEncoder())
+    let stream = exposition.stream(as: ProtobufEncoder(), encoders: encoders)
     var body: [UInt8] = []
     var pieces = 0
     while let piece = stream.next() {

@@ -55,6 +55,9 @@ int cns_malloc_trim(size_t pad);
 /// returned to the kernel when freed) whatever glibc's dynamic threshold would say.
 int cns_set_mmap_threshold(int bytes);
 
+/// mallopt(M_ARENA_MAX, count): at most `count` malloc arenas, whatever the thread count.
+int cns_set_arena_max(int count);
+
 /// The source revision `make` passes as -DNETPROBE_REVISION, or "unknown".
 const char *cns_build_revision(void);
 

@@ -5,9 +5,15 @@
 public protocol BodyStream: AnyObject, Sendable {
   /// The next piece (never empty), nil once the body is complete.
   func next() -> [UInt8]?
+
+  /// True when the pieces are made on threads of their own, ahead of the reader (then a
+  /// `PrefetchedBody` around it would only add a thread).
+  var isMadeAhead: Bool { get }
 }
 
-extension ExpositionStream: BodyStream {}
+extension BodyStream {
+  public var isMadeAhead: Bool { false }
+}
 
 /// HTTP/1.1 chunked transfer coding (RFC 9112 7.1) around another stream: each piece
 /// becomes one chunk, and the end the last chunk `0` with no trailer. `nextParts` gives

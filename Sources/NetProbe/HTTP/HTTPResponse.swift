@@ -119,7 +119,7 @@ public struct HTTPResponse: Sendable, Equatable {
       // bodies are the large ones. It is made on a thread of its own, so that the making
       // and the compression overlap (see PrefetchedBody).
       guard header("content-encoding") == nil, HTTPResponse.acceptsGzip(request.header("accept-encoding")),
-        let compressed = GzipStream(PrefetchedBody(bodyStream, threadName: "http-body-plain"))
+        let compressed = GzipStream(PrefetchedBody.ahead(bodyStream, threadName: "http-body-plain"))
       else { return self }
       var copy = self
       copy.bodyStream = compressed

@@ -472,7 +472,7 @@ final class HTTPServerEngine: LoopEngine {
         var completion = Completion(connectionID: id, chunks: chunks, close: !keepAlive, label: label, code: response.status.code)
         if request.method != "HEAD", let stream = response.bodyStream {
           // Made on its own thread while the loop sends (see PrefetchedBody).
-          let prefetched = PrefetchedBody(stream, threadName: "http-body")
+          let prefetched = PrefetchedBody.ahead(stream, threadName: "http-body")
           completion.stream = chunked ? ChunkedBody(prefetched) : prefetched
         }
         completion.measured = measured

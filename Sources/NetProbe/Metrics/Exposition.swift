@@ -40,17 +40,52 @@ public struct Exposition {
     families[index(of: family)].histograms.append(HistogramSample(labels: labels, histogram: histogram))
   }
 
+  /// A family's place in this exposition, for a collector that adds a sample to it per
+  /// target: the family is looked up once per scrape instead of once per sample, and not
+  /// copied (with its strings and label names) into every call.
+  public struct FamilySlot {
+    fileprivate let index: Int
+  }
+
+  /// The slot of `family`'s samples, with room made for `capacity` more, so that a large
+  /// collector's arrays are allocated once rather than grown by doubling.
+  public mutating func slot(_ family: MetricFamily, reserving capacity: Int = 0) -> FamilySlot {
+    let index = index(of: family)
+    if family.type == .histogram {
+      families[index].histograms.reserveCapacity(families[index].histograms.count + capacity)
+    } else {
+      families[index].scalars.reserveCapacity(families[index].scalars.count + capacity)
+    }
+    return FamilySlot(index: index)
+  }
+
+  /// Adds a counter or gauge sample to the family of `slot`.
+  public mutating func add(_ slot: FamilySlot, _ labels: LabelSet, _ value: Double) {
+    assert(families[slot.index].family.type != .histogram, "\(families[slot.index].family.name): use addHistogram")
+    assert(Array(labels.names.prefix(families[slot.index].family.labels.count)) == families[slot.index].family.labels)
+    families[slot.index].scalars.append(ScalarSample(labels: labels, value: value))
+  }
+
+  /// Adds a histogram series to the family of `slot`.
+  public mutating func addHistogram(_ slot: FamilySlot, _ labels: LabelSet, _ histogram: HistogramSnapshot) {
+    assert(families[slot.index].family.type == .histogram, "\(families[slot.index].family.name) is not a histogram")
+    assert(Array(labels.names.prefix(families[slot.index].family.labels.count)) == families[slot.index].family.labels)
+    families[slot.index].histograms.append(HistogramSample(labels: labels, histogram: histogram))
+  }
+
   /// The number of samples added so far (a histogram counts once).
   public var sampleCount: Int { families.reduce(0) { $0 + $1.count } }
 
-  /// The families with their samples, sorted by name: what every encoder reads.
+  /// The families with their samples, sorted by name: what every encoder reads. A family
+  /// given a slot but no sample (no target named, gauges turned off) is left out.
   public consuming func sortedFamilies() -> [CollectedFamily] {
-    families.sorted { $0.family.name < $1.family.name }
+    families.filter { $0.count > 0 }.sorted { $0.family.name < $1.family.name }
   }
 
-  /// The body as a stream of pieces in `encoder`'s format.
-  public consuming func stream(as encoder: any ExpositionEncoder = TextEncoder()) -> ExpositionStream {
-    ExpositionStream(families: sortedFamilies(), encoder: encoder)
+  /// The body as a stream of pieces in `encoder`'s format, made by `encoders` threads
+  /// ahead of the reader, or as it reads when 0 (see `ExpositionStream`).
+  public consuming func stream(as encoder: any ExpositionEncoder = TextEncoder(), encoders: Int = 0) -> ExpositionStream {
+    ExpositionStream(families: sortedFamilies(), encoder: encoder, encoders: encoders)
   }
 
   /// The whole exposition in one buffer (for tests and small outputs).

@@ -2,15 +2,15 @@
 /// route picks an encoder per scrape from the negotiated format, and `ExpositionStream`
 /// drives it a piece at a time. Text 0.0.4 is `TextEncoder`; another format (the delimited
 /// protobuf, OpenMetrics) is another conforming type, with no change to the collectors.
-public protocol ExpositionEncoder {
+public protocol ExpositionEncoder: Sendable {
   /// The `Content-Type` of what it writes.
   var contentType: String { get }
 
-  /// Appends `family`'s samples from index `start` on (its head first when `start` is 0),
-  /// stopping after the sample that takes `writer` to `limit` bytes or more. Returns the
-  /// index of the first sample not written: `family.count` when the family is done. An
-  /// encoder that must see a family whole (a length-delimited message) may write all of it.
-  mutating func encode(_ family: CollectedFamily, from start: Int, into writer: inout ByteWriter, limit: Int) -> Int
+  /// Appends `family`'s samples in `range` (its head first when the range starts at 0).
+  /// The stream may give a family's ranges to different copies of the encoder, on
+  /// different threads, in any order: what a range's bytes are depends on the family and
+  /// the range alone.
+  mutating func encode(_ family: CollectedFamily, _ range: Range<Int>, into writer: inout ByteWriter)
 
   /// Bytes after the last family (OpenMetrics' `# EOF`); nothing for text 0.0.4.
   mutating func finish(into writer: inout ByteWriter)
@@ -41,7 +41,7 @@ public struct TextEncoder: ExpositionEncoder {
 
   public init() {}
 
-  public mutating func encode(_ family: CollectedFamily, from start: Int, into writer: inout ByteWriter, limit: Int) -> Int {
+  public mutating func encode(_ family: CollectedFamily, _ range: Range<Int>, into writer: inout ByteWriter) {
     let metric = family.family
     if familyID != metric.id {
       familyID = metric.id
@@ -53,29 +53,22 @@ public struct TextEncoder: ExpositionEncoder {
       sumName = name + "_sum".utf8
       countName = name + "_count".utf8
     }
-    if start == 0 { writeHead(metric, into: &writer) }
-    var index = start
+    if range.lowerBound == 0 { writeHead(metric, into: &writer) }
     if metric.type == .histogram {
-      let samples = family.histograms
-      while index < samples.count {
-        writeHistogram(samples[index].labels, samples[index].histogram, into: &writer)
-        index += 1
-        if writer.count >= limit { break }
+      family.histograms.withUnsafeBufferPointer { samples in
+        for index in range { writeHistogram(samples[index].labels, samples[index].histogram, into: &writer) }
       }
     } else {
       let name = self.name
       let nameOpen = self.nameOpen
       family.scalars.withUnsafeBufferPointer { samples in
-        while index < samples.count {
+        for index in range {
           Self.writeStart(name, nameOpen, samples[index].labels, into: &writer)
           Self.writeValue(samples[index].value, into: &writer)
           writer.append(UInt8(ascii: "\n"))
-          index += 1
-          if writer.count >= limit { break }
         }
       }
     }
-    return index
   }
 
   public mutating func finish(into writer: inout ByteWriter) {}
@@ -153,57 +146,5 @@ public struct TextEncoder: ExpositionEncoder {
     } else {
       writer.append(Exposition.formatValue(value))
     }
-  }
-}
-
-/// An exposition's body, produced a piece at a time as its reader asks for the next: the
-/// encoder runs over one family after another, and each family's samples are released as
-/// soon as it has been written. Used by one thread at a time (the HTTP loop or the push
-/// thread pulls; nothing else holds it).
-public final class ExpositionStream: @unchecked Sendable {
-  /// The pieces' target size: large enough that a piece costs few calls and system calls,
-  /// small enough that the body in flight stays a few of them.
-  public static let pieceBytes = 64 << 10
-
-  private var families: [CollectedFamily]
-  private var familyIndex = 0
-  private var sampleIndex = 0
-  private var encoder: any ExpositionEncoder
-  private var writer = ByteWriter(capacity: pieceBytes + 4096)
-  private var finished = false
-
-  public var contentType: String { encoder.contentType }
-
-  init(families: [CollectedFamily], encoder: any ExpositionEncoder) {
-    self.families = families
-    self.encoder = encoder
-  }
-
-  /// The next piece of about `pieceBytes` (the last may be shorter), nil once all was given.
-  public func next() -> [UInt8]? {
-    guard !finished else { return nil }
-    while writer.count < Self.pieceBytes, familyIndex < families.count {
-      let done = encodeCurrent()
-      if done {
-        // Written: let its samples go now rather than with the whole stream.
-        families[familyIndex] = CollectedFamily(family: families[familyIndex].family)
-        familyIndex += 1
-        sampleIndex = 0
-      }
-    }
-    if familyIndex == families.count {
-      encoder.finish(into: &writer)
-      finished = true
-      families = []
-      if writer.count == 0 { return nil }
-    }
-    return writer.take()
-  }
-
-  /// Runs the encoder over the current family; true when it is done.
-  private func encodeCurrent() -> Bool {
-    let count = families[familyIndex].count
-    sampleIndex = encoder.encode(families[familyIndex], from: sampleIndex, into: &writer, limit: Self.pieceBytes)
-    return sampleIndex >= count
   }
 }

@@ -38,9 +38,10 @@ public final class MetricsRegistry: Sendable {
   }
 
   /// The exposition as a stream of pieces in `encoder`'s format: the samples are collected
-  /// now, the bytes made as the reader pulls them (see `ExpositionStream`).
-  public func stream(as encoder: any ExpositionEncoder = TextEncoder()) -> ExpositionStream {
-    collect().stream(as: encoder)
+  /// now, the bytes made as the reader pulls them, or by `encoders` threads ahead of it
+  /// (see `ExpositionStream`).
+  public func stream(as encoder: any ExpositionEncoder = TextEncoder(), encoders: Int = 0) -> ExpositionStream {
+    collect().stream(as: encoder, encoders: encoders)
   }
 
   /// Also times each collector, as node_exporter does, so that a slow engine shows itself

@@ -250,47 +250,45 @@ extension ByteWriter {
 
 /// The delimited protobuf format behind the exposition's encoder seam. A family's length
 /// comes first, so it is computed over the family's samples before any is written; then
-/// the samples are written a piece at a time, as the text encoder writes them.
+/// the samples are written a range at a time, as the text encoder writes them.
 public struct ProtobufEncoder: ExpositionEncoder {
   public var contentType: String { ProtobufExposition.contentType }
 
-  /// The current family's Histogram message sizes, computed with its length, in sample order.
-  private var histogramSizes: [Int] = []
-
   public init() {}
 
-  public mutating func encode(_ family: CollectedFamily, from start: Int, into writer: inout ByteWriter, limit: Int) -> Int {
+  public mutating func encode(_ family: CollectedFamily, _ range: Range<Int>, into writer: inout ByteWriter) {
     let metric = family.family
-    if start == 0 { writeHead(family, into: &writer) }
-    var index = start
+    if range.lowerBound == 0 { writeHead(family, into: &writer) }
     if metric.type == .histogram {
-      let samples = family.histograms
-      while index < samples.count {
-        ProtobufExposition.writeHistogram(samples[index].labels, samples[index].histogram, size: histogramSizes[index], into: &writer)
-        index += 1
-        if writer.count >= limit { break }
+      family.histograms.withUnsafeBufferPointer { samples in
+        for index in range {
+          let histogram = samples[index].histogram
+          let size = ProtobufExposition.histogramSize(histogram)
+          ProtobufExposition.writeHistogram(samples[index].labels, histogram, size: size, into: &writer)
+        }
       }
     } else {
       family.scalars.withUnsafeBufferPointer { samples in
-        while index < samples.count {
+        for index in range {
           ProtobufExposition.writeScalar(metric.type, samples[index].labels, samples[index].value, into: &writer)
-          index += 1
-          if writer.count >= limit { break }
         }
       }
     }
-    return index
   }
 
-  private mutating func writeHead(_ family: CollectedFamily, into writer: inout ByteWriter) {
+  private func writeHead(_ family: CollectedFamily, into writer: inout ByteWriter) {
+    // Read in place: a copy of each sample would retain and release its label set and
+    // arrays, which cost more than the sizes themselves.
     var length = ProtobufExposition.headSize(family.family)
-    histogramSizes.removeAll(keepingCapacity: true)
-    for sample in family.histograms {
-      let size = ProtobufExposition.histogramSize(sample.histogram)
-      histogramSizes.append(size)
-      length += ProtobufExposition.histogramMetricSize(sample.labels, histogramSize: size)
+    family.histograms.withUnsafeBufferPointer { samples in
+      for index in samples.indices {
+        let size = ProtobufExposition.histogramSize(samples[index].histogram)
+        length += ProtobufExposition.histogramMetricSize(samples[index].labels, histogramSize: size)
+      }
     }
-    for sample in family.scalars { length += ProtobufExposition.scalarSize(sample.labels) }
+    family.scalars.withUnsafeBufferPointer { samples in
+      for index in samples.indices { length += ProtobufExposition.scalarSize(samples[index].labels) }
+    }
     ProtobufExposition.writeHead(family.family, length: length, into: &writer)
   }
 

@@ -117,7 +117,8 @@ public final class PingEngine: ConfigSubscriber, MetricsCollector, TargetAddress
 
   public func collect(into exposition: inout Exposition) {
     let targets = state.withLock { state in state.order.compactMap { state.targets[$0] } }
-    for target in targets { PingSeries.collect(target, into: &exposition) }
+    let slots = PingSeries.Slots(in: &exposition, targets: targets.count)
+    for target in targets { PingSeries.collect(target, into: &exposition, slots) }
     stats.collect(into: &exposition)
   }
 }
@@ -193,33 +194,61 @@ enum PingSeries {
     }
   }
 
-  static func collect(_ target: PingTarget, into exposition: inout Exposition) {
+  /// The per-target families' places in the exposition, looked up once per scrape.
+  struct Slots {
+    let dnsFailures, targetInfo, sent, received, duplicates, late, sendErrors, rtt: Exposition.FamilySlot
+    let windowProbes, lossRatio, rttMin, rttMean, rttMax, rttStandardDeviation, jitter: Exposition.FamilySlot
+    let jitterRFC3550, replyTTL: Exposition.FamilySlot
+
+    /// Room is made for a sample per target in the families every probed target has.
+    init(in exposition: inout Exposition, targets: Int) {
+      dnsFailures = exposition.slot(Catalogue.pingDNSFailures)
+      targetInfo = exposition.slot(Catalogue.pingTargetInfo, reserving: targets)
+      sent = exposition.slot(Catalogue.pingSent, reserving: targets)
+      received = exposition.slot(Catalogue.pingReceived, reserving: targets)
+      duplicates = exposition.slot(Catalogue.pingDuplicates, reserving: targets)
+      late = exposition.slot(Catalogue.pingLate, reserving: targets)
+      sendErrors = exposition.slot(Catalogue.pingSendErrors)
+      rtt = exposition.slot(Catalogue.pingRTT, reserving: targets)
+      windowProbes = exposition.slot(Catalogue.pingWindowProbes)
+      lossRatio = exposition.slot(Catalogue.pingLossRatio)
+      rttMin = exposition.slot(Catalogue.pingRTTMin)
+      rttMean = exposition.slot(Catalogue.pingRTTMean)
+      rttMax = exposition.slot(Catalogue.pingRTTMax)
+      rttStandardDeviation = exposition.slot(Catalogue.pingRTTStandardDeviation)
+      jitter = exposition.slot(Catalogue.pingJitter)
+      jitterRFC3550 = exposition.slot(Catalogue.pingJitterRFC3550)
+      replyTTL = exposition.slot(Catalogue.pingReplyTTL)
+    }
+  }
+
+  static func collect(_ target: PingTarget, into exposition: inout Exposition, _ slots: Slots) {
     let values = target.state.withLock { Values($0, series: target.seriesChoice) }
     let labels = target.seriesLabels(address: values.address, socketKind: values.socketKind)
-    if labels.named {
-      exposition.add(Catalogue.pingDNSFailures, labels.lookup, Double(values.dnsFailures))
+    if labels.named, let lookup = labels.lookup {
+      exposition.add(slots.dnsFailures, lookup, Double(values.dnsFailures))
     }
     guard let series = labels.target, let info = labels.info else { return }
-    exposition.add(Catalogue.pingTargetInfo, info, 1)
-    exposition.add(Catalogue.pingSent, series, Double(values.sent))
-    exposition.add(Catalogue.pingReceived, series, Double(values.received))
-    exposition.add(Catalogue.pingDuplicates, series, Double(values.duplicates))
-    exposition.add(Catalogue.pingLate, series, Double(values.late))
+    exposition.add(slots.targetInfo, info, 1)
+    exposition.add(slots.sent, series, Double(values.sent))
+    exposition.add(slots.received, series, Double(values.received))
+    exposition.add(slots.duplicates, series, Double(values.duplicates))
+    exposition.add(slots.late, series, Double(values.late))
     for (errno, count) in values.sendErrors.sorted(by: { $0.key < $1.key }) {
-      exposition.add(Catalogue.pingSendErrors, labels.sendError(errno), Double(count))
+      exposition.add(slots.sendErrors, labels.sendError(errno), Double(count))
     }
-    exposition.addHistogram(Catalogue.pingRTT, series, values.histogram)
+    exposition.addHistogram(slots.rtt, series, values.histogram)
     if let summary = values.summary {
-      exposition.add(Catalogue.pingWindowProbes, series, Double(summary.probes))
-      if let value = summary.lossRatio { exposition.add(Catalogue.pingLossRatio, series, value) }
-      if let value = summary.rttMin { exposition.add(Catalogue.pingRTTMin, series, value) }
-      if let value = summary.rttMean { exposition.add(Catalogue.pingRTTMean, series, value) }
-      if let value = summary.rttMax { exposition.add(Catalogue.pingRTTMax, series, value) }
-      if let value = summary.rttStandardDeviation { exposition.add(Catalogue.pingRTTStandardDeviation, series, value) }
-      if let value = summary.jitter { exposition.add(Catalogue.pingJitter, series, value) }
+      exposition.add(slots.windowProbes, series, Double(summary.probes))
+      if let value = summary.lossRatio { exposition.add(slots.lossRatio, series, value) }
+      if let value = summary.rttMin { exposition.add(slots.rttMin, series, value) }
+      if let value = summary.rttMean { exposition.add(slots.rttMean, series, value) }
+      if let value = summary.rttMax { exposition.add(slots.rttMax, series, value) }
+      if let value = summary.rttStandardDeviation { exposition.add(slots.rttStandardDeviation, series, value) }
+      if let value = summary.jitter { exposition.add(slots.jitter, series, value) }
     }
-    if values.received > 1 { exposition.add(Catalogue.pingJitterRFC3550, series, values.jitter) }
-    if let ttl = values.lastReplyTTL { exposition.add(Catalogue.pingReplyTTL, series, Double(ttl)) }
+    if values.received > 1 { exposition.add(slots.jitterRFC3550, series, values.jitter) }
+    if let ttl = values.lastReplyTTL { exposition.add(slots.replyTTL, series, Double(ttl)) }
   }
 }
 

@@ -164,8 +164,9 @@ final class PingSeriesLabels: Sendable {
   let series: SeriesChoice
   /// Whether the target was given by name (then it has DNS lookup failures).
   let named: Bool
-  /// `target`, `host` and the custom labels, for the DNS failures counter.
-  let lookup: LabelSet
+  /// `target`, `host` and the custom labels, for the DNS failures counter and the send
+  /// errors before an address; nil for a target given by address, which needs neither.
+  let lookup: LabelSet?
   /// `target`, `host`, `address`, `family` and the custom labels; nil before an address.
   let target: LabelSet?
   /// The same with `socket`, for the info series.
@@ -179,7 +180,7 @@ final class PingSeriesLabels: Sendable {
     series = config.options.series
     named = config.address == nil
     let custom = config.options.labels.map { ($0.name, $0.value) }
-    lookup = LabelSet([("target", config.name), ("host", config.host)]).appending(custom)
+    lookup = named || address == nil ? Self.lookupLabels(config) : nil
     if let address {
       target = LabelSet(Self.base(config, address)).appending(custom)
       info = LabelSet(Self.base(config, address) + [("socket", socketKind?.rawValue ?? "")]).appending(custom)
@@ -195,7 +196,7 @@ final class PingSeriesLabels: Sendable {
 
   /// The labels of a send error's series.
   func sendError(_ errno: String) -> LabelSet {
-    guard let address else { return lookup }
+    guard let address else { return lookup ?? Self.lookupLabels(config) }
     return sendErrorLabels.withLock { made in
       if let labels = made[errno] { return labels }
       let labels = LabelSet(Self.base(config, address) + [("errno", errno)])
@@ -203,6 +204,10 @@ final class PingSeriesLabels: Sendable {
       made[errno] = labels
       return labels
     }
+  }
+
+  private static func lookupLabels(_ config: TargetConfig) -> LabelSet {
+    LabelSet([("target", config.name), ("host", config.host)]).appending(config.options.labels.map { ($0.name, $0.value) })
   }
 
   private static func base(_ config: TargetConfig, _ address: IPAddress) -> [(String, String)] {
