@@ -58,9 +58,7 @@ public struct ExporterRoutes: HTTPHandler {
     case .metrics:
       return readOnly(request) {
         let format = ExpositionFormat.negotiate(accept: request.header("accept"))
-        // Two encoder threads: the encoding is most of a large scrape's time, and with two
-        // cores it is done in half the time (see ExpositionStream).
-        let body = registry.stream(as: format.encoder(), encoders: 2)
+        let body = registry.stream(as: format.encoder(), encoders: Self.encoderThreads)
         // The body depends on Accept (text or protobuf): a cache must not serve one for the other.
         return HTTPResponse(.ok, headers: [("Content-Type", body.contentType), ("Vary", "Accept")], stream: body)
       }
@@ -72,6 +70,10 @@ public struct ExporterRoutes: HTTPHandler {
       }
     }
   }
+
+  /// Encoder threads per scrape: the encoding is most of a large scrape's work. Two, but
+  /// one on a single core.
+  static let encoderThreads = ProcessInfo.processInfo.activeProcessorCount >= 2 ? 2 : 1
 
   /// The response of a page that only GET and HEAD may ask for.
   private func readOnly(_ request: HTTPRequest, _ respond: () -> HTTPResponse) -> HTTPResponse {

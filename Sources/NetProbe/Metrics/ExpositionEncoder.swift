@@ -12,6 +12,12 @@ public protocol ExpositionEncoder: Sendable {
   /// the range alone.
   mutating func encode(_ family: CollectedFamily, _ range: Range<Int>, into writer: inout ByteWriter)
 
+  /// About how many bytes it writes for a sample, for cutting the exposition into pieces:
+  /// `labelBytes` is the label set's protobuf length (held beside its reference, so read
+  /// without a cache miss; within a few bytes of its text rendering), `buckets` the classic
+  /// buckets of a histogram (nil for a counter or gauge), `native` whether it has native ones.
+  func estimatedBytes(nameBytes: Int, labelBytes: Int, buckets: Int?, native: Bool) -> Int
+
   /// Bytes after the last family (OpenMetrics' `# EOF`); nothing for text 0.0.4.
   mutating func finish(into writer: inout ByteWriter)
 }
@@ -20,6 +26,14 @@ public protocol ExpositionEncoder: Sendable {
 public struct TextEncoder: ExpositionEncoder {
   public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
   public var contentType: String { Self.contentType }
+
+  /// Per line the name (and a suffix), the labels and a value; a histogram's lines are its
+  /// buckets, `+Inf`, sum and count, each with an `le` label or a suffix.
+  public func estimatedBytes(nameBytes: Int, labelBytes: Int, buckets: Int?, native: Bool) -> Int {
+    let line = nameBytes + labelBytes + 24
+    guard let buckets else { return line }
+    return (buckets + 3) * (line + 12)
+  }
 
   /// The `,le="…"} ` tails of the last bucket layout seen, rendered once: every target of
   /// a scrape shares the same RTT buckets, so they are formatted once per scrape, not per

@@ -33,7 +33,7 @@ public final class ExpositionStream: BodyStream, @unchecked Sendable {
   init(families: [CollectedFamily], encoder: any ExpositionEncoder, encoders: Int = 0) {
     contentType = encoder.contentType
     self.encoder = encoder
-    pieces = Self.plan(families)
+    pieces = Self.plan(families, for: encoder)
     self.families = FamilyStore(families, pieces: pieces)
     queues = (0..<max(0, encoders)).map { _ in PieceQueue(depth: Self.depth) }
     for (thread, queue) in queues.enumerated() {
@@ -79,11 +79,9 @@ public final class ExpositionStream: BodyStream, @unchecked Sendable {
     var range: Range<Int>
   }
 
-  /// Cuts the families into pieces of about `pieceBytes`, by an estimate of each sample's
-  /// bytes in text (protobuf's are fewer): per line the family's name, the series' labels
-  /// (as long as their protobuf fields, which the label set holds without a memory read)
-  /// and a value; a histogram's bucket lines, and its native buckets, included.
-  static func plan(_ families: [CollectedFamily]) -> [Piece] {
+  /// Cuts the families into pieces of about `pieceBytes`, by the encoder's estimate of each
+  /// sample's bytes (`ExpositionEncoder.estimatedBytes`).
+  static func plan(_ families: [CollectedFamily], for encoder: any ExpositionEncoder) -> [Piece] {
     var pieces: [Piece] = []
     var current = Piece()
     var bytes = 0
@@ -94,15 +92,15 @@ public final class ExpositionStream: BodyStream, @unchecked Sendable {
       bytes = 0
     }
     for (index, family) in families.enumerated() where family.count > 0 {
-      let perLine = family.family.name.utf8.count + 32
+      let nameBytes = family.family.name.utf8.count
       var start = 0
-      bytes += 200 + family.family.help.utf8.count  // HELP and TYPE
+      bytes += 2 * nameBytes + family.family.help.utf8.count + 32  // the head
       if family.family.type == .histogram {
         family.histograms.withUnsafeBufferPointer { samples in
           for sample in samples.indices {
-            let lines = samples[sample].histogram.bucketCounts.count + 3
-            let native = samples[sample].histogram.native == nil ? 0 : 200
-            bytes += lines * (perLine + samples[sample].labels.protobufFieldsCount) + native
+            bytes += encoder.estimatedBytes(
+              nameBytes: nameBytes, labelBytes: samples[sample].labels.protobufFieldsCount,
+              buckets: samples[sample].histogram.bucketCounts.count, native: samples[sample].histogram.native != nil)
             if bytes >= pieceBytes {
               cut(index, start, sample + 1)
               start = sample + 1
@@ -112,7 +110,8 @@ public final class ExpositionStream: BodyStream, @unchecked Sendable {
       } else {
         family.scalars.withUnsafeBufferPointer { samples in
           for sample in samples.indices {
-            bytes += perLine + samples[sample].labels.protobufFieldsCount
+            bytes += encoder.estimatedBytes(
+              nameBytes: nameBytes, labelBytes: samples[sample].labels.protobufFieldsCount, buckets: nil, native: false)
             if bytes >= pieceBytes {
               cut(index, start, sample + 1)
               start = sample + 1

@@ -254,6 +254,13 @@ extension ByteWriter {
 public struct ProtobufEncoder: ExpositionEncoder {
   public var contentType: String { ProtobufExposition.contentType }
 
+  /// The labels once per sample, a value's 11 bytes, or a histogram's count and sum and
+  /// about 14 bytes a classic bucket, and up to a few hundred for the native buckets.
+  public func estimatedBytes(nameBytes: Int, labelBytes: Int, buckets: Int?, native: Bool) -> Int {
+    guard let buckets else { return labelBytes + 13 }
+    return labelBytes + 24 + 14 * buckets + (native ? 160 : 0)
+  }
+
   public init() {}
 
   public mutating func encode(_ family: CollectedFamily, _ range: Range<Int>, into writer: inout ByteWriter) {
