@@ -49,7 +49,6 @@ public final class ExpositionStream: BodyStream, @unchecked Sendable {
           store.encode(pieces, index, with: &encoder, into: &writer)
           queue.put(writer.take())
         }
-        if queue.waitForRoom() { queue.put(nil) }
       }
     }
   }
