@@ -7,8 +7,9 @@ import Synchronization
 /// Made inline (`encoders: 0`), a piece is encoded when the reader asks for it. With
 /// encoder threads, piece k is encoded by thread k mod n, each a few pieces ahead, and the
 /// reader takes them in order: at 10,000 targets the text encoding is most of a scrape's
-/// work, and two threads on two cores halve its time. Either way a family's samples are let
-/// go once its last piece is written, and the body in memory stays a few pieces.
+/// work, and on two cores two threads took a text scrape from about 110 to 85 ms. Either
+/// way a family's samples are let go once its last piece is written, and the body in
+/// memory stays a few pieces.
 public final class ExpositionStream: BodyStream, @unchecked Sendable {
   /// The pieces' target size: large enough that a piece costs few calls and system calls,
   /// small enough that the body in flight stays a few of them.
