@@ -90,6 +90,8 @@ import Testing
     enum Command: Sendable {
       case watch([Int32], PollEvents)
       case unwatch([Int32])
+      /// Signalled once the commands posted before it are handled.
+      case barrier(DispatchSemaphore)
     }
 
     let readiness: Readiness
@@ -99,6 +101,7 @@ import Testing
         switch command {
         case .watch(let descriptors, let events): for descriptor in descriptors { loop.watch(descriptor, for: events) }
         case .unwatch(let descriptors): for descriptor in descriptors { loop.unwatch(descriptor) }
+        case .barrier(let handled): handled.signal()
         }
       }
     }
@@ -126,6 +129,11 @@ import Testing
     let loop = try EventLoop(name: "test-loop") { ReadinessEngine(readiness: readiness) }
     loop.post(.watch(descriptors, .readable))
     loop.post(.unwatch(descriptors.enumerated().filter { $0.offset % 3 == 0 }.map(\.element).reversed()))
+    // Signalled only once both are handled: the loop may handle the watch alone in one pass,
+    // and descriptors ready then are rightly reported, unwatched or not.
+    let handled = DispatchSemaphore(value: 0)
+    loop.post(.barrier(handled))
+    #expect(handled.wait(timeout: .now() + 2) == .success)
     for event in events { event.signal() }
     #expect(readiness.done.wait(timeout: .now() + 2) == .success)
     // Time for a wrongly reported descriptor to show up too.
