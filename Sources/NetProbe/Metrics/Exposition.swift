@@ -27,17 +27,13 @@ public struct Exposition {
 
   /// Adds a counter or gauge sample.
   public mutating func add(_ family: MetricFamily, _ labels: LabelSet = .empty, _ value: Double) {
-    assert(family.type != .histogram, "\(family.name): use addHistogram")
-    assert(Array(labels.names.prefix(family.labels.count)) == family.labels, "\(family.name): labels \(labels.names)")
-    families[index(of: family)].scalars.append(ScalarSample(labels: labels, value: value))
+    add(FamilySlot(index: index(of: family)), labels, value)
   }
 
   /// Adds a histogram series: its buckets (none when the series has its classic buckets
   /// turned off: then only `+Inf`), sum and count.
   public mutating func addHistogram(_ family: MetricFamily, _ labels: LabelSet = .empty, _ histogram: HistogramSnapshot) {
-    assert(family.type == .histogram, "\(family.name) is not a histogram")
-    assert(Array(labels.names.prefix(family.labels.count)) == family.labels, "\(family.name): labels \(labels.names)")
-    families[index(of: family)].histograms.append(HistogramSample(labels: labels, histogram: histogram))
+    addHistogram(FamilySlot(index: index(of: family)), labels, histogram)
   }
 
   /// A family's place in this exposition, for a collector that adds a sample to it per
@@ -62,15 +58,20 @@ public struct Exposition {
   /// Adds a counter or gauge sample to the family of `slot`.
   public mutating func add(_ slot: FamilySlot, _ labels: LabelSet, _ value: Double) {
     assert(families[slot.index].family.type != .histogram, "\(families[slot.index].family.name): use addHistogram")
-    assert(Array(labels.names.prefix(families[slot.index].family.labels.count)) == families[slot.index].family.labels)
+    assert(Self.labelsFit(labels, families[slot.index].family), "\(families[slot.index].family.name): labels \(labels.names)")
     families[slot.index].scalars.append(ScalarSample(labels: labels, value: value))
   }
 
   /// Adds a histogram series to the family of `slot`.
   public mutating func addHistogram(_ slot: FamilySlot, _ labels: LabelSet, _ histogram: HistogramSnapshot) {
     assert(families[slot.index].family.type == .histogram, "\(families[slot.index].family.name) is not a histogram")
-    assert(Array(labels.names.prefix(families[slot.index].family.labels.count)) == families[slot.index].family.labels)
+    assert(Self.labelsFit(labels, families[slot.index].family), "\(families[slot.index].family.name): labels \(labels.names)")
     families[slot.index].histograms.append(HistogramSample(labels: labels, histogram: histogram))
+  }
+
+  /// Whether a series' labels begin with its family's label names (custom labels follow).
+  private static func labelsFit(_ labels: LabelSet, _ family: MetricFamily) -> Bool {
+    Array(labels.names.prefix(family.labels.count)) == family.labels
   }
 
   /// The number of samples added so far (a histogram counts once).

@@ -22,9 +22,10 @@ public final class ExpositionStream: BodyStream, @unchecked Sendable {
   private let families: FamilyStore
   private let pieces: [Piece]
   private var nextPiece = 0
-  /// Inline: the encoder and its buffer, used by the reader's thread.
+  /// Inline: the encoder and its buffer, used by the reader's thread (the buffer is left
+  /// at its minimum with encoder threads, which have their own).
   private var encoder: any ExpositionEncoder
-  private var writer = ByteWriter(capacity: pieceBytes + 4096)
+  private var writer: ByteWriter
   /// With encoder threads: each thread's finished pieces.
   private let queues: [PieceQueue]
 
@@ -34,6 +35,7 @@ public final class ExpositionStream: BodyStream, @unchecked Sendable {
   init(families: [CollectedFamily], encoder: any ExpositionEncoder, encoders: Int = 0) {
     contentType = encoder.contentType
     self.encoder = encoder
+    writer = ByteWriter(capacity: encoders > 0 ? 0 : Self.pieceBytes + 4096)
     pieces = Self.plan(families, for: encoder)
     self.families = FamilyStore(families, pieces: pieces)
     queues = (0..<max(0, encoders)).map { _ in PieceQueue(depth: Self.depth) }
